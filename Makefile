@@ -1,0 +1,70 @@
+# hmap — the commands people type. CMake does the real work; this file only sequences it.
+#
+#   make check   install missing Debian packages, build with gcc and run every test, then build with clang
+#                under ASan+UBSan (build-asan/) and run every test again
+#   make lab     build and run the lab (the article's experiments)
+#   make bench   build and run the benchmark (BENCH_QUICK=1 for the short run)
+#   make build   configure build/ (gcc, RelWithDebInfo) and build it
+#   make install PREFIX=/usr/local
+#   make clean
+#
+# CTEST_ARGS is passed to every ctest run, e.g. make check CTEST_ARGS='-L packaging' or CTEST_ARGS='-LE slow'.
+
+JOBS        ?= 2
+PREFIX      ?= /usr/local
+BUILD_TYPE  ?= RelWithDebInfo
+CTEST_ARGS  ?=
+CTEST_TIMEOUT ?= 600
+GCC         ?= gcc
+GXX         ?= g++
+CLANG       ?= clang
+CLANGXX     ?= clang++
+
+# Sanitizer runtime settings for the ASan build: fail on the first report, with a readable stack.
+SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
+          UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+# BENCH_QUICK=1 reaches the benchmark whether given in the environment or on the make command line.
+ifdef BENCH_QUICK
+export BENCH_QUICK
+endif
+
+CTEST = ctest --output-on-failure --timeout $(CTEST_TIMEOUT) -j$(JOBS) $(CTEST_ARGS)
+
+# Every recipe is a sequence of steps; parallelism lives inside cmake --build and ctest.
+.NOTPARALLEL:
+.PHONY: all deps build build-asan check lab bench install clean
+
+all: build
+
+deps:
+	@bash scripts/deps
+
+build:
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_C_COMPILER=$(GCC) -DCMAKE_CXX_COMPILER=$(GXX)
+	cmake --build build -j$(JOBS)
+
+build-asan:
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_C_COMPILER=$(CLANG) \
+	      -DCMAKE_CXX_COMPILER=$(CLANGXX) -DHMAP_SANITIZE=ON
+	cmake --build build-asan -j$(JOBS)
+
+check: deps
+	$(MAKE) --no-print-directory build
+	cd build && $(CTEST)
+	$(MAKE) --no-print-directory build-asan
+	cd build-asan && $(SAN_ENV) $(CTEST)
+
+lab: deps build
+	./build/tools/lab/hmap-lab
+
+bench: deps build
+	./build/bench/hmap-bench
+
+install:
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+	cmake --build build -j$(JOBS)
+	cmake --install build --prefix $(PREFIX)
+
+clean:
+	rm -rf build build-asan
