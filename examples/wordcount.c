@@ -46,7 +46,8 @@ static int word_buf_push(word_buf *w, char c) {
     if (w->len + 1 >= w->cap) {
         size_t cap = w->cap ? 2 * w->cap : 64;
         char *text = realloc(w->text, cap);
-        if (text == NULL) return -ENOMEM;
+        if (text == NULL)
+            return -ENOMEM;
         w->text = text;
         w->cap = cap;
     }
@@ -60,7 +61,8 @@ static int is_word_char(int c) { return isalnum(c) || c == '\''; }
 /* Adds one to the word's count. The map takes the strdup'ed copy (or drops it if the word is known). */
 static int count_word(hmap *counts, const char *word) {
     char *key = strdup(word);
-    if (key == NULL) return -ENOMEM;
+    if (key == NULL)
+        return -ENOMEM;
     uint64_t *count = hmap_assign(counts, &key, NULL);
     if (count == NULL) {
         free(key); /* on failure the key is still ours */
@@ -86,7 +88,8 @@ static long long count_words(FILE *in, hmap *counts) {
         }
     } while (c != EOF && err == 0);
     free(w.text);
-    if (err == 0 && ferror(in)) err = -EIO;
+    if (err == 0 && ferror(in))
+        err = -EIO;
     return err ? err : words;
 }
 
@@ -97,7 +100,8 @@ typedef struct {
 
 static int by_count_then_word(const void *a, const void *b) {
     const word_count *x = a, *y = b;
-    if (x->count != y->count) return x->count < y->count ? 1 : -1;
+    if (x->count != y->count)
+        return x->count < y->count ? 1 : -1;
     return strcmp(x->word, y->word);
 }
 
@@ -106,7 +110,8 @@ static int by_count_then_word(const void *a, const void *b) {
 static int print_top(hmap *counts) {
     size_t n = hmap_len(counts), i = 0;
     word_count *all = malloc((n ? n : 1) * sizeof *all);
-    if (all == NULL) return -ENOMEM;
+    if (all == NULL)
+        return -ENOMEM;
     hmap_iter it;
     void *key, *val;
     for (hmap_iter_init(&it, counts); hmap_iter_next(&it, &key, &val) && i < n; i++) {
@@ -115,7 +120,8 @@ static int print_top(hmap *counts) {
     }
     hmap_iter_done(&it);
     qsort(all, i, sizeof *all, by_count_then_word);
-    for (size_t j = 0; j < i && j < TOP; j++) printf("%8" PRIu64 " %s\n", all[j].count, all[j].word);
+    for (size_t j = 0; j < i && j < TOP; j++)
+        printf("%8" PRIu64 " %s\n", all[j].count, all[j].word);
     free(all);
     return 0;
 }
@@ -136,10 +142,13 @@ int main(int argc, char **argv) {
         return 1;
     }
     long long words = count_words(in, counts);
-    if (in != stdin) fclose(in);
+    if (in != stdin)
+        fclose(in);
     int rc = words < 0 ? (int)words : print_top(counts);
-    if (rc == 0) printf("words: %lld distinct: %zu\n", words, hmap_len(counts));
-    else fprintf(stderr, "wordcount: %s\n", strerror(-rc));
+    if (rc == 0)
+        printf("words: %lld distinct: %zu\n", words, hmap_len(counts));
+    else
+        fprintf(stderr, "wordcount: %s\n", strerror(-rc));
     hmap_free(counts); /* frees every string through drop_word */
     return rc == 0 ? 0 : 1;
 }
