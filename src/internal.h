@@ -1,0 +1,233 @@
+/*
+ * internal.h — what the files of src/ share. Nothing here is public API.
+ *
+ * Conventions: public names carry the hmap_ prefix and live in include/hmap.h; internal functions shared
+ * between files are declared here without the prefix; everything else is static to its file.
+ *
+ *   map.c      the map's core: layout, lookup, insert, delete (the design essay is at its top)
+ *   resize.c   growth, same-size growth, shrink, incremental evacuation, array release
+ *   iter.c     iteration that survives growth and shrink
+ *   hash.c     the built-in seeded hash (XXH3) and the string-key helpers
+ *   alloc.c    every allocation: the allocator hook, OS-mapped arrays, memstats
+ *   profile.c  sampled heap profile, pprof writer
+ *   trace.c    HMAP_TRACE=1 resize lines
+ */
+#ifndef HMAP_INTERNAL_H
+#define HMAP_INTERNAL_H
+
+#include "hmap.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SLOTS_PER_BUCKET 8
+
+/* Tophash states, as in Go. A slot's tophash byte is either one of these or a hash-derived value
+ * >= MIN_TOPHASH. */
+enum {
+    EMPTY_REST = 0,      /* this slot is empty, and so is every later slot of the bucket and its overflows */
+    EMPTY_ONE = 1,       /* this slot is empty (a tombstone left by a delete) */
+    EVACUATED_X = 2,     /* entry moved to the first (or only) destination bucket of the new array */
+    EVACUATED_Y = 3,     /* entry moved to the second destination bucket (growth only) */
+    EVACUATED_EMPTY = 4, /* slot was empty when its bucket was evacuated */
+    MIN_TOPHASH = 5,     /* smallest tophash of a live entry */
+};
+
+/* An overflow bucket: its own tophash word and link, followed by the slots. The regular buckets of an
+ * array keep their tophash words in one dense array instead (see map.c). */
+typedef struct overflow_bucket {
+    uint64_t tophash;                      /* 8 tophash bytes, slot i in byte i */
+    struct overflow_bucket *next;          /* next in the chain */
+    struct overflow_bucket *owned_next;    /* list of separately allocated overflow buckets */
+    uint64_t pad_;                         /* keeps the slots 16-byte aligned */
+    _Alignas(16) unsigned char slots[];    /* keys[8] then values[8] */
+} overflow_bucket;
+
+/* One bucket array: 2^B regular buckets plus their preallocated overflow buckets. */
+typedef struct table {
+    unsigned B;
+    size_t nbuckets;             /* 2^B */
+    uint64_t *tophash;           /* nbuckets words: bucket i's 8 tophash bytes */
+    overflow_bucket **overflow;  /* nbuckets chain heads */
+    unsigned char *slots;        /* nbuckets * bucket_bytes: keys[8] then values[8], per bucket */
+    unsigned char *spare;        /* preallocated overflow buckets */
+    size_t spare_used, spare_cap;
+    overflow_bucket *owned;      /* overflow buckets allocated one by one, freed with the table */
+    size_t noverflow;            /* overflow buckets in use (spare + owned) */
+    size_t tombstones;           /* EMPTY_ONE slots */
+    size_t owned_bytes;
+    void *mem;                   /* the single allocation holding tophash, overflow, slots and spare */
+    size_t mem_bytes;
+    bool mapped;                 /* mem came from the OS (mmap) rather than the allocator */
+} table;
+
+/* A position in one bucket chain: the tophash word and slot storage of one bucket of the chain. */
+typedef struct bucket_ref {
+    uint64_t *tophash;
+    unsigned char *slots;
+    overflow_bucket **next; /* where the link to the following bucket lives */
+} bucket_ref;
+
+/* How keys are compared and hashed: chosen once at creation, it selects the inlined fast path. */
+typedef enum { KEYS_GENERIC, KEYS_U64, KEYS_CSTR } key_kind;
+
+/* A retired array waiting to be unmapped, a few megabytes per write, so that freeing a large array
+ * is never one long pause. */
+typedef struct retired_array {
+    unsigned char *mem;
+    size_t bytes;      /* still mapped */
+    struct retired_array *next;
+} retired_array;
+
+typedef struct iter_state iter_state;
+
+struct hmap {
+    hmap_type type;
+    key_kind kind;
+    size_t key_stride, val_stride; /* key_size / val_size rounded to their alignment */
+    size_t vals_offset;            /* where values[0] starts inside a bucket's slots */
+    size_t bucket_bytes;           /* slot storage of one bucket */
+    size_t count;
+    uint64_t seed;
+    bool fixed_seed, no_shrink;
+
+    table *cur;            /* where new entries go */
+    table *old;            /* being evacuated into cur, or NULL */
+    hmap_phase phase;      /* why `old` exists */
+    size_t nevacuate;      /* old buckets below this index are all evacuated */
+    size_t old_evacuated;  /* old buckets evacuated so far (in any order) */
+    size_t evacuate_pace;  /* old buckets to evacuate per write, besides the written one */
+
+    retired_array *retired;
+
+    iter_state *iters;     /* open iterations (linked), told when entries move */
+    uint64_t insert_stamp; /* bumped when a new key is stored: iterator caches re-read */
+    uint64_t move_stamp;   /* bumped when entries move between arrays */
+    uint64_t clear_stamp;  /* bumped by hmap_clear: open iterations end */
+
+    hmap_allocator alloc;  /* the hook (or the built-in malloc/free) */
+    bool custom_alloc;
+    char *name;
+    size_t name_bytes;
+
+    /* accounting */
+    size_t bytes; /* every byte this map holds now */
+    uint64_t grows, same_size_grows, shrinks, buckets_moved, max_moved_per_op;
+    uint64_t moved_this_op;
+
+    /* trace bookkeeping (trace.c reads these) */
+    uint64_t resize_start_ns, resize_ops, resize_max_step_ns;
+    size_t resize_bytes_before;
+    unsigned resize_B_before;
+};
+
+/* ---- map.c: shared helpers ---- */
+uint8_t slot_top(const bucket_ref *b, unsigned i);
+void set_slot_top(bucket_ref *b, unsigned i, uint8_t top);
+size_t overflow_bucket_bytes(const hmap *m);
+bool chain_extend(hmap *m, table *t, bucket_ref *last); /* appends an empty overflow bucket; false: ENOMEM */
+uint64_t map_hash(const hmap *m, const void *key);
+uint8_t tophash_of(uint64_t hash);
+bucket_ref table_bucket(const hmap *m, const table *t, size_t i);
+bucket_ref chain_at(const hmap *m, const table *t, size_t i, size_t pos); /* bucket of linear position pos */
+bool bucket_ref_next(const hmap *m, bucket_ref *b);
+unsigned char *slot_key(const hmap *m, const bucket_ref *b, unsigned i);
+unsigned char *slot_val(const hmap *m, const bucket_ref *b, unsigned i);
+bool keys_equal(const hmap *m, const void *a, const void *b);
+void set_slot_empty(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot);
+void drop_entry(const hmap *m, void *key, void *val);
+
+/* The hot helpers, inline for every file. */
+
+/* High bits of the hash choose the bucket: bucket i of 2^B covers hashes [i << (64-B), (i+1) << (64-B)). */
+static inline size_t bucket_index(uint64_t hash, unsigned B) {
+    return B == 0 ? 0 : (size_t)(hash >> (64 - B));
+}
+
+static inline bool table_bucket_evacuated(const table *t, size_t i) {
+    uint8_t first = (uint8_t)t->tophash[i]; /* evacuation marks every slot, so slot 0 tells */
+    return first >= EVACUATED_X && first <= EVACUATED_EMPTY;
+}
+
+/* Where entries with this hash live now: the old bucket while it is not evacuated, else the cur bucket. */
+static inline void locate(const hmap *m, uint64_t hash, table **t, size_t *i) {
+    *t = m->cur;
+    *i = bucket_index(hash, m->cur->B);
+    if (m->old) {
+        size_t oi = bucket_index(hash, m->old->B);
+        if (!table_bucket_evacuated(m->old, oi)) {
+            *t = m->old;
+            *i = oi;
+        }
+    }
+}
+
+/* ---- resize.c ---- */
+#define MAX_B 48                                        /* 2^48 buckets: far beyond any machine */
+size_t load_limit(unsigned B);                          /* entries 2^B buckets may hold: 6.5 each */
+void begin_write(hmap *m);                              /* brackets every O(1) write: pacing, stats, */
+void end_write(hmap *m);                                /* trace timing, gradual unmapping */
+void map_became_empty(hmap *m);                         /* re-seed; give the arrays back */
+table *table_new(hmap *m, unsigned B);                  /* NULL on ENOMEM */
+void table_free(hmap *m, table *t, bool drop_entries);  /* O(size) */
+void table_retire(hmap *m, table *t);                   /* unmap gradually (or free at once) */
+void release_retired(hmap *m, size_t max_bytes);        /* unmaps up to max_bytes of retired arrays */
+unsigned B_for_count(size_t count);                     /* smallest B whose load-factor limit holds count */
+/* Called by every write before it touches bucket chain i (of cur): evacuates what it must. */
+int resize_work(hmap *m, uint64_t hash); /* -ENOMEM if the key's old bucket could not be evacuated */
+/* Starts a shrink if one is due (after a delete); on ENOMEM the map just stays larger. */
+void maybe_start_shrink(hmap *m);
+/* Makes a new array of 2^new_B buckets the current one and starts evacuating the old into it (or just
+ * installs it when there is nothing to move). -ENOMEM leaves the map unchanged. */
+int start_resize(hmap *m, unsigned new_B, hmap_phase phase);
+int finish_resize(hmap *m); /* evacuates everything now: 0 or -ENOMEM */
+
+/* ---- iter.c ---- */
+/* Evacuation tells open iterations that entries of old bucket `i` at chain position `pos` onward now
+ * continue in `dest` (see iter.c). */
+void iters_note_moved(hmap *m, const table *from, size_t i, size_t pos, const table *to, size_t d_first,
+                      const size_t *dest_fill);
+void iters_note_cleared(hmap *m);  /* hmap_clear: open iterations end */
+void iters_forget_tables(hmap *m); /* the map became empty and its arrays go: drop references to them */
+
+/* ---- hash.c ---- */
+uint64_t hash_u64(uint64_t key, uint64_t seed);
+uint64_t hash_mix(uint64_t h); /* bijective finalizer applied to user hashes */
+uint64_t random_seed(void);
+uint64_t fast_random(void); /* per-thread PRNG seeded from random_seed(): iteration starts */
+
+/* ---- alloc.c ---- */
+/* Small objects (the map struct, overflow buckets): through the allocator hook, accounted. */
+void *mem_alloc(hmap *m, size_t size);
+void mem_free(hmap *m, void *p, size_t size);
+/* Bucket arrays: from the OS (zeroed, untouched pages) with the built-in allocator, else from the hook and
+ * zeroed here. */
+void *mem_alloc_array(hmap *m, size_t *size, bool *mapped); /* *size may be rounded up to pages */
+void mem_free_array(hmap *m, void *p, size_t size, bool mapped);
+/* A mapped array leaves the map in two steps, so that a large one is never one long munmap: retiring it
+ * ends it as an allocation (profile, free count); unmapping its parts, a few megabytes per later write,
+ * gives the bytes back (map bytes, live bytes, RSS). mem_free_array does both at once. */
+void mem_retire_array(hmap *m, void *p, size_t size);
+void mem_unmap_part(hmap *m, void *p, size_t size);
+extern const hmap_allocator default_allocator;
+size_t page_size(void);
+/* Allocation with no map (before one exists, e.g. the map struct itself): */
+void *mem_raw_alloc(const hmap_allocator *a, size_t size);
+void mem_raw_free(const hmap_allocator *a, void *p, size_t size);
+void memstats_note_alloc(size_t size);
+void memstats_note_free(size_t size);
+
+/* ---- profile.c ---- */
+/* Called by alloc.c for every allocation and free the library makes. `name` is the map's label or NULL. */
+void profile_note_alloc(const void *p, size_t size, const char *name);
+void profile_note_free(const void *p, size_t size);
+
+/* ---- trace.c ---- */
+bool trace_enabled(void);   /* HMAP_TRACE=1, read once */
+uint64_t trace_now_ns(void);
+void trace_resize_begin(const hmap *m); /* after cur/old are set up; reads the resize_* fields */
+void trace_resize_end(const hmap *m);   /* when the old array is released */
+
+#endif /* HMAP_INTERNAL_H */

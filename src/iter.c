@@ -1,0 +1,270 @@
+/*
+ * iter.c — iteration that yields each key exactly once while the map grows, shrinks and is written to.
+ *
+ * Go's iterator walks the buckets of the array it started on and, when that array has been evacuated
+ * meanwhile, re-reads the keys it finds in the old copies and looks them up again in the new array. In C
+ * that is a use-after-free waiting to happen: a key deleted since may have been freed by key_drop. And Go's
+ * scheme cannot follow a shrink, where buckets merge. We iterate differently.
+ *
+ * Position in hash space. Buckets are indexed by the high bits of the hash (map.c), so every bucket of
+ * every array size covers one contiguous interval of hash values, and those intervals are ordered like
+ * the bucket indexes. The iterator visits entries in increasing order of their 64-bit hash, starting at a
+ * random point and wrapping around once. Its state is just a cursor P:
+ *
+ *     done = { entries with hash < P }  ∪  { entries with hash == P before position rpos of chain rchain }
+ *
+ * A hash never changes, so P means the same thing whichever array an entry sits in, however many times
+ * entries have moved between two calls: nothing is ever pinned, and nothing read by the iterator can be
+ * freed under it. Each call finds where hash P lives now (the old bucket if not evacuated, else the cur
+ * bucket — locate() in internal.h), and looks in that one chain for the smallest pending hash below the
+ * end of the chain's interval (the nearer end of the old and the cur bucket covering P, since a shrink
+ * merges intervals of which some may still be in the old array). No candidate: P jumps to that end.
+ *
+ * Keys with equal 64-bit hashes (only a custom hash produces those in practice) are told apart by chain
+ * position: inserts never move entries within a chain, and evacuation keeps their order. The resume
+ * position (rchain, rpos) is the only reference into an array the iterator holds, and evacuation updates
+ * it (iters_note_moved), so the map keeps a list of open iterations.
+ *
+ * Cost. Each yielded entry needs the hashes of the entries of its chain. They are cached (sorted by hash,
+ * up to CACHE_SLOTS entries) until a key is inserted or entries move; a delete leaves the cache valid (the
+ * slot's tophash says it is gone). A plain iteration thus hashes every key once.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+#define CACHE_SLOTS 12
+#define CACHE_NONE 0xff
+
+struct iter_state {
+    hmap *m;
+    iter_state *next, *prev; /* the map's list of open iterations */
+    uint64_t start;          /* random starting hash; the first lap covers [start, 2^64), the second [0, start) */
+    uint64_t P;
+    uint64_t clear_stamp;
+    const table *rt; /* resume reference for entries whose hash is P; NULL: all of them are pending */
+    size_t rchain, rpos;
+    uint8_t lap;
+    bool done;
+    /* sorted (hash, position) of the live entries of one chain */
+    uint8_t cache_n;
+    const table *cache_t;
+    size_t cache_chain;
+    uint64_t cache_insert_stamp, cache_move_stamp;
+    uint64_t cache_hash[CACHE_SLOTS];
+    uint16_t cache_pos[CACHE_SLOTS];
+};
+
+_Static_assert(sizeof(iter_state) <= sizeof(hmap_iter), "hmap_iter is too small for the iterator state");
+_Static_assert(_Alignof(iter_state) <= _Alignof(hmap_iter), "hmap_iter is not aligned enough");
+
+typedef unsigned __int128 u128; /* interval ends reach 2^64 */
+
+static u128 interval_end(uint64_t hash, unsigned B) {
+    if (B == 0)
+        return (u128)1 << 64;
+    return ((u128)(hash >> (64 - B)) + 1) << (64 - B);
+}
+
+static bool pending(const iter_state *it, const table *t, size_t chain, uint64_t h, size_t pos) {
+    if (h != it->P)
+        return h > it->P;
+    if (!it->rt)
+        return true;
+    return it->rt == t && it->rchain == chain && pos >= it->rpos;
+}
+
+/* Is (h, pos) before (best_h, best_pos)? */
+static bool earlier(uint64_t h, size_t pos, uint64_t best_h, size_t best_pos) {
+    return h < best_h || (h == best_h && pos < best_pos);
+}
+
+static bool cache_valid(const iter_state *it, const table *t, size_t chain) {
+    const hmap *m = it->m;
+    return it->cache_t == t && it->cache_chain == chain && it->cache_insert_stamp == m->insert_stamp &&
+           it->cache_move_stamp == m->move_stamp;
+}
+
+/* Hashes the chain's live entries into the cache, sorted; CACHE_NONE if there are too many. */
+static void cache_fill(iter_state *it, const table *t, size_t chain) {
+    const hmap *m = it->m;
+    it->cache_t = t;
+    it->cache_chain = chain;
+    it->cache_insert_stamp = m->insert_stamp;
+    it->cache_move_stamp = m->move_stamp;
+    uint8_t n = 0;
+    size_t pos = 0;
+    bucket_ref b = table_bucket(m, t, chain);
+    do {
+        for (unsigned s = 0; s < SLOTS_PER_BUCKET; s++, pos++) {
+            if (slot_top(&b, s) < MIN_TOPHASH)
+                continue;
+            if (n == CACHE_SLOTS || pos > UINT16_MAX) {
+                it->cache_n = CACHE_NONE;
+                return;
+            }
+            uint64_t h = map_hash(m, slot_key(m, &b, s));
+            uint8_t j = n++;
+            for (; j > 0 && earlier(h, pos, it->cache_hash[j - 1], it->cache_pos[j - 1]); j--) {
+                it->cache_hash[j] = it->cache_hash[j - 1];
+                it->cache_pos[j] = it->cache_pos[j - 1];
+            }
+            it->cache_hash[j] = h;
+            it->cache_pos[j] = (uint16_t)pos;
+        }
+    } while (bucket_ref_next(m, &b));
+    it->cache_n = n;
+}
+
+/* The pending entry of chain (t, chain) with the smallest (hash, position) and hash < end. */
+static bool next_in_chain(iter_state *it, const table *t, size_t chain, u128 end, uint64_t *h_out,
+                          size_t *pos_out) {
+    const hmap *m = it->m;
+    if (!cache_valid(it, t, chain))
+        cache_fill(it, t, chain);
+    if (it->cache_n != CACHE_NONE) {
+        for (uint8_t j = 0; j < it->cache_n; j++) {
+            uint64_t h = it->cache_hash[j];
+            size_t pos = it->cache_pos[j];
+            if ((u128)h >= end)
+                return false;
+            if (!pending(it, t, chain, h, pos))
+                continue;
+            bucket_ref b = chain_at(m, t, chain, pos);
+            if (slot_top(&b, (unsigned)(pos % SLOTS_PER_BUCKET)) < MIN_TOPHASH)
+                continue; /* deleted since the cache was filled */
+            *h_out = h;
+            *pos_out = pos;
+            return true;
+        }
+        return false;
+    }
+    /* A long chain (colliding keys): scan it whole. */
+    bool found = false;
+    size_t pos = 0;
+    *h_out = 0;
+    *pos_out = 0;
+    bucket_ref b = table_bucket(m, t, chain);
+    do {
+        for (unsigned s = 0; s < SLOTS_PER_BUCKET; s++, pos++) {
+            if (slot_top(&b, s) < MIN_TOPHASH)
+                continue;
+            uint64_t h = map_hash(m, slot_key(m, &b, s));
+            if ((u128)h < end && pending(it, t, chain, h, pos) && (!found || earlier(h, pos, *h_out, *pos_out))) {
+                *h_out = h;
+                *pos_out = pos;
+                found = true;
+            }
+        }
+    } while (bucket_ref_next(m, &b));
+    return found;
+}
+
+static void iter_finish(iter_state *it) { it->done = true; }
+
+bool hmap_iter_next(hmap_iter *opaque, void **key, void **val) {
+    iter_state *it = (iter_state *)opaque;
+    if (!it || !it->m || it->done)
+        return false;
+    hmap *m = it->m;
+    if (it->clear_stamp != m->clear_stamp || m->count == 0 || !m->cur) {
+        iter_finish(it);
+        return false;
+    }
+    for (;;) {
+        table *t;
+        size_t chain;
+        locate(m, it->P, &t, &chain);
+        u128 end = interval_end(it->P, m->cur->B);
+        if (m->old) {
+            u128 old_end = interval_end(it->P, m->old->B);
+            end = old_end < end ? old_end : end;
+        }
+        u128 lap_end = it->lap == 0 ? (u128)1 << 64 : (u128)it->start;
+        if (lap_end < end)
+            end = lap_end;
+
+        uint64_t h = 0;
+        size_t pos = 0;
+        if (next_in_chain(it, t, chain, end, &h, &pos)) {
+            it->P = h;
+            it->rt = t;
+            it->rchain = chain;
+            it->rpos = pos + 1;
+            bucket_ref b = chain_at(m, t, chain, pos);
+            unsigned s = (unsigned)(pos % SLOTS_PER_BUCKET);
+            if (key)
+                *key = slot_key(m, &b, s);
+            if (val)
+                *val = slot_val(m, &b, s);
+            return true;
+        }
+        it->rt = NULL;
+        if (end < lap_end) {
+            it->P = (uint64_t)end;
+        } else if (it->lap == 0 && it->start != 0) {
+            it->lap = 1;
+            it->P = 0;
+        } else {
+            iter_finish(it);
+            return false;
+        }
+    }
+}
+
+void hmap_iter_init(hmap_iter *opaque, hmap *m) {
+    iter_state *it = (iter_state *)opaque;
+    if (!it)
+        return;
+    memset(it, 0, sizeof *it);
+    it->m = m;
+    if (!m) {
+        it->done = true;
+        return;
+    }
+    it->start = it->P = fast_random();
+    it->clear_stamp = m->clear_stamp;
+    it->next = m->iters;
+    if (m->iters)
+        m->iters->prev = it;
+    m->iters = it;
+}
+
+void hmap_iter_done(hmap_iter *opaque) {
+    iter_state *it = (iter_state *)opaque;
+    if (!it || !it->m)
+        return;
+    hmap *m = it->m;
+    if (it->prev)
+        it->prev->next = it->next;
+    else
+        m->iters = it->next;
+    if (it->next)
+        it->next->prev = it->prev;
+    it->m = NULL;
+    it->done = true;
+}
+
+void iters_note_moved(hmap *m, const table *from, size_t i, size_t pos, const table *to, size_t d_first,
+                      const size_t *dest_fill) {
+    for (iter_state *it = m->iters; it; it = it->next) {
+        if (it->rt != from || it->rchain != i || it->rpos != pos)
+            continue;
+        size_t d = bucket_index(it->P, to->B);
+        it->rt = to;
+        it->rchain = d;
+        it->rpos = dest_fill[d - d_first];
+    }
+}
+
+void iters_forget_tables(hmap *m) {
+    for (iter_state *it = m->iters; it; it = it->next) {
+        it->rt = NULL;
+        it->cache_t = NULL;
+    }
+}
+
+void iters_note_cleared(hmap *m) {
+    m->clear_stamp++;
+    iters_forget_tables(m);
+}

@@ -1,0 +1,419 @@
+/*
+ * resize.c — growth, same-size growth, shrinking: all incremental, none ever an O(n) pause.
+ *
+ * A resize allocates the new array (O(1): large arrays are fresh, untouched OS pages, see alloc.c), makes
+ * it `cur`, and keeps the previous one as `old`. From then on every write evacuates the old bucket its key
+ * maps to, plus `evacuate_pace` more in index order (the `nevacuate` mark, as Go), until every old bucket
+ * is moved; then the old array is retired and unmapped a little per write. Reads look in the old bucket
+ * when it is not evacuated yet. Only one resize runs at a time.
+ *
+ *   kind        when (checked by writes)                       new size        old bucket i goes to
+ *   grow        an insert would exceed 6.5 entries/bucket      2^(B+1)         2i or 2i+1 (next hash bit)
+ *   same-size   overflow buckets >= 2^min(B,15) (Go's rule)    2^B             i (tombstones dropped)
+ *   shrink      a delete leaves < 1/4 of the 6.5 load limit    fit(count)*2    i >> (B - B')
+ *
+ * Hysteresis. After a shrink the map is at most half full (the target is the smallest size that holds the
+ * count, doubled), and the next shrink waits until the count falls to a quarter of the limit: between two
+ * resizes the count must change by a factor of 2 at least, so N deletes followed by N inserts, or churn
+ * around any size, cost O(1) amortized evacuation work per operation and never thrash.
+ *
+ * Pacing. Growth evacuates 1 bucket besides the written one, as Go: it finishes long before the next
+ * doubling is due. A shrink starts with about 1.6 entries per old bucket and must be done before the count
+ * falls much further (so that memory really follows the count down right after the deletes), so it moves
+ * ceil(8 * old buckets / count) per write — 5 at the threshold, finishing within the next 1/8 of the
+ * count's deletes — capped at MAX_PACE so that no single write moves more than a bounded number.
+ *
+ * Evacuation of one old bucket never fails halfway: it first makes room in the destination chains (the
+ * only allocation), then moves; so -ENOMEM leaves the map exactly as it was. Entries keep their relative
+ * order: they are appended after the last used slot of the destination chain. Open iterations are told
+ * where each chain position went (iter.c relies on it for keys with equal hashes).
+ */
+#include "hash.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define MAX_PACE 32
+/* Retired arrays are unmapped this much per write: ~64 pages, a few microseconds of munmap. */
+#define RELEASE_STEP ((size_t)256 << 10)
+
+size_t load_limit(unsigned B) { return B == 0 ? 8 : (size_t)13 << (B - 1); }
+
+unsigned B_for_count(size_t count) {
+    unsigned B = 0;
+    while (B <= MAX_B && count > load_limit(B))
+        B++;
+    return B; /* MAX_B + 1 when no array can hold count */
+}
+
+/* ---------------------------------------------------------------- arrays */
+
+table *table_new(hmap *m, unsigned B) {
+    if (B > MAX_B)
+        return NULL;
+    size_t nb = (size_t)1 << B, nspare = B >= 4 ? nb >> 4 : 0;
+    size_t slots_off = (2 * sizeof(uint64_t) * nb + 63) & ~(size_t)63;
+    size_t slots_bytes, spare_bytes, total;
+    if (__builtin_mul_overflow(nb, m->bucket_bytes, &slots_bytes) ||
+        __builtin_mul_overflow(nspare, overflow_bucket_bytes(m), &spare_bytes) ||
+        __builtin_add_overflow(slots_off, slots_bytes, &total) ||
+        __builtin_add_overflow(total, spare_bytes, &total))
+        return NULL;
+    table *t = mem_alloc(m, sizeof *t);
+    if (!t)
+        return NULL;
+    memset(t, 0, sizeof *t);
+    t->mem = mem_alloc_array(m, &total, &t->mapped);
+    if (!t->mem) {
+        mem_free(m, t, sizeof *t);
+        return NULL;
+    }
+    unsigned char *base = t->mem;
+    t->B = B;
+    t->nbuckets = nb;
+    t->mem_bytes = total;
+    t->tophash = (uint64_t *)base;
+    t->overflow = (overflow_bucket **)(base + sizeof(uint64_t) * nb);
+    t->slots = base + slots_off;
+    t->spare = t->slots + slots_bytes;
+    t->spare_cap = nspare;
+    return t;
+}
+
+static void drop_table_entries(hmap *m, table *t) {
+    if (!m->type.key_drop && !(m->type.val_drop && m->type.val_size))
+        return;
+    for (size_t i = 0; i < t->nbuckets; i++) {
+        bucket_ref b = table_bucket(m, t, i);
+        do {
+            for (unsigned s = 0; s < SLOTS_PER_BUCKET; s++)
+                if (slot_top(&b, s) >= MIN_TOPHASH)
+                    drop_entry(m, slot_key(m, &b, s), slot_val(m, &b, s));
+        } while (bucket_ref_next(m, &b));
+    }
+}
+
+static void free_owned_overflow(hmap *m, table *t) {
+    size_t bytes = overflow_bucket_bytes(m);
+    while (t->owned) {
+        overflow_bucket *o = t->owned;
+        t->owned = o->owned_next;
+        mem_free(m, o, bytes);
+    }
+}
+
+void table_free(hmap *m, table *t, bool drop_entries) {
+    if (drop_entries)
+        drop_table_entries(m, t);
+    free_owned_overflow(m, t);
+    mem_free_array(m, t->mem, t->mem_bytes, t->mapped);
+    mem_free(m, t, sizeof *t);
+}
+
+void table_retire(hmap *m, table *t) {
+    retired_array *r = t->mapped ? mem_alloc(m, sizeof *r) : NULL;
+    if (!r) { /* small arrays (and, should even this fail, large ones) go at once */
+        table_free(m, t, false);
+        return;
+    }
+    free_owned_overflow(m, t);
+    mem_retire_array(m, t->mem, t->mem_bytes);
+    r->mem = t->mem;
+    r->bytes = t->mem_bytes;
+    r->next = m->retired;
+    m->retired = r;
+    mem_free(m, t, sizeof *t);
+}
+
+void release_retired(hmap *m, size_t budget) {
+    while (m->retired && budget > 0) {
+        retired_array *r = m->retired;
+        size_t step = r->bytes < budget ? r->bytes : budget;
+        step &= ~(page_size() - 1);
+        if (step == 0)
+            step = r->bytes; /* less than a page left */
+        mem_unmap_part(m, r->mem + r->bytes - step, step); /* from the tail: the head stays mapped */
+        r->bytes -= step;
+        budget = step < budget ? budget - step : 0;
+        if (r->bytes == 0) {
+            m->retired = r->next;
+            mem_free(m, r, sizeof *r);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- evacuation */
+
+/* Linear position of the first EMPTY_REST slot of chain i in t: entries appended from there keep order. */
+static size_t chain_fill(const hmap *m, const table *t, size_t i, bucket_ref *last, size_t *nbuckets) {
+    bucket_ref b = table_bucket(m, t, i);
+    size_t k = 0, fill = SIZE_MAX;
+    for (;;) {
+        if (fill == SIZE_MAX) {
+            for (unsigned s = 0; s < SLOTS_PER_BUCKET; s++)
+                if (slot_top(&b, s) == EMPTY_REST) {
+                    fill = k * SLOTS_PER_BUCKET + s;
+                    break;
+                }
+        }
+        k++;
+        *last = b;
+        if (!bucket_ref_next(m, &b))
+            break;
+    }
+    *nbuckets = k;
+    return fill == SIZE_MAX ? k * SLOTS_PER_BUCKET : fill;
+}
+
+typedef struct destination {
+    size_t chain;    /* bucket index in cur */
+    size_t incoming; /* entries that will move there */
+    size_t fill;     /* next linear position to write */
+} destination;
+
+static size_t dest_of(const hmap *m, const bucket_ref *b, unsigned s, size_t ndest) {
+    if (ndest == 1)
+        return 0;
+    /* growth by one doubling: the next hash bit below the old index chooses X (0) or Y (1) */
+    return bucket_index(map_hash(m, slot_key(m, b, s)), m->cur->B) & 1;
+}
+
+/* Makes room for the incoming entries at the end of each destination chain: the only allocation. */
+static int prepare_destinations(hmap *m, destination *d, size_t ndest) {
+    for (size_t k = 0; k < ndest; k++) {
+        bucket_ref last;
+        size_t nbuckets;
+        d[k].fill = chain_fill(m, m->cur, d[k].chain, &last, &nbuckets);
+        size_t capacity = nbuckets * SLOTS_PER_BUCKET;
+        while (d[k].fill + d[k].incoming > capacity) {
+            if (!chain_extend(m, m->cur, &last))
+                return -ENOMEM; /* appended empty buckets are harmless: the map is unchanged */
+            capacity += SLOTS_PER_BUCKET;
+        }
+    }
+    return 0;
+}
+
+static void move_entry(hmap *m, const bucket_ref *from, unsigned s, destination *d) {
+    bucket_ref to = chain_at(m, m->cur, d->chain, d->fill);
+    unsigned ts = (unsigned)(d->fill % SLOTS_PER_BUCKET);
+    memcpy(slot_key(m, &to, ts), slot_key(m, from, s), m->type.key_size);
+    if (m->type.val_size)
+        memcpy(slot_val(m, &to, ts), slot_val(m, from, s), m->type.val_size);
+    set_slot_top(&to, ts, slot_top(from, s));
+    d->fill++;
+}
+
+static void complete_resize(hmap *m);
+
+/* Moves old bucket oi (its whole chain) into cur. 0, or -ENOMEM with nothing moved. */
+static int evacuate(hmap *m, size_t oi) {
+    table *o = m->old;
+    if (table_bucket_evacuated(o, oi))
+        return 0;
+    size_t ndest = m->cur->B > o->B ? 2 : 1;
+    size_t first = m->cur->B > o->B ? oi << 1 : oi >> (o->B - m->cur->B);
+    destination d[2] = {{first, 0, 0}, {first + 1, 0, 0}};
+
+    bucket_ref b = table_bucket(m, o, oi);
+    do {
+        for (unsigned s = 0; s < SLOTS_PER_BUCKET; s++)
+            if (slot_top(&b, s) >= MIN_TOPHASH)
+                d[dest_of(m, &b, s, ndest)].incoming++;
+    } while (bucket_ref_next(m, &b));
+    if (prepare_destinations(m, d, ndest) < 0)
+        return -ENOMEM;
+
+    size_t pos = 0;
+    b = table_bucket(m, o, oi);
+    do {
+        for (unsigned s = 0; s < SLOTS_PER_BUCKET; s++, pos++) {
+            if (m->iters) {
+                size_t fills[2] = {d[0].fill, d[1].fill};
+                iters_note_moved(m, o, oi, pos, m->cur, first, fills);
+            }
+            uint8_t top = slot_top(&b, s);
+            if (top >= MIN_TOPHASH) {
+                size_t k = dest_of(m, &b, s, ndest);
+                move_entry(m, &b, s, &d[k]);
+                set_slot_top(&b, s, k == 0 ? EVACUATED_X : EVACUATED_Y);
+            } else {
+                if (top == EMPTY_ONE)
+                    o->tombstones--;
+                set_slot_top(&b, s, EVACUATED_EMPTY);
+            }
+        }
+    } while (bucket_ref_next(m, &b));
+    if (m->iters) {
+        size_t fills[2] = {d[0].fill, d[1].fill};
+        iters_note_moved(m, o, oi, pos, m->cur, first, fills);
+    }
+
+    m->move_stamp++;
+    m->old_evacuated++;
+    m->buckets_moved++;
+    m->moved_this_op++;
+    while (m->nevacuate < o->nbuckets && table_bucket_evacuated(o, m->nevacuate))
+        m->nevacuate++;
+    if (m->old_evacuated == o->nbuckets)
+        complete_resize(m);
+    return 0;
+}
+
+static void complete_resize(hmap *m) {
+    if (trace_enabled())
+        trace_resize_end(m);
+    table *o = m->old;
+    m->old = NULL;
+    m->phase = HMAP_STEADY;
+    m->nevacuate = m->old_evacuated = 0;
+    table_retire(m, o);
+}
+
+int resize_work(hmap *m, uint64_t hash) {
+    uint64_t t0 = trace_enabled() ? trace_now_ns() : 0;
+    m->resize_ops++;
+    int rc = evacuate(m, bucket_index(hash, m->old->B));
+    for (size_t k = 0; rc == 0 && k < m->evacuate_pace && m->old; k++) {
+        if (m->nevacuate < m->old->nbuckets && evacuate(m, m->nevacuate) < 0)
+            break; /* background progress may fail; the next write tries again */
+    }
+    if (t0) {
+        uint64_t dt = trace_now_ns() - t0;
+        if (dt > m->resize_max_step_ns)
+            m->resize_max_step_ns = dt;
+    }
+    return rc;
+}
+
+int finish_resize(hmap *m) {
+    while (m->old) {
+        if (evacuate(m, m->nevacuate) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- starting a resize */
+
+static size_t shrink_pace(size_t old_buckets, size_t count) {
+    size_t pace = (8 * old_buckets + count - 1) / (count ? count : 1);
+    return pace < 1 ? 1 : pace > MAX_PACE ? MAX_PACE : pace;
+}
+
+int start_resize(hmap *m, unsigned new_B, hmap_phase phase) {
+    size_t bytes_before = m->bytes;
+    table *t = table_new(m, new_B);
+    if (!t)
+        return -ENOMEM;
+    if (!m->cur || m->count == 0) { /* nothing to move: just install the new array */
+        if (m->cur) {
+            iters_forget_tables(m);
+            table_retire(m, m->cur);
+        }
+        m->cur = t;
+        return 0;
+    }
+    m->resize_B_before = m->cur->B;
+    m->resize_bytes_before = bytes_before;
+    m->resize_ops = 0;
+    m->resize_max_step_ns = 0;
+    m->resize_start_ns = trace_enabled() ? trace_now_ns() : 0;
+    m->old = m->cur;
+    m->cur = t;
+    m->phase = phase;
+    m->nevacuate = m->old_evacuated = 0;
+    m->evacuate_pace = phase == HMAP_SHRINKING ? shrink_pace(m->old->nbuckets, m->count) : 1;
+    if (phase == HMAP_GROWING)
+        m->grows++;
+    else if (phase == HMAP_SAME_SIZE_GROWING)
+        m->same_size_grows++;
+    else
+        m->shrinks++;
+    if (trace_enabled())
+        trace_resize_begin(m);
+    return 0;
+}
+
+void maybe_start_shrink(hmap *m) {
+    if (m->no_shrink || m->old || !m->cur || m->cur->B == 0)
+        return;
+    if (m->count * 4 >= load_limit(m->cur->B))
+        return;
+    unsigned target = B_for_count(m->count) + 1; /* half full after the shrink: hysteresis */
+    if (target < m->cur->B)
+        (void)start_resize(m, target, HMAP_SHRINKING); /* on ENOMEM the map stays larger: still correct */
+}
+
+void map_became_empty(hmap *m) {
+    if (!m->fixed_seed)
+        m->seed = random_seed(); /* as Go: a fresh seed whenever the map is empty */
+    if (m->no_shrink)
+        return;
+    iters_forget_tables(m);
+    if (m->old) {
+        if (trace_enabled())
+            trace_resize_end(m);
+        table_retire(m, m->old);
+        m->old = NULL;
+        m->phase = HMAP_STEADY;
+        m->nevacuate = m->old_evacuated = 0;
+    }
+    if (m->cur) {
+        table_retire(m, m->cur);
+        m->cur = NULL;
+    }
+}
+
+/* ---------------------------------------------------------------- write bracketing */
+
+void begin_write(hmap *m) { m->moved_this_op = 0; }
+
+void end_write(hmap *m) {
+    if (m->moved_this_op > m->max_moved_per_op)
+        m->max_moved_per_op = m->moved_this_op;
+    if (m->retired)
+        release_retired(m, RELEASE_STEP);
+}
+
+/* ---------------------------------------------------------------- O(n) calls */
+
+int hmap_reserve(hmap *m, size_t n) {
+    if (!m)
+        return -EINVAL;
+    unsigned target = B_for_count(n);
+    if (target > MAX_B)
+        return -ENOMEM;
+    if (finish_resize(m) < 0)
+        return -ENOMEM;
+    if (!m->cur || m->count == 0)
+        return (m->cur && m->cur->B >= target) ? 0 : start_resize(m, target, HMAP_GROWING);
+    while (m->cur->B < target) { /* one doubling at a time: evacuation splits a bucket in two */
+        if (start_resize(m, m->cur->B + 1, HMAP_GROWING) < 0 || finish_resize(m) < 0)
+            return -ENOMEM;
+    }
+    release_retired(m, SIZE_MAX);
+    return 0;
+}
+
+int hmap_compact(hmap *m) {
+    if (!m)
+        return -EINVAL;
+    if (finish_resize(m) < 0)
+        return -ENOMEM;
+    if (m->count == 0) {
+        if (!m->no_shrink)
+            map_became_empty(m);
+    } else {
+        unsigned target = B_for_count(m->count);
+        if (target < m->cur->B || m->cur->owned || m->cur->tombstones) {
+            if (start_resize(m, target < m->cur->B ? target : m->cur->B,
+                             target < m->cur->B ? HMAP_SHRINKING : HMAP_SAME_SIZE_GROWING) < 0 ||
+                finish_resize(m) < 0)
+                return -ENOMEM;
+        }
+    }
+    release_retired(m, SIZE_MAX);
+    return 0;
+}
