@@ -124,22 +124,58 @@ struct hmap {
 };
 
 /* ---- map.c: shared helpers ---- */
-uint8_t slot_top(const bucket_ref *b, unsigned i);
-void set_slot_top(bucket_ref *b, unsigned i, uint8_t top);
 size_t overflow_bucket_bytes(const hmap *m);
 bool chain_extend(hmap *m, table *t, bucket_ref *last); /* appends an empty overflow bucket; false: ENOMEM */
 uint64_t map_hash(const hmap *m, const void *key);
 uint8_t tophash_of(uint64_t hash);
-bucket_ref table_bucket(const hmap *m, const table *t, size_t i);
 bucket_ref chain_at(const hmap *m, const table *t, size_t i, size_t pos); /* bucket of linear position pos */
-bool bucket_ref_next(const hmap *m, bucket_ref *b);
-unsigned char *slot_key(const hmap *m, const bucket_ref *b, unsigned i);
-unsigned char *slot_val(const hmap *m, const bucket_ref *b, unsigned i);
 bool keys_equal(const hmap *m, const void *a, const void *b);
 void set_slot_empty(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot);
 void drop_entry(const hmap *m, void *key, void *val);
 
 /* The hot helpers, inline for every file. */
+
+static inline bucket_ref table_bucket(const hmap *m, const table *t, size_t i) {
+    bucket_ref b = {&t->tophash[i], t->slots + i * m->bucket_bytes, &t->overflow[i]};
+    return b;
+}
+
+/* Moves b to the next bucket of its chain; false at the end (b unchanged). */
+static inline bool bucket_ref_next(const hmap *m, bucket_ref *b) {
+    (void)m;
+    overflow_bucket *o = *b->next;
+    if (!o)
+        return false;
+    b->tophash = &o->tophash;
+    b->slots = o->slots;
+    b->next = &o->next;
+    return true;
+}
+
+static inline unsigned char *slot_key(const hmap *m, const bucket_ref *b, unsigned i) {
+    return b->slots + (size_t)i * m->key_stride;
+}
+
+/* The value of slot i; for a set (val_size 0) the key's address, which serves as the presence token. */
+static inline unsigned char *slot_val(const hmap *m, const bucket_ref *b, unsigned i) {
+    if (m->type.val_size == 0)
+        return slot_key(m, b, i);
+    return b->slots + m->vals_offset + (size_t)i * m->val_stride;
+}
+
+/* memcpy with the common 8-byte case inlined (keys and values are usually 8 bytes). */
+static inline void copy_item(void *dst, const void *src, size_t n) {
+    if (n == 8)
+        __builtin_memcpy(dst, src, 8);
+    else
+        __builtin_memcpy(dst, src, n);
+}
+
+static inline uint8_t slot_top(const bucket_ref *b, unsigned i) { return (uint8_t)(*b->tophash >> (8 * i)); }
+
+static inline void set_slot_top(bucket_ref *b, unsigned i, uint8_t top) {
+    *b->tophash = (*b->tophash & ~(0xffULL << (8 * i))) | ((uint64_t)top << (8 * i));
+}
 
 /* High bits of the hash choose the bucket: bucket i of 2^B covers hashes [i << (64-B), (i+1) << (64-B)). */
 static inline size_t bucket_index(uint64_t hash, unsigned B) {

@@ -100,43 +100,11 @@ uint8_t tophash_of(uint64_t hash) {
     return top < MIN_TOPHASH ? (uint8_t)(top + MIN_TOPHASH) : top;
 }
 
-bucket_ref table_bucket(const hmap *m, const table *t, size_t i) {
-    bucket_ref b = {&t->tophash[i], t->slots + i * m->bucket_bytes, &t->overflow[i]};
-    return b;
-}
-
-bool bucket_ref_next(const hmap *m, bucket_ref *b) {
-    (void)m;
-    overflow_bucket *o = *b->next;
-    if (!o)
-        return false;
-    b->tophash = &o->tophash;
-    b->slots = o->slots;
-    b->next = &o->next;
-    return true;
-}
-
 bucket_ref chain_at(const hmap *m, const table *t, size_t i, size_t pos) {
     bucket_ref b = table_bucket(m, t, i);
     for (size_t k = pos / SLOTS_PER_BUCKET; k > 0; k--)
         bucket_ref_next(m, &b);
     return b;
-}
-
-unsigned char *slot_key(const hmap *m, const bucket_ref *b, unsigned i) {
-    return b->slots + (size_t)i * m->key_stride;
-}
-
-unsigned char *slot_val(const hmap *m, const bucket_ref *b, unsigned i) {
-    if (m->type.val_size == 0)
-        return slot_key(m, b, i); /* a set: the key's address is the presence token */
-    return b->slots + m->vals_offset + (size_t)i * m->val_stride;
-}
-
-uint8_t slot_top(const bucket_ref *b, unsigned i) { return (uint8_t)(*b->tophash >> (8 * i)); }
-
-void set_slot_top(bucket_ref *b, unsigned i, uint8_t top) {
-    *b->tophash = (*b->tophash & ~(0xffULL << (8 * i))) | ((uint64_t)top << (8 * i));
 }
 
 /* SWAR: a mask with the high bit of each byte of w that equals `byte` set. Bytes above a true match may
@@ -246,6 +214,7 @@ static inline __attribute__((always_inline)) bool find_or_free(hmap *m, const vo
     f->t = m->cur;
     f->i = bucket_index(hash, m->cur->B);
     f->b = table_bucket(m, f->t, f->i);
+    __builtin_prefetch(f->b.slots, 1); /* the key is compared or written there: overlap the two misses */
     *have_free = false;
     uint8_t top = tophash_of(hash);
     for (;;) {
@@ -278,18 +247,20 @@ static inline __attribute__((always_inline)) bool find_or_free(hmap *m, const vo
 
 static bool over_load(size_t count, unsigned B) { return count > load_limit(B); }
 
-static bool too_many_overflow(const table *t) {
-    unsigned b = t->B < 15 ? t->B : 15;
-    return t->noverflow >= ((size_t)1 << b);
-}
+/* Go's same-size-grow rule: about as many overflow buckets as regular ones means the chains are long
+ * with tombstones or churn (Go counts approximately above 2^15 buckets; its threshold is ~2^B). */
+static bool too_many_overflow(const table *t) { return t->noverflow >= t->nbuckets; }
 
 /* Writes key into a free slot: tophash, key bytes, zeroed value. */
-static void fill_slot(hmap *m, table *t, bucket_ref *b, unsigned slot, uint8_t top, const void *key) {
+static inline __attribute__((always_inline)) void fill_slot(hmap *m, table *t, bucket_ref *b, unsigned slot,
+                                                             uint8_t top, const void *key, key_kind kind) {
     if (slot_top(b, slot) == EMPTY_ONE)
         t->tombstones--;
     set_slot_top(b, slot, top);
-    memcpy(slot_key(m, b, slot), key, m->type.key_size);
-    if (m->type.val_size)
+    copy_item(slot_key(m, b, slot), key, kind == KEYS_GENERIC ? m->type.key_size : 8);
+    if (m->type.val_size == 8)
+        __builtin_memset(slot_val(m, b, slot), 0, 8);
+    else if (m->type.val_size)
         memset(slot_val(m, b, slot), 0, m->type.val_size);
 }
 
@@ -322,7 +293,7 @@ static inline __attribute__((always_inline)) void *assign_kind(hmap *m, const vo
             free_slot = f;
             free_slot.slot = 0;
         }
-        fill_slot(m, free_slot.t, &free_slot.b, free_slot.slot, tophash_of(hash), key);
+        fill_slot(m, free_slot.t, &free_slot.b, free_slot.slot, tophash_of(hash), key, kind);
         m->count++;
         m->insert_stamp++;
         *inserted = true;
@@ -374,8 +345,7 @@ int hmap_put(hmap *m, const void *key, const void *val) {
         if (m->type.val_drop && m->type.val_size)
             m->type.val_drop(slot);
     }
-    if (m->type.val_size)
-        memcpy(slot, val, m->type.val_size);
+    copy_item(slot, val, m->type.val_size);
     return ins ? 1 : 0;
 }
 

@@ -170,6 +170,7 @@ typedef struct destination {
     size_t chain;    /* bucket index in cur */
     size_t incoming; /* entries that will move there */
     size_t fill;     /* next linear position to write */
+    bucket_ref at;   /* the bucket holding position fill */
 } destination;
 
 static size_t dest_of(const hmap *m, const bucket_ref *b, unsigned s, size_t ndest) {
@@ -177,6 +178,19 @@ static size_t dest_of(const hmap *m, const bucket_ref *b, unsigned s, size_t nde
         return 0;
     /* growth by one doubling: the next hash bit below the old index chooses X (0) or Y (1) */
     return bucket_index(map_hash(m, slot_key(m, b, s)), m->cur->B) & 1;
+}
+
+/* Destinations of a chain's first 64 positions, one bit each (1: Y), so that growth hashes each key once;
+ * positions beyond (long collision chains) are hashed again when moved. */
+typedef struct dest_bits {
+    uint64_t y;
+} dest_bits;
+
+static size_t dest_at(const hmap *m, const bucket_ref *b, unsigned s, size_t pos, size_t ndest,
+                      const dest_bits *bits) {
+    if (ndest == 1)
+        return 0;
+    return pos < 64 ? (bits->y >> pos) & 1 : dest_of(m, b, s, ndest);
 }
 
 /* Makes room for the incoming entries at the end of each destination chain: the only allocation. */
@@ -191,18 +205,19 @@ static int prepare_destinations(hmap *m, destination *d, size_t ndest) {
                 return -ENOMEM; /* appended empty buckets are harmless: the map is unchanged */
             capacity += SLOTS_PER_BUCKET;
         }
+        d[k].at = chain_at(m, m->cur, d[k].chain, d[k].fill);
     }
     return 0;
 }
 
 static void move_entry(hmap *m, const bucket_ref *from, unsigned s, destination *d) {
-    bucket_ref to = chain_at(m, m->cur, d->chain, d->fill);
     unsigned ts = (unsigned)(d->fill % SLOTS_PER_BUCKET);
-    memcpy(slot_key(m, &to, ts), slot_key(m, from, s), m->type.key_size);
+    copy_item(slot_key(m, &d->at, ts), slot_key(m, from, s), m->type.key_size);
     if (m->type.val_size)
-        memcpy(slot_val(m, &to, ts), slot_val(m, from, s), m->type.val_size);
-    set_slot_top(&to, ts, slot_top(from, s));
-    d->fill++;
+        copy_item(slot_val(m, &d->at, ts), slot_val(m, from, s), m->type.val_size);
+    set_slot_top(&d->at, ts, slot_top(from, s));
+    if (++d->fill % SLOTS_PER_BUCKET == 0)
+        bucket_ref_next(m, &d->at); /* room was made beforehand, except after the very last entry */
 }
 
 static void complete_resize(hmap *m);
@@ -214,18 +229,25 @@ static int evacuate(hmap *m, size_t oi) {
         return 0;
     size_t ndest = m->cur->B > o->B ? 2 : 1;
     size_t first = m->cur->B > o->B ? oi << 1 : oi >> (o->B - m->cur->B);
-    destination d[2] = {{first, 0, 0}, {first + 1, 0, 0}};
+    destination d[2] = {{.chain = first}, {.chain = first + 1}};
 
+    dest_bits bits = {0};
+    size_t pos = 0;
     bucket_ref b = table_bucket(m, o, oi);
     do {
-        for (unsigned s = 0; s < SLOTS_PER_BUCKET; s++)
-            if (slot_top(&b, s) >= MIN_TOPHASH)
-                d[dest_of(m, &b, s, ndest)].incoming++;
+        for (unsigned s = 0; s < SLOTS_PER_BUCKET; s++, pos++) {
+            if (slot_top(&b, s) < MIN_TOPHASH)
+                continue;
+            size_t k = dest_of(m, &b, s, ndest);
+            d[k].incoming++;
+            if (pos < 64)
+                bits.y |= (uint64_t)k << pos;
+        }
     } while (bucket_ref_next(m, &b));
     if (prepare_destinations(m, d, ndest) < 0)
         return -ENOMEM;
 
-    size_t pos = 0;
+    pos = 0;
     b = table_bucket(m, o, oi);
     do {
         for (unsigned s = 0; s < SLOTS_PER_BUCKET; s++, pos++) {
@@ -235,7 +257,7 @@ static int evacuate(hmap *m, size_t oi) {
             }
             uint8_t top = slot_top(&b, s);
             if (top >= MIN_TOPHASH) {
-                size_t k = dest_of(m, &b, s, ndest);
+                size_t k = dest_at(m, &b, s, pos, ndest, &bits);
                 move_entry(m, &b, s, &d[k]);
                 set_slot_top(&b, s, k == 0 ? EVACUATED_X : EVACUATED_Y);
             } else {
