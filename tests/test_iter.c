@@ -1,0 +1,601 @@
+/*
+ * test_iter.c — the iteration guarantee of PRODUCT.md, checked directly, key by key:
+ *
+ *   - a key present when the iteration starts and not deleted during it is yielded exactly once;
+ *   - a key is never yielded while it is absent from the map (so never after its deletion);
+ *   - a key inserted during the iteration is yielded at most once (per insertion: a key deleted and
+ *     inserted again is a new key);
+ *   - every yielded value is the key's current value.
+ *
+ * ...while the map grows from a handful of entries to 100k inside the loop, shrinks inside the loop,
+ * grows then shrinks inside one iteration, with several iterations open at once, with the iteration
+ * started in the middle of a grow and of a shrink, with the built-in and with a poor hash (first byte
+ * only, so whole groups of keys share one 64-bit hash), and with owned string keys (strdup, freed by
+ * key_drop) deleted and re-inserted inside the loop. Under ASan the last one proves the library never
+ * reads a dropped key; without ASan, key_drop scribbles over the string before freeing it, so that a
+ * stale read is likely to show up as a wrong answer.
+ *
+ * The bookkeeping: a "world" holds the map and which ids are present (plus a list of present ids for
+ * random deletes); each open iteration has a tracker with three bytes per id (present at start, deleted
+ * since, yielded since the last insertion). Keys are ids (uint64) or strings derived from ids.
+ */
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "hmap.h"
+#include "model.h"
+
+#define MAX_IDS 400000u
+#define MAX_TRACKERS 4
+
+typedef enum { KEYS_U64, KEYS_STRING } key_mode;
+
+typedef struct tracker {
+    hmap_iter it;
+    unsigned char *start, *deleted, *yields;
+    size_t yielded;
+    bool open;
+} tracker;
+
+typedef struct world {
+    hmap *m;
+    key_mode mode;
+    prng rng;
+    unsigned char *present;
+    uint32_t *live_ids, *pos; /* live_ids[pos[id]] == id for present ids */
+    size_t live;
+    uint64_t next_fresh;
+    tracker *trackers[MAX_TRACKERS];
+} world;
+
+static long live_strings;
+
+/* ---- keys ---- */
+
+static uint64_t value_of(uint64_t id) { return id * 0x9e3779b97f4a7c15ULL + 1; }
+
+static void string_of(uint64_t id, char *buf, size_t size)
+{
+    /* The id first (so it parses back), then a tail of varying length. */
+    int n = snprintf(buf, size, "s%" PRIu64 "-", id);
+    size_t tail = id % 23;
+    for (size_t i = 0; i < tail && (size_t)n + i + 1 < size; i++)
+        buf[n + i] = (char)('a' + (id + i) % 26);
+    buf[(size_t)n + tail] = '\0';
+}
+
+static void drop_string(void *k)
+{
+    char *s = *(char **)k;
+    memset(s, 0x5a, strlen(s)); /* a stale read now sees garbage, not the old key */
+    free(s);
+    live_strings--;
+}
+
+static uint64_t poor_u64_hash(const void *k, uint64_t seed)
+{
+    (void)seed;
+    return *(const unsigned char *)k;
+}
+
+static uint64_t poor_string_hash(const void *k, uint64_t seed)
+{
+    (void)seed;
+    const char *s = *(const char *const *)k;
+    return (unsigned char)s[1]; /* the first digit of the id */
+}
+
+static uint64_t id_of_key(const world *w, const void *k)
+{
+    if (w->mode == KEYS_U64)
+        return *(const uint64_t *)k;
+    const char *s = *(const char *const *)k;
+    assert_int_equal(s[0], 's');
+    return strtoull(s + 1, NULL, 10);
+}
+
+/* ---- the world ---- */
+
+static void world_init(world *w, key_mode mode, bool poor_hash, uint64_t seed)
+{
+    memset(w, 0, sizeof *w);
+    w->mode = mode;
+    w->rng.s = seed;
+    w->present = calloc(MAX_IDS, 1);
+    w->live_ids = calloc(MAX_IDS, sizeof *w->live_ids);
+    w->pos = calloc(MAX_IDS, sizeof *w->pos);
+    assert_true(w->present && w->live_ids && w->pos);
+    hmap_type type = {.val_size = sizeof(uint64_t)};
+    if (mode == KEYS_U64) {
+        type.key_size = sizeof(uint64_t);
+        type.hash = poor_hash ? poor_u64_hash : NULL;
+    } else {
+        type.key_size = sizeof(char *);
+        type.hash = poor_hash ? poor_string_hash : hmap_hash_cstr;
+        type.equal = hmap_equal_cstr;
+        type.key_drop = drop_string;
+    }
+    live_strings = 0;
+    w->m = hmap_new(&type, 0);
+    assert_non_null(w->m);
+}
+
+static void world_destroy(world *w)
+{
+    hmap_free(w->m);
+    assert_int_equal(live_strings, 0);
+    free(w->present);
+    free(w->live_ids);
+    free(w->pos);
+}
+
+static void world_insert(world *w, uint64_t id)
+{
+    assert_true(id < MAX_IDS);
+    uint64_t v = value_of(id);
+    int rc;
+    if (w->mode == KEYS_U64) {
+        rc = hmap_put(w->m, &id, &v);
+    } else {
+        char buf[64];
+        string_of(id, buf, sizeof buf);
+        char *s = strdup(buf);
+        assert_non_null(s);
+        live_strings++;
+        rc = hmap_put(w->m, &s, &v);
+    }
+    assert_int_equal(rc, w->present[id] ? 0 : 1);
+    if (w->present[id])
+        return;
+    w->present[id] = 1;
+    w->pos[id] = (uint32_t)w->live;
+    w->live_ids[w->live++] = (uint32_t)id;
+    for (int t = 0; t < MAX_TRACKERS; t++)
+        if (w->trackers[t])
+            w->trackers[t]->yields[id] = 0; /* a new key as far as the guarantee goes */
+}
+
+static uint64_t world_insert_fresh(world *w)
+{
+    uint64_t id = w->next_fresh++;
+    world_insert(w, id);
+    return id;
+}
+
+static void world_delete(world *w, uint64_t id)
+{
+    assert_true(w->present[id]);
+    bool ok;
+    if (w->mode == KEYS_U64) {
+        ok = hmap_del(w->m, &id);
+    } else {
+        char buf[64], *p = buf;
+        string_of(id, buf, sizeof buf);
+        ok = hmap_del(w->m, &p);
+    }
+    assert_true(ok);
+    w->present[id] = 0;
+    uint32_t last = w->live_ids[--w->live];
+    w->live_ids[w->pos[id]] = last;
+    w->pos[last] = w->pos[id];
+    for (int t = 0; t < MAX_TRACKERS; t++)
+        if (w->trackers[t])
+            w->trackers[t]->deleted[id] = 1;
+}
+
+static void world_delete_random(world *w)
+{
+    if (w->live)
+        world_delete(w, w->live_ids[prng_below(&w->rng, w->live)]);
+}
+
+static void world_fill(world *w, size_t n)
+{
+    while (w->live < n)
+        world_insert_fresh(w);
+}
+
+/* The map holds exactly the present ids, with their values. */
+static void world_assert_consistent(world *w)
+{
+    assert_int_equal(hmap_len(w->m), w->live);
+    for (size_t i = 0; i < w->live; i++) {
+        uint64_t id = w->live_ids[i];
+        uint64_t *v;
+        if (w->mode == KEYS_U64) {
+            v = hmap_get(w->m, &id);
+        } else {
+            char buf[64], *p = buf;
+            string_of(id, buf, sizeof buf);
+            v = hmap_get(w->m, &p);
+        }
+        assert_non_null(v);
+        assert_int_equal(*v, value_of(id));
+    }
+}
+
+static hmap_stats stats_of(const world *w)
+{
+    hmap_stats st;
+    hmap_get_stats(w->m, &st);
+    return st;
+}
+
+/* ---- trackers: one per open iteration ---- */
+
+static void tracker_begin(world *w, tracker *t)
+{
+    memset(t, 0, sizeof *t);
+    t->start = malloc(MAX_IDS);
+    t->deleted = calloc(MAX_IDS, 1);
+    t->yields = calloc(MAX_IDS, 1);
+    assert_true(t->start && t->deleted && t->yields);
+    memcpy(t->start, w->present, MAX_IDS);
+    int slot = 0;
+    while (slot < MAX_TRACKERS && w->trackers[slot])
+        slot++;
+    assert_true(slot < MAX_TRACKERS);
+    w->trackers[slot] = t;
+    t->open = true;
+    hmap_iter_init(&t->it, w->m);
+}
+
+/* Advances one step; false at the end. The yielded id goes to *id. */
+static bool tracker_step(world *w, tracker *t, uint64_t *id)
+{
+    void *k, *v;
+    if (!hmap_iter_next(&t->it, &k, &v))
+        return false;
+    *id = id_of_key(w, k);
+    if (*id >= MAX_IDS || !w->present[*id])
+        fail_msg("yielded key %" PRIu64 ", which is not in the map", *id);
+    if (t->yields[*id])
+        fail_msg("key %" PRIu64 " yielded twice", *id);
+    t->yields[*id] = 1;
+    t->yielded++;
+    if (*(uint64_t *)v != value_of(*id))
+        fail_msg("key %" PRIu64 " yielded with a wrong value", *id);
+    return true;
+}
+
+static void tracker_end(world *w, tracker *t)
+{
+    hmap_iter_done(&t->it);
+    t->open = false;
+    for (int s = 0; s < MAX_TRACKERS; s++)
+        if (w->trackers[s] == t)
+            w->trackers[s] = NULL;
+    size_t missed = 0;
+    uint64_t first_missed = 0;
+    for (uint64_t id = 0; id < MAX_IDS; id++) {
+        if (t->start[id] && !t->deleted[id] && !t->yields[id]) {
+            if (!missed++)
+                first_missed = id;
+        }
+    }
+    free(t->start);
+    free(t->deleted);
+    free(t->yields);
+    if (missed)
+        fail_msg("%zu keys present throughout were never yielded (first: %" PRIu64 ")", missed, first_missed);
+}
+
+/* ---- plans: what the loop body does ---- */
+
+typedef struct plan {
+    size_t initial;       /* entries before the iteration starts */
+    size_t grow_to;       /* insert until this many (0: no growing phase) */
+    size_t shrink_to;     /* then delete down to this many (0: no shrinking phase) */
+    unsigned ins_per_step, del_per_step;
+    double del_current;   /* chance of deleting the key just yielded */
+    double reinsert;      /* chance of inserting it again right after */
+} plan;
+
+typedef struct outcome {
+    hmap_stats before, after;
+    size_t steps;
+    size_t max_live, min_live;
+} outcome;
+
+/* One step of the loop body after `id` was yielded. `shrinking` flips when grow_to is reached. */
+static void plan_step(world *w, const plan *p, uint64_t id, bool *shrinking)
+{
+    if (prng_chance(&w->rng, p->del_current) && w->present[id]) {
+        world_delete(w, id);
+        if (prng_chance(&w->rng, p->reinsert))
+            world_insert(w, id);
+    }
+    if (!*shrinking && p->grow_to) {
+        for (unsigned i = 0; i < p->ins_per_step && w->live < p->grow_to; i++)
+            world_insert_fresh(w);
+        if (w->live >= p->grow_to)
+            *shrinking = p->shrink_to != 0;
+    } else if (*shrinking || !p->grow_to) {
+        for (unsigned i = 0; i < p->del_per_step && w->live > p->shrink_to; i++)
+            world_delete_random(w);
+    }
+}
+
+static outcome run_plan(world *w, const plan *p)
+{
+    outcome o;
+    memset(&o, 0, sizeof o);
+    world_fill(w, p->initial);
+    o.before = stats_of(w);
+    o.max_live = o.min_live = w->live;
+    tracker t;
+    tracker_begin(w, &t);
+    bool shrinking = !p->grow_to;
+    uint64_t id;
+    while (tracker_step(w, &t, &id)) {
+        plan_step(w, p, id, &shrinking);
+        o.steps++;
+        if (w->live > o.max_live)
+            o.max_live = w->live;
+        if (w->live < o.min_live)
+            o.min_live = w->live;
+    }
+    tracker_end(w, &t);
+    o.after = stats_of(w);
+    world_assert_consistent(w);
+    return o;
+}
+
+/* ---- the tests ---- */
+
+static void grow_inside_loop(key_mode mode, bool poor, size_t initial, size_t target)
+{
+    world w;
+    world_init(&w, mode, poor, 0x17e4 + initial);
+    plan p = {.initial = initial,
+              .grow_to = target,
+              .ins_per_step = (unsigned)((target - initial) / initial + 4),
+              .del_current = 0.05,
+              .reinsert = 0.5};
+    outcome o = run_plan(&w, &p);
+    assert_int_equal(o.max_live >= target - 1, true); /* the loop really grew the map to the target */
+    assert_true(o.after.grows > o.before.grows);
+    print_message("  grow %zu -> %zu: %zu steps, %" PRIu64 " grows during the loop\n", initial, target,
+                  o.steps, o.after.grows - o.before.grows);
+    world_destroy(&w);
+}
+
+static void test_grow_from_1_to_100k(void **state)
+{
+    (void)state;
+    grow_inside_loop(KEYS_U64, false, 1, 100000);
+}
+
+static void test_grow_from_64_to_100k(void **state)
+{
+    (void)state;
+    grow_inside_loop(KEYS_U64, false, 64, 100000);
+}
+
+static void test_grow_from_1000_to_100k(void **state)
+{
+    (void)state;
+    grow_inside_loop(KEYS_U64, false, 1000, 100000);
+}
+
+static void test_grow_poor_hash(void **state)
+{
+    (void)state;
+    grow_inside_loop(KEYS_U64, true, 100, 20000);
+}
+
+static void shrink_inside_loop(key_mode mode, bool poor, size_t initial, size_t floor)
+{
+    world w;
+    world_init(&w, mode, poor, 0x5411 + initial);
+    plan p = {.initial = initial,
+              .shrink_to = floor,
+              .del_per_step = (unsigned)(initial / floor + 2),
+              .del_current = 0.2,
+              .reinsert = 0.3};
+    outcome o = run_plan(&w, &p);
+    assert_true(o.min_live <= floor);
+    assert_true(o.after.shrinks > o.before.shrinks);
+    print_message("  shrink %zu -> %zu: %zu steps, %" PRIu64 " shrinks during the loop\n", initial, floor,
+                  o.steps, o.after.shrinks - o.before.shrinks);
+    world_destroy(&w);
+}
+
+static void test_shrink_100k_to_1000(void **state)
+{
+    (void)state;
+    shrink_inside_loop(KEYS_U64, false, 100000, 1000);
+}
+
+static void test_shrink_100k_to_10(void **state)
+{
+    (void)state;
+    shrink_inside_loop(KEYS_U64, false, 100000, 10);
+}
+
+static void test_shrink_poor_hash(void **state)
+{
+    (void)state;
+    shrink_inside_loop(KEYS_U64, true, 20000, 100);
+}
+
+static void test_grow_then_shrink_in_one_iteration(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, KEYS_U64, false, 0x6575);
+    plan p = {.initial = 1000,
+              .grow_to = 60000,
+              .shrink_to = 100,
+              .ins_per_step = 120,
+              .del_per_step = 120,
+              .del_current = 0.1,
+              .reinsert = 0.5};
+    outcome o = run_plan(&w, &p);
+    assert_int_equal(o.max_live, 60000);
+    assert_true(o.after.grows > o.before.grows);
+    assert_true(o.after.shrinks > o.before.shrinks);
+    world_destroy(&w);
+}
+
+static void test_several_iterations_open(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, KEYS_U64, false, 0x3333);
+    world_fill(&w, 2000);
+    hmap_stats before = stats_of(&w);
+    tracker t[3];
+    bool open[3] = {true, false, false};
+    tracker_begin(&w, &t[0]);
+    size_t round = 0;
+    size_t opened = 1;
+    while (open[0] || open[1] || open[2] || opened < 3) {
+        /* Open the second and third iterations later, in the middle of the growth. */
+        if (opened < 3 && round == 500 * opened) {
+            tracker_begin(&w, &t[opened]);
+            open[opened++] = true;
+        }
+        for (int i = 0; i < 3; i++) {
+            uint64_t id;
+            if (open[i] && !tracker_step(&w, &t[i], &id)) {
+                tracker_end(&w, &t[i]);
+                open[i] = false;
+            }
+        }
+        if (round < 3000) { /* grow */
+            for (int i = 0; i < 12; i++)
+                world_insert_fresh(&w);
+            world_delete_random(&w);
+        } else { /* then shrink */
+            for (int i = 0; i < 16; i++)
+                world_delete_random(&w);
+        }
+        round++;
+    }
+    hmap_stats after = stats_of(&w);
+    assert_true(after.grows > before.grows);
+    assert_true(after.shrinks > before.shrinks);
+    world_assert_consistent(&w);
+    world_destroy(&w);
+}
+
+/* Runs a mutating iteration that starts while the map is in `phase`. */
+static void iterate_from_phase(world *w, hmap_phase phase, bool grow_meanwhile)
+{
+    assert_int_equal(stats_of(w).phase, phase);
+    tracker t;
+    tracker_begin(w, &t);
+    uint64_t id;
+    size_t steps = 0;
+    while (tracker_step(w, &t, &id)) {
+        if (prng_chance(&w->rng, 0.2))
+            world_delete(w, id);
+        if (grow_meanwhile) {
+            for (int i = 0; i < 3; i++)
+                world_insert_fresh(w);
+            world_delete_random(w);
+        } else {
+            for (int i = 0; i < 3; i++)
+                world_delete_random(w);
+            if (steps % 4 == 0)
+                world_insert_fresh(w);
+        }
+        steps++;
+    }
+    tracker_end(w, &t);
+    world_assert_consistent(w);
+}
+
+static void test_start_during_grow(void **state)
+{
+    (void)state;
+    for (int variant = 0; variant < 2; variant++) {
+        world w;
+        world_init(&w, KEYS_U64, false, 0x4747 + (uint64_t)variant);
+        world_fill(&w, 5000);
+        /* Insert until a grow starts, then a little further so that it is partly done. */
+        size_t guard = 0;
+        while (stats_of(&w).phase != HMAP_GROWING && guard++ < 100000)
+            world_insert_fresh(&w);
+        assert_int_equal(stats_of(&w).phase, HMAP_GROWING);
+        for (int i = 0; i < 50 && stats_of(&w).phase == HMAP_GROWING; i++)
+            world_insert_fresh(&w);
+        if (stats_of(&w).phase == HMAP_GROWING)
+            iterate_from_phase(&w, HMAP_GROWING, variant == 0);
+        else
+            fail_msg("the grow finished within 50 inserts: cannot start an iteration in its middle");
+        world_destroy(&w);
+    }
+}
+
+static void test_start_during_shrink(void **state)
+{
+    (void)state;
+    for (int variant = 0; variant < 2; variant++) {
+        world w;
+        world_init(&w, KEYS_U64, false, 0x5151 + (uint64_t)variant);
+        world_fill(&w, 50000);
+        size_t guard = 0;
+        while (stats_of(&w).phase != HMAP_SHRINKING && w.live > 0 && guard++ < 100000)
+            world_delete_random(&w);
+        assert_int_equal(stats_of(&w).phase, HMAP_SHRINKING);
+        for (int i = 0; i < 5 && stats_of(&w).phase == HMAP_SHRINKING; i++)
+            world_delete_random(&w);
+        assert_int_equal(stats_of(&w).phase, HMAP_SHRINKING);
+        iterate_from_phase(&w, HMAP_SHRINKING, variant == 0);
+        world_destroy(&w);
+    }
+}
+
+static void test_owned_strings_deleted_and_reinserted(void **state)
+{
+    (void)state;
+    for (int poor = 0; poor < 2; poor++) {
+        world w;
+        world_init(&w, KEYS_STRING, poor != 0, 0x5757 + (uint64_t)poor);
+        plan grow = {.initial = 200,
+                     .grow_to = poor ? 8000 : 30000,
+                     .shrink_to = 50,
+                     .ins_per_step = 40,
+                     .del_per_step = 40,
+                     .del_current = 0.5,
+                     .reinsert = 0.6};
+        outcome o = run_plan(&w, &grow);
+        assert_true(o.after.grows > o.before.grows);
+        assert_true(o.after.shrinks > o.before.shrinks);
+        assert_int_equal(live_strings, (long)w.live);
+        /* Delete and re-insert the yielded key at every step, at a constant size. */
+        plan churn = {.del_current = 1.0, .reinsert = 0.9, .shrink_to = 50};
+        run_plan(&w, &churn);
+        assert_int_equal(live_strings, (long)w.live);
+        world_destroy(&w);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_grow_from_1_to_100k),
+        cmocka_unit_test(test_grow_from_64_to_100k),
+        cmocka_unit_test(test_grow_from_1000_to_100k),
+        cmocka_unit_test(test_grow_poor_hash),
+        cmocka_unit_test(test_shrink_100k_to_1000),
+        cmocka_unit_test(test_shrink_100k_to_10),
+        cmocka_unit_test(test_shrink_poor_hash),
+        cmocka_unit_test(test_grow_then_shrink_in_one_iteration),
+        cmocka_unit_test(test_several_iterations_open),
+        cmocka_unit_test(test_start_during_grow),
+        cmocka_unit_test(test_start_during_shrink),
+        cmocka_unit_test(test_owned_strings_deleted_and_reinserted),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
