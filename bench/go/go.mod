@@ -1,0 +1,3 @@
+module hmapbench
+
+go 1.19
