@@ -102,7 +102,9 @@ int hmap_compact(hmap *m);
  * may put, assign, delete and take on the same map, and open more iterations. A key present when the
  * iteration starts and not deleted before it is reached is yielded exactly once, even when the map grows
  * or shrinks meanwhile; a deleted key is not yielded after its deletion; a key inserted meanwhile is
- * yielded at most once. Key and value pointers are valid until the next write to the map.
+ * yielded at most once (a key deleted and inserted again counts as a new key; it is not yielded twice
+ * unless a custom hash gives it the same 64-bit hash as another key). Key and value pointers are valid
+ * until the next write to the map.
  * An open iteration pins no memory: it holds only a position in hash space.
  */
 typedef struct hmap_iter {

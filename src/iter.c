@@ -44,6 +44,7 @@ struct iter_state {
     uint64_t clear_stamp;
     const table *rt; /* resume reference for entries whose hash is P; NULL: all of them are pending */
     size_t rchain, rpos;
+    bool p_done;     /* every entry whose hash is P is done (no other key shared P when it was yielded) */
     uint8_t lap;
     bool done;
     /* sorted (hash, position) of the live entries of one chain */
@@ -69,6 +70,8 @@ static u128 interval_end(uint64_t hash, unsigned B) {
 static bool pending(const iter_state *it, const table *t, size_t chain, uint64_t h, size_t pos) {
     if (h != it->P)
         return h > it->P;
+    if (it->p_done)
+        return false;
     if (!it->rt)
         return true;
     return it->rt == t && it->rchain == chain && pos >= it->rpos;
@@ -116,10 +119,17 @@ static void cache_fill(iter_state *it, const table *t, size_t chain) {
     it->cache_n = n;
 }
 
-/* The pending entry of chain (t, chain) with the smallest (hash, position) and hash < end. */
+static bool slot_live(const hmap *m, const table *t, size_t chain, size_t pos) {
+    bucket_ref b = chain_at(m, t, chain, pos);
+    return slot_top(&b, (unsigned)(pos % SLOTS_PER_BUCKET)) >= MIN_TOPHASH;
+}
+
+/* The pending entry of chain (t, chain) with the smallest (hash, position) and hash < end; *tie tells
+ * whether another pending entry has the same hash. */
 static bool next_in_chain(iter_state *it, const table *t, size_t chain, u128 end, uint64_t *h_out,
-                          size_t *pos_out) {
+                          size_t *pos_out, bool *tie) {
     const hmap *m = it->m;
+    *tie = false;
     if (!cache_valid(it, t, chain))
         cache_fill(it, t, chain);
     if (it->cache_n != CACHE_NONE) {
@@ -128,13 +138,12 @@ static bool next_in_chain(iter_state *it, const table *t, size_t chain, u128 end
             size_t pos = it->cache_pos[j];
             if ((u128)h >= end)
                 return false;
-            if (!pending(it, t, chain, h, pos))
-                continue;
-            bucket_ref b = chain_at(m, t, chain, pos);
-            if (slot_top(&b, (unsigned)(pos % SLOTS_PER_BUCKET)) < MIN_TOPHASH)
-                continue; /* deleted since the cache was filled */
+            if (!pending(it, t, chain, h, pos) || !slot_live(m, t, chain, pos))
+                continue; /* done, or deleted since the cache was filled */
             *h_out = h;
             *pos_out = pos;
+            for (uint8_t k = j + 1; k < it->cache_n && it->cache_hash[k] == h && !*tie; k++)
+                *tie = slot_live(m, t, chain, it->cache_pos[k]);
             return true;
         }
         return false;
@@ -150,9 +159,14 @@ static bool next_in_chain(iter_state *it, const table *t, size_t chain, u128 end
             if (slot_top(&b, s) < MIN_TOPHASH)
                 continue;
             uint64_t h = map_hash(m, slot_key(m, &b, s));
-            if ((u128)h < end && pending(it, t, chain, h, pos) && (!found || earlier(h, pos, *h_out, *pos_out))) {
+            if ((u128)h >= end || !pending(it, t, chain, h, pos))
+                continue;
+            if (found && h == *h_out)
+                *tie = true; /* positions rise during the scan: the first one found stays the best */
+            else if (!found || h < *h_out) {
                 *h_out = h;
                 *pos_out = pos;
+                *tie = false;
                 found = true;
             }
         }
@@ -186,9 +200,13 @@ bool hmap_iter_next(hmap_iter *opaque, void **key, void **val) {
 
         uint64_t h = 0;
         size_t pos = 0;
-        if (next_in_chain(it, t, chain, end, &h, &pos)) {
+        bool tie;
+        if (next_in_chain(it, t, chain, end, &h, &pos, &tie)) {
+            /* With no other key of the same hash, everything at P is done: a key deleted and inserted
+             * again right away (it may land further down the chain) is then not yielded a second time. */
             it->P = h;
-            it->rt = t;
+            it->p_done = !tie;
+            it->rt = tie ? t : NULL;
             it->rchain = chain;
             it->rpos = pos + 1;
             bucket_ref b = chain_at(m, t, chain, pos);
@@ -200,6 +218,7 @@ bool hmap_iter_next(hmap_iter *opaque, void **key, void **val) {
             return true;
         }
         it->rt = NULL;
+        it->p_done = false;
         if (end < lap_end) {
             it->P = (uint64_t)end;
         } else if (it->lap == 0 && it->start != 0) {
