@@ -666,6 +666,30 @@ static void test_iteration_order_varies(void **state)
     hmap_free(m);
 }
 
+/* fixed_seed promises a reproducible order: two maps built alike with the same seed iterate alike. */
+static void test_fixed_seed_reproducible_order(void **state)
+{
+    (void)state;
+    hmap_options opts = {.fixed_seed = true, .seed = 12345};
+    uint64_t order[2][300];
+    for (int r = 0; r < 2; r++) {
+        hmap *m = hmap_new_opts(&u64_type, 0, &opts);
+        assert_non_null(m);
+        for (uint64_t i = 0; i < 300; i++)
+            assert_int_equal(hmap_put(m, &i, &i), 1);
+        hmap_iter it;
+        void *k;
+        size_t n = 0;
+        hmap_iter_init(&it, m);
+        while (hmap_iter_next(&it, &k, NULL) && n < 300)
+            order[r][n++] = *(uint64_t *)k;
+        hmap_iter_done(&it);
+        assert_int_equal(n, 300);
+        hmap_free(m);
+    }
+    assert_memory_equal(order[0], order[1], sizeof order[0]);
+}
+
 /* ---- sets ---- */
 
 static void test_set(void **state)
@@ -884,6 +908,7 @@ int main(void)
         cmocka_unit_test(test_compact),
         cmocka_unit_test(test_iterator_yields_each_entry_once),
         cmocka_unit_test(test_iteration_order_varies),
+        cmocka_unit_test(test_fixed_seed_reproducible_order),
         cmocka_unit_test(test_set),
         cmocka_unit_test(test_cstr_hash_and_equal),
         cmocka_unit_test(test_string_keys_owned_by_the_map),
