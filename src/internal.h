@@ -42,7 +42,7 @@ typedef struct overflow_bucket {
     struct overflow_bucket *next;          /* next in the chain */
     struct overflow_bucket *owned_next;    /* list of separately allocated overflow buckets */
     uint64_t pad_;                         /* keeps the slots 16-byte aligned */
-    _Alignas(16) unsigned char slots[];    /* keys[8] then values[8] */
+    _Alignas(16) unsigned char slots[];    /* 8 keys and 8 values (see set_layout in map.c) */
 } overflow_bucket;
 
 /* One bucket array: 2^B regular buckets plus their preallocated overflow buckets. */
@@ -51,7 +51,7 @@ typedef struct table {
     size_t nbuckets;             /* 2^B */
     uint64_t *tophash;           /* nbuckets words: bucket i's 8 tophash bytes */
     overflow_bucket **overflow;  /* nbuckets chain heads */
-    unsigned char *slots;        /* nbuckets * bucket_bytes: keys[8] then values[8], per bucket */
+    unsigned char *slots;        /* nbuckets * bucket_bytes: 8 keys and 8 values per bucket */
     unsigned char *spare;        /* preallocated overflow buckets */
     size_t spare_used, spare_cap;
     overflow_bucket *owned;      /* overflow buckets allocated one by one, freed with the table */
@@ -86,7 +86,7 @@ typedef struct iter_state iter_state;
 struct hmap {
     hmap_type type;
     key_kind kind;
-    size_t key_stride, val_stride; /* key_size / val_size rounded to their alignment */
+    size_t key_stride, val_stride; /* distance between consecutive keys / values in a bucket */
     size_t vals_offset;            /* where values[0] starts inside a bucket's slots */
     size_t bucket_bytes;           /* slot storage of one bucket */
     size_t count;
@@ -134,6 +134,32 @@ void set_slot_empty(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot);
 void drop_entry(const hmap *m, void *key, void *val);
 
 /* The hot helpers, inline for every file. */
+
+/* SWAR on a bucket's 8 tophash bytes: each helper returns a mask with the high bit of every selected byte. */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+#define LOWS7 0x7f7f7f7f7f7f7f7fULL
+
+/* Bytes equal to `byte`. Bytes above a true match may be reported falsely (a borrow), never below it, so
+ * the lowest bit is always a real match; callers compare keys anyway. */
+static inline uint64_t match_byte(uint64_t w, uint8_t byte) {
+    uint64_t x = w ^ (ONES * byte);
+    return (x - ONES) & ~x & HIGHS;
+}
+
+/* Bytes equal to zero, exactly (no borrow between bytes). */
+static inline uint64_t zero_bytes(uint64_t w) { return ~(((w & LOWS7) + LOWS7) | w | LOWS7); }
+
+/* True when the word holds an EMPTY_REST byte: the chain ends here. */
+static inline bool has_empty_rest(uint64_t w) { return zero_bytes(w) != 0; }
+
+/* Bytes holding a live entry (tophash >= MIN_TOPHASH), exactly. */
+static inline uint64_t live_slots(uint64_t w) {
+    return (((w & LOWS7) + ONES * (0x80 - MIN_TOPHASH)) | w) & HIGHS;
+}
+
+/* Bytes <= EMPTY_ONE: free for an insert. */
+static inline uint64_t free_slots(uint64_t w) { return zero_bytes(w & ~ONES); }
 
 static inline bucket_ref table_bucket(const hmap *m, const table *t, size_t i) {
     bucket_ref b = {&t->tophash[i], t->slots + i * m->bucket_bytes, &t->overflow[i]};
@@ -221,10 +247,10 @@ int start_resize(hmap *m, unsigned new_B, hmap_phase phase);
 int finish_resize(hmap *m); /* evacuates everything now: 0 or -ENOMEM */
 
 /* ---- iter.c ---- */
-/* Evacuation tells open iterations that entries of old bucket `i` at chain position `pos` onward now
- * continue in `dest` (see iter.c). */
-void iters_note_moved(hmap *m, const table *from, size_t i, size_t pos, const table *to, size_t d_first,
-                      const size_t *dest_fill);
+/* Evacuation tells open iterations resuming at a position in [pos_lo, pos_hi] of old chain `i` that the
+ * entries from there on now continue at dest_fill[d - d_first] of chain d of `to` (see iter.c). */
+void iters_note_moved(hmap *m, const table *from, size_t i, size_t pos_lo, size_t pos_hi, const table *to,
+                      size_t d_first, const size_t *dest_fill);
 void iters_note_cleared(hmap *m);  /* hmap_clear: open iterations end */
 void iters_forget_tables(hmap *m); /* the map became empty and its arrays go: drop references to them */
 

@@ -264,10 +264,10 @@ void hmap_iter_done(hmap_iter *opaque) {
     it->done = true;
 }
 
-void iters_note_moved(hmap *m, const table *from, size_t i, size_t pos, const table *to, size_t d_first,
-                      const size_t *dest_fill) {
+void iters_note_moved(hmap *m, const table *from, size_t i, size_t pos_lo, size_t pos_hi, const table *to,
+                      size_t d_first, const size_t *dest_fill) {
     for (iter_state *it = m->iters; it; it = it->next) {
-        if (it->rt != from || it->rchain != i || it->rpos != pos)
+        if (it->rt != from || it->rchain != i || it->rpos < pos_lo || it->rpos > pos_hi)
             continue;
         size_t d = bucket_index(it->P, to->B);
         it->rt = to;

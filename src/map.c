@@ -15,16 +15,16 @@
  *   table (one allocation; mapped from the OS when large)
  *   +----------------------+----------------------+-------------------------------+-------------------+
  *   | tophash[nbuckets]    | overflow[nbuckets]   | slots[nbuckets]               | spare overflow    |
- *   | one uint64 a bucket  | chain heads          | keys[8] then values[8]        | buckets (1/16)    |
+ *   | one uint64 a bucket  | chain heads          | 8 (key, value) pairs          | buckets (1/16)    |
  *   +----------------------+----------------------+-------------------------------+-------------------+
  *
  * Why this layout. The 8 tophash bytes of all buckets sit in one dense array instead of inside each
  * bucket: a lookup reads that word (one load; the 8 bytes are matched at once with SWAR arithmetic) while
  * it prefetches the bucket's keys in parallel, so a hit costs about one memory latency, and a miss — which
  * usually needs only the tophash word — touches an array 17x smaller than the buckets, which stays in
- * cache far longer (the issue's probe: ~9 ns vs ~30 ns per miss at 1M entries). Keys and values are
- * stored apart (keys[8] then values[8], as Go) so that padding is never needed between a key and a value;
- * for 8-byte keys and values a bucket's keys are exactly one 64-byte line and its values the next.
+ * cache far longer (the issue's probe: ~9 ns vs ~30 ns per miss at 1M entries). Within a bucket, keys and
+ * values are stored as (key, value) pairs when they pack without padding (8-byte keys and values: a hit
+ * reads one line of slots), else apart (keys[8] then values[8], as Go) so that padding is never needed.
  * Overflow buckets carry their own tophash word and link (internal.h).
  *
  * Tophash states (internal.h) are Go's: EMPTY_REST marks an empty slot after which the bucket and its
@@ -52,9 +52,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define ONES 0x0101010101010101ULL
-#define HIGHS 0x8080808080808080ULL
 
 /* ---------------------------------------------------------------- hashing and slot addressing */
 
@@ -106,16 +103,6 @@ bucket_ref chain_at(const hmap *m, const table *t, size_t i, size_t pos) {
         bucket_ref_next(m, &b);
     return b;
 }
-
-/* SWAR: a mask with the high bit of each byte of w that equals `byte` set. Bytes above a true match may
- * be reported falsely (borrow), never below it; callers compare keys anyway. */
-static inline uint64_t match_byte(uint64_t w, uint8_t byte) {
-    uint64_t x = w ^ (ONES * byte);
-    return (x - ONES) & ~x & HIGHS;
-}
-
-/* True when the word holds an EMPTY_REST byte: the chain ends here. Exact (a borrow needs a real zero). */
-static inline bool has_empty_rest(uint64_t w) { return match_byte(w, EMPTY_REST) != 0; }
 
 /* ---------------------------------------------------------------- lookup */
 
@@ -228,7 +215,7 @@ static inline __attribute__((always_inline)) bool find_or_free(hmap *m, const vo
         }
         if (!*have_free) {
             /* empty slots are the bytes <= EMPTY_ONE: clear bit 0 and look for zero bytes */
-            uint64_t empties = match_byte(w & ~ONES, 0);
+            uint64_t empties = free_slots(w);
             if (empties) {
                 *free_slot = *f;
                 free_slot->slot = (unsigned)__builtin_ctzll(empties) / 8;
@@ -458,13 +445,22 @@ static key_kind choose_kind(const hmap_type *t) {
 /* Key and value sizes beyond this are refused: a bucket of 8 must stay far from size_t overflow. */
 #define MAX_ITEM_SIZE ((size_t)1 << 24)
 
+/* Slot layout inside a bucket: (key, value) pairs when they pack without padding, so that a hit reads one
+ * cache line; otherwise keys[8] then values[8], as Go, so that e.g. 1-byte keys with 8-byte values waste
+ * nothing. slot_key()/slot_val() only see the two strides and the values' offset. */
 static void set_layout(hmap *m) {
-    size_t ka = alignment_of_size(m->type.key_size);
-    size_t va = m->type.val_size ? alignment_of_size(m->type.val_size) : 1;
-    m->key_stride = round_up(m->type.key_size, ka);
-    m->val_stride = m->type.val_size ? round_up(m->type.val_size, va) : 0;
-    m->vals_offset = round_up(SLOTS_PER_BUCKET * m->key_stride, va);
-    m->bucket_bytes = round_up(m->vals_offset + SLOTS_PER_BUCKET * m->val_stride, ka > va ? ka : va);
+    size_t ks = m->type.key_size, vs = m->type.val_size;
+    size_t ka = alignment_of_size(ks), va = vs ? alignment_of_size(vs) : 1;
+    if (vs && ks % va == 0 && (ks + vs) % ka == 0) {
+        m->key_stride = m->val_stride = ks + vs;
+        m->vals_offset = ks;
+        m->bucket_bytes = SLOTS_PER_BUCKET * (ks + vs);
+    } else {
+        m->key_stride = ks;
+        m->val_stride = vs;
+        m->vals_offset = round_up(SLOTS_PER_BUCKET * ks, va);
+        m->bucket_bytes = round_up(m->vals_offset + SLOTS_PER_BUCKET * vs, ka > va ? ka : va);
+    }
 }
 
 hmap *hmap_new_opts(const hmap_type *type, size_t hint, const hmap_options *opts) {

@@ -369,6 +369,8 @@ static void pb_reserve(pbuf *b, size_t more)
 
 static void pb_raw(pbuf *b, const void *p, size_t n)
 {
+    if (n == 0)
+        return; /* p may be NULL (an empty buffer): memcpy must not see it */
     pb_reserve(b, n);
     if (b->failed)
         return;
@@ -1056,7 +1058,8 @@ static record *snapshot_records(size_t *n)
     pthread_mutex_lock(&prof_lock);
     record *copy = malloc((nrecords ? nrecords : 1) * sizeof *copy);
     if (copy != NULL) {
-        memcpy(copy, records, nrecords * sizeof *copy);
+        if (nrecords != 0)
+            memcpy(copy, records, nrecords * sizeof *copy);
         *n = nrecords;
     }
     pthread_mutex_unlock(&prof_lock);

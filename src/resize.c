@@ -145,23 +145,18 @@ void release_retired(hmap *m, size_t budget) {
 
 /* ---------------------------------------------------------------- evacuation */
 
-/* Linear position of the first EMPTY_REST slot of chain i in t: entries appended from there keep order. */
+/* Linear position of the first EMPTY_REST slot of chain i in t: entries appended from there keep order.
+ * Also reports the chain's last bucket and length, for extending it. */
 static size_t chain_fill(const hmap *m, const table *t, size_t i, bucket_ref *last, size_t *nbuckets) {
     bucket_ref b = table_bucket(m, t, i);
     size_t k = 0, fill = SIZE_MAX;
-    for (;;) {
-        if (fill == SIZE_MAX) {
-            for (unsigned s = 0; s < SLOTS_PER_BUCKET; s++)
-                if (slot_top(&b, s) == EMPTY_REST) {
-                    fill = k * SLOTS_PER_BUCKET + s;
-                    break;
-                }
-        }
+    do {
+        uint64_t rest = zero_bytes(*b.tophash);
+        if (fill == SIZE_MAX && rest)
+            fill = k * SLOTS_PER_BUCKET + (size_t)__builtin_ctzll(rest) / 8;
         k++;
         *last = b;
-        if (!bucket_ref_next(m, &b))
-            break;
-    }
+    } while (bucket_ref_next(m, &b));
     *nbuckets = k;
     return fill == SIZE_MAX ? k * SLOTS_PER_BUCKET : fill;
 }
@@ -222,6 +217,15 @@ static void move_entry(hmap *m, const bucket_ref *from, unsigned s, destination 
 
 static void complete_resize(hmap *m);
 
+/* Tells open iterations about chain positions [*noted, upto] before the entry at `upto` moves. */
+static void note_positions(hmap *m, size_t oi, size_t *noted, size_t upto, size_t first, const destination *d) {
+    if (!m->iters || *noted > upto)
+        return;
+    size_t fills[2] = {d[0].fill, d[1].fill};
+    iters_note_moved(m, m->old, oi, *noted, upto, m->cur, first, fills);
+    *noted = upto + 1;
+}
+
 /* Moves old bucket oi (its whole chain) into cur. 0, or -ENOMEM with nothing moved. */
 static int evacuate(hmap *m, size_t oi) {
     table *o = m->old;
@@ -231,46 +235,47 @@ static int evacuate(hmap *m, size_t oi) {
     size_t first = m->cur->B > o->B ? oi << 1 : oi >> (o->B - m->cur->B);
     destination d[2] = {{.chain = first}, {.chain = first + 1}};
 
+    /* Pass 1: count what goes where (growth hashes each key once, remembering X or Y). */
     dest_bits bits = {0};
-    size_t pos = 0;
+    size_t base = 0;
     bucket_ref b = table_bucket(m, o, oi);
     do {
-        for (unsigned s = 0; s < SLOTS_PER_BUCKET; s++, pos++) {
-            if (slot_top(&b, s) < MIN_TOPHASH)
-                continue;
-            size_t k = dest_of(m, &b, s, ndest);
-            d[k].incoming++;
-            if (pos < 64)
-                bits.y |= (uint64_t)k << pos;
+        uint64_t live = live_slots(*b.tophash);
+        if (ndest == 1) {
+            d[0].incoming += (size_t)__builtin_popcountll(live);
+        } else {
+            for (; live; live &= live - 1) {
+                unsigned s = (unsigned)__builtin_ctzll(live) / 8;
+                size_t k = dest_of(m, &b, s, ndest);
+                d[k].incoming++;
+                if (base + s < 64)
+                    bits.y |= (uint64_t)k << (base + s);
+            }
         }
+        base += SLOTS_PER_BUCKET;
     } while (bucket_ref_next(m, &b));
     if (prepare_destinations(m, d, ndest) < 0)
         return -ENOMEM;
 
-    pos = 0;
+    /* Pass 2: move, then mark every slot of the old chain evacuated (X, Y, or empty). */
+    size_t noted = 0;
+    base = 0;
     b = table_bucket(m, o, oi);
     do {
-        for (unsigned s = 0; s < SLOTS_PER_BUCKET; s++, pos++) {
-            if (m->iters) {
-                size_t fills[2] = {d[0].fill, d[1].fill};
-                iters_note_moved(m, o, oi, pos, m->cur, first, fills);
-            }
-            uint8_t top = slot_top(&b, s);
-            if (top >= MIN_TOPHASH) {
-                size_t k = dest_at(m, &b, s, pos, ndest, &bits);
-                move_entry(m, &b, s, &d[k]);
-                set_slot_top(&b, s, k == 0 ? EVACUATED_X : EVACUATED_Y);
-            } else {
-                if (top == EMPTY_ONE)
-                    o->tombstones--;
-                set_slot_top(&b, s, EVACUATED_EMPTY);
-            }
+        uint64_t w = *b.tophash, live = live_slots(w);
+        uint64_t marks = ONES * EVACUATED_EMPTY - (live >> 7) * (EVACUATED_EMPTY - EVACUATED_X);
+        for (; live; live &= live - 1) {
+            unsigned s = (unsigned)__builtin_ctzll(live) / 8;
+            size_t k = dest_at(m, &b, s, base + s, ndest, &bits);
+            note_positions(m, oi, &noted, base + s, first, d);
+            move_entry(m, &b, s, &d[k]);
+            marks += (uint64_t)k << (8 * s); /* EVACUATED_Y is EVACUATED_X + 1 */
         }
+        o->tombstones -= (size_t)__builtin_popcountll(zero_bytes(w ^ (ONES * EMPTY_ONE)));
+        *b.tophash = marks;
+        base += SLOTS_PER_BUCKET;
     } while (bucket_ref_next(m, &b));
-    if (m->iters) {
-        size_t fills[2] = {d[0].fill, d[1].fill};
-        iters_note_moved(m, o, oi, pos, m->cur, first, fills);
-    }
+    note_positions(m, oi, &noted, base, first, d);
 
     m->move_stamp++;
     m->old_evacuated++;
