@@ -1,0 +1,3 @@
+module hmap/tools/lab/go
+
+go 1.19
