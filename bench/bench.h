@@ -127,7 +127,7 @@ void series_add_point(const char *impl, const char *series, double x, double y);
 void series_reset(const char *impl, const char *series);
 void report_markdown(FILE *out, const char *header);
 int report_json(const char *path);
-int report_svg(const char *path, const char *title);
+int report_svg(const char *path, const char *title, size_t n_fill); /* n_fill: where deletes start */
 
 /* ---- helpers shared by adapters ---- */
 size_t rss_bytes(void);              /* resident set size of this process, from /proc/self/statm */

@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOOKUP_CAP ((size_t)2 << 20)   /* lookups and churn steps per round, at most */
+#define LOOKUP_CAP ((size_t)1 << 20)   /* lookups and churn steps per round, at most */
 #define ROUND_TARGET ((size_t)1 << 20) /* small sizes are repeated to reach this many operations */
 
 typedef enum { RUN_ADAPTER, RUN_GO, RUN_LIMIT, RUN_NOISE } run_kind;
@@ -172,11 +172,21 @@ static void go_version(const config *c, char *buf, size_t size) {
     pclose(p);
 }
 
+/* The load average at start: on a shared machine it says how much the figures are disturbed. */
+static void load_average(char *buf, size_t size) {
+    snprintf(buf, size, "unknown");
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (!f) return;
+    if (fgets(buf, (int)size, f)) buf[strcspn(buf, "\n")] = '\0';
+    fclose(f);
+}
+
 static void make_header(const config *c, char *h, size_t size) {
-    char date[64], cpu[256], gov[128], sizes[128] = "", keys[32] = "", impls[256] = "", tmp[32];
+    char date[64], cpu[256], gov[128], sizes[128] = "", keys[32] = "", impls[256] = "", tmp[32], load[128];
     time_t now = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
     cpu_model(cpu, sizeof cpu);
+    load_average(load, sizeof load);
     go_version(c, gov, sizeof gov);
     struct utsname u;
     uname(&u);
@@ -192,7 +202,7 @@ static void make_header(const config *c, char *h, size_t size) {
     snprintf(h, size,
              "# hmap-bench\n\n"
              "- date: %s\n"
-             "- machine: %ld online CPUs (nproc), %s; %s %s %s\n"
+             "- machine: %ld online CPUs (nproc), %s; %s %s %s; /proc/loadavg at start: %s\n"
              "- compilers: C/C++ %s; Go: %s\n"
              "- latency clock: %s, %.3f ticks/ns; one timed empty region costs %.1f ns (included in every "
              "latency, not subtracted)\n"
@@ -202,7 +212,7 @@ static void make_header(const config *c, char *h, size_t size) {
              "string views / Go string headers, key bytes counted by none). Lookups and churn: up to %zu "
              "per round, hits spread evenly over the whole key set; sizes below 1Mi repeated to 1Mi "
              "operations\n",
-             date, sysconf(_SC_NPROCESSORS_ONLN), cpu, u.sysname, u.release, u.machine, __VERSION__, gov,
+             date, sysconf(_SC_NPROCESSORS_ONLN), cpu, u.sysname, u.release, u.machine, load, __VERSION__, gov,
              clock_name(), ticks_per_ns(), timer_cost_ns(), sizes, keys, impls, c->reps,
              c->reps == 1 ? "" : "s", LOOKUP_CAP);
 }
@@ -341,6 +351,6 @@ int main(void) {
     if (report_json(path) == 0) printf("JSON: %s\n", path);
     snprintf(path, sizeof path, "%s/hmap-bench.svg", c.out_dir);
     snprintf(title, sizeof title, "u64 keys, n = %zu", largest);
-    if (report_svg(path, title) == 0) printf("SVG: %s\n", path);
+    if (report_svg(path, title, largest) == 0) printf("SVG: %s\n", path);
     return failures ? 1 : 0;
 }

@@ -251,7 +251,9 @@ void report_markdown(FILE *out, const char *header) {
                  "deleting 99%% / bytes of a fresh map of the survivors; rss_* = RSS growth over the RSS before "
                  "the fill. Column `limit` = the machine's floor (random cache-line read or write in an array "
                  "of n*32 bytes, sequential read of n*16 bytes, 16 B/entry payload); for lat_* rows it is the "
-                 "noise floor (n timed trivial writes). Lower is better everywhere.\n\n");
+                 "noise floor (n timed trivial writes; it runs for n x ~30 ns, so on a loaded machine a map whose fill "
+                 "takes longer meets proportionally more scheduler preemptions in its tail). Lower is better "
+                 "everywhere.\n\n");
     fprintf(out, "| keys | n | metric | unit |");
     for (size_t i = 0; i < NUM_COLUMNS; i++) fprintf(out, " %s |", COLUMNS[i]);
     fprintf(out, " hmap/abseil | hmap/go | hmap/limit |\n|---|---|---|---|");
@@ -389,7 +391,7 @@ static void latency_panel(FILE *f, panel *p) {
     svg_legend(f, p, true);
 }
 
-static void bytes_panel(FILE *f, panel *p) {
+static void bytes_panel(FILE *f, panel *p, size_t n_fill) {
     double xmax = 0, ymax = 0;
     for (size_t i = 0; i < NUM_CHART; i++) {
         const series *s = find_series(CHART_IMPLS[i], "bytes", false);
@@ -411,6 +413,12 @@ static void bytes_panel(FILE *f, panel *p) {
         fprintf(f, "<line x1='%.0f' y1='%.1f' x2='%.0f' y2='%.1f' stroke='#ddd'/>", p->x0, y, p->x0 + p->w, y);
         fprintf(f, "<text x='%.0f' y='%.1f' font-size='11' text-anchor='end'>%.0f</text>\n", p->x0 - 4, y + 4, v);
     }
+    if (n_fill > 0 && (double)n_fill < xmax) { /* where the deletes start */
+        double x = px(p, (double)n_fill);
+        fprintf(f, "<line x1='%.1f' y1='%.0f' x2='%.1f' y2='%.0f' stroke='#999' stroke-dasharray='5,4'/>", x,
+                p->y0, x, p->y0 + p->h);
+        fprintf(f, "<text x='%.1f' y='%.0f' font-size='11'>deletes start</text>\n", x + 4, p->y0 + p->h - 8);
+    }
     for (int t = 0; t <= 4; t++) {
         double v = xmax * t / 4;
         fprintf(f, "<text x='%.1f' y='%.0f' font-size='11' text-anchor='middle'>%.3g M</text>\n", px(p, v),
@@ -429,7 +437,7 @@ static void bytes_panel(FILE *f, panel *p) {
     svg_legend(f, p, false);
 }
 
-int report_svg(const char *path, const char *title) {
+int report_svg(const char *path, const char *title, size_t n_fill) {
     FILE *f = fopen(path, "w");
     if (!f) {
         perror(path);
@@ -441,7 +449,7 @@ int report_svg(const char *path, const char *title) {
             title);
     panel lat = {80, 70, 460, 360, 0, 1, 0, 1, true}, bytes = {660, 70, 460, 360, 0, 1, 0, 1, false};
     latency_panel(f, &lat);
-    bytes_panel(f, &bytes);
+    bytes_panel(f, &bytes, n_fill);
     fprintf(f, "</svg>\n");
     return fclose(f) == 0 ? 0 : -1;
 }
