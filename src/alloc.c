@@ -9,7 +9,9 @@
  *    new array costs O(1) here and the zeroing is spread over the inserts that touch it (Go allocates and
  *    zeroes the whole array inside the insert that starts a grow: a 170 ms insert at 10M entries). Unmapping
  *    gives the pages back to the OS, so RSS follows the map down. With a custom allocator, arrays come from
- *    the hook and are zeroed here (that memset is O(size): the price of not owning the memory).
+ *    the hook and only the part that must start zeroed is cleared here (a table's tophash words and chain
+ *    heads: 16 bytes a bucket, 1/9 of a uint64 map's array) — O(buckets), the price of not owning the
+ *    memory; slots are written before they are read.
  *
  * Accounting: each map keeps `bytes` (what it holds now); the process-wide counters behind
  * hmap_read_memstats are relaxed atomics, exact at any quiescent point. Every allocation and free is also
@@ -98,7 +100,7 @@ void mem_free(hmap *m, void *p, size_t size) {
     m->alloc.free(p, size, m->alloc.ctx);
 }
 
-void *mem_alloc_array(hmap *m, size_t *size_io, bool *mapped) {
+void *mem_alloc_array(hmap *m, size_t *size_io, size_t zero_prefix, bool *mapped) {
     *mapped = false;
     size_t size = *size_io;
     if (!m->custom_alloc && size >= MAP_THRESHOLD) {
@@ -115,7 +117,7 @@ void *mem_alloc_array(hmap *m, size_t *size_io, bool *mapped) {
     }
     void *p = mem_alloc(m, size);
     if (p)
-        memset(p, 0, size);
+        memset(p, 0, zero_prefix);
     return p;
 }
 

@@ -264,9 +264,9 @@ uint64_t fast_random(void); /* per-thread PRNG seeded from random_seed(): iterat
 /* Small objects (the map struct, overflow buckets): through the allocator hook, accounted. */
 void *mem_alloc(hmap *m, size_t size);
 void mem_free(hmap *m, void *p, size_t size);
-/* Bucket arrays: from the OS (zeroed, untouched pages) with the built-in allocator, else from the hook and
- * zeroed here. */
-void *mem_alloc_array(hmap *m, size_t *size, bool *mapped); /* *size may be rounded up to pages */
+/* Bucket arrays: from the OS (zeroed, untouched pages) with the built-in allocator, else from the hook. */
+/* *size may be rounded up to pages; only the first zero_prefix bytes are guaranteed zero. */
+void *mem_alloc_array(hmap *m, size_t *size, size_t zero_prefix, bool *mapped);
 void mem_free_array(hmap *m, void *p, size_t size, bool mapped);
 /* A mapped array leaves the map in two steps, so that a large one is never one long munmap: retiring it
  * ends it as an allocation (profile, free count); unmapping its parts, a few megabytes per later write,

@@ -168,11 +168,12 @@ static overflow_bucket *new_overflow(hmap *m, table *t) {
     if (t->spare_used < t->spare_cap) {
         o = (overflow_bucket *)(t->spare + t->spare_used * bytes);
         t->spare_used++;
+        memset(o, 0, sizeof *o); /* spares are not zeroed with the array; the slots need not be */
     } else {
         o = mem_alloc(m, bytes);
         if (!o)
             return NULL;
-        memset(o, 0, bytes);
+        memset(o, 0, sizeof *o);
         o->owned_next = t->owned;
         t->owned = o;
         t->owned_bytes += bytes;

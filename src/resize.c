@@ -64,7 +64,7 @@ table *table_new(hmap *m, unsigned B) {
     if (!t)
         return NULL;
     memset(t, 0, sizeof *t);
-    t->mem = mem_alloc_array(m, &total, &t->mapped);
+    t->mem = mem_alloc_array(m, &total, slots_off, &t->mapped); /* tophash words and chain heads zeroed */
     if (!t->mem) {
         mem_free(m, t, sizeof *t);
         return NULL;
