@@ -38,6 +38,18 @@ hmap *lab_new_u64_map(size_t hint, bool no_shrink);      /* uint64 -> uint64, bu
 void lab_put(hmap *m, uint64_t i);                       /* inserts lab_key(i) -> i; exits on error */
 void lab_del(hmap *m, uint64_t i);                       /* deletes lab_key(i); exits if absent */
 
+/* A latency histogram with no allocation (so it does not disturb RSS): 4 bins per power of two (±19%),
+ * plus the exact maximum. */
+typedef struct lab_hist {
+    uint64_t bins[256];
+    uint64_t total, sum, max;
+} lab_hist;
+void lab_hist_add(lab_hist *h, uint64_t ns);
+uint64_t lab_hist_quantile(const lab_hist *h, double q); /* upper bound of the bin holding quantile q */
+/* Times `count` busy-waits of `spin_ns` each, back to back: what the machine alone (other processes,
+ * interrupts, the scheduler) does to a timed operation of that length, over the same span of time. */
+void lab_noise_floor(lab_hist *h, uint64_t count, uint64_t spin_ns);
+
 /* Runs fn(arg, out, out_size) in a forked child and copies the child's `out` back into the parent's.
  * Returns false (with a message on stderr) if the child failed. */
 bool lab_run_in_child(void (*fn)(void *arg, void *out), void *arg, void *out, size_t out_size);

@@ -22,13 +22,17 @@ static double px_x(const frame *f, double op) { return LEFT + (WIDTH - LEFT - RI
 static double px_y(const frame *f, double mib) { return HEIGHT - BOTTOM - (HEIGHT - TOP - BOTTOM) * mib / f->ymax_mib; }
 static double mib(uint64_t bytes) { return (double)bytes / (1024.0 * 1024.0); }
 
-/* 1, 2 or 5 times a power of ten, at least v: a round top for the y axis. */
+/* A round number (1, 1.5, 2, ... 8 times a power of ten), at least v: the top of the y axis. */
 static double nice_ceiling(double v)
 {
     if (v <= 0)
         return 1;
     double p = pow(10, floor(log10(v)));
-    return v <= p ? p : v <= 2 * p ? 2 * p : v <= 5 * p ? 5 * p : 10 * p;
+    static const double steps[] = {1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+        if (v <= steps[i] * p)
+            return steps[i] * p;
+    return 10 * p;
 }
 
 static frame frame_for(const lab_run runs[], size_t nruns)
@@ -79,10 +83,12 @@ static void draw_axes(FILE *out, const frame *f, uint64_t n)
             (LEFT + WIDTH - RIGHT) / 2, HEIGHT - 20);
 }
 
-static void draw_series(FILE *out, const frame *f, const lab_run *run, const char *colour, bool rss)
+/* `wide` draws a broader line, for a series that another one drawn later may cover exactly (hmap and
+ * no_shrink are the same map until the deletes start). */
+static void draw_series(FILE *out, const frame *f, const lab_run *run, const char *colour, bool rss, bool wide)
 {
-    fprintf(out, "<polyline fill='none' stroke='%s' stroke-width='%s'%s points='", colour, rss ? "1.5" : "2.5",
-            rss ? " stroke-dasharray='6,4'" : "");
+    fprintf(out, "<polyline fill='none' stroke='%s' stroke-width='%s'%s points='", colour,
+            rss ? (wide ? "3" : "1.5") : (wide ? "5" : "2"), rss ? " stroke-dasharray='6,4'" : "");
     for (size_t i = 0; i < run->nsamples; i++) {
         const lab_sample *s = &run->samples[i];
         fprintf(out, "%.1f,%.1f ", px_x(f, (double)s->op), px_y(f, mib(rss ? s->rss : s->bytes)));
@@ -120,11 +126,12 @@ void lab_svg_plot(uint64_t n, const lab_run runs[], size_t nruns)
                  "all: bytes held (solid) and RSS (dashed)</text>\n",
             LEFT, lab_fmt_count(n, b));
     draw_axes(out, &f, n);
-    for (size_t r = 0; r < nruns; r++)
-        if (runs[r].ok) {
-            draw_series(out, &f, &runs[r], colours[r], false);
-            draw_series(out, &f, &runs[r], colours[r], true);
+    for (size_t k = nruns; k-- > 0;) { /* hmap (run 0) last, on top of the wider no_shrink line */
+        if (runs[k].ok) {
+            draw_series(out, &f, &runs[k], colours[k], false, k == 1);
+            draw_series(out, &f, &runs[k], colours[k], true, k == 1);
         }
+    }
     draw_legend(out, runs, nruns);
     fprintf(out, "</svg>\n");
     fclose(out);

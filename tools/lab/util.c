@@ -122,6 +122,57 @@ void lab_del(hmap *m, uint64_t i)
     }
 }
 
+/* ---- latency histogram ---- */
+
+/* Bin of ns: 4 per power of two, from the position of the top bit and the two bits after it. */
+static unsigned hist_bin(uint64_t ns)
+{
+    if (ns < 4)
+        return (unsigned)ns;
+    unsigned top = 63u - (unsigned)__builtin_clzll(ns);
+    return top * 4 + (unsigned)((ns >> (top - 2)) & 3);
+}
+
+/* The largest ns that falls in bin b. */
+static uint64_t hist_bin_upper(unsigned b)
+{
+    if (b < 4)
+        return b;
+    unsigned top = b / 4, frac = b % 4;
+    return ((uint64_t)(4 + frac + 1) << (top - 2)) - 1;
+}
+
+void lab_hist_add(lab_hist *h, uint64_t ns)
+{
+    h->bins[hist_bin(ns)]++;
+    h->total++;
+    h->sum += ns;
+    if (ns > h->max)
+        h->max = ns;
+}
+
+uint64_t lab_hist_quantile(const lab_hist *h, double q)
+{
+    uint64_t rank = (uint64_t)(q * (double)h->total), seen = 0;
+    for (unsigned b = 0; b < 256; b++) {
+        seen += h->bins[b];
+        if (seen > rank)
+            return hist_bin_upper(b) < h->max ? hist_bin_upper(b) : h->max;
+    }
+    return h->max;
+}
+
+void lab_noise_floor(lab_hist *h, uint64_t count, uint64_t spin_ns)
+{
+    for (uint64_t i = 0; i < count; i++) {
+        uint64_t t0 = lab_now_ns(), t;
+        do
+            t = lab_now_ns();
+        while (t - t0 < spin_ns);
+        lab_hist_add(h, t - t0);
+    }
+}
+
 /* ---- running a measurement in a child ---- */
 
 static bool write_all(int fd, const void *buf, size_t size)
