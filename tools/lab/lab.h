@@ -78,6 +78,7 @@ typedef struct lab_run {
     char label[24];
     bool ok;
     char why[200];           /* why ok is false */
+    char version[32];        /* Go only: runtime.Version() */
     lab_step steps[LAB_STEPS];
     size_t nsteps;
     uint64_t fresh_bytes;    /* a fresh map of the 99% delete's survivors */

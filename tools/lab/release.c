@@ -166,6 +166,8 @@ static void parse_go_line(lab_run *run, const char *line)
         snprintf(run->steps[run->nsteps - 1].name, sizeof run->steps[0].name, "%s", name);
     } else if (sscanf(line, "fresh %" SCNu64, &a) == 1) {
         run->fresh_bytes = a;
+    } else if (sscanf(line, "version %31s", run->version) == 1) {
+        /* stored */
     } else if (sscanf(line, "maxop %" SCNu64 " %" SCNu64, &a, &b) == 2) {
         run->max_insert_ns = a;
         run->max_delete_ns = b;
@@ -254,8 +256,11 @@ static void print_summary(const lab_run runs[LAB_IMPLS])
             continue;
         }
         const lab_step *empty = &r->steps[0], *deleted = &r->steps[2];
-        printf("| %s | %.2f× | %s | %.2f× (%s) | %.3f ms | %.3f ms | %.1f s |\n", r->label,
-               (double)deleted->bytes / (double)r->fresh_bytes, lab_fmt_bytes(r->fresh_bytes, b1),
+        char held[32] = "—"; /* a tiny fresh Go map can measure 0 bytes */
+        if (r->fresh_bytes > 0)
+            snprintf(held, sizeof held, "%.2f×", (double)deleted->bytes / (double)r->fresh_bytes);
+        printf("| %s%s%s | %s | %s | %.2f× (%s) | %.3f ms | %.3f ms | %.1f s |\n", r->label, *r->version ? " " : "",
+               r->version, held, lab_fmt_bytes(r->fresh_bytes, b1),
                (double)deleted->rss / (double)(empty->rss + r->fresh_bytes), lab_fmt_bytes(deleted->rss, b2),
                (double)r->max_insert_ns / 1e6, (double)r->max_delete_ns / 1e6, (double)r->elapsed_ns / 1e9);
     }

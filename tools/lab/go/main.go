@@ -10,6 +10,7 @@
 //	step <name> <count> <heap> <inuse> <rss> <rss after FreeOSMemory>
 //	fresh <bytes>                                  a fresh map of the survivors of the 99% delete
 //	maxop <insert ns> <delete ns>                  the longest single insert and delete
+//	version <go version>
 //
 // "heap" is runtime.MemStats.HeapAlloc after runtime.GC() minus the same figure before the map
 // existed: the bytes the map holds. "inuse" is HeapInuse (spans holding objects), likewise measured
@@ -169,6 +170,7 @@ func main() {
 	}
 	l.step("deleted-all", len(m))
 	fmt.Fprintf(out, "maxop %d %d\n", maxInsert.Nanoseconds(), maxDelete.Nanoseconds())
+	fmt.Fprintf(out, "version %s\n", runtime.Version())
 	runtime.KeepAlive(m)
 	out.Flush()
 }
