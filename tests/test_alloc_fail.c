@@ -389,11 +389,85 @@ static void test_creation_fails_cleanly(void **state)
     }
 }
 
+/* Ownership on failure: a put or assign that fails with ENOMEM leaves the key with the caller (the map
+ * must not have dropped it: under ASan a double free would show), and one that succeeds took it. String
+ * keys make the ownership observable: live_strings counts the strings not yet freed by anyone. */
+static long live_strings;
+
+static void drop_string(void *k)
+{
+    free(*(char **)k);
+    live_strings--;
+}
+
+static char *new_string(uint64_t i)
+{
+    char buf[40];
+    snprintf(buf, sizeof buf, "key-%" PRIu64 "-%" PRIx64, i, mix64(i));
+    char *s = strdup(buf);
+    assert_non_null(s);
+    live_strings++;
+    return s;
+}
+
+static void test_failed_insert_leaves_key_with_caller(void **state)
+{
+    (void)state;
+    hmap_type type = {.key_size = sizeof(char *),
+                      .val_size = 8,
+                      .hash = hmap_hash_cstr,
+                      .equal = hmap_equal_cstr,
+                      .key_drop = drop_string};
+    uint64_t total = 0;
+    for (uint64_t k = 0; k == 0 || k <= total; k++) {
+        fail_alloc fa = {.fail_at = k};
+        hmap_allocator hook = {failing_alloc, failing_free, &fa};
+        hmap_options opts = {.allocator = &hook, .fixed_seed = true, .seed = 7};
+        live_strings = 0;
+        hmap *m = hmap_new_opts(&type, 0, &opts);
+        if (!m)
+            continue;
+        size_t errors = 0;
+        for (uint64_t i = 0; i < 3000; i++) {
+            char *key = new_string(i % 2000); /* the last third replaces: the map drops the key passed */
+            if (i % 3 == 0) {
+                bool inserted;
+                uint64_t *slot = hmap_assign(m, &key, &inserted);
+                if (slot)
+                    *slot = i;
+                else
+                    errors++;
+                if (!slot)
+                    drop_string(&key); /* still ours */
+            } else {
+                int rc = hmap_put(m, &key, &i);
+                if (rc < 0) {
+                    assert_int_equal(rc, -ENOMEM);
+                    errors++;
+                    drop_string(&key); /* still ours */
+                }
+            }
+            /* Every string alive is a key in the map: none leaked, none dropped twice. */
+            if (live_strings != (long)hmap_len(m))
+                fail_msg("[fail_at=%" PRIu64 " i=%" PRIu64 "] %ld live strings, %zu keys", k, i,
+                         live_strings, hmap_len(m));
+        }
+        assert_true(errors <= 1);
+        hmap_free(m);
+        assert_int_equal(live_strings, 0);
+        assert_int_equal(fa.outstanding_blocks, 0);
+        if (k == 0)
+            total = fa.calls;
+    }
+    print_message("  string keys: %" PRIu64 " allocations, each failed in turn\n", total);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_creation_fails_cleanly),
         cmocka_unit_test(test_every_allocation_fails_in_turn),
+        cmocka_unit_test(test_failed_insert_leaves_key_with_caller),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

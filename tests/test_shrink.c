@@ -258,6 +258,37 @@ static void test_clear_gives_arrays_back(void **state)
     hmap_free(m);
 }
 
+/* An open iteration pins no memory: the map shrinks under it, and it still yields every survivor. */
+static void test_open_iteration_pins_nothing(void **state)
+{
+    (void)state;
+    const size_t n = 100000;
+    hmap *m = hmap_new(&u64_type, 0);
+    assert_non_null(m);
+    for (uint64_t i = 0; i < n; i++)
+        put_u64(m, key_at(i));
+    hmap_iter it;
+    hmap_iter_init(&it, m);
+    void *k;
+    assert_true(hmap_iter_next(&it, &k, NULL));
+    size_t yielded = 1;
+    for (uint64_t i = 0; i < n; i++)
+        if (i % 100)
+            del_u64(m, key_at(i));
+    size_t held = stats_of(m).bytes, fresh = fresh_u64_bytes(n, 100);
+    while (hmap_iter_next(&it, &k, NULL)) {
+        assert_non_null(hmap_get(m, k)); /* never a deleted key */
+        yielded++;
+    }
+    hmap_iter_done(&it);
+    size_t survivors = hmap_len(m);
+    hmap_free(m);
+    print_message("  99%% deleted under an open iteration: %zu B held, fresh map %zu B\n", held, fresh);
+    assert_int_equal(survivors, n / 100);
+    assert_true(yielded >= survivors && yielded <= survivors + 1); /* + the first key, maybe deleted since */
+    assert_true(held <= 2 * fresh);
+}
+
 /* ---- churn: resizes and buckets moved per call ---- */
 
 typedef struct churn {
@@ -575,6 +606,7 @@ int main(void)
         cmocka_unit_test(test_no_shrink_keeps_the_peak),
         cmocka_unit_test(test_delete_everything_returns_to_empty_size),
         cmocka_unit_test(test_clear_gives_arrays_back),
+        cmocka_unit_test(test_open_iteration_pins_nothing),
         cmocka_unit_test(test_churn_around_grow_threshold),
         cmocka_unit_test(test_churn_around_shrink_threshold),
         cmocka_unit_test(test_n_deletes_then_n_inserts),
