@@ -142,6 +142,18 @@ static inline __attribute__((always_inline)) void *get_kind(const hmap *m, const
     return slot_val(m, &f.b, f.slot);
 }
 
+/* One specialised copy per key kind, each a separate function so that each gets its own lean register
+ * allocation; the public entry points only dispatch. */
+static __attribute__((noinline)) void *get_u64(const hmap *m, const void *key) {
+    return get_kind(m, key, KEYS_U64);
+}
+static __attribute__((noinline)) void *get_cstr(const hmap *m, const void *key) {
+    return get_kind(m, key, KEYS_CSTR);
+}
+static __attribute__((noinline)) void *get_generic(const hmap *m, const void *key) {
+    return get_kind(m, key, KEYS_GENERIC);
+}
+
 void *hmap_get(const hmap *m, const void *key) {
     if (!m || !key) {
         errno = EINVAL;
@@ -149,11 +161,11 @@ void *hmap_get(const hmap *m, const void *key) {
     }
     switch (m->kind) {
     case KEYS_U64:
-        return get_kind(m, key, KEYS_U64);
+        return get_u64(m, key);
     case KEYS_CSTR:
-        return get_kind(m, key, KEYS_CSTR);
+        return get_cstr(m, key);
     default:
-        return get_kind(m, key, KEYS_GENERIC);
+        return get_generic(m, key);
     }
 }
 
@@ -263,7 +275,7 @@ static inline __attribute__((always_inline)) void *assign_kind(hmap *m, const vo
             return NULL;
         if (m->old && resize_work(m, hash) < 0)
             return NULL;
-        found f, free_slot;
+        found f, free_slot = {0};
         bool have_free;
         if (find_or_free(m, key, hash, kind, &f, &free_slot, &have_free)) {
             *inserted = false;
@@ -289,14 +301,24 @@ static inline __attribute__((always_inline)) void *assign_kind(hmap *m, const vo
     }
 }
 
+static __attribute__((noinline)) void *assign_u64(hmap *m, const void *key, bool *inserted) {
+    return assign_kind(m, key, inserted, KEYS_U64);
+}
+static __attribute__((noinline)) void *assign_cstr(hmap *m, const void *key, bool *inserted) {
+    return assign_kind(m, key, inserted, KEYS_CSTR);
+}
+static __attribute__((noinline)) void *assign_generic(hmap *m, const void *key, bool *inserted) {
+    return assign_kind(m, key, inserted, KEYS_GENERIC);
+}
+
 static void *assign(hmap *m, const void *key, bool *inserted) {
     switch (m->kind) {
     case KEYS_U64:
-        return assign_kind(m, key, inserted, KEYS_U64);
+        return assign_u64(m, key, inserted);
     case KEYS_CSTR:
-        return assign_kind(m, key, inserted, KEYS_CSTR);
+        return assign_cstr(m, key, inserted);
     default:
-        return assign_kind(m, key, inserted, KEYS_GENERIC);
+        return assign_generic(m, key, inserted);
     }
 }
 
