@@ -34,8 +34,9 @@ static uint64_t resizes_of(const hmap_stats *st) { return st->grows + st->same_s
 static void print_header(const char *title)
 {
     printf("\n%s\n\n", title);
-    printf("| event | count | B | buckets | old buckets | evacuated | overflow | phase | bytes | bytes/entry | RSS |\n");
-    printf("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|\n");
+    printf("| event | count | B | buckets | old buckets | evacuated | overflow | tombstones | phase | bytes | bytes/entry "
+           "| RSS |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|\n");
 }
 
 static void print_row(const char *event, const hmap_stats *st)
@@ -44,8 +45,9 @@ static void print_row(const char *event, const hmap_stats *st)
     char per_entry[32] = "-";
     if (st->count > 0)
         snprintf(per_entry, sizeof per_entry, "%.1f", (double)st->bytes / (double)st->count);
-    printf("| %s | %s | %u | %zu | %zu | %zu | %zu | %s | %s | %s | %s |\n", event, lab_fmt_count(st->count, b1),
-           st->B, st->buckets, st->old_buckets, st->evacuated, st->overflow_buckets, lab_phase_name(st->phase),
+    printf("| %s | %s | %u | %zu | %zu | %zu | %zu | %zu | %s | %s | %s | %s |\n", event, lab_fmt_count(st->count, b1),
+           st->B, st->buckets, st->old_buckets, st->evacuated, st->overflow_buckets, st->tombstones,
+           lab_phase_name(st->phase),
            lab_fmt_bytes(st->bytes, b2), per_entry, lab_fmt_bytes(lab_rss_bytes(), b3));
 }
 
@@ -156,7 +158,9 @@ static void run_state_table(void *arg, void *out)
     const uint64_t grow_marks[] = {1000, 10000, 100000, n};
     printf("\n## 1. The article's state table, measured: growing to %s uint64->uint64 entries\n",
            lab_fmt_count(n, b1));
-    print_header("One row at each resize start and end (and at a few counts). `evacuated` is Go's nevacuate.");
+    print_header("One row at each resize start and end (and at a few counts). `evacuated` is Go's nevacuate; "
+                 "`tombstones` are emptyOne slots; bytes is hmap_get_stats().bytes, retired arrays included until "
+                 "they are unmapped.");
     print_row("new", &w.last);
     for (uint64_t i = 0; i < n; i++) {
         uint64_t t0 = lab_now_ns();
