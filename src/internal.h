@@ -158,6 +158,9 @@ static inline uint64_t live_slots(uint64_t w) {
     return (((w & LOWS7) + ONES * (0x80 - MIN_TOPHASH)) | w) & HIGHS;
 }
 
+/* How many bytes a mask from the helpers above selects (no popcount instruction needed). */
+static inline unsigned count_bytes(uint64_t mask) { return (unsigned)(((mask >> 7) * ONES) >> 56); }
+
 /* Bytes <= EMPTY_ONE: free for an insert. */
 static inline uint64_t free_slots(uint64_t w) { return zero_bytes(w & ~ONES); }
 
@@ -227,15 +230,29 @@ static inline void locate(const hmap *m, uint64_t hash, table **t, size_t *i) {
 }
 
 /* ---- resize.c ---- */
-#define MAX_B 48                                        /* 2^48 buckets: far beyond any machine */
-size_t load_limit(unsigned B);                          /* entries 2^B buckets may hold: 6.5 each */
-void begin_write(hmap *m);                              /* brackets every O(1) write: pacing, stats, */
-void end_write(hmap *m);                                /* trace timing, gradual unmapping */
-void map_became_empty(hmap *m);                         /* re-seed; give the arrays back */
+#define MAX_B 48 /* 2^48 buckets: far beyond any machine */
+/* Retired arrays are unmapped this much per write: ~64 pages, a few microseconds of munmap. */
+#define RELEASE_STEP ((size_t)256 << 10)
+
+/* Entries 2^B buckets may hold: 6.5 a bucket (8 for the single bucket of B = 0, as Go). */
+static inline size_t load_limit(unsigned B) { return B == 0 ? 8 : (size_t)13 << (B - 1); }
+
+void map_became_empty(hmap *m); /* re-seed; give the arrays back */
+void release_retired(hmap *m, size_t max_bytes); /* unmaps up to max_bytes of retired arrays */
+
+/* Every O(1) write is bracketed by these: they keep the per-call evacuation count and unmap retired
+ * arrays a step at a time. */
+static inline void begin_write(hmap *m) { m->moved_this_op = 0; }
+
+static inline void end_write(hmap *m) {
+    if (m->moved_this_op > m->max_moved_per_op)
+        m->max_moved_per_op = m->moved_this_op;
+    if (m->retired)
+        release_retired(m, RELEASE_STEP);
+}
 table *table_new(hmap *m, unsigned B);                  /* NULL on ENOMEM */
 void table_free(hmap *m, table *t, bool drop_entries);  /* O(size) */
 void table_retire(hmap *m, table *t);                   /* unmap gradually (or free at once) */
-void release_retired(hmap *m, size_t max_bytes);        /* unmaps up to max_bytes of retired arrays */
 unsigned B_for_count(size_t count);                     /* smallest B whose load-factor limit holds count */
 /* Called by every write before it touches bucket chain i (of cur): evacuates what it must. */
 int resize_work(hmap *m, uint64_t hash); /* -ENOMEM if the key's old bucket could not be evacuated */

@@ -35,10 +35,6 @@
 #include <string.h>
 
 #define MAX_PACE 32
-/* Retired arrays are unmapped this much per write: ~64 pages, a few microseconds of munmap. */
-#define RELEASE_STEP ((size_t)256 << 10)
-
-size_t load_limit(unsigned B) { return B == 0 ? 8 : (size_t)13 << (B - 1); }
 
 unsigned B_for_count(size_t count) {
     unsigned B = 0;
@@ -242,7 +238,7 @@ static int evacuate(hmap *m, size_t oi) {
     do {
         uint64_t live = live_slots(*b.tophash);
         if (ndest == 1) {
-            d[0].incoming += (size_t)__builtin_popcountll(live);
+            d[0].incoming += count_bytes(live);
         } else {
             for (; live; live &= live - 1) {
                 unsigned s = (unsigned)__builtin_ctzll(live) / 8;
@@ -271,7 +267,7 @@ static int evacuate(hmap *m, size_t oi) {
             move_entry(m, &b, s, &d[k]);
             marks += (uint64_t)k << (8 * s); /* EVACUATED_Y is EVACUATED_X + 1 */
         }
-        o->tombstones -= (size_t)__builtin_popcountll(zero_bytes(w ^ (ONES * EMPTY_ONE)));
+        o->tombstones -= count_bytes(zero_bytes(w ^ (ONES * EMPTY_ONE)));
         *b.tophash = marks;
         base += SLOTS_PER_BUCKET;
     } while (bucket_ref_next(m, &b));
@@ -393,16 +389,6 @@ void map_became_empty(hmap *m) {
     }
 }
 
-/* ---------------------------------------------------------------- write bracketing */
-
-void begin_write(hmap *m) { m->moved_this_op = 0; }
-
-void end_write(hmap *m) {
-    if (m->moved_this_op > m->max_moved_per_op)
-        m->max_moved_per_op = m->moved_this_op;
-    if (m->retired)
-        release_retired(m, RELEASE_STEP);
-}
 
 /* ---------------------------------------------------------------- O(n) calls */
 
