@@ -280,6 +280,8 @@ void lab_release(uint64_t n)
     measure_go_map(&runs[2], n);
     print_table(runs, n);
     print_summary(runs);
+    printf("\nThe longest insert and delete are single worst timings on a shared machine: compare them with section"
+           " 1's noise floor before reading them as pauses of the map.\n");
     if (!runs[2].ok)
         printf("\nGo's column is missing: %s.\n", runs[2].why);
     lab_svg_plot(n, runs, LAB_IMPLS);
