@@ -350,22 +350,22 @@ static void check_yield(fuzz *f, void *k, void *v, unsigned char *kb, size_t *kl
 static void write_inside_iteration(fuzz *f, unsigned char *cur, size_t curlen)
 {
     uint64_t r = prng_below(&f->rng, 100);
-    if (r < 20) { /* delete the entry just yielded */
+    if (r < 10) { /* delete the entry just yielded */
         map_key mk;
         if (!hmap_del(f->m, lookup_key(f, cur, &mk)))
             fail_msg("%s hmap_del of the yielded key failed", where(f));
         model_del(&f->ref, cur, curlen);
         f->expect_key_drops++;
         f->expect_val_drops += f->cfg->val_size > 0;
-    } else if (r < 35) {
+    } else if (r < 18) {
         op_del(f);
-    } else if (r < 60) {
+    } else if (r < 43) {
         op_put(f);
-    } else if (r < 65) {
+    } else if (r < 50) {
         op_assign(f);
-    } else if (r < 70) {
+    } else if (r < 54) {
         op_take(f);
-    } else if (r < 80) {
+    } else if (r < 70) {
         op_get(f);
     }
 }
@@ -409,10 +409,12 @@ static void checkpoint(fuzz *f)
 
 static void next_phase(fuzz *f)
 {
-    uint64_t budget = f->ops / 4 + 1;
+    /* Short phases, so that a long run (HMAP_FUZZ_OPS) repeats the whole cycle many times. */
+    uint64_t budget = (f->ops / 4 < 10000 ? f->ops / 4 : 10000) + 1;
     switch (f->ph) {
     case PHASE_GROW:
         f->ph = PHASE_SHRINK;
+        budget *= 2;
         break;
     case PHASE_SHRINK:
         f->ph = PHASE_CHURN;
@@ -420,6 +422,7 @@ static void next_phase(fuzz *f)
         break;
     case PHASE_CHURN:
         f->ph = PHASE_GROW;
+        budget *= 2; /* growing to a few thousand (or back to 0) takes ~2 operations per entry */
         break;
     }
     f->target = 1000 + prng_below(&f->rng, 4000);
@@ -445,7 +448,7 @@ static void one_op(fuzz *f)
 {
     static const unsigned weights[3][5] = {
         [PHASE_GROW] = {550, 200, 150, 40, 20},
-        [PHASE_SHRINK] = {80, 40, 200, 420, 200},
+        [PHASE_SHRINK] = {50, 20, 130, 500, 250},
         [PHASE_CHURN] = {250, 100, 250, 250, 100},
     };
     const unsigned *w = weights[f->ph];
@@ -462,7 +465,7 @@ static void one_op(fuzz *f)
         op_take(f);
     else {
         uint64_t rare = prng_below(&f->rng, 1000);
-        if (rare < 4)
+        if (rare < 1) /* about once per 20k operations */
             op_clear(f);
         else if (rare < 34)
             op_iterate(f);
