@@ -8,6 +8,7 @@
  * unique per put, so each value's drop is counted exactly.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -567,6 +568,33 @@ static void test_reserve(void **state)
     hmap_free(m);
 }
 
+/* A reservation holds while the map fills up to it, also when some entries are deleted on the way: the
+ * count never exceeds n, so no growth may be needed. */
+static void test_reserve_survives_deletes_while_filling(void **state)
+{
+    (void)state;
+    hmap *m = hmap_new(&u64_type, 0);
+    assert_non_null(m);
+    assert_int_equal(hmap_reserve(m, 100000), 0);
+    hmap_stats reserved;
+    hmap_get_stats(m, &reserved);
+    for (uint64_t i = 0; hmap_len(m) < 100000; i++) {
+        assert_int_equal(hmap_put(m, &i, &i), 1);
+        if (i % 10 == 9) { /* one delete per ten inserts */
+            uint64_t old = i - 5;
+            assert_true(hmap_del(m, &old));
+        }
+    }
+    hmap_stats st;
+    hmap_get_stats(m, &st);
+    hmap_free(m);
+    if (st.grows != reserved.grows)
+        print_message("  reserve(100000) then filling with 10%% deletes: %" PRIu64 " shrinks, %" PRIu64
+                      " grows after the reservation\n",
+                      st.shrinks - reserved.shrinks, st.grows - reserved.grows);
+    assert_int_equal(st.grows, reserved.grows);
+}
+
 static void test_compact(void **state)
 {
     (void)state;
@@ -905,6 +933,7 @@ int main(void)
         cmocka_unit_test(test_clear_ends_open_iterations),
         cmocka_unit_test_setup(test_free_drops_everything_once, reset_counters),
         cmocka_unit_test(test_reserve),
+        cmocka_unit_test(test_reserve_survives_deletes_while_filling),
         cmocka_unit_test(test_compact),
         cmocka_unit_test(test_iterator_yields_each_entry_once),
         cmocka_unit_test(test_iteration_order_varies),
