@@ -113,6 +113,20 @@ typedef struct found {
     unsigned slot;
 } found;
 
+/* The slot of bucket b (tophash word w) holding key, if any: the one loop every lookup runs. */
+static inline __attribute__((always_inline)) bool match_in_bucket(const hmap *m, const bucket_ref *b, uint64_t w,
+                                                                   uint8_t top, const void *key, key_kind kind,
+                                                                   unsigned *slot) {
+    for (uint64_t hits = match_byte(w, top); hits; hits &= hits - 1) {
+        unsigned s = (unsigned)__builtin_ctzll(hits) / 8;
+        if (slot_top(b, s) == top && equal_key(m, slot_key(m, b, s), key, kind)) {
+            *slot = s;
+            return true;
+        }
+    }
+    return false;
+}
+
 static inline __attribute__((always_inline)) bool find(const hmap *m, const void *key, uint64_t hash,
                                                         key_kind kind, found *f) {
     locate(m, hash, &f->t, &f->i);
@@ -121,13 +135,8 @@ static inline __attribute__((always_inline)) bool find(const hmap *m, const void
     uint8_t top = tophash_of(hash);
     for (;;) {
         uint64_t w = *f->b.tophash;
-        for (uint64_t hits = match_byte(w, top); hits; hits &= hits - 1) {
-            unsigned slot = (unsigned)__builtin_ctzll(hits) / 8;
-            if (slot_top(&f->b, slot) == top && equal_key(m, slot_key(m, &f->b, slot), key, kind)) {
-                f->slot = slot;
-                return true;
-            }
-        }
+        if (match_in_bucket(m, &f->b, w, top, key, kind, &f->slot))
+            return true;
         if (has_empty_rest(w) || !bucket_ref_next(m, &f->b))
             return false;
     }
@@ -219,13 +228,8 @@ static inline __attribute__((always_inline)) bool find_or_free(hmap *m, const vo
     uint8_t top = tophash_of(hash);
     for (;;) {
         uint64_t w = *f->b.tophash;
-        for (uint64_t hits = match_byte(w, top); hits; hits &= hits - 1) {
-            unsigned slot = (unsigned)__builtin_ctzll(hits) / 8;
-            if (slot_top(&f->b, slot) == top && equal_key(m, slot_key(m, &f->b, slot), key, kind)) {
-                f->slot = slot;
-                return true;
-            }
-        }
+        if (match_in_bucket(m, &f->b, w, top, key, kind, &f->slot))
+            return true;
         if (!*have_free) {
             /* empty slots are the bytes <= EMPTY_ONE: clear bit 0 and look for zero bytes */
             uint64_t empties = free_slots(w);
