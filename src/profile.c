@@ -21,7 +21,8 @@
  * stack starts at the caller of the public API. Which frames are the library's: when the library is a
  * shared object, every address inside that object; when it is linked statically into the program, the
  * functions named hmap_* or declared in internal.h, and the static functions of the files of src/ (the
- * ELF symbol table records local symbols after the name of their source file). Function names come from
+ * ELF symbol table records local symbols after the name of their source file); another global function
+ * found between library frames is taken as the library's too (see trimmed_start). Function names come from
  * the ELF symbol table of each object (.symtab, read from the file), falling back to dladdr, so that
  * `go tool pprof` shows names even for static functions of a program built without -rdynamic.
  *
@@ -508,11 +509,14 @@ static void strtab_free(strtab *t)
  * Loaded objects: their address ranges, build ids and symbol tables (dl_iterate_phdr + the ELF files)
  * ------------------------------------------------------------------------------------------------------ */
 
+/* Whose function a frame is in, as far as the symbol table tells (see symbol_owner). */
+enum { OWNER_USER, OWNER_LIBRARY, OWNER_UNKNOWN };
+
 typedef struct symbol {
     uintptr_t start;
     size_t size;
     const char *name; /* inside the mapped file */
-    bool library;     /* a function of the hmap library (see symbol_is_library) */
+    int owner;        /* OWNER_LIBRARY, OWNER_USER or OWNER_UNKNOWN (see symbol_owner) */
 } symbol;
 
 typedef struct object {
@@ -638,11 +642,18 @@ static bool is_internal_function(const char *name)
     return false;
 }
 
-static bool symbol_is_library(const char *name, unsigned bind, const char *file)
+/*
+ * Static functions are the library's when their file is; global ones when they are public (hmap_*) or
+ * known internal ones. Any other global function may be the program's or a newer internal function of the
+ * library: unknown, decided by its neighbours on the stack (see trimmed_start).
+ */
+static int symbol_owner(const char *name, unsigned bind, const char *file)
 {
     if (bind == STB_LOCAL)
-        return is_library_source(file);
-    return strncmp(name, "hmap_", 5) == 0 || is_internal_function(name);
+        return is_library_source(file) ? OWNER_LIBRARY : OWNER_USER;
+    if (strncmp(name, "hmap_", 5) == 0 || is_internal_function(name))
+        return OWNER_LIBRARY;
+    return OWNER_UNKNOWN;
 }
 
 static int compare_symbols(const void *a, const void *b)
@@ -704,7 +715,7 @@ static void load_symbols(object *o)
         s->start = o->bias + syms[i].st_value;
         s->size = syms[i].st_size;
         s->name = name;
-        s->library = symbol_is_library(name, bind, file);
+        s->owner = symbol_owner(name, bind, file);
     }
     qsort(o->syms, o->nsyms, sizeof *o->syms, compare_symbols);
 }
@@ -750,15 +761,40 @@ static void objects_free(void)
 }
 
 /* Is this return address inside the hmap library? */
-static bool frame_is_library(uintptr_t pc)
+static int frame_owner(uintptr_t pc)
 {
     object *o = object_of(pc);
     if (o == NULL || o != library_object)
-        return false;
+        return OWNER_USER;
     if (!o->is_main)
-        return true; /* the library is its own shared object */
+        return OWNER_LIBRARY; /* the library is its own shared object */
     const symbol *s = symbol_of(o, pc);
-    return s != NULL && s->library;
+    return s != NULL ? s->owner : OWNER_USER;
+}
+
+/*
+ * Where a sampled stack starts once the library's frames are trimmed: just outside the outermost library
+ * frame of the innermost run of library frames. Frames before the first library frame belong to whatever
+ * wraps backtrace() (a sanitizer's interceptor) and go too. Unknown frames (global functions the symbol
+ * table cannot attribute) count as the library's when a library frame lies beyond them before any user
+ * frame, e.g. a new internal function between mem_alloc and hmap_put.
+ */
+static unsigned trimmed_start(void *const *frames, unsigned n)
+{
+    unsigned i = 0;
+    while (i < n && frame_owner((uintptr_t)frames[i]) != OWNER_LIBRARY)
+        i++;
+    if (i == n)
+        return 0; /* no library frame at all: keep the whole stack */
+    unsigned start = i;
+    for (; i < n; i++) {
+        int owner = frame_owner((uintptr_t)frames[i]);
+        if (owner == OWNER_USER)
+            break;
+        if (owner == OWNER_LIBRARY)
+            start = i + 1;
+    }
+    return start < n ? start : 0;
 }
 
 /* The function name at pc: the ELF symbol table first (it knows static functions), then dladdr. */
@@ -919,12 +955,7 @@ static void write_value_type(writer *w, unsigned field, const char *type, const 
 
 static void write_sample(writer *w, const record *r, size_t rate)
 {
-    /* Trim the library's frames: the stack starts at the caller of the public API. */
-    unsigned first = 0;
-    while (first < r->nframes && frame_is_library((uintptr_t)r->frames[first]))
-        first++;
-    if (first == r->nframes)
-        first = 0; /* nothing but library frames (should not happen): keep them all */
+    unsigned first = trimmed_start(r->frames, r->nframes); /* the stack starts at the API's caller */
     uint64_t ids[MAX_FRAMES];
     size_t n = 0;
     for (unsigned i = first; i < r->nframes; i++)

@@ -143,6 +143,19 @@ static int64_t cum_of(const char *profile, const char *index, const char *functi
     return v;
 }
 
+/* The library's frames are trimmed: each stack starts at the caller of the public API. */
+static void assert_library_trimmed(const char *profile)
+{
+    static const char *const library[] = {"hmap_put", "hmap_new_opts", "mem_alloc", "mem_alloc_array",
+                                          "mem_raw_alloc", "profile_note_alloc"};
+    char *top = pprof_top("/proc/self/exe", profile, "alloc_space");
+    assert_non_null(top);
+    for (size_t i = 0; i < sizeof library / sizeof *library; i++)
+        if (top_cum(top, library[i]) != -1)
+            fail_msg("library function %s in the profile:\n%s", library[i], top);
+    free(top);
+}
+
 static void assert_near(int64_t got, unsigned long long want, double tolerance, const char *what)
 {
     double ratio = want ? (double)got / (double)want : 0;
@@ -163,6 +176,7 @@ static void assert_near(int64_t got, unsigned long long want, double tolerance, 
 static void check_profiles(const char *tag, facts f, double tolerance, double small_tolerance)
 {
     const char *live = scratch_file(2, tag, "-live.pb.gz"), *freed = scratch_file(3, tag, "-freed.pb.gz");
+    assert_library_trimmed(live);
     assert_near(cum_of(live, "inuse_space", "build_big_map"), f.big_bytes, tolerance, "inuse_space build_big_map");
     assert_near(cum_of(live, "alloc_space", "build_big_map"), f.big_alloc, tolerance, "alloc_space build_big_map");
     int64_t small_inuse = cum_of(live, "inuse_space", "build_small_map");
