@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -165,6 +166,59 @@ static void test_rate0_records_nothing(void **state)
     free(top);
 }
 
+enum { THREADS = 4, THREAD_BLOCKS = 20000 };
+static char thread_blocks[THREADS][THREAD_BLOCKS];
+
+/* Each thread allocates its blocks, frees every other one, writing profiles meanwhile from thread 0. */
+__attribute__((noinline)) void *fake_thread_allocations(void *arg)
+{
+    char *blocks = arg;
+    for (int i = 0; i < THREAD_BLOCKS; i++)
+        profile_note_alloc(&blocks[i], 64, "threads");
+    for (int i = 0; i < THREAD_BLOCKS; i += 2)
+        profile_note_free(&blocks[i], 64);
+    if (blocks == thread_blocks[0])
+        for (int k = 0; k < 3; k++)
+            if (hmap_write_heap_profile(path_in_scratch("threads-mid.pb.gz")) != 0)
+                return arg;
+    return NULL;
+}
+
+static int child_threads(void)
+{
+    hmap_set_profile_rate(1);
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++)
+        if (pthread_create(&t[i], NULL, fake_thread_allocations, thread_blocks[i]) != 0)
+            return 1;
+    int failed = 0;
+    for (int i = 0; i < THREADS; i++) {
+        void *ret;
+        pthread_join(t[i], &ret);
+        failed |= ret != NULL;
+    }
+    return failed || hmap_write_heap_profile(path_in_scratch("threads.pb.gz")) != 0;
+}
+
+/* Several threads sampling and freeing at once (rate 1): every allocation and free is accounted. */
+static void test_threads(void **state)
+{
+    (void)state;
+    if (!go_available()) {
+        print_message("SKIPPED: `go` not found on PATH (install golang-go, e.g. scripts/deps)\n");
+        skip();
+    }
+    in_child(child_threads);
+    char *top = pprof_top("/proc/self/exe", path_in_scratch("threads.pb.gz"), "alloc_objects");
+    assert_non_null(top);
+    assert_int_equal(top_cum(top, "fake_thread_allocations"), THREADS * THREAD_BLOCKS);
+    free(top);
+    top = pprof_top("/proc/self/exe", path_in_scratch("threads.pb.gz"), "inuse_space");
+    assert_non_null(top);
+    assert_int_equal(top_cum(top, "fake_thread_allocations"), THREADS * THREAD_BLOCKS / 2 * 64);
+    free(top);
+}
+
 static void test_write_errors(void **state)
 {
     (void)state;
@@ -178,6 +232,7 @@ int main(void)
         cmocka_unit_test(test_rate1_exact),
         cmocka_unit_test(test_unsampled_estimate),
         cmocka_unit_test(test_rate0_records_nothing),
+        cmocka_unit_test(test_threads),
         cmocka_unit_test(test_write_errors),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
