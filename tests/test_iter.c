@@ -86,6 +86,13 @@ static uint64_t poor_u64_hash(const void *k, uint64_t seed)
     return *(const unsigned char *)k;
 }
 
+/* Keys in groups of 64 share a hash: inserted and deleted group by group, they leave chains of
+ * tombstones and overflow buckets behind, which is what same-size growth cleans up. */
+static uint64_t grouped_u64_hash(const void *k, uint64_t seed)
+{
+    return mix64((*(const uint64_t *)k >> 6) ^ seed);
+}
+
 static uint64_t poor_string_hash(const void *k, uint64_t seed)
 {
     (void)seed;
@@ -104,7 +111,16 @@ static uint64_t id_of_key(const world *w, const void *k)
 
 /* ---- the world ---- */
 
+static void world_init_hash(world *w, key_mode mode, bool poor_hash, uint64_t seed,
+                            uint64_t (*hash)(const void *, uint64_t));
+
 static void world_init(world *w, key_mode mode, bool poor_hash, uint64_t seed)
+{
+    world_init_hash(w, mode, poor_hash, seed, NULL);
+}
+
+static void world_init_hash(world *w, key_mode mode, bool poor_hash, uint64_t seed,
+                            uint64_t (*hash)(const void *, uint64_t))
 {
     memset(w, 0, sizeof *w);
     w->mode = mode;
@@ -116,7 +132,7 @@ static void world_init(world *w, key_mode mode, bool poor_hash, uint64_t seed)
     hmap_type type = {.val_size = sizeof(uint64_t)};
     if (mode == KEYS_U64) {
         type.key_size = sizeof(uint64_t);
-        type.hash = poor_hash ? poor_u64_hash : NULL;
+        type.hash = hash ? hash : poor_hash ? poor_u64_hash : NULL;
     } else {
         type.key_size = sizeof(char *);
         type.hash = poor_hash ? poor_string_hash : hmap_hash_cstr;
@@ -581,6 +597,42 @@ static void test_owned_strings_deleted_and_reinserted(void **state)
     }
 }
 
+/* Same-size growth while the iteration is open: groups of colliding keys come and go inside the loop. */
+static void test_same_size_growth_inside_loop(void **state)
+{
+    (void)state;
+    world w;
+    world_init_hash(&w, KEYS_U64, false, 0x55e, grouped_u64_hash);
+    uint64_t next_group = 0, oldest_group = 0;
+    for (; next_group < 40; next_group++)
+        for (uint64_t j = 0; j < 64; j++)
+            world_insert(&w, (next_group << 6) | j);
+    hmap_stats before = stats_of(&w);
+    tracker t;
+    tracker_begin(&w, &t);
+    uint64_t id;
+    size_t steps = 0;
+    while (tracker_step(&w, &t, &id)) {
+        if (++steps % 8)
+            continue;
+        for (uint64_t j = 0; j < 64; j++) /* a new group in, the oldest out: constant size */
+            world_insert(&w, (next_group << 6) | j);
+        for (uint64_t j = 0; j < 64; j++)
+            if (w.present[(oldest_group << 6) | j])
+                world_delete(&w, (oldest_group << 6) | j);
+        next_group++;
+        oldest_group++;
+        assert_true((next_group << 6) < MAX_IDS);
+    }
+    tracker_end(&w, &t);
+    hmap_stats after = stats_of(&w);
+    print_message("  grouped churn inside one iteration: %zu steps, %" PRIu64 " same-size grows\n", steps,
+                  after.same_size_grows - before.same_size_grows);
+    assert_true(after.same_size_grows > before.same_size_grows);
+    world_assert_consistent(&w);
+    world_destroy(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -595,6 +647,7 @@ int main(void)
         cmocka_unit_test(test_several_iterations_open),
         cmocka_unit_test(test_start_during_grow),
         cmocka_unit_test(test_start_during_shrink),
+        cmocka_unit_test(test_same_size_growth_inside_loop),
         cmocka_unit_test(test_owned_strings_deleted_and_reinserted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
