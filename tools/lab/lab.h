@@ -68,7 +68,7 @@ typedef struct lab_step {
     uint64_t bytes;          /* what the map holds (hmap_get_stats, or Go's HeapAlloc after GC) */
     uint64_t bytes_inuse;    /* Go only: HeapInuse after GC */
     uint64_t rss;
-    uint64_t rss_released;   /* after malloc_trim(0) (C) or debug.FreeOSMemory() (Go) */
+    uint64_t rss_released;   /* after malloc_trim(0) (C) or debug.FreeOSMemory() (Go); 0: not done */
 } lab_step;
 typedef struct lab_sample {
     uint64_t op;             /* operations done since the start of the run */
