@@ -13,9 +13,10 @@
  *                   overflow chains left by deletes), or shrink (B goes down)
  *   B=X->Y          log2 of the bucket count before -> after the resize
  *   count=N         live entries when the line is printed
- *   bytes=X->Y      bytes the map held just before the resize started -> bytes it holds when the line is
- *                   printed: at the start both arrays (a large new array is mapped from the OS untouched,
- *                   so RSS grows only as it fills); at the end after the old array has been released
+ *   bytes=X->Y      bytes the map held just before the resize started -> at the start, bytes it holds now,
+ *                   both arrays (a large new array is mapped from the OS untouched, so RSS grows only as it
+ *                   fills); at the end, bytes it holds once the old array is released (the core may print
+ *                   the line just before releasing it: its bytes are left out either way)
  *   ops=N           (end) the number of write operations the evacuation was spread over
  *   max_step=T      (end) the longest single evacuation step of this resize, in ns/us/ms
  *   @S.SSSSSSs      seconds since the library was loaded (for a program linked with it: since start)
@@ -94,6 +95,15 @@ void trace_resize_begin(const hmap *m)
             m->resize_bytes_before, m->bytes, seconds_since_start());
 }
 
+/* m->bytes without the old array and its overflow buckets, if the core has not released them yet. */
+static size_t bytes_after_release(const hmap *m)
+{
+    if (m->old == NULL)
+        return m->bytes;
+    size_t old = m->old->mem_bytes + m->old->owned_bytes + sizeof *m->old;
+    return m->bytes > old ? m->bytes - old : 0;
+}
+
 void trace_resize_end(const hmap *m)
 {
     if (!tracing)
@@ -103,5 +113,6 @@ void trace_resize_end(const hmap *m)
     fprintf(stderr,
             "hmap: resize end map=%s kind=%s B=%u->%u count=%zu bytes=%zu->%zu ops=%llu max_step=%s @%.6fs\n",
             m->name ? m->name : "-", kind_name(m->phase), m->resize_B_before, m->cur->B, m->count,
-            m->resize_bytes_before, m->bytes, (unsigned long long)m->resize_ops, step, seconds_since_start());
+            m->resize_bytes_before, bytes_after_release(m), (unsigned long long)m->resize_ops, step,
+            seconds_since_start());
 }
