@@ -3,8 +3,9 @@
  *
  * The tests call the allocation hooks of src/profile.c directly (profile_note_alloc / profile_note_free,
  * as alloc.c does) from two functions of this program, write profiles, and read them back with
- * `go tool pprof`: exact values at rate 1, frees leaving the in-use figures, the "map" label, and the
- * unsampling at a coarse rate landing near the true total. Each test runs in a forked child so that its
+ * `go tool pprof`: exact values at rate 1, frees leaving the in-use figures, the "map" label, the
+ * unsampling at a coarse rate landing near the true total, several threads at once, and the environment
+ * variables (HMAP_PROFILE_RATE, HMAP_HEAPPROFILE written at exit). Each test runs in a forked child so that its
  * profile holds only its own samples (records are process-wide, as Go's are).
  */
 #include <setjmp.h>
@@ -219,6 +220,29 @@ static void test_threads(void **state)
     free(top);
 }
 
+/* HMAP_PROFILE_RATE and HMAP_HEAPPROFILE, read when the library loads: this program run again with both
+ * set (rate 1) makes the fake allocations and exits without writing anything itself. */
+static void test_environment(void **state)
+{
+    (void)state;
+    if (!go_available()) {
+        print_message("SKIPPED: `go` not found on PATH (install golang-go, e.g. scripts/deps)\n");
+        skip();
+    }
+    char self[512], cmd[2048];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    assert_true(len > 0);
+    self[len] = '\0';
+    const char *prof = path_in_scratch("atexit.pb.gz");
+    snprintf(cmd, sizeof cmd, "HMAP_PROFILE_RATE=1 HMAP_HEAPPROFILE='%s' '%s' --env-child", prof, self);
+    assert_int_equal(system(cmd), 0);
+    char *top = pprof_top(self, prof, "alloc_space");
+    assert_non_null(top);
+    assert_int_equal(top_cum(top, "fake_big_allocations"), (int64_t)BIG_BLOCK * BIG_COUNT);
+    assert_int_equal(top_cum(top, "fake_small_allocations"), (int64_t)SMALL_BLOCK * SMALL_COUNT);
+    free(top);
+}
+
 static void test_write_errors(void **state)
 {
     (void)state;
@@ -226,13 +250,19 @@ static void test_write_errors(void **state)
     assert_true(hmap_write_heap_profile("/nonexistent-dir/x.pb.gz") < 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--env-child") == 0) {
+        fake_big_allocations();
+        fake_small_allocations();
+        return 0; /* the profile is written at exit */
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rate1_exact),
         cmocka_unit_test(test_unsampled_estimate),
         cmocka_unit_test(test_rate0_records_nothing),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_environment),
         cmocka_unit_test(test_write_errors),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
