@@ -13,16 +13,14 @@
 
 #include <cmocka.h>
 
-static int compare_key(const model_entry *e, const void *key, size_t klen)
-{
+static int compare_key(const model_entry *e, const void *key, size_t klen) {
     if (e->klen != klen)
         return e->klen < klen ? -1 : 1;
     return memcmp(e->key, key, klen);
 }
 
 /* Index of the first entry not less than key. */
-static size_t lower_bound(const model *r, const void *key, size_t klen)
-{
+static size_t lower_bound(const model *r, const void *key, size_t klen) {
     size_t lo = 0, hi = r->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -34,27 +32,23 @@ static size_t lower_bound(const model *r, const void *key, size_t klen)
     return lo;
 }
 
-static bool found_at(const model *r, size_t i, const void *key, size_t klen)
-{
+static bool found_at(const model *r, size_t i, const void *key, size_t klen) {
     return i < r->n && compare_key(r->e[i], key, klen) == 0;
 }
 
-void model_init(model *r, size_t key_size, size_t val_size)
-{
+void model_init(model *r, size_t key_size, size_t val_size) {
     memset(r, 0, sizeof *r);
     r->key_size = key_size;
     r->val_size = val_size;
 }
 
-void model_clear(model *r)
-{
+void model_clear(model *r) {
     for (size_t i = 0; i < r->n; i++)
         free(r->e[i]);
     r->n = 0;
 }
 
-void model_destroy(model *r)
-{
+void model_destroy(model *r) {
     model_clear(r);
     free(r->e);
     memset(r, 0, sizeof *r);
@@ -64,14 +58,12 @@ size_t model_len(const model *r) { return r->n; }
 
 model_entry *model_at(const model *r, size_t i) { return i < r->n ? r->e[i] : NULL; }
 
-model_entry *model_find(const model *r, const void *key, size_t klen)
-{
+model_entry *model_find(const model *r, const void *key, size_t klen) {
     size_t i = lower_bound(r, key, klen);
     return found_at(r, i, key, klen) ? r->e[i] : NULL;
 }
 
-int model_put(model *r, const void *key, size_t klen, const void *val)
-{
+int model_put(model *r, const void *key, size_t klen, const void *val) {
     size_t i = lower_bound(r, key, klen);
     if (found_at(r, i, key, klen)) {
         if (r->val_size)
@@ -97,8 +89,7 @@ int model_put(model *r, const void *key, size_t klen, const void *val)
     return 1;
 }
 
-bool model_del(model *r, const void *key, size_t klen)
-{
+bool model_del(model *r, const void *key, size_t klen) {
     size_t i = lower_bound(r, key, klen);
     if (!found_at(r, i, key, klen))
         return false;
@@ -108,14 +99,12 @@ bool model_del(model *r, const void *key, size_t klen)
     return true;
 }
 
-void model_set_flags_all(model *r, unsigned flags)
-{
+void model_set_flags_all(model *r, unsigned flags) {
     for (size_t i = 0; i < r->n; i++)
         r->e[i]->flags = flags;
 }
 
-const void *model_key_bytes(const model *r, const void *map_key, size_t *klen)
-{
+const void *model_key_bytes(const model *r, const void *map_key, size_t *klen) {
     if (r->key_size) {
         *klen = r->key_size;
         return map_key;
@@ -126,8 +115,7 @@ const void *model_key_bytes(const model *r, const void *map_key, size_t *klen)
 }
 
 /* Every yielded entry is in the model with the same value, none twice, and all of them are yielded. */
-static void assert_iteration_matches(const model *r, hmap *m, const char *context)
-{
+static void assert_iteration_matches(const model *r, hmap *m, const char *context) {
     unsigned char *seen = calloc(r->n + 1, 1);
     assert_non_null(seen);
     size_t yielded = 0;
@@ -153,9 +141,9 @@ static void assert_iteration_matches(const model *r, hmap *m, const char *contex
         fail_msg("%s: iteration yielded %zu entries, the model holds %zu", context, yielded, r->n);
 }
 
-/* The map's key for model entry e: its bytes, or (string keys) a char * to a NUL-terminated copy. */
-static void assert_lookups_match(const model *r, hmap *m, const char *context)
-{
+/* hmap_get finds every model entry with its value. The map's key for an entry is its bytes, or (string
+ * keys) a char * to a NUL-terminated copy of its characters. */
+static void assert_lookups_match(const model *r, hmap *m, const char *context) {
     char buf[512];
     for (size_t i = 0; i < r->n; i++) {
         const model_entry *e = r->e[i];
@@ -175,16 +163,14 @@ static void assert_lookups_match(const model *r, hmap *m, const char *context)
     }
 }
 
-void model_assert_matches(const model *r, hmap *m, const char *context)
-{
+void model_assert_matches(const model *r, hmap *m, const char *context) {
     if (hmap_len(m) != r->n)
         fail_msg("%s: hmap_len %zu, model %zu", context, hmap_len(m), r->n);
     assert_iteration_matches(r, m, context);
     assert_lookups_match(r, m, context);
 }
 
-uint64_t mix64(uint64_t x)
-{
+uint64_t mix64(uint64_t x) {
     x ^= x >> 30;
     x *= 0xbf58476d1ce4e5b9ULL;
     x ^= x >> 27;
@@ -193,21 +179,18 @@ uint64_t mix64(uint64_t x)
     return x;
 }
 
-uint64_t prng_next(prng *p)
-{
+uint64_t prng_next(prng *p) {
     p->s += 0x9e3779b97f4a7c15ULL;
     return mix64(p->s);
 }
 
 uint64_t prng_below(prng *p, uint64_t n) { return prng_next(p) % n; }
 
-bool prng_chance(prng *p, double probability)
-{
+bool prng_chance(prng *p, double probability) {
     return (double)(prng_next(p) >> 11) * 0x1.0p-53 < probability;
 }
 
-uint64_t env_u64(const char *name, uint64_t fallback)
-{
+uint64_t env_u64(const char *name, uint64_t fallback) {
     const char *s = getenv(name);
     if (!s || !*s)
         return fallback;

@@ -42,8 +42,7 @@ typedef struct fail_alloc {
     size_t outstanding_bytes, outstanding_blocks;
 } fail_alloc;
 
-static void *failing_alloc(size_t size, void *ctx)
-{
+static void *failing_alloc(size_t size, void *ctx) {
     fail_alloc *a = ctx;
     if (++a->calls == a->fail_at) {
         a->failed = true;
@@ -60,8 +59,7 @@ static void *failing_alloc(size_t size, void *ctx)
     return p + HEADER;
 }
 
-static void failing_free(void *ptr, size_t size, void *ctx)
-{
+static void failing_free(void *ptr, size_t size, void *ctx) {
     fail_alloc *a = ctx;
     assert_non_null(ptr);
     unsigned char *p = (unsigned char *)ptr - HEADER;
@@ -78,13 +76,11 @@ static void failing_free(void *ptr, size_t size, void *ctx)
 /* ---- the scenario ---- */
 
 static uint64_t key_drops, val_drops;
-static void count_key_drop(void *k)
-{
+static void count_key_drop(void *k) {
     (void)k;
     key_drops++;
 }
-static void count_val_drop(void *v)
-{
+static void count_val_drop(void *v) {
     (void)v;
     val_drops++;
 }
@@ -99,8 +95,7 @@ typedef struct run {
     char context[120];
 } run;
 
-static const char *where(run *r)
-{
+static const char *where(run *r) {
     snprintf(r->context, sizeof r->context, "[fail_at=%" PRIu64 " op=%zu len=%zu]", r->fa.fail_at, r->op,
              model_len(&r->ref));
     return r->context;
@@ -110,8 +105,7 @@ static const char *where(run *r)
 static uint64_t errors_reported, failures_absorbed;
 
 /* Called after every operation: if the allocation failed during it, the whole map is compared now. */
-static void after_call(run *r, bool failed_before, bool reported_error)
-{
+static void after_call(run *r, bool failed_before, bool reported_error) {
     r->op++;
     bool failed_now = r->fa.failed && !failed_before;
     if (reported_error && !failed_now)
@@ -123,8 +117,7 @@ static void after_call(run *r, bool failed_before, bool reported_error)
     }
 }
 
-static void do_put(run *r, uint64_t k)
-{
+static void do_put(run *r, uint64_t k) {
     uint64_t v = prng_next(&r->rng);
     bool before = r->fa.failed;
     int rc = hmap_put(r->m, &k, &v);
@@ -142,8 +135,7 @@ static void do_put(run *r, uint64_t k)
     after_call(r, before, false);
 }
 
-static void do_assign(run *r, uint64_t k)
-{
+static void do_assign(run *r, uint64_t k) {
     uint64_t v = prng_next(&r->rng);
     bool before = r->fa.failed, inserted = false;
     errno = 0;
@@ -164,8 +156,7 @@ static void do_assign(run *r, uint64_t k)
     after_call(r, before, false);
 }
 
-static void do_get(run *r, uint64_t k)
-{
+static void do_get(run *r, uint64_t k) {
     uint64_t calls = r->fa.calls;
     uint64_t *v = hmap_get(r->m, &k);
     model_entry *e = model_find(&r->ref, &k, 8);
@@ -176,8 +167,7 @@ static void do_get(run *r, uint64_t k)
     r->op++;
 }
 
-static void do_del(run *r, uint64_t k)
-{
+static void do_del(run *r, uint64_t k) {
     bool before = r->fa.failed;
     bool got = hmap_del(r->m, &k), want = model_del(&r->ref, &k, 8);
     if (got != want)
@@ -187,8 +177,7 @@ static void do_del(run *r, uint64_t k)
     after_call(r, before, false);
 }
 
-static void do_take(run *r, uint64_t k)
-{
+static void do_take(run *r, uint64_t k) {
     bool before = r->fa.failed;
     uint64_t kout = 0, vout = 0;
     model_entry *e = model_find(&r->ref, &k, 8);
@@ -202,8 +191,7 @@ static void do_take(run *r, uint64_t k)
     after_call(r, before, false);
 }
 
-static void do_reserve(run *r, size_t n)
-{
+static void do_reserve(run *r, size_t n) {
     bool before = r->fa.failed;
     int rc = hmap_reserve(r->m, n);
     if (rc != 0 && rc != -ENOMEM)
@@ -211,8 +199,7 @@ static void do_reserve(run *r, size_t n)
     after_call(r, before, rc != 0);
 }
 
-static void do_compact(run *r)
-{
+static void do_compact(run *r) {
     bool before = r->fa.failed;
     int rc = hmap_compact(r->m);
     if (rc != 0 && rc != -ENOMEM)
@@ -220,8 +207,7 @@ static void do_compact(run *r)
     after_call(r, before, rc != 0);
 }
 
-static void do_clear(run *r)
-{
+static void do_clear(run *r) {
     bool before = r->fa.failed;
     r->expect_key_drops += model_len(&r->ref);
     r->expect_val_drops += model_len(&r->ref);
@@ -231,15 +217,13 @@ static void do_clear(run *r)
 }
 
 /* A key: usually one the model holds (for deletes), else a random one from a small space. */
-static uint64_t some_key(run *r, bool existing, uint64_t space)
-{
+static uint64_t some_key(run *r, bool existing, uint64_t space) {
     if (existing && model_len(&r->ref))
         return *(uint64_t *)model_at(&r->ref, prng_below(&r->rng, model_len(&r->ref)))->key;
     return prng_below(&r->rng, space);
 }
 
-static void grow_to(run *r, size_t n, bool use_assign)
-{
+static void grow_to(run *r, size_t n, bool use_assign) {
     while (model_len(&r->ref) < n) {
         uint64_t k = some_key(r, false, 4 * n);
         if (use_assign)
@@ -251,8 +235,7 @@ static void grow_to(run *r, size_t n, bool use_assign)
     }
 }
 
-static void shrink_to(run *r, size_t n, bool use_take)
-{
+static void shrink_to(run *r, size_t n, bool use_take) {
     while (model_len(&r->ref) > n) {
         uint64_t k = some_key(r, true, 1);
         if (use_take)
@@ -263,8 +246,7 @@ static void shrink_to(run *r, size_t n, bool use_take)
 }
 
 /* One full iteration with deletes, puts and assigns inside. */
-static void iterate_with_writes(run *r)
-{
+static void iterate_with_writes(run *r) {
     hmap_iter it;
     void *k;
     model_set_flags_all(&r->ref, MODEL_AT_START);
@@ -292,8 +274,7 @@ static void iterate_with_writes(run *r)
     model_set_flags_all(&r->ref, 0);
 }
 
-static void scenario(run *r)
-{
+static void scenario(run *r) {
     grow_to(r, 2000, false);
     iterate_with_writes(r);
     shrink_to(r, 50, false);
@@ -310,8 +291,7 @@ static void scenario(run *r)
 }
 
 /* Runs the scenario failing allocation fail_at (0: none). Returns the number of allocations made. */
-static uint64_t run_once(uint64_t fail_at, size_t *ops)
-{
+static uint64_t run_once(uint64_t fail_at, size_t *ops) {
     hmap_memstats ms_start, ms_end;
     hmap_read_memstats(&ms_start);
     run r;
@@ -350,8 +330,7 @@ static uint64_t run_once(uint64_t fail_at, size_t *ops)
     return r.fa.calls;
 }
 
-static void test_every_allocation_fails_in_turn(void **state)
-{
+static void test_every_allocation_fails_in_turn(void **state) {
     (void)state;
     size_t ops = 0;
     uint64_t total = run_once(0, &ops);
@@ -360,14 +339,14 @@ static void test_every_allocation_fails_in_turn(void **state)
     assert_true(total >= 10);
     for (uint64_t k = 1; k <= total; k++)
         run_once(k, &ops);
-    print_message("  %" PRIu64 " failures reported as errors, %" PRIu64 " absorbed by a call that succeeded\n",
+    print_message("  %" PRIu64 " failures reported as errors, %" PRIu64
+                  " absorbed by a call that succeeded\n",
                   errors_reported, failures_absorbed);
     assert_true(errors_reported > 0);
 }
 
 /* The map creation itself failing, with and without a hint: NULL, ENOMEM, nothing held. */
-static void test_creation_fails_cleanly(void **state)
-{
+static void test_creation_fails_cleanly(void **state) {
     (void)state;
     hmap_type type = {.key_size = 8, .val_size = 8};
     for (size_t hint = 0; hint <= 100000; hint = hint ? hint * 10 : 1) {
@@ -394,14 +373,12 @@ static void test_creation_fails_cleanly(void **state)
  * keys make the ownership observable: live_strings counts the strings not yet freed by anyone. */
 static long live_strings;
 
-static void drop_string(void *k)
-{
+static void drop_string(void *k) {
     free(*(char **)k);
     live_strings--;
 }
 
-static char *new_string(uint64_t i)
-{
+static char *new_string(uint64_t i) {
     char buf[40];
     snprintf(buf, sizeof buf, "key-%" PRIu64 "-%" PRIx64, i, mix64(i));
     char *s = strdup(buf);
@@ -410,8 +387,7 @@ static char *new_string(uint64_t i)
     return s;
 }
 
-static void test_failed_insert_leaves_key_with_caller(void **state)
-{
+static void test_failed_insert_leaves_key_with_caller(void **state) {
     (void)state;
     hmap_type type = {.key_size = sizeof(char *),
                       .val_size = 8,
@@ -449,8 +425,8 @@ static void test_failed_insert_leaves_key_with_caller(void **state)
             }
             /* Every string alive is a key in the map: none leaked, none dropped twice. */
             if (live_strings != (long)hmap_len(m))
-                fail_msg("[fail_at=%" PRIu64 " i=%" PRIu64 "] %ld live strings, %zu keys", k, i,
-                         live_strings, hmap_len(m));
+                fail_msg("[fail_at=%" PRIu64 " i=%" PRIu64 "] %ld live strings, %zu keys", k, i, live_strings,
+                         hmap_len(m));
         }
         assert_true(errors <= 1);
         hmap_free(m);
@@ -462,8 +438,7 @@ static void test_failed_insert_leaves_key_with_caller(void **state)
     print_message("  string keys: %" PRIu64 " allocations, each failed in turn\n", total);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_creation_fails_cleanly),
         cmocka_unit_test(test_every_allocation_fails_in_turn),

@@ -40,27 +40,23 @@ static unsigned key_drops[MAX_IDS];
 static uint32_t last_dropped_instance[MAX_IDS];
 static unsigned val_drops[MAX_IDS];
 
-static uint64_t tkey_hash(const void *k, uint64_t seed)
-{
+static uint64_t tkey_hash(const void *k, uint64_t seed) {
     const tkey *t = k;
     return hmap_hash_bytes(&t->id, sizeof t->id, seed);
 }
 
-static bool tkey_equal(const void *a, const void *b)
-{
+static bool tkey_equal(const void *a, const void *b) {
     return ((const tkey *)a)->id == ((const tkey *)b)->id;
 }
 
-static void tkey_drop(void *k)
-{
+static void tkey_drop(void *k) {
     const tkey *t = k;
     assert_true(t->id < MAX_IDS);
     key_drops[t->id]++;
     last_dropped_instance[t->id] = t->instance;
 }
 
-static void tval_drop(void *v)
-{
+static void tval_drop(void *v) {
     const tval *t = v;
     assert_true(t->id < MAX_IDS);
     val_drops[t->id]++;
@@ -77,8 +73,7 @@ static const hmap_type counted_type = {
 
 static const hmap_type u64_type = {.key_size = 8, .val_size = 8};
 
-static int reset_counters(void **state)
-{
+static int reset_counters(void **state) {
     (void)state;
     memset(key_drops, 0, sizeof key_drops);
     memset(last_dropped_instance, 0, sizeof last_dropped_instance);
@@ -86,16 +81,14 @@ static int reset_counters(void **state)
     return 0;
 }
 
-static unsigned total(const unsigned *counts)
-{
+static unsigned total(const unsigned *counts) {
     unsigned sum = 0;
     for (size_t i = 0; i < MAX_IDS; i++)
         sum += counts[i];
     return sum;
 }
 
-static size_t empty_map_bytes(const hmap_type *type)
-{
+static size_t empty_map_bytes(const hmap_type *type) {
     hmap *m = hmap_new(type, 0);
     assert_non_null(m);
     hmap_stats st;
@@ -106,8 +99,7 @@ static size_t empty_map_bytes(const hmap_type *type)
 
 /* ---- creation ---- */
 
-static void test_new_rejects_bad_types(void **state)
-{
+static void test_new_rejects_bad_types(void **state) {
     (void)state;
     errno = 0;
     assert_null(hmap_new(NULL, 0));
@@ -133,8 +125,7 @@ static void test_new_rejects_bad_types(void **state)
     assert_int_equal(errno, EINVAL);
 }
 
-static void test_new_rejects_huge_hint(void **state)
-{
+static void test_new_rejects_huge_hint(void **state) {
     (void)state;
     hmap_memstats before, after;
     hmap_read_memstats(&before);
@@ -148,8 +139,7 @@ static void test_new_rejects_huge_hint(void **state)
     assert_int_equal(after.live_bytes, before.live_bytes);
 }
 
-static void test_new_with_hint_needs_no_growth(void **state)
-{
+static void test_new_with_hint_needs_no_growth(void **state) {
     (void)state;
     hmap *m = hmap_new_opts(&u64_type, 10000, NULL); /* NULL options: the defaults */
     assert_non_null(m);
@@ -169,8 +159,7 @@ static void test_new_with_hint_needs_no_growth(void **state)
 
 /* ---- NULL map and NULL key ---- */
 
-static void test_null_map_is_einval(void **state)
-{
+static void test_null_map_is_einval(void **state) {
     (void)state;
     uint64_t k = 1, v = 2;
     bool inserted = true;
@@ -202,8 +191,7 @@ static void test_null_map_is_einval(void **state)
     assert_int_equal(st.bytes, 0);
 }
 
-static void test_null_key_is_einval_and_changes_nothing(void **state)
-{
+static void test_null_key_is_einval_and_changes_nothing(void **state) {
     (void)state;
     hmap *m = hmap_new(&u64_type, 0);
     assert_non_null(m);
@@ -230,8 +218,7 @@ static void test_null_key_is_einval_and_changes_nothing(void **state)
 
 /* ---- put, get, len ---- */
 
-static void test_put_get_len(void **state)
-{
+static void test_put_get_len(void **state) {
     (void)state;
     hmap *m = hmap_new(&u64_type, 0);
     assert_non_null(m);
@@ -260,8 +247,7 @@ static void test_put_get_len(void **state)
     hmap_free(m);
 }
 
-static void test_odd_key_and_value_sizes(void **state)
-{
+static void test_odd_key_and_value_sizes(void **state) {
     (void)state;
     static const size_t key_sizes[] = {1, 3, 7, 13, 200, 333};
     static const size_t val_sizes[] = {1, 5, 100, 2000};
@@ -298,8 +284,7 @@ static tkey key_of(uint32_t id, uint32_t instance) { return (tkey){id, instance}
 static tval val_of(uint64_t id) { return (tval){id, id * 3}; }
 
 /* The instance number of the key the map stores for id (by iterating), or UINT32_MAX if absent. */
-static uint32_t stored_instance(hmap *m, uint32_t id)
-{
+static uint32_t stored_instance(hmap *m, uint32_t id) {
     uint32_t found = UINT32_MAX;
     hmap_iter it;
     void *k;
@@ -311,8 +296,7 @@ static uint32_t stored_instance(hmap *m, uint32_t id)
     return found;
 }
 
-static void test_put_replace_drops_old_value_and_passed_key(void **state)
-{
+static void test_put_replace_drops_old_value_and_passed_key(void **state) {
     (void)state;
     hmap *m = hmap_new(&counted_type, 0);
     assert_non_null(m);
@@ -321,9 +305,9 @@ static void test_put_replace_drops_old_value_and_passed_key(void **state)
     assert_int_equal(hmap_put(m, &k1, &v1), 1);
     assert_int_equal(total(key_drops) + total(val_drops), 0);
     assert_int_equal(hmap_put(m, &k2, &v2), 0);
-    assert_int_equal(val_drops[100], 1);          /* the old value */
+    assert_int_equal(val_drops[100], 1); /* the old value */
     assert_int_equal(val_drops[200], 0);
-    assert_int_equal(key_drops[5], 1);            /* one of the two keys ... */
+    assert_int_equal(key_drops[5], 1);             /* one of the two keys ... */
     assert_int_equal(last_dropped_instance[5], 2); /* ... the one passed */
     assert_int_equal(stored_instance(m, 5), 1);
     tval *got = hmap_get(m, &k1);
@@ -336,8 +320,7 @@ static void test_put_replace_drops_old_value_and_passed_key(void **state)
     assert_int_equal(total(val_drops), 2);
 }
 
-static void test_assign(void **state)
-{
+static void test_assign(void **state) {
     (void)state;
     hmap *m = hmap_new(&counted_type, 0);
     assert_non_null(m);
@@ -372,8 +355,7 @@ static void test_assign(void **state)
     assert_int_equal(total(key_drops), 3);
 }
 
-static void test_del_drops_key_and_value_once(void **state)
-{
+static void test_del_drops_key_and_value_once(void **state) {
     (void)state;
     hmap *m = hmap_new(&counted_type, 0);
     assert_non_null(m);
@@ -402,8 +384,7 @@ static void test_del_drops_key_and_value_once(void **state)
     }
 }
 
-static void test_take(void **state)
-{
+static void test_take(void **state) {
     (void)state;
     hmap *m = hmap_new(&counted_type, 0);
     assert_non_null(m);
@@ -458,8 +439,7 @@ static void test_take(void **state)
     assert_int_equal(total(val_drops), 8);
 }
 
-static void test_clear_drops_all_and_gives_arrays_back(void **state)
-{
+static void test_clear_drops_all_and_gives_arrays_back(void **state) {
     (void)state;
     size_t empty_bytes = empty_map_bytes(&counted_type);
     hmap *m = hmap_new(&counted_type, 0);
@@ -494,8 +474,7 @@ static void test_clear_drops_all_and_gives_arrays_back(void **state)
     assert_int_equal(val_drops[3001], 1);
 }
 
-static void test_clear_ends_open_iterations(void **state)
-{
+static void test_clear_ends_open_iterations(void **state) {
     (void)state;
     hmap *m = hmap_new(&u64_type, 0);
     assert_non_null(m);
@@ -513,8 +492,7 @@ static void test_clear_ends_open_iterations(void **state)
     hmap_free(m);
 }
 
-static void test_free_drops_everything_once(void **state)
-{
+static void test_free_drops_everything_once(void **state) {
     (void)state;
     hmap *m = hmap_new(&counted_type, 0);
     assert_non_null(m);
@@ -532,8 +510,7 @@ static void test_free_drops_everything_once(void **state)
 
 /* ---- reserve, compact ---- */
 
-static void test_reserve(void **state)
-{
+static void test_reserve(void **state) {
     (void)state;
     hmap *m = hmap_new(&u64_type, 0);
     assert_non_null(m);
@@ -570,8 +547,7 @@ static void test_reserve(void **state)
 
 /* A reservation holds while the map fills up to it, also when some entries are deleted on the way: the
  * count never exceeds n, so no growth may be needed. */
-static void test_reserve_survives_deletes_while_filling(void **state)
-{
+static void test_reserve_survives_deletes_while_filling(void **state) {
     (void)state;
     hmap *m = hmap_new(&u64_type, 0);
     assert_non_null(m);
@@ -595,8 +571,7 @@ static void test_reserve_survives_deletes_while_filling(void **state)
     assert_int_equal(st.grows, reserved.grows);
 }
 
-static void test_compact(void **state)
-{
+static void test_compact(void **state) {
     (void)state;
     hmap *m = hmap_new(&u64_type, 0);
     assert_non_null(m);
@@ -630,8 +605,7 @@ static void test_compact(void **state)
 
 /* ---- iteration ---- */
 
-static void test_iterator_yields_each_entry_once(void **state)
-{
+static void test_iterator_yields_each_entry_once(void **state) {
     (void)state;
     hmap *m = hmap_new(&u64_type, 0);
     assert_non_null(m);
@@ -671,8 +645,7 @@ static void test_iterator_yields_each_entry_once(void **state)
     hmap_free(m);
 }
 
-static void test_iteration_order_varies(void **state)
-{
+static void test_iteration_order_varies(void **state) {
     (void)state;
     hmap *m = hmap_new(&u64_type, 0);
     assert_non_null(m);
@@ -695,8 +668,7 @@ static void test_iteration_order_varies(void **state)
 }
 
 /* fixed_seed promises a reproducible order: two maps built alike with the same seed iterate alike. */
-static void test_fixed_seed_reproducible_order(void **state)
-{
+static void test_fixed_seed_reproducible_order(void **state) {
     (void)state;
     hmap_options opts = {.fixed_seed = true, .seed = 12345};
     uint64_t order[2][300];
@@ -720,8 +692,7 @@ static void test_fixed_seed_reproducible_order(void **state)
 
 /* ---- sets ---- */
 
-static void test_set(void **state)
-{
+static void test_set(void **state) {
     (void)state;
     hmap_type set_type = {.key_size = 4, .val_size = 0};
     hmap *m = hmap_new(&set_type, 0);
@@ -764,22 +735,19 @@ static void test_set(void **state)
 
 static long live_strings;
 
-static char *owned_string(const char *s)
-{
+static char *owned_string(const char *s) {
     char *p = strdup(s);
     assert_non_null(p);
     live_strings++;
     return p;
 }
 
-static void drop_string_key(void *k)
-{
+static void drop_string_key(void *k) {
     free(*(char **)k);
     live_strings--;
 }
 
-static void test_cstr_hash_and_equal(void **state)
-{
+static void test_cstr_hash_and_equal(void **state) {
     (void)state;
     char a[] = "hello, world", b[] = "hello, world", c[] = "hello, worle";
     const char *pa = a, *pb = b, *pc = c;
@@ -797,8 +765,7 @@ static void test_cstr_hash_and_equal(void **state)
     assert_true(hmap_hash_bytes("abc", 3, 1) != hmap_hash_bytes("abd", 3, 1));
 }
 
-static void test_string_keys_owned_by_the_map(void **state)
-{
+static void test_string_keys_owned_by_the_map(void **state) {
     (void)state;
     hmap_type type = {.key_size = sizeof(char *),
                       .val_size = sizeof(uint64_t),
@@ -844,8 +811,7 @@ static void test_string_keys_owned_by_the_map(void **state)
 
 /* ---- stats and memstats ---- */
 
-static void test_get_stats(void **state)
-{
+static void test_get_stats(void **state) {
     (void)state;
     char name[] = "api-test";
     hmap_options opts = {.name = name};
@@ -882,8 +848,7 @@ static void test_get_stats(void **state)
     hmap_free(m);
 }
 
-static void test_memstats_return_to_start(void **state)
-{
+static void test_memstats_return_to_start(void **state) {
     (void)state;
     hmap_memstats start, mid, end;
     hmap_read_memstats(&start);
@@ -915,8 +880,7 @@ static void test_memstats_return_to_start(void **state)
     assert_true(end.total_bytes >= mid.total_bytes);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_new_rejects_bad_types),
         cmocka_unit_test(test_new_rejects_huge_hint),

@@ -62,8 +62,7 @@ static long live_strings;
 
 static uint64_t value_of(uint64_t id) { return id * 0x9e3779b97f4a7c15ULL + 1; }
 
-static void string_of(uint64_t id, char *buf, size_t size)
-{
+static void string_of(uint64_t id, char *buf, size_t size) {
     /* The id first (so it parses back), then a tail of varying length. */
     int n = snprintf(buf, size, "s%" PRIu64 "-", id);
     size_t tail = id % 23;
@@ -72,36 +71,31 @@ static void string_of(uint64_t id, char *buf, size_t size)
     buf[(size_t)n + tail] = '\0';
 }
 
-static void drop_string(void *k)
-{
+static void drop_string(void *k) {
     char *s = *(char **)k;
     memset(s, 0x5a, strlen(s)); /* a stale read now sees garbage, not the old key */
     free(s);
     live_strings--;
 }
 
-static uint64_t poor_u64_hash(const void *k, uint64_t seed)
-{
+static uint64_t poor_u64_hash(const void *k, uint64_t seed) {
     (void)seed;
     return *(const unsigned char *)k;
 }
 
 /* Keys in groups of 64 share a hash: inserted and deleted group by group, they leave chains of
  * tombstones and overflow buckets behind, which is what same-size growth cleans up. */
-static uint64_t grouped_u64_hash(const void *k, uint64_t seed)
-{
+static uint64_t grouped_u64_hash(const void *k, uint64_t seed) {
     return mix64((*(const uint64_t *)k >> 6) ^ seed);
 }
 
-static uint64_t poor_string_hash(const void *k, uint64_t seed)
-{
+static uint64_t poor_string_hash(const void *k, uint64_t seed) {
     (void)seed;
     const char *s = *(const char *const *)k;
     return (unsigned char)s[1]; /* the first digit of the id */
 }
 
-static uint64_t id_of_key(const world *w, const void *k)
-{
+static uint64_t id_of_key(const world *w, const void *k) {
     if (w->mode == KEYS_U64)
         return *(const uint64_t *)k;
     const char *s = *(const char *const *)k;
@@ -114,14 +108,12 @@ static uint64_t id_of_key(const world *w, const void *k)
 static void world_init_hash(world *w, key_mode mode, bool poor_hash, uint64_t seed,
                             uint64_t (*hash)(const void *, uint64_t));
 
-static void world_init(world *w, key_mode mode, bool poor_hash, uint64_t seed)
-{
+static void world_init(world *w, key_mode mode, bool poor_hash, uint64_t seed) {
     world_init_hash(w, mode, poor_hash, seed, NULL);
 }
 
 static void world_init_hash(world *w, key_mode mode, bool poor_hash, uint64_t seed,
-                            uint64_t (*hash)(const void *, uint64_t))
-{
+                            uint64_t (*hash)(const void *, uint64_t)) {
     memset(w, 0, sizeof *w);
     w->mode = mode;
     w->rng.s = seed;
@@ -144,8 +136,7 @@ static void world_init_hash(world *w, key_mode mode, bool poor_hash, uint64_t se
     assert_non_null(w->m);
 }
 
-static void world_destroy(world *w)
-{
+static void world_destroy(world *w) {
     hmap_free(w->m);
     assert_int_equal(live_strings, 0);
     free(w->present);
@@ -153,8 +144,7 @@ static void world_destroy(world *w)
     free(w->pos);
 }
 
-static void world_insert(world *w, uint64_t id)
-{
+static void world_insert(world *w, uint64_t id) {
     assert_true(id < MAX_IDS);
     uint64_t v = value_of(id);
     int rc;
@@ -179,15 +169,13 @@ static void world_insert(world *w, uint64_t id)
             w->trackers[t]->yields[id] = 0; /* a new key as far as the guarantee goes */
 }
 
-static uint64_t world_insert_fresh(world *w)
-{
+static uint64_t world_insert_fresh(world *w) {
     uint64_t id = w->next_fresh++;
     world_insert(w, id);
     return id;
 }
 
-static void world_delete(world *w, uint64_t id)
-{
+static void world_delete(world *w, uint64_t id) {
     assert_true(w->present[id]);
     bool ok;
     if (w->mode == KEYS_U64) {
@@ -207,21 +195,18 @@ static void world_delete(world *w, uint64_t id)
             w->trackers[t]->deleted[id] = 1;
 }
 
-static void world_delete_random(world *w)
-{
+static void world_delete_random(world *w) {
     if (w->live)
         world_delete(w, w->live_ids[prng_below(&w->rng, w->live)]);
 }
 
-static void world_fill(world *w, size_t n)
-{
+static void world_fill(world *w, size_t n) {
     while (w->live < n)
         world_insert_fresh(w);
 }
 
 /* The map holds exactly the present ids, with their values. */
-static void world_assert_consistent(world *w)
-{
+static void world_assert_consistent(world *w) {
     assert_int_equal(hmap_len(w->m), w->live);
     for (size_t i = 0; i < w->live; i++) {
         uint64_t id = w->live_ids[i];
@@ -238,8 +223,7 @@ static void world_assert_consistent(world *w)
     }
 }
 
-static hmap_stats stats_of(const world *w)
-{
+static hmap_stats stats_of(const world *w) {
     hmap_stats st;
     hmap_get_stats(w->m, &st);
     return st;
@@ -247,8 +231,7 @@ static hmap_stats stats_of(const world *w)
 
 /* ---- trackers: one per open iteration ---- */
 
-static void tracker_begin(world *w, tracker *t)
-{
+static void tracker_begin(world *w, tracker *t) {
     memset(t, 0, sizeof *t);
     t->start = malloc(MAX_IDS);
     t->deleted = calloc(MAX_IDS, 1);
@@ -265,8 +248,7 @@ static void tracker_begin(world *w, tracker *t)
 }
 
 /* Advances one step; false at the end. The yielded id goes to *id. */
-static bool tracker_step(world *w, tracker *t, uint64_t *id)
-{
+static bool tracker_step(world *w, tracker *t, uint64_t *id) {
     void *k, *v;
     if (!hmap_iter_next(&t->it, &k, &v))
         return false;
@@ -282,8 +264,7 @@ static bool tracker_step(world *w, tracker *t, uint64_t *id)
     return true;
 }
 
-static void tracker_end(world *w, tracker *t)
-{
+static void tracker_end(world *w, tracker *t) {
     hmap_iter_done(&t->it);
     t->open = false;
     for (int s = 0; s < MAX_TRACKERS; s++)
@@ -307,12 +288,12 @@ static void tracker_end(world *w, tracker *t)
 /* ---- plans: what the loop body does ---- */
 
 typedef struct plan {
-    size_t initial;       /* entries before the iteration starts */
-    size_t grow_to;       /* insert until this many (0: no growing phase) */
-    size_t shrink_to;     /* then delete down to this many (0: no shrinking phase) */
+    size_t initial;   /* entries before the iteration starts */
+    size_t grow_to;   /* insert until this many (0: no growing phase) */
+    size_t shrink_to; /* then delete down to this many (0: no shrinking phase) */
     unsigned ins_per_step, del_per_step;
-    double del_current;   /* chance of deleting the key just yielded */
-    double reinsert;      /* chance of inserting it again right after */
+    double del_current; /* chance of deleting the key just yielded */
+    double reinsert;    /* chance of inserting it again right after */
 } plan;
 
 typedef struct outcome {
@@ -322,8 +303,7 @@ typedef struct outcome {
 } outcome;
 
 /* One step of the loop body after `id` was yielded. `shrinking` flips when grow_to is reached. */
-static void plan_step(world *w, const plan *p, uint64_t id, bool *shrinking)
-{
+static void plan_step(world *w, const plan *p, uint64_t id, bool *shrinking) {
     if (prng_chance(&w->rng, p->del_current) && w->present[id]) {
         world_delete(w, id);
         if (prng_chance(&w->rng, p->reinsert))
@@ -340,8 +320,7 @@ static void plan_step(world *w, const plan *p, uint64_t id, bool *shrinking)
     }
 }
 
-static outcome run_plan(world *w, const plan *p)
-{
+static outcome run_plan(world *w, const plan *p) {
     outcome o;
     memset(&o, 0, sizeof o);
     world_fill(w, p->initial);
@@ -367,8 +346,7 @@ static outcome run_plan(world *w, const plan *p)
 
 /* ---- the tests ---- */
 
-static void grow_inside_loop(key_mode mode, bool poor, size_t initial, size_t target)
-{
+static void grow_inside_loop(key_mode mode, bool poor, size_t initial, size_t target) {
     world w;
     world_init(&w, mode, poor, 0x17e4 + initial);
     plan p = {.initial = initial,
@@ -384,32 +362,27 @@ static void grow_inside_loop(key_mode mode, bool poor, size_t initial, size_t ta
     world_destroy(&w);
 }
 
-static void test_grow_from_1_to_100k(void **state)
-{
+static void test_grow_from_1_to_100k(void **state) {
     (void)state;
     grow_inside_loop(KEYS_U64, false, 1, 100000);
 }
 
-static void test_grow_from_64_to_100k(void **state)
-{
+static void test_grow_from_64_to_100k(void **state) {
     (void)state;
     grow_inside_loop(KEYS_U64, false, 64, 100000);
 }
 
-static void test_grow_from_1000_to_100k(void **state)
-{
+static void test_grow_from_1000_to_100k(void **state) {
     (void)state;
     grow_inside_loop(KEYS_U64, false, 1000, 100000);
 }
 
-static void test_grow_poor_hash(void **state)
-{
+static void test_grow_poor_hash(void **state) {
     (void)state;
     grow_inside_loop(KEYS_U64, true, 100, 20000);
 }
 
-static void shrink_inside_loop(key_mode mode, bool poor, size_t initial, size_t floor)
-{
+static void shrink_inside_loop(key_mode mode, bool poor, size_t initial, size_t floor) {
     world w;
     world_init(&w, mode, poor, 0x5411 + initial);
     plan p = {.initial = initial,
@@ -425,26 +398,22 @@ static void shrink_inside_loop(key_mode mode, bool poor, size_t initial, size_t 
     world_destroy(&w);
 }
 
-static void test_shrink_100k_to_1000(void **state)
-{
+static void test_shrink_100k_to_1000(void **state) {
     (void)state;
     shrink_inside_loop(KEYS_U64, false, 100000, 1000);
 }
 
-static void test_shrink_100k_to_10(void **state)
-{
+static void test_shrink_100k_to_10(void **state) {
     (void)state;
     shrink_inside_loop(KEYS_U64, false, 100000, 10);
 }
 
-static void test_shrink_poor_hash(void **state)
-{
+static void test_shrink_poor_hash(void **state) {
     (void)state;
     shrink_inside_loop(KEYS_U64, true, 20000, 100);
 }
 
-static void test_grow_then_shrink_in_one_iteration(void **state)
-{
+static void test_grow_then_shrink_in_one_iteration(void **state) {
     (void)state;
     world w;
     world_init(&w, KEYS_U64, false, 0x6575);
@@ -462,8 +431,7 @@ static void test_grow_then_shrink_in_one_iteration(void **state)
     world_destroy(&w);
 }
 
-static void test_several_iterations_open(void **state)
-{
+static void test_several_iterations_open(void **state) {
     (void)state;
     world w;
     world_init(&w, KEYS_U64, false, 0x3333);
@@ -505,8 +473,7 @@ static void test_several_iterations_open(void **state)
 }
 
 /* Runs a mutating iteration that starts while the map is in `phase`. */
-static void iterate_from_phase(world *w, hmap_phase phase, bool grow_meanwhile)
-{
+static void iterate_from_phase(world *w, hmap_phase phase, bool grow_meanwhile) {
     assert_int_equal(stats_of(w).phase, phase);
     tracker t;
     tracker_begin(w, &t);
@@ -531,8 +498,7 @@ static void iterate_from_phase(world *w, hmap_phase phase, bool grow_meanwhile)
     world_assert_consistent(w);
 }
 
-static void test_start_during_grow(void **state)
-{
+static void test_start_during_grow(void **state) {
     (void)state;
     for (int variant = 0; variant < 2; variant++) {
         world w;
@@ -553,8 +519,7 @@ static void test_start_during_grow(void **state)
     }
 }
 
-static void test_start_during_shrink(void **state)
-{
+static void test_start_during_shrink(void **state) {
     (void)state;
     for (int variant = 0; variant < 2; variant++) {
         world w;
@@ -572,8 +537,7 @@ static void test_start_during_shrink(void **state)
     }
 }
 
-static void test_owned_strings_deleted_and_reinserted(void **state)
-{
+static void test_owned_strings_deleted_and_reinserted(void **state) {
     (void)state;
     for (int poor = 0; poor < 2; poor++) {
         world w;
@@ -598,8 +562,7 @@ static void test_owned_strings_deleted_and_reinserted(void **state)
 }
 
 /* Same-size growth while the iteration is open: groups of colliding keys come and go inside the loop. */
-static void test_same_size_growth_inside_loop(void **state)
-{
+static void test_same_size_growth_inside_loop(void **state) {
     (void)state;
     world w;
     world_init_hash(&w, KEYS_U64, false, 0x55e, grouped_u64_hash);
@@ -633,8 +596,7 @@ static void test_same_size_growth_inside_loop(void **state)
     world_destroy(&w);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grow_from_1_to_100k),
         cmocka_unit_test(test_grow_from_64_to_100k),

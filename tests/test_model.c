@@ -52,11 +52,11 @@ typedef struct fuzz {
     prng rng;
     uint64_t seed, op, ops;
     phase ph;
-    size_t target;    /* GROW: the size to reach */
+    size_t target;     /* GROW: the size to reach */
     uint64_t id_space; /* new keys are drawn from ids below this */
     uint64_t phase_end;
     uint64_t expect_key_drops, expect_val_drops;
-    size_t max_len;       /* coverage figures, printed and checked at the end */
+    size_t max_len; /* coverage figures, printed and checked at the end */
     unsigned emptied, iterations;
     char context[200];
 } fuzz;
@@ -65,40 +65,34 @@ typedef struct fuzz {
 static uint64_t key_drops, val_drops;
 static long live_strings;
 
-static void count_key_drop(void *k)
-{
+static void count_key_drop(void *k) {
     (void)k;
     key_drops++;
 }
 
-static void free_string_key(void *k)
-{
+static void free_string_key(void *k) {
     free(*(char **)k);
     live_strings--;
     key_drops++;
 }
 
-static void count_val_drop(void *v)
-{
+static void count_val_drop(void *v) {
     (void)v;
     val_drops++;
 }
 
 /* The poor hashes: the first byte only, seed ignored, so keys collide in full 64-bit hashes. */
-static uint64_t first_byte_hash(const void *key, uint64_t seed)
-{
+static uint64_t first_byte_hash(const void *key, uint64_t seed) {
     (void)seed;
     return *(const unsigned char *)key;
 }
 
-static uint64_t first_char_hash(const void *key, uint64_t seed)
-{
+static uint64_t first_char_hash(const void *key, uint64_t seed) {
     (void)seed;
     return (unsigned char)**(const char *const *)key;
 }
 
-static const char *where(fuzz *f)
-{
+static const char *where(fuzz *f) {
     snprintf(f->context, sizeof f->context, "[%s seed=0x%" PRIx64 " op=%" PRIu64 " len=%zu]", f->cfg->name,
              f->seed, f->op, model_len(&f->ref));
     return f->context;
@@ -109,8 +103,7 @@ static const char *where(fuzz *f)
 /* A key's bytes as the model stores them (fixed: key_size bytes; strings: the characters). Injective in
  * id: fixed keys of up to 8 bytes are the id itself, longer ones start with a bijective mix of it;
  * strings start with the id in hex and a ':' that the padding never contains. */
-static size_t key_from_id(const fuzz *f, uint64_t id, unsigned char *out)
-{
+static size_t key_from_id(const fuzz *f, uint64_t id, unsigned char *out) {
     size_t ks = f->cfg->key_size;
     if (ks == 0) {
         int n = snprintf((char *)out, MAX_KEY, "%" PRIx64 ":", id);
@@ -131,15 +124,11 @@ static size_t key_from_id(const fuzz *f, uint64_t id, unsigned char *out)
     return ks;
 }
 
-static uint64_t max_ids(const fuzz *f)
-{
-    return f->cfg->key_size == 1 ? 256 : UINT64_MAX;
-}
+static uint64_t max_ids(const fuzz *f) { return f->cfg->key_size == 1 ? 256 : UINT64_MAX; }
 
 /* Key bytes for an operation: usually (when `existing` and the model is not empty) a key the model holds,
  * else a random id below id_space. */
-static size_t pick_key(fuzz *f, bool existing, unsigned char *out)
-{
+static size_t pick_key(fuzz *f, bool existing, unsigned char *out) {
     if (existing && model_len(&f->ref) > 0) {
         model_entry *e = model_at(&f->ref, prng_below(&f->rng, model_len(&f->ref)));
         memcpy(out, e->key, e->klen);
@@ -151,8 +140,7 @@ static size_t pick_key(fuzz *f, bool existing, unsigned char *out)
     return key_from_id(f, prng_below(&f->rng, space), out);
 }
 
-static void random_val(fuzz *f, unsigned char *out)
-{
+static void random_val(fuzz *f, unsigned char *out) {
     for (size_t i = 0; i < f->cfg->val_size; i += 8) {
         uint64_t w = prng_next(&f->rng);
         memcpy(out + i, &w, f->cfg->val_size - i < 8 ? f->cfg->val_size - i : 8);
@@ -165,8 +153,7 @@ typedef struct map_key {
     char *str;
 } map_key;
 
-static const void *lookup_key(const fuzz *f, unsigned char *bytes, map_key *mk)
-{
+static const void *lookup_key(const fuzz *f, unsigned char *bytes, map_key *mk) {
     if (f->cfg->key_size)
         return bytes;
     mk->str = (char *)bytes;
@@ -174,8 +161,7 @@ static const void *lookup_key(const fuzz *f, unsigned char *bytes, map_key *mk)
 }
 
 /* A key whose ownership goes to the map: strings are duplicated (the map frees them through key_drop). */
-static const void *owned_key(const fuzz *f, unsigned char *bytes, map_key *mk)
-{
+static const void *owned_key(const fuzz *f, unsigned char *bytes, map_key *mk) {
     if (f->cfg->key_size)
         return bytes;
     mk->str = strdup((char *)bytes);
@@ -184,8 +170,7 @@ static const void *owned_key(const fuzz *f, unsigned char *bytes, map_key *mk)
     return &mk->str;
 }
 
-static void disown_key(const fuzz *f, map_key *mk)
-{
+static void disown_key(const fuzz *f, map_key *mk) {
     if (!f->cfg->key_size) {
         free(mk->str);
         live_strings--;
@@ -194,8 +179,7 @@ static void disown_key(const fuzz *f, map_key *mk)
 
 /* ---- operations: each applies to both and compares ---- */
 
-static void op_put(fuzz *f)
-{
+static void op_put(fuzz *f) {
     unsigned char kb[MAX_KEY], vb[MAX_VAL];
     size_t klen = pick_key(f, prng_chance(&f->rng, 0.3), kb);
     random_val(f, vb);
@@ -212,8 +196,7 @@ static void op_put(fuzz *f)
     }
 }
 
-static void op_assign(fuzz *f)
-{
+static void op_assign(fuzz *f) {
     unsigned char kb[MAX_KEY], vb[MAX_VAL];
     size_t klen = pick_key(f, prng_chance(&f->rng, 0.3), kb);
     random_val(f, vb);
@@ -240,8 +223,7 @@ static void op_assign(fuzz *f)
     model_put(&f->ref, kb, klen, vb);
 }
 
-static void op_get(fuzz *f)
-{
+static void op_get(fuzz *f) {
     unsigned char kb[MAX_KEY];
     size_t klen = pick_key(f, prng_chance(&f->rng, 0.5), kb);
     map_key mk;
@@ -253,8 +235,7 @@ static void op_get(fuzz *f)
         fail_msg("%s hmap_get: wrong value", where(f));
 }
 
-static void op_del(fuzz *f)
-{
+static void op_del(fuzz *f) {
     unsigned char kb[MAX_KEY];
     size_t klen = pick_key(f, prng_chance(&f->rng, 0.75), kb);
     map_key mk;
@@ -268,8 +249,7 @@ static void op_del(fuzz *f)
     }
 }
 
-static void op_take(fuzz *f)
-{
+static void op_take(fuzz *f) {
     unsigned char kb[MAX_KEY], kout[MAX_KEY], vout[MAX_VAL];
     size_t klen = pick_key(f, prng_chance(&f->rng, 0.75), kb);
     bool want_key = prng_chance(&f->rng, 0.5), want_val = prng_chance(&f->rng, 0.5);
@@ -304,8 +284,7 @@ static void op_take(fuzz *f)
     }
 }
 
-static void op_clear(fuzz *f)
-{
+static void op_clear(fuzz *f) {
     f->expect_key_drops += model_len(&f->ref);
     f->expect_val_drops += f->cfg->val_size ? model_len(&f->ref) : 0;
     hmap_clear(f->m);
@@ -314,16 +293,14 @@ static void op_clear(fuzz *f)
         fail_msg("%s hmap_clear left entries", where(f));
 }
 
-static void op_reserve(fuzz *f)
-{
+static void op_reserve(fuzz *f) {
     size_t n = model_len(&f->ref) + prng_below(&f->rng, 6000);
     int rc = hmap_reserve(f->m, n);
     if (rc != 0)
         fail_msg("%s hmap_reserve(%zu) returned %d", where(f), n, rc);
 }
 
-static void op_compact(fuzz *f)
-{
+static void op_compact(fuzz *f) {
     int rc = hmap_compact(f->m);
     if (rc != 0)
         fail_msg("%s hmap_compact returned %d", where(f), rc);
@@ -331,8 +308,7 @@ static void op_compact(fuzz *f)
 
 /* ---- iteration with writes inside, checked against the guarantee ---- */
 
-static void check_yield(fuzz *f, void *k, void *v, unsigned char *kb, size_t *klen)
-{
+static void check_yield(fuzz *f, void *k, void *v, unsigned char *kb, size_t *klen) {
     const void *bytes = model_key_bytes(&f->ref, k, klen);
     memcpy(kb, bytes, *klen); /* the pointers die at the next write: copy now */
     if (!f->cfg->key_size)
@@ -347,8 +323,7 @@ static void check_yield(fuzz *f, void *k, void *v, unsigned char *kb, size_t *kl
         fail_msg("%s iteration yielded a wrong value", where(f));
 }
 
-static void write_inside_iteration(fuzz *f, unsigned char *cur, size_t curlen)
-{
+static void write_inside_iteration(fuzz *f, unsigned char *cur, size_t curlen) {
     uint64_t r = prng_below(&f->rng, 100);
     if (r < 10) { /* delete the entry just yielded */
         map_key mk;
@@ -370,8 +345,7 @@ static void write_inside_iteration(fuzz *f, unsigned char *cur, size_t curlen)
     }
 }
 
-static void op_iterate(fuzz *f)
-{
+static void op_iterate(fuzz *f) {
     model_set_flags_all(&f->ref, MODEL_AT_START);
     hmap_iter it;
     void *k, *v;
@@ -394,8 +368,7 @@ static void op_iterate(fuzz *f)
 
 /* ---- checkpoints ---- */
 
-static void checkpoint(fuzz *f)
-{
+static void checkpoint(fuzz *f) {
     model_assert_matches(&f->ref, f->m, where(f));
     if (key_drops != f->expect_key_drops)
         fail_msg("%s key drops %" PRIu64 ", expected %" PRIu64, where(f), key_drops, f->expect_key_drops);
@@ -407,8 +380,7 @@ static void checkpoint(fuzz *f)
 
 /* ---- the schedule: grow, shrink to 0, churn, again ---- */
 
-static void next_phase(fuzz *f)
-{
+static void next_phase(fuzz *f) {
     /* Short phases, so that a long run (HMAP_FUZZ_OPS) repeats the whole cycle many times. */
     uint64_t budget = (f->ops / 4 < 10000 ? f->ops / 4 : 10000) + 1;
     switch (f->ph) {
@@ -432,8 +404,7 @@ static void next_phase(fuzz *f)
     f->phase_end = f->op + budget;
 }
 
-static bool phase_done(const fuzz *f)
-{
+static bool phase_done(const fuzz *f) {
     if (f->op >= f->phase_end)
         return true;
     if (f->ph == PHASE_GROW)
@@ -444,8 +415,7 @@ static bool phase_done(const fuzz *f)
 }
 
 /* Operation weights per phase, in per mille: put, assign, get, del, take; the rest is rare ops. */
-static void one_op(fuzz *f)
-{
+static void one_op(fuzz *f) {
     static const unsigned weights[3][5] = {
         [PHASE_GROW] = {550, 200, 150, 40, 20},
         [PHASE_SHRINK] = {50, 20, 130, 500, 250},
@@ -478,8 +448,7 @@ static void one_op(fuzz *f)
     }
 }
 
-static hmap_type type_for(const config *cfg)
-{
+static hmap_type type_for(const config *cfg) {
     hmap_type t = {.key_size = cfg->key_size ? cfg->key_size : sizeof(char *), .val_size = cfg->val_size};
     if (cfg->key_size) {
         t.hash = cfg->poor_hash ? first_byte_hash : NULL;
@@ -497,8 +466,7 @@ static uint64_t ops_per_config;
 
 /* The schedule must have done what it is for: grown, shrunk to 0, iterated, and the map must have resized
  * both ways. Printed so that a run shows what it covered. */
-static void assert_coverage(fuzz *f)
-{
+static void assert_coverage(fuzz *f) {
     hmap_stats st;
     hmap_get_stats(f->m, &st);
     print_message("  %-22s max len %5zu, emptied %u times, %u iterations, grows %" PRIu64
@@ -515,16 +483,14 @@ static void assert_coverage(fuzz *f)
 }
 
 /* FNV-1a of the configuration's name: each configuration gets its own stream from the one seed. */
-static uint64_t name_hash(const char *s)
-{
+static uint64_t name_hash(const char *s) {
     uint64_t h = 0xcbf29ce484222325ULL;
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
     return h;
 }
 
-static void run_config(void **state)
-{
+static void run_config(void **state) {
     const config *cfg = *state;
     fuzz f;
     memset(&f, 0, sizeof f);
@@ -573,8 +539,7 @@ enum { NKEYS = 7, NVALS = 3, NCONFIGS = NKEYS * NVALS * 2 };
 static config configs[NCONFIGS];
 static char names[NCONFIGS][48];
 
-int main(void)
-{
+int main(void) {
     uint64_t total_ops = env_u64("HMAP_FUZZ_OPS", DEFAULT_OPS);
     ops_per_config = total_ops / NCONFIGS + 1;
     print_message("test_model: %" PRIu64 " operations in %d configurations, seed 0x%" PRIx64

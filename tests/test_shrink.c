@@ -39,8 +39,7 @@
 
 static const hmap_type u64_type = {.key_size = 8, .val_size = 8};
 
-static hmap_stats stats_of(const hmap *m)
-{
+static hmap_stats stats_of(const hmap *m) {
     hmap_stats st;
     hmap_get_stats(m, &st);
     return st;
@@ -48,16 +47,14 @@ static hmap_stats stats_of(const hmap *m)
 
 static uint64_t key_at(uint64_t i) { return mix64(i + 1); }
 
-static void put_u64(hmap *m, uint64_t k)
-{
+static void put_u64(hmap *m, uint64_t k) {
     uint64_t v = ~k;
     assert_int_equal(hmap_put(m, &k, &v), 1);
 }
 
 static void del_u64(hmap *m, uint64_t k) { assert_true(hmap_del(m, &k)); }
 
-static size_t empty_map_bytes(const hmap_type *type)
-{
+static size_t empty_map_bytes(const hmap_type *type) {
     hmap *m = hmap_new(type, 0);
     assert_non_null(m);
     size_t bytes = stats_of(m).bytes;
@@ -67,8 +64,7 @@ static size_t empty_map_bytes(const hmap_type *type)
 
 /* ---- 99% deleted: bytes against a fresh map of the survivors ---- */
 
-static size_t fresh_u64_bytes(size_t n, size_t keep_every)
-{
+static size_t fresh_u64_bytes(size_t n, size_t keep_every) {
     hmap *m = hmap_new(&u64_type, 0);
     assert_non_null(m);
     for (uint64_t i = 0; i < n; i += keep_every)
@@ -78,8 +74,7 @@ static size_t fresh_u64_bytes(size_t n, size_t keep_every)
     return bytes;
 }
 
-static void delete_99_percent_u64(size_t n)
-{
+static void delete_99_percent_u64(size_t n) {
     hmap *m = hmap_new(&u64_type, 0);
     assert_non_null(m);
     for (uint64_t i = 0; i < n; i++)
@@ -111,14 +106,12 @@ static void delete_99_percent_u64(size_t n)
     assert_true((double)compacted.bytes <= 1.1 * (double)fresh);
 }
 
-static void test_delete_99_percent_of_1M(void **state)
-{
+static void test_delete_99_percent_of_1M(void **state) {
     (void)state;
     delete_99_percent_u64(1000000);
 }
 
-static void test_delete_99_percent_of_100k(void **state)
-{
+static void test_delete_99_percent_of_100k(void **state) {
     (void)state;
     delete_99_percent_u64(100000);
 }
@@ -131,8 +124,7 @@ static const hmap_type string_type = {.key_size = sizeof(char *),
                                       .equal = hmap_equal_cstr,
                                       .key_drop = drop_string};
 
-static void put_string(hmap *m, uint64_t i)
-{
+static void put_string(hmap *m, uint64_t i) {
     char buf[48];
     snprintf(buf, sizeof buf, "user:%016" PRIx64 ":session", key_at(i));
     char *s = strdup(buf);
@@ -140,15 +132,13 @@ static void put_string(hmap *m, uint64_t i)
     assert_int_equal(hmap_put(m, &s, &i), 1);
 }
 
-static void del_string(hmap *m, uint64_t i)
-{
+static void del_string(hmap *m, uint64_t i) {
     char buf[48], *p = buf;
     snprintf(buf, sizeof buf, "user:%016" PRIx64 ":session", key_at(i));
     assert_true(hmap_del(m, &p));
 }
 
-static void test_delete_99_percent_string_keys(void **state)
-{
+static void test_delete_99_percent_string_keys(void **state) {
     (void)state;
     const size_t n = 100000;
     hmap *m = hmap_new(&string_type, 0);
@@ -167,9 +157,10 @@ static void test_delete_99_percent_string_keys(void **state)
     size_t compacted = stats_of(m).bytes, len = hmap_len(m);
     hmap_free(m); /* before the size checks, so that a failing check reports no leak */
     hmap_free(fresh);
-    print_message("  %zu strings: after 99%% deleted %zu B, compacted %zu B, fresh %zu B: ratios %.2f and %.2f\n",
-                  n, after, compacted, fresh_bytes, (double)after / (double)fresh_bytes,
-                  (double)compacted / (double)fresh_bytes);
+    print_message(
+        "  %zu strings: after 99%% deleted %zu B, compacted %zu B, fresh %zu B: ratios %.2f and %.2f\n", n,
+        after, compacted, fresh_bytes, (double)after / (double)fresh_bytes,
+        (double)compacted / (double)fresh_bytes);
     assert_int_equal(rc, 0);
     assert_int_equal(len, n / 100);
     assert_true(after <= 2 * fresh_bytes);
@@ -178,8 +169,7 @@ static void test_delete_99_percent_string_keys(void **state)
 
 /* ---- no_shrink: Go's behaviour ---- */
 
-static void test_no_shrink_keeps_the_peak(void **state)
-{
+static void test_no_shrink_keeps_the_peak(void **state) {
     (void)state;
     const size_t n = 1000000;
     hmap_options opts = {.no_shrink = true};
@@ -213,8 +203,7 @@ static void test_no_shrink_keeps_the_peak(void **state)
 
 /* ---- back to empty ---- */
 
-static void test_delete_everything_returns_to_empty_size(void **state)
-{
+static void test_delete_everything_returns_to_empty_size(void **state) {
     (void)state;
     size_t empty = empty_map_bytes(&u64_type);
     for (size_t n = 10; n <= 1000000; n *= 10) {
@@ -234,8 +223,7 @@ static void test_delete_everything_returns_to_empty_size(void **state)
     }
 }
 
-static void test_clear_gives_arrays_back(void **state)
-{
+static void test_clear_gives_arrays_back(void **state) {
     (void)state;
     size_t empty = empty_map_bytes(&u64_type);
     hmap *m = hmap_new(&u64_type, 0);
@@ -259,8 +247,7 @@ static void test_clear_gives_arrays_back(void **state)
 }
 
 /* An open iteration pins no memory: the map shrinks under it, and it still yields every survivor. */
-static void test_open_iteration_pins_nothing(void **state)
-{
+static void test_open_iteration_pins_nothing(void **state) {
     (void)state;
     const size_t n = 100000;
     hmap *m = hmap_new(&u64_type, 0);
@@ -300,8 +287,7 @@ typedef struct churn {
     uint64_t calls, moved, worst;
 } churn;
 
-static void churn_init(churn *c, uint64_t seed)
-{
+static void churn_init(churn *c, uint64_t seed) {
     memset(c, 0, sizeof *c);
     c->m = hmap_new(&u64_type, 0);
     assert_non_null(c->m);
@@ -311,15 +297,13 @@ static void churn_init(churn *c, uint64_t seed)
     assert_non_null(c->live);
 }
 
-static void churn_destroy(churn *c)
-{
+static void churn_destroy(churn *c) {
     hmap_free(c->m);
     free(c->live);
 }
 
 /* Records the old buckets one call moved. */
-static void note_moved(churn *c, const hmap_stats *before)
-{
+static void note_moved(churn *c, const hmap_stats *before) {
     hmap_stats after = stats_of(c->m);
     uint64_t moved = after.buckets_moved - before->buckets_moved;
     c->calls++;
@@ -330,8 +314,7 @@ static void note_moved(churn *c, const hmap_stats *before)
         fail_msg("one call moved %" PRIu64 " old buckets (bound %d)", moved, MAX_MOVED_PER_CALL);
 }
 
-static void churn_insert(churn *c)
-{
+static void churn_insert(churn *c) {
     assert_true(c->nlive < c->cap);
     hmap_stats before = stats_of(c->m);
     uint64_t k = key_at(c->next_key++);
@@ -340,8 +323,7 @@ static void churn_insert(churn *c)
     c->live[c->nlive++] = k;
 }
 
-static void churn_delete(churn *c)
-{
+static void churn_delete(churn *c) {
     assert_true(c->nlive > 0);
     size_t i = prng_below(&c->rng, c->nlive);
     uint64_t k = c->live[i];
@@ -357,8 +339,7 @@ static void churn_delete(churn *c)
 
 static uint64_t resizes(const hmap_stats *st) { return st->grows + st->shrinks; }
 
-static void churn_report(churn *c, const char *what, uint64_t resizes_during)
-{
+static void churn_report(churn *c, const char *what, uint64_t resizes_during) {
     hmap_stats st = stats_of(c->m);
     double amortized = (double)c->moved / (double)c->calls;
     print_message("  %-44s %8" PRIu64 " calls, %3" PRIu64 " resizes (+%" PRIu64
@@ -369,8 +350,7 @@ static void churn_report(churn *c, const char *what, uint64_t resizes_during)
 }
 
 /* Fills until the next insert would start a grow (the count at the grow threshold), returns it. */
-static size_t fill_to_grow_threshold(churn *c, unsigned min_B)
-{
+static size_t fill_to_grow_threshold(churn *c, unsigned min_B) {
     for (;;) {
         hmap_stats before = stats_of(c->m);
         churn_insert(c);
@@ -383,8 +363,7 @@ static size_t fill_to_grow_threshold(churn *c, unsigned min_B)
     }
 }
 
-static void test_churn_around_grow_threshold(void **state)
-{
+static void test_churn_around_grow_threshold(void **state) {
     (void)state;
     static const unsigned waves[] = {1, 16, 256};
     for (size_t w = 0; w < 3; w++) {
@@ -407,8 +386,7 @@ static void test_churn_around_grow_threshold(void **state)
     }
 }
 
-static void test_churn_around_shrink_threshold(void **state)
-{
+static void test_churn_around_shrink_threshold(void **state) {
     (void)state;
     static const unsigned waves[] = {1, 16, 256};
     for (size_t w = 0; w < 3; w++) {
@@ -438,8 +416,7 @@ static void test_churn_around_shrink_threshold(void **state)
     }
 }
 
-static void test_n_deletes_then_n_inserts(void **state)
-{
+static void test_n_deletes_then_n_inserts(void **state) {
     (void)state;
     static const size_t sizes[] = {1000, 100000};
     for (size_t s = 0; s < 2; s++) {
@@ -480,8 +457,7 @@ typedef struct mixed {
     uint64_t next_key;
 } mixed;
 
-static void mixed_init(mixed *x, const hmap_type *type, uint64_t seed)
-{
+static void mixed_init(mixed *x, const hmap_type *type, uint64_t seed) {
     memset(x, 0, sizeof *x);
     x->m = hmap_new(type, 0);
     assert_non_null(x->m);
@@ -489,15 +465,13 @@ static void mixed_init(mixed *x, const hmap_type *type, uint64_t seed)
     x->rng.s = seed;
 }
 
-static void mixed_destroy(mixed *x)
-{
+static void mixed_destroy(mixed *x) {
     model_assert_matches(&x->ref, x->m, "final");
     hmap_free(x->m);
     model_destroy(&x->ref);
 }
 
-static void mixed_insert_key(mixed *x, uint64_t k)
-{
+static void mixed_insert_key(mixed *x, uint64_t k) {
     uint64_t v = prng_next(&x->rng);
     int rc = hmap_put(x->m, &k, &v);
     assert_int_equal(rc, model_put(&x->ref, &k, 8, &v));
@@ -505,8 +479,7 @@ static void mixed_insert_key(mixed *x, uint64_t k)
 
 static void mixed_insert(mixed *x) { mixed_insert_key(x, key_at(x->next_key++)); }
 
-static void mixed_delete(mixed *x)
-{
+static void mixed_delete(mixed *x) {
     size_t n = model_len(&x->ref);
     assert_true(n > 0);
     uint64_t k;
@@ -517,8 +490,7 @@ static void mixed_delete(mixed *x)
     model_del(&x->ref, &k, 8);
 }
 
-static void test_shrink_interrupted_by_inserts(void **state)
-{
+static void test_shrink_interrupted_by_inserts(void **state) {
     (void)state;
     mixed x;
     mixed_init(&x, &u64_type, 0x1111);
@@ -538,8 +510,7 @@ static void test_shrink_interrupted_by_inserts(void **state)
     mixed_destroy(&x);
 }
 
-static void test_grow_interrupted_by_deletes(void **state)
-{
+static void test_grow_interrupted_by_deletes(void **state) {
     (void)state;
     mixed x;
     mixed_init(&x, &u64_type, 0x2222);
@@ -560,15 +531,13 @@ static void test_grow_interrupted_by_deletes(void **state)
 
 /* Keys arrive in groups of 64 that share a hash (so each group piles into one bucket chain) and leave
  * group by group: chains full of tombstones and overflow buckets, the case for same-size growth. */
-static uint64_t grouped_hash(const void *key, uint64_t seed)
-{
+static uint64_t grouped_hash(const void *key, uint64_t seed) {
     uint64_t k;
     memcpy(&k, key, 8);
     return mix64((k >> 6) ^ seed);
 }
 
-static void test_same_size_growth(void **state)
-{
+static void test_same_size_growth(void **state) {
     (void)state;
     hmap_type type = {.key_size = 8, .val_size = 8, .hash = grouped_hash};
     mixed x;
@@ -597,8 +566,7 @@ static void test_same_size_growth(void **state)
     mixed_destroy(&x);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_delete_99_percent_of_1M),
         cmocka_unit_test(test_delete_99_percent_of_100k),
