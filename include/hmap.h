@@ -91,7 +91,9 @@ bool hmap_take(hmap *m, const void *key, void *key_out, void *val_out);
  * Open iterations end: their next hmap_iter_next returns false. */
 void hmap_clear(hmap *m);
 
-/* Makes room for n entries without further growth: 0, -ENOMEM or -EINVAL. O(n): finishes any resize. */
+/* Makes room for n entries without further growth: 0, -ENOMEM or -EINVAL. O(n): finishes any resize.
+ * The room is kept (no shrinking below it, also when entries are deleted meanwhile) until the count first
+ * reaches n, or until hmap_compact / hmap_clear. */
 int hmap_reserve(hmap *m, size_t n);
 
 /* Finishes any evacuation and shrinks the arrays to fit the live entries, now: 0 or -ENOMEM. O(n). */

@@ -73,14 +73,6 @@ typedef struct bucket_ref {
 /* How keys are compared and hashed: chosen once at creation, it selects the inlined fast path. */
 typedef enum { KEYS_GENERIC, KEYS_U64, KEYS_CSTR } key_kind;
 
-/* A retired array waiting to be unmapped, a few megabytes per write, so that freeing a large array
- * is never one long pause. */
-typedef struct retired_array {
-    unsigned char *mem;
-    size_t bytes;      /* still mapped */
-    struct retired_array *next;
-} retired_array;
-
 typedef struct iter_state iter_state;
 
 struct hmap {
@@ -90,6 +82,7 @@ struct hmap {
     size_t vals_offset;            /* where values[0] starts inside a bucket's slots */
     size_t bucket_bytes;           /* slot storage of one bucket */
     size_t count;
+    size_t reserved; /* hmap_reserve(n) holds (no shrink below it) until the count first reaches n */
     uint64_t seed;
     bool fixed_seed, no_shrink;
 
@@ -99,8 +92,6 @@ struct hmap {
     size_t nevacuate;      /* old buckets below this index are all evacuated */
     size_t old_evacuated;  /* old buckets evacuated so far (in any order) */
     size_t evacuate_pace;  /* old buckets to evacuate per write, besides the written one */
-
-    retired_array *retired;
 
     iter_state *iters;     /* open iterations (linked), told when entries move */
     uint64_t insert_stamp; /* bumped when a new key is stored: iterator caches re-read */
@@ -231,28 +222,20 @@ static inline void locate(const hmap *m, uint64_t hash, table **t, size_t *i) {
 
 /* ---- resize.c ---- */
 #define MAX_B 48 /* 2^48 buckets: far beyond any machine */
-/* Retired arrays are unmapped this much per write: ~64 pages, a few microseconds of munmap. */
-#define RELEASE_STEP ((size_t)256 << 10)
-
 /* Entries 2^B buckets may hold: 6.5 a bucket (8 for the single bucket of B = 0, as Go). */
 static inline size_t load_limit(unsigned B) { return B == 0 ? 8 : (size_t)13 << (B - 1); }
 
 void map_became_empty(hmap *m); /* re-seed; give the arrays back */
-void release_retired(hmap *m, size_t max_bytes); /* unmaps up to max_bytes of retired arrays */
 
-/* Every O(1) write is bracketed by these: they keep the per-call evacuation count and unmap retired
- * arrays a step at a time. */
+/* Every O(1) write is bracketed by these: they keep the per-call evacuation count. */
 static inline void begin_write(hmap *m) { m->moved_this_op = 0; }
 
 static inline void end_write(hmap *m) {
     if (m->moved_this_op > m->max_moved_per_op)
         m->max_moved_per_op = m->moved_this_op;
-    if (m->retired)
-        release_retired(m, RELEASE_STEP);
 }
 table *table_new(hmap *m, unsigned B);                  /* NULL on ENOMEM */
-void table_free(hmap *m, table *t, bool drop_entries);  /* O(size) */
-void table_retire(hmap *m, table *t);                   /* unmap gradually (or free at once) */
+void table_free(hmap *m, table *t, bool drop_entries); /* dropping entries is O(size) */
 unsigned B_for_count(size_t count);                     /* smallest B whose load-factor limit holds count */
 /* Called by every write before it touches bucket chain i (of cur): evacuates what it must. */
 int resize_work(hmap *m, uint64_t hash); /* -ENOMEM if the key's old bucket could not be evacuated */
@@ -285,11 +268,8 @@ void mem_free(hmap *m, void *p, size_t size);
 /* *size may be rounded up to pages; only the first zero_prefix bytes are guaranteed zero. */
 void *mem_alloc_array(hmap *m, size_t *size, size_t zero_prefix, bool *mapped);
 void mem_free_array(hmap *m, void *p, size_t size, bool mapped);
-/* A mapped array leaves the map in two steps, so that a large one is never one long munmap: retiring it
- * ends it as an allocation (profile, free count); unmapping its parts, a few megabytes per later write,
- * gives the bytes back (map bytes, live bytes, RSS). mem_free_array does both at once. */
-void mem_retire_array(hmap *m, void *p, size_t size);
-void mem_unmap_part(hmap *m, void *p, size_t size);
+/* Hands a mapped array to the background unmapper (alloc.c); never fails, never blocks for long. */
+void unmap_in_background(void *p, size_t size);
 extern const hmap_allocator default_allocator;
 size_t page_size(void);
 /* Allocation with no map (before one exists, e.g. the map struct itself): */

@@ -300,6 +300,8 @@ static inline __attribute__((always_inline)) void *assign_kind(hmap *m, const vo
         fill_slot(m, free_slot.t, &free_slot.b, free_slot.slot, tophash_of(hash), key, kind);
         m->count++;
         m->insert_stamp++;
+        if (m->count >= m->reserved)
+            m->reserved = 0; /* the reservation is filled: from now on the map may shrink again */
         *inserted = true;
         return slot_val(m, &free_slot.b, free_slot.slot);
     }
@@ -555,7 +557,6 @@ void hmap_free(hmap *m) {
     if (!m)
         return;
     drop_all(m);
-    release_retired(m, SIZE_MAX);
     hmap_allocator a = m->alloc;
     if (m->name)
         mem_free(m, m->name, m->name_bytes);
@@ -565,8 +566,8 @@ void hmap_free(hmap *m) {
 void hmap_clear(hmap *m) {
     if (!m)
         return;
+    m->reserved = 0;
     drop_all(m);
-    release_retired(m, SIZE_MAX);
     iters_note_cleared(m);
     if (!m->fixed_seed)
         m->seed = random_seed();

@@ -4,8 +4,8 @@
  * A resize allocates the new array (O(1): large arrays are fresh, untouched OS pages, see alloc.c), makes
  * it `cur`, and keeps the previous one as `old`. From then on every write evacuates the old bucket its key
  * maps to, plus `evacuate_pace` more in index order (the `nevacuate` mark, as Go), until every old bucket
- * is moved; then the old array is retired and unmapped a little per write. Reads look in the old bucket
- * when it is not evacuated yet. Only one resize runs at a time.
+ * is moved; then the old array is freed (a large one is unmapped by a background thread, alloc.c). Reads
+ * look in the old bucket when it is not evacuated yet. Only one resize runs at a time.
  *
  *   kind        when (checked by writes)                       new size        old bucket i goes to
  *   grow        an insert would exceed 6.5 entries/bucket      2^(B+1)         2i or 2i+1 (next hash bit)
@@ -105,38 +105,6 @@ void table_free(hmap *m, table *t, bool drop_entries) {
     free_owned_overflow(m, t);
     mem_free_array(m, t->mem, t->mem_bytes, t->mapped);
     mem_free(m, t, sizeof *t);
-}
-
-void table_retire(hmap *m, table *t) {
-    retired_array *r = t->mapped ? mem_alloc(m, sizeof *r) : NULL;
-    if (!r) { /* small arrays (and, should even this fail, large ones) go at once */
-        table_free(m, t, false);
-        return;
-    }
-    free_owned_overflow(m, t);
-    mem_retire_array(m, t->mem, t->mem_bytes);
-    r->mem = t->mem;
-    r->bytes = t->mem_bytes;
-    r->next = m->retired;
-    m->retired = r;
-    mem_free(m, t, sizeof *t);
-}
-
-void release_retired(hmap *m, size_t budget) {
-    while (m->retired && budget > 0) {
-        retired_array *r = m->retired;
-        size_t step = r->bytes < budget ? r->bytes : budget;
-        step &= ~(page_size() - 1);
-        if (step == 0)
-            step = r->bytes; /* less than a page left */
-        mem_unmap_part(m, r->mem + r->bytes - step, step); /* from the tail: the head stays mapped */
-        r->bytes -= step;
-        budget = step < budget ? budget - step : 0;
-        if (r->bytes == 0) {
-            m->retired = r->next;
-            mem_free(m, r, sizeof *r);
-        }
-    }
 }
 
 /* ---------------------------------------------------------------- evacuation */
@@ -291,7 +259,7 @@ static void complete_resize(hmap *m) {
     m->old = NULL;
     m->phase = HMAP_STEADY;
     m->nevacuate = m->old_evacuated = 0;
-    table_retire(m, o);
+    table_free(m, o, false);
 }
 
 int resize_work(hmap *m, uint64_t hash) {
@@ -333,7 +301,7 @@ int start_resize(hmap *m, unsigned new_B, hmap_phase phase) {
     if (!m->cur || m->count == 0) { /* nothing to move: just install the new array */
         if (m->cur) {
             iters_forget_tables(m);
-            table_retire(m, m->cur);
+            table_free(m, m->cur, false);
         }
         m->cur = t;
         return 0;
@@ -365,6 +333,9 @@ void maybe_start_shrink(hmap *m) {
     if (m->count * 4 >= load_limit(m->cur->B))
         return;
     unsigned target = B_for_count(m->count) + 1; /* half full after the shrink: hysteresis */
+    unsigned floor = B_for_count(m->reserved);
+    if (target < floor)
+        target = floor; /* a reservation still being filled is kept */
     if (target < m->cur->B)
         (void)start_resize(m, target, HMAP_SHRINKING); /* on ENOMEM the map stays larger: still correct */
 }
@@ -372,19 +343,19 @@ void maybe_start_shrink(hmap *m) {
 void map_became_empty(hmap *m) {
     if (!m->fixed_seed)
         m->seed = random_seed(); /* as Go: a fresh seed whenever the map is empty */
-    if (m->no_shrink)
+    if (m->no_shrink || m->reserved)
         return;
     iters_forget_tables(m);
     if (m->old) {
         if (trace_enabled())
             trace_resize_end(m);
-        table_retire(m, m->old);
+        table_free(m, m->old, false);
         m->old = NULL;
         m->phase = HMAP_STEADY;
         m->nevacuate = m->old_evacuated = 0;
     }
     if (m->cur) {
-        table_retire(m, m->cur);
+        table_free(m, m->cur, false);
         m->cur = NULL;
     }
 }
@@ -400,19 +371,21 @@ int hmap_reserve(hmap *m, size_t n) {
         return -ENOMEM;
     if (finish_resize(m) < 0)
         return -ENOMEM;
+    if (n > m->count)
+        m->reserved = n;
     if (!m->cur || m->count == 0)
         return (m->cur && m->cur->B >= target) ? 0 : start_resize(m, target, HMAP_GROWING);
     while (m->cur->B < target) { /* one doubling at a time: evacuation splits a bucket in two */
         if (start_resize(m, m->cur->B + 1, HMAP_GROWING) < 0 || finish_resize(m) < 0)
             return -ENOMEM;
     }
-    release_retired(m, SIZE_MAX);
     return 0;
 }
 
 int hmap_compact(hmap *m) {
     if (!m)
         return -EINVAL;
+    m->reserved = 0; /* compacting ends any reservation */
     if (finish_resize(m) < 0)
         return -ENOMEM;
     if (m->count == 0) {
@@ -427,6 +400,5 @@ int hmap_compact(hmap *m) {
                 return -ENOMEM;
         }
     }
-    release_retired(m, SIZE_MAX);
     return 0;
 }
