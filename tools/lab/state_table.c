@@ -159,8 +159,8 @@ static void run_state_table(void *arg, void *out)
     printf("\n## 1. The article's state table, measured: growing to %s uint64->uint64 entries\n",
            lab_fmt_count(n, b1));
     print_header("One row at each resize start and end (and at a few counts). `evacuated` is Go's nevacuate; "
-                 "`tombstones` are emptyOne slots; bytes is hmap_get_stats().bytes, retired arrays included until "
-                 "they are unmapped.");
+                 "`tombstones` are emptyOne slots; bytes is hmap_get_stats().bytes, RSS the whole process's "
+                 "(/proc/self/statm).");
     print_row("new", &w.last);
     for (uint64_t i = 0; i < n; i++) {
         uint64_t t0 = lab_now_ns();
