@@ -2,7 +2,7 @@
 #
 #   make check   install missing Debian packages, build with gcc and run every test, then build with clang
 #                under ASan+UBSan (build-asan/) and run every test again
-#   make lab     build and run the lab (the article's experiments)
+#   make lab     build and run the lab (the article's experiments) at LAB_N entries (default 1M,10M)
 #   make bench   build and run the benchmark (BENCH_QUICK=1 for the short run)
 #   make build   configure build/ (gcc, RelWithDebInfo) and build it
 #   make install PREFIX=/usr/local
@@ -14,6 +14,7 @@ JOBS        ?= 2
 PREFIX      ?= /usr/local
 BUILD_TYPE  ?= RelWithDebInfo
 CTEST_ARGS  ?=
+LAB_N       ?= 1M,10M
 CTEST_TIMEOUT ?= 600
 GCC         ?= gcc
 GXX         ?= g++
@@ -56,7 +57,7 @@ check: deps
 	cd build-asan && $(SAN_ENV) $(CTEST)
 
 lab: deps build
-	./build/tools/lab/hmap-lab
+	./build/tools/lab/hmap-lab --n $(LAB_N)
 
 bench: deps build
 	./build/bench/hmap-bench

@@ -38,12 +38,20 @@ enum {
 /* An overflow bucket: its own tophash word and link, followed by the slots. The regular buckets of an
  * array keep their tophash words in one dense array instead (see map.c). */
 typedef struct overflow_bucket {
-    uint64_t tophash;                      /* 8 tophash bytes, slot i in byte i */
-    struct overflow_bucket *next;          /* next in the chain */
-    struct overflow_bucket *owned_next;    /* list of separately allocated overflow buckets */
-    uint64_t pad_;                         /* keeps the slots 16-byte aligned */
-    _Alignas(16) unsigned char slots[];    /* 8 keys and 8 values (see set_layout in map.c) */
+    uint64_t tophash;                   /* 8 tophash bytes, slot i in byte i */
+    struct overflow_bucket *next;       /* next in the chain */
+    _Alignas(16) unsigned char slots[]; /* 8 keys and 8 values (see set_layout in map.c) */
 } overflow_bucket;
+
+/* Overflow buckets beyond those preallocated with an array come from slabs, each twice the size of the
+ * previous one: few allocations, and large slabs are mapped from the OS, so that freeing them lowers RSS
+ * (overflow buckets allocated one by one would stay in the C heap's free lists). */
+typedef struct overflow_slab {
+    struct overflow_slab *next;
+    size_t bytes;
+    bool mapped;
+    _Alignas(16) unsigned char buckets[];
+} overflow_slab;
 
 /* One bucket array: 2^B regular buckets plus their preallocated overflow buckets. */
 typedef struct table {
@@ -52,12 +60,12 @@ typedef struct table {
     uint64_t *tophash;           /* nbuckets words: bucket i's 8 tophash bytes */
     overflow_bucket **overflow;  /* nbuckets chain heads */
     unsigned char *slots;        /* nbuckets * bucket_bytes: 8 keys and 8 values per bucket */
-    unsigned char *spare;        /* preallocated overflow buckets */
+    unsigned char *spare;        /* free overflow buckets: the preallocated ones, then the last slab's */
     size_t spare_used, spare_cap;
-    overflow_bucket *owned;      /* overflow buckets allocated one by one, freed with the table */
-    size_t noverflow;            /* overflow buckets in use (spare + owned) */
+    overflow_slab *slabs;        /* slabs allocated for overflow buckets, freed with the table */
+    size_t noverflow;            /* overflow buckets in use */
     size_t tombstones;           /* EMPTY_ONE slots */
-    size_t owned_bytes;
+    size_t slab_bytes;
     void *mem;                   /* the single allocation holding tophash, overflow, slots and spare */
     size_t mem_bytes;
     bool mapped;                 /* mem came from the OS (mmap) rather than the allocator */

@@ -182,24 +182,34 @@ size_t hmap_len(const hmap *m) { return m ? m->count : 0; }
 
 /* ---------------------------------------------------------------- insert */
 
-/* A new overflow bucket for table t: from the spare ones allocated with the array, else on its own. */
+/* A new slab of overflow buckets for table t, as many as the table already uses (at least 8): the
+ * slabs double, so a table makes O(log n) of them. */
+static bool add_overflow_slab(hmap *m, table *t) {
+    size_t per = overflow_bucket_bytes(m), count = t->noverflow > 8 ? t->noverflow : 8;
+    size_t bytes = sizeof(overflow_slab) + count * per;
+    bool mapped;
+    overflow_slab *slab = mem_alloc_array(m, &bytes, sizeof(overflow_slab), &mapped);
+    if (!slab)
+        return false;
+    slab->next = t->slabs;
+    slab->bytes = bytes;
+    slab->mapped = mapped;
+    t->slabs = slab;
+    t->slab_bytes += bytes;
+    t->spare = slab->buckets;
+    t->spare_used = 0;
+    t->spare_cap = (bytes - sizeof(overflow_slab)) / per; /* page rounding may have added some */
+    return true;
+}
+
+/* A new overflow bucket for table t: a preallocated one, else one from a new slab. */
 static overflow_bucket *new_overflow(hmap *m, table *t) {
-    size_t bytes = overflow_bucket_bytes(m);
-    overflow_bucket *o;
-    if (t->spare_used < t->spare_cap) {
-        o = (overflow_bucket *)(t->spare + t->spare_used * bytes);
-        t->spare_used++;
-        memset(o, 0, sizeof *o); /* spares are not zeroed with the array; the slots need not be */
-    } else {
-        o = mem_alloc(m, bytes);
-        if (!o)
-            return NULL;
-        memset(o, 0, sizeof *o);
-        o->owned_next = t->owned;
-        t->owned = o;
-        t->owned_bytes += bytes;
-    }
+    if (t->spare_used == t->spare_cap && !add_overflow_slab(m, t))
+        return NULL;
+    overflow_bucket *o = (overflow_bucket *)(t->spare + t->spare_used * overflow_bucket_bytes(m));
+    t->spare_used++;
     t->noverflow++;
+    memset(o, 0, sizeof *o); /* spares are not zeroed in advance; the slots need not be */
     return o;
 }
 

@@ -100,7 +100,7 @@ static size_t bytes_after_release(const hmap *m)
 {
     if (m->old == NULL)
         return m->bytes;
-    size_t old = m->old->mem_bytes + m->old->owned_bytes + sizeof *m->old;
+    size_t old = m->old->mem_bytes + m->old->slab_bytes + sizeof *m->old;
     return m->bytes > old ? m->bytes - old : 0;
 }
 
