@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -880,6 +881,60 @@ static void test_memstats_return_to_start(void **state) {
     assert_true(end.total_bytes >= mid.total_bytes);
 }
 
+/* Concurrent readers with no writer are safe: four threads look up every key of a map caught in the
+ * middle of a grow (old and new arrays both live), and all must see every value. */
+typedef struct reader_arg {
+    hmap *m;
+    uint64_t n, misses;
+    size_t len_seen;
+} reader_arg;
+
+static void *reader(void *p) {
+    reader_arg *a = p;
+    for (int round = 0; round < 20; round++) {
+        for (uint64_t i = 0; i < a->n; i++) {
+            uint64_t *v = hmap_get(a->m, &i);
+            if (!v || *v != i * 3)
+                a->misses++;
+        }
+        a->len_seen = hmap_len(a->m);
+        hmap_stats st;
+        hmap_get_stats(a->m, &st);
+    }
+    return NULL;
+}
+
+static void test_concurrent_readers(void **state) {
+    (void)state;
+    hmap *m = hmap_new(&u64_type, 0);
+    assert_non_null(m);
+    uint64_t n = 0;
+    hmap_stats st;
+    do { /* insert until a grow is under way, and a bit further */
+        uint64_t v = n * 3;
+        assert_int_equal(hmap_put(m, &n, &v), 1);
+        n++;
+        hmap_get_stats(m, &st);
+    } while (n < 20000 || st.phase != HMAP_GROWING);
+    assert_true(st.evacuated < st.old_buckets);
+    reader_arg args[4];
+    pthread_t threads[4];
+    for (int t = 0; t < 4; t++) {
+        args[t] = (reader_arg){m, n, 0, 0};
+        assert_int_equal(pthread_create(&threads[t], NULL, reader, &args[t]), 0);
+    }
+    for (int t = 0; t < 4; t++) {
+        assert_int_equal(pthread_join(threads[t], NULL), 0);
+        assert_int_equal(args[t].misses, 0);
+        assert_int_equal(args[t].len_seen, n);
+    }
+    hmap_stats after;
+    hmap_get_stats(m, &after);
+    assert_int_equal(after.evacuated, st.evacuated); /* reads moved nothing */
+    assert_int_equal(after.buckets_moved, st.buckets_moved);
+    hmap_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_new_rejects_bad_types),
@@ -907,6 +962,7 @@ int main(void) {
         cmocka_unit_test(test_string_keys_owned_by_the_map),
         cmocka_unit_test(test_get_stats),
         cmocka_unit_test(test_memstats_return_to_start),
+        cmocka_unit_test(test_concurrent_readers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
