@@ -103,6 +103,13 @@ void mem_free(hmap *m, void *p, size_t size) {
     m->alloc.free(p, size, m->alloc.ctx);
 }
 
+static size_t page_size(void) {
+    static size_t cached;
+    if (!cached)
+        cached = (size_t)sysconf(_SC_PAGESIZE);
+    return cached;
+}
+
 void *mem_alloc_array(hmap *m, size_t *size_io, size_t zero_prefix, bool *mapped) {
     *mapped = false;
     size_t size = *size_io;
@@ -236,10 +243,3 @@ static void default_free(void *p, size_t size, void *ctx) {
 }
 
 const hmap_allocator default_allocator = {default_alloc, default_free, NULL};
-
-size_t page_size(void) {
-    static size_t cached;
-    if (!cached)
-        cached = (size_t)sysconf(_SC_PAGESIZE);
-    return cached;
-}

@@ -25,8 +25,6 @@ bool hmap_equal_cstr(const void *a, const void *b) {
     return x == y || strcmp(x, y) == 0;
 }
 
-uint64_t hash_u64(uint64_t key, uint64_t seed) { return hash_u64_inline(key, seed); }
-
 uint64_t hash_mix(uint64_t h) { return hash_mix_inline(h); }
 
 uint64_t random_seed(void) {

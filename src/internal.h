@@ -22,6 +22,47 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Functions shared between the files of src/ are global symbols of the library, so that they cannot clash
+ * with a program's own names each is renamed with the hmap__ prefix. The code keeps the short names. The
+ * prefix also tells the heap profiler (profile.c) which stack frames are the library's. */
+#define B_for_count           hmap__B_for_count
+#define chain_at              hmap__chain_at
+#define chain_extend          hmap__chain_extend
+#define default_allocator     hmap__default_allocator
+#define drop_entry            hmap__drop_entry
+#define fast_random           hmap__fast_random
+#define finish_resize         hmap__finish_resize
+#define hash_mix              hmap__hash_mix
+#define iters_forget_tables   hmap__iters_forget_tables
+#define iters_note_cleared    hmap__iters_note_cleared
+#define iters_note_moved      hmap__iters_note_moved
+#define map_became_empty      hmap__map_became_empty
+#define map_hash              hmap__map_hash
+#define maybe_start_shrink    hmap__maybe_start_shrink
+#define mem_alloc             hmap__mem_alloc
+#define mem_alloc_array       hmap__mem_alloc_array
+#define mem_free              hmap__mem_free
+#define mem_free_array        hmap__mem_free_array
+#define mem_raw_alloc         hmap__mem_raw_alloc
+#define mem_raw_free          hmap__mem_raw_free
+#define memstats_note_alloc   hmap__memstats_note_alloc
+#define memstats_note_free    hmap__memstats_note_free
+#define overflow_bucket_bytes hmap__overflow_bucket_bytes
+#define profile_note_alloc    hmap__profile_note_alloc
+#define profile_note_free     hmap__profile_note_free
+#define random_seed           hmap__random_seed
+#define resize_work           hmap__resize_work
+#define set_slot_empty        hmap__set_slot_empty
+#define start_resize          hmap__start_resize
+#define table_free            hmap__table_free
+#define table_new             hmap__table_new
+#define tophash_of            hmap__tophash_of
+#define trace_enabled         hmap__trace_enabled
+#define trace_now_ns          hmap__trace_now_ns
+#define trace_resize_begin    hmap__trace_resize_begin
+#define trace_resize_end      hmap__trace_resize_end
+#define unmap_in_background   hmap__unmap_in_background
+
 #define SLOTS_PER_BUCKET 8
 
 /* Tophash states, as in Go. A slot's tophash byte is either one of these or a hash-derived value
@@ -128,7 +169,6 @@ bool chain_extend(hmap *m, table *t, bucket_ref *last); /* appends an empty over
 uint64_t map_hash(const hmap *m, const void *key);
 uint8_t tophash_of(uint64_t hash);
 bucket_ref chain_at(const hmap *m, const table *t, size_t i, size_t pos); /* bucket of linear position pos */
-bool keys_equal(const hmap *m, const void *a, const void *b);
 void set_slot_empty(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot);
 void drop_entry(const hmap *m, void *key, void *val);
 
@@ -263,7 +303,6 @@ void iters_note_cleared(hmap *m);  /* hmap_clear: open iterations end */
 void iters_forget_tables(hmap *m); /* the map became empty and its arrays go: drop references to them */
 
 /* ---- hash.c ---- */
-uint64_t hash_u64(uint64_t key, uint64_t seed);
 uint64_t hash_mix(uint64_t h); /* bijective finalizer applied to user hashes */
 uint64_t random_seed(void);
 uint64_t fast_random(void); /* per-thread PRNG seeded from random_seed(): iteration starts */
@@ -279,7 +318,6 @@ void mem_free_array(hmap *m, void *p, size_t size, bool mapped);
 /* Hands a mapped array to the background unmapper (alloc.c); never fails, never blocks for long. */
 void unmap_in_background(void *p, size_t size);
 extern const hmap_allocator default_allocator;
-size_t page_size(void);
 /* Allocation with no map (before one exists, e.g. the map struct itself): */
 void *mem_raw_alloc(const hmap_allocator *a, size_t size);
 void mem_raw_free(const hmap_allocator *a, void *p, size_t size);

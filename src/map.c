@@ -90,8 +90,6 @@ static inline __attribute__((always_inline)) bool equal_key(const hmap *m, const
 
 uint64_t map_hash(const hmap *m, const void *key) { return hash_key(m, key, m->kind); }
 
-bool keys_equal(const hmap *m, const void *a, const void *b) { return equal_key(m, a, b, m->kind); }
-
 uint8_t tophash_of(uint64_t hash) {
     uint8_t top = (uint8_t)hash;
     return top < MIN_TOPHASH ? (uint8_t)(top + MIN_TOPHASH) : top;

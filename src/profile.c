@@ -20,9 +20,10 @@
  * time, off the allocation path. Trimming drops the innermost frames that belong to the library, so each
  * stack starts at the caller of the public API. Which frames are the library's: when the library is a
  * shared object, every address inside that object; when it is linked statically into the program, the
- * functions named hmap_* or declared in internal.h, and the static functions of the files of src/ (the
- * ELF symbol table records local symbols after the name of their source file); another global function
- * found between library frames is taken as the library's too (see trimmed_start). Function names come from
+ * functions named hmap_* (internal.h gives the internal shared ones the hmap__ prefix) and the static
+ * functions of the files of src/ (the ELF symbol table records local symbols after the name of their
+ * source file); another global function found between library frames is taken as the library's too (see
+ * trimmed_start). Function names come from
  * the ELF symbol table of each object (.symtab, read from the file), falling back to dladdr, so that
  * `go tool pprof` shows names even for static functions of a program built without -rdynamic.
  *
@@ -624,34 +625,16 @@ static bool is_library_source(const char *file)
     return false;
 }
 
-/* The functions shared between the files of src/ (internal.h): global, but the library's. */
-static bool is_internal_function(const char *name)
-{
-    static const char *const internal[] = {
-        "map_hash", "tophash_of", "bucket_index", "table_bucket", "bucket_ref_next", "slot_key", "slot_val",
-        "keys_equal", "table_insert_slot", "set_slot_empty", "drop_entry", "table_bucket_evacuated",
-        "table_new", "table_free", "table_retire", "release_retired", "B_for_count", "resize_work",
-        "maybe_start_grow", "maybe_start_shrink", "start_resize", "finish_resize", "iters_note_moved",
-        "iters_note_cleared", "hash_u64", "hash_mix", "random_seed", "mem_alloc", "mem_free",
-        "mem_alloc_array", "mem_free_array", "mem_unmap_part", "mem_raw_alloc", "mem_raw_free",
-        "mem_retire_array", "memstats_note_alloc", "memstats_note_free", "profile_note_alloc",
-        "profile_note_free", "trace_enabled", "trace_now_ns", "trace_resize_begin", "trace_resize_end"};
-    for (size_t i = 0; i < sizeof internal / sizeof *internal; i++)
-        if (strcmp(name, internal[i]) == 0)
-            return true;
-    return false;
-}
-
 /*
  * Static functions are the library's when their file is; global ones when they are public (hmap_*) or
- * known internal ones. Any other global function may be the program's or a newer internal function of the
- * library: unknown, decided by its neighbours on the stack (see trimmed_start).
+ * internal (hmap__*, see internal.h). Any other global function may be the program's: unknown, decided by
+ * its neighbours on the stack (see trimmed_start).
  */
 static int symbol_owner(const char *name, unsigned bind, const char *file)
 {
     if (bind == STB_LOCAL)
         return is_library_source(file) ? OWNER_LIBRARY : OWNER_USER;
-    if (strncmp(name, "hmap_", 5) == 0 || is_internal_function(name))
+    if (strncmp(name, "hmap_", 5) == 0) /* public, or internal (hmap__, see internal.h) */
         return OWNER_LIBRARY;
     return OWNER_UNKNOWN;
 }
