@@ -114,7 +114,7 @@ typedef struct hmap_iter {
 } hmap_iter; /* size may grow; stack-allocated */
 void hmap_iter_init(hmap_iter *it, hmap *m);
 bool hmap_iter_next(hmap_iter *it, void **key, void **val); /* false at the end; key/val may be NULL */
-void hmap_iter_done(hmap_iter *it); /* once, whether or not the end was reached */
+void hmap_iter_done(hmap_iter *it);                         /* once, whether or not the end was reached */
 
 typedef enum { HMAP_STEADY, HMAP_GROWING, HMAP_SAME_SIZE_GROWING, HMAP_SHRINKING } hmap_phase;
 
@@ -130,9 +130,9 @@ typedef struct hmap_stats {
     size_t bytes;      /* every byte the map holds now */
     uint64_t grows, same_size_grows, shrinks;
     /* Additions to the contract: */
-    uint64_t buckets_moved;       /* old buckets evacuated since creation */
-    uint64_t max_moved_per_op;    /* most old buckets evacuated by one call (excluding O(n) calls) */
-    const char *name;             /* hmap_options.name or NULL */
+    uint64_t buckets_moved;    /* old buckets evacuated since creation */
+    uint64_t max_moved_per_op; /* most old buckets evacuated by one call (excluding O(n) calls) */
+    const char *name;          /* hmap_options.name or NULL */
 } hmap_stats;
 void hmap_get_stats(const hmap *m, hmap_stats *st);
 

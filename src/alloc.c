@@ -21,10 +21,10 @@
 #include "internal.h"
 
 #include <errno.h>
-#include <stdlib.h>
-#include <string.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -40,9 +40,8 @@ void memstats_note_alloc(size_t size) {
     atomic_fetch_add_explicit(&total_bytes, size, memory_order_relaxed);
     atomic_fetch_add_explicit(&mallocs, 1, memory_order_relaxed);
     uint64_t peak = atomic_load_explicit(&peak_bytes, memory_order_relaxed);
-    while (live > peak &&
-           !atomic_compare_exchange_weak_explicit(&peak_bytes, &peak, live, memory_order_relaxed,
-                                                  memory_order_relaxed)) {
+    while (live > peak && !atomic_compare_exchange_weak_explicit(
+                              &peak_bytes, &peak, live, memory_order_relaxed, memory_order_relaxed)) {
     }
 }
 

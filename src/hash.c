@@ -36,7 +36,8 @@ uint64_t random_seed(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     static _Atomic uint64_t counter;
     uint64_t c = atomic_fetch_add(&counter, 1);
-    return hash_mix_inline((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)&seed ^ c);
+    return hash_mix_inline((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)&seed ^
+                           c);
 }
 
 /* splitmix64 on a per-thread state: cheap randomness for iteration starts. */

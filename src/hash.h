@@ -2,10 +2,11 @@
  * hash.h — the built-in seeded hash, inlined into the lookup paths.
  *
  * The built-in hash is XXH3 (Debian's libxxhash-dev, used header-only so that it inlines): seeded and
- * fast for every length. 8-byte keys, the most common kind, get a dedicated multiply-fold mix instead. User-supplied hashes go through hash_mix(), a bijective
- * finalizer: the map takes bucket indexes from the hash's high bits and tophash from its low byte, so a
- * user hash that only varies in its low bits (the identity on small integers, say) must be spread first.
- * Being a bijection, the mix changes no equalities between hashes.
+ * fast for every length. 8-byte keys, the most common kind, get a dedicated multiply-fold mix instead.
+ * User-supplied hashes go through hash_mix(), a bijective finalizer: the map takes bucket indexes from the
+ * hash's high bits and tophash from its low byte, so a user hash that only varies in its low bits (the
+ * identity on small integers, say) must be spread first. Being a bijection, the mix changes no equalities
+ * between hashes.
  */
 #ifndef HMAP_HASH_H
 #define HMAP_HASH_H

@@ -25,43 +25,43 @@
 /* Functions shared between the files of src/ are global symbols of the library, so that they cannot clash
  * with a program's own names each is renamed with the hmap__ prefix. The code keeps the short names. The
  * prefix also tells the heap profiler (profile.c) which stack frames are the library's. */
-#define B_for_count           hmap__B_for_count
-#define chain_at              hmap__chain_at
-#define chain_extend          hmap__chain_extend
-#define default_allocator     hmap__default_allocator
-#define drop_entry            hmap__drop_entry
-#define fast_random           hmap__fast_random
-#define finish_resize         hmap__finish_resize
-#define hash_mix              hmap__hash_mix
-#define iters_forget_tables   hmap__iters_forget_tables
-#define iters_note_cleared    hmap__iters_note_cleared
-#define iters_note_moved      hmap__iters_note_moved
-#define map_became_empty      hmap__map_became_empty
-#define map_hash              hmap__map_hash
-#define maybe_start_shrink    hmap__maybe_start_shrink
-#define mem_alloc             hmap__mem_alloc
-#define mem_alloc_array       hmap__mem_alloc_array
-#define mem_free              hmap__mem_free
-#define mem_free_array        hmap__mem_free_array
-#define mem_raw_alloc         hmap__mem_raw_alloc
-#define mem_raw_free          hmap__mem_raw_free
-#define memstats_note_alloc   hmap__memstats_note_alloc
-#define memstats_note_free    hmap__memstats_note_free
+#define B_for_count hmap__B_for_count
+#define chain_at hmap__chain_at
+#define chain_extend hmap__chain_extend
+#define default_allocator hmap__default_allocator
+#define drop_entry hmap__drop_entry
+#define fast_random hmap__fast_random
+#define finish_resize hmap__finish_resize
+#define hash_mix hmap__hash_mix
+#define iters_forget_tables hmap__iters_forget_tables
+#define iters_note_cleared hmap__iters_note_cleared
+#define iters_note_moved hmap__iters_note_moved
+#define map_became_empty hmap__map_became_empty
+#define map_hash hmap__map_hash
+#define maybe_start_shrink hmap__maybe_start_shrink
+#define mem_alloc hmap__mem_alloc
+#define mem_alloc_array hmap__mem_alloc_array
+#define mem_free hmap__mem_free
+#define mem_free_array hmap__mem_free_array
+#define mem_raw_alloc hmap__mem_raw_alloc
+#define mem_raw_free hmap__mem_raw_free
+#define memstats_note_alloc hmap__memstats_note_alloc
+#define memstats_note_free hmap__memstats_note_free
 #define overflow_bucket_bytes hmap__overflow_bucket_bytes
-#define profile_note_alloc    hmap__profile_note_alloc
-#define profile_note_free     hmap__profile_note_free
-#define random_seed           hmap__random_seed
-#define resize_work           hmap__resize_work
-#define set_slot_empty        hmap__set_slot_empty
-#define start_resize          hmap__start_resize
-#define table_free            hmap__table_free
-#define table_new             hmap__table_new
-#define tophash_of            hmap__tophash_of
-#define trace_enabled         hmap__trace_enabled
-#define trace_now_ns          hmap__trace_now_ns
-#define trace_resize_begin    hmap__trace_resize_begin
-#define trace_resize_end      hmap__trace_resize_end
-#define unmap_in_background   hmap__unmap_in_background
+#define profile_note_alloc hmap__profile_note_alloc
+#define profile_note_free hmap__profile_note_free
+#define random_seed hmap__random_seed
+#define resize_work hmap__resize_work
+#define set_slot_empty hmap__set_slot_empty
+#define start_resize hmap__start_resize
+#define table_free hmap__table_free
+#define table_new hmap__table_new
+#define tophash_of hmap__tophash_of
+#define trace_enabled hmap__trace_enabled
+#define trace_now_ns hmap__trace_now_ns
+#define trace_resize_begin hmap__trace_resize_begin
+#define trace_resize_end hmap__trace_resize_end
+#define unmap_in_background hmap__unmap_in_background
 
 #define SLOTS_PER_BUCKET 8
 
@@ -97,19 +97,19 @@ typedef struct overflow_slab {
 /* One bucket array: 2^B regular buckets plus their preallocated overflow buckets. */
 typedef struct table {
     unsigned B;
-    size_t nbuckets;             /* 2^B */
-    uint64_t *tophash;           /* nbuckets words: bucket i's 8 tophash bytes */
-    overflow_bucket **overflow;  /* nbuckets chain heads */
-    unsigned char *slots;        /* nbuckets * bucket_bytes: 8 keys and 8 values per bucket */
-    unsigned char *spare;        /* free overflow buckets: the preallocated ones, then the last slab's */
+    size_t nbuckets;            /* 2^B */
+    uint64_t *tophash;          /* nbuckets words: bucket i's 8 tophash bytes */
+    overflow_bucket **overflow; /* nbuckets chain heads */
+    unsigned char *slots;       /* nbuckets * bucket_bytes: 8 keys and 8 values per bucket */
+    unsigned char *spare;       /* free overflow buckets: the preallocated ones, then the last slab's */
     size_t spare_used, spare_cap;
-    overflow_slab *slabs;        /* slabs allocated for overflow buckets, freed with the table */
-    size_t noverflow;            /* overflow buckets in use */
-    size_t tombstones;           /* EMPTY_ONE slots */
+    overflow_slab *slabs; /* slabs allocated for overflow buckets, freed with the table */
+    size_t noverflow;     /* overflow buckets in use */
+    size_t tombstones;    /* EMPTY_ONE slots */
     size_t slab_bytes;
-    void *mem;                   /* the single allocation holding tophash, overflow, slots and spare */
+    void *mem; /* the single allocation holding tophash, overflow, slots and spare */
     size_t mem_bytes;
-    bool mapped;                 /* mem came from the OS (mmap) rather than the allocator */
+    bool mapped; /* mem came from the OS (mmap) rather than the allocator */
 } table;
 
 /* A position in one bucket chain: the tophash word and slot storage of one bucket of the chain. */
@@ -135,19 +135,19 @@ struct hmap {
     uint64_t seed;
     bool fixed_seed, no_shrink;
 
-    table *cur;            /* where new entries go */
-    table *old;            /* being evacuated into cur, or NULL */
-    hmap_phase phase;      /* why `old` exists */
-    size_t nevacuate;      /* old buckets below this index are all evacuated */
-    size_t old_evacuated;  /* old buckets evacuated so far (in any order) */
-    size_t evacuate_pace;  /* old buckets to evacuate per write, besides the written one */
+    table *cur;           /* where new entries go */
+    table *old;           /* being evacuated into cur, or NULL */
+    hmap_phase phase;     /* why `old` exists */
+    size_t nevacuate;     /* old buckets below this index are all evacuated */
+    size_t old_evacuated; /* old buckets evacuated so far (in any order) */
+    size_t evacuate_pace; /* old buckets to evacuate per write, besides the written one */
 
     iter_state *iters;     /* open iterations (linked), told when entries move */
     uint64_t insert_stamp; /* bumped when a new key is stored: iterator caches re-read */
     uint64_t move_stamp;   /* bumped when entries move between arrays */
     uint64_t clear_stamp;  /* bumped by hmap_clear: open iterations end */
 
-    hmap_allocator alloc;  /* the hook (or the built-in malloc/free) */
+    hmap_allocator alloc; /* the hook (or the built-in malloc/free) */
     bool custom_alloc;
     char *name;
     size_t name_bytes;
@@ -282,9 +282,9 @@ static inline void end_write(hmap *m) {
     if (m->moved_this_op > m->max_moved_per_op)
         m->max_moved_per_op = m->moved_this_op;
 }
-table *table_new(hmap *m, unsigned B);                  /* NULL on ENOMEM */
+table *table_new(hmap *m, unsigned B);                 /* NULL on ENOMEM */
 void table_free(hmap *m, table *t, bool drop_entries); /* dropping entries is O(size) */
-unsigned B_for_count(size_t count);                     /* smallest B whose load-factor limit holds count */
+unsigned B_for_count(size_t count);                    /* smallest B whose load-factor limit holds count */
 /* Called by every write before it touches bucket chain i (of cur): evacuates what it must. */
 int resize_work(hmap *m, uint64_t hash); /* -ENOMEM if the key's old bucket could not be evacuated */
 /* Starts a shrink if one is due (after a delete); on ENOMEM the map just stays larger. */
@@ -330,7 +330,7 @@ void profile_note_alloc(const void *p, size_t size, const char *name);
 void profile_note_free(const void *p, size_t size);
 
 /* ---- trace.c ---- */
-bool trace_enabled(void);   /* HMAP_TRACE=1, read once */
+bool trace_enabled(void); /* HMAP_TRACE=1, read once */
 uint64_t trace_now_ns(void);
 void trace_resize_begin(const hmap *m); /* after cur/old are set up; reads the resize_* fields */
 void trace_resize_end(const hmap *m);   /* when the old array is released */

@@ -39,12 +39,12 @@
 struct iter_state {
     hmap *m;
     iter_state *next, *prev; /* the map's list of open iterations */
-    uint64_t start;          /* random starting hash; the first lap covers [start, 2^64), the second [0, start) */
+    uint64_t start; /* random starting hash; the first lap covers [start, 2^64), the second [0, start) */
     uint64_t P;
     uint64_t clear_stamp;
     const table *rt; /* resume reference for entries whose hash is P; NULL: all of them are pending */
     size_t rchain, rpos;
-    bool p_done;     /* every entry whose hash is P is done (no other key shared P when it was yielded) */
+    bool p_done; /* every entry whose hash is P is done (no other key shared P when it was yielded) */
     uint8_t lap;
     bool done;
     /* sorted (hash, position) of the live entries of one chain */

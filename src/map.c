@@ -56,7 +56,7 @@
 /* ---------------------------------------------------------------- hashing and slot addressing */
 
 static inline __attribute__((always_inline)) uint64_t hash_key(const hmap *m, const void *key,
-                                                                key_kind kind) {
+                                                               key_kind kind) {
     switch (kind) {
     case KEYS_U64: {
         uint64_t k;
@@ -75,7 +75,7 @@ static inline __attribute__((always_inline)) uint64_t hash_key(const hmap *m, co
 }
 
 static inline __attribute__((always_inline)) bool equal_key(const hmap *m, const void *a, const void *b,
-                                                             key_kind kind) {
+                                                            key_kind kind) {
     switch (kind) {
     case KEYS_U64:
         return memcmp(a, b, 8) == 0;
@@ -106,15 +106,15 @@ bucket_ref chain_at(const hmap *m, const table *t, size_t i, size_t pos) {
 
 typedef struct found {
     table *t;
-    size_t i;         /* chain */
-    bucket_ref b;     /* bucket of the chain holding the entry */
+    size_t i;     /* chain */
+    bucket_ref b; /* bucket of the chain holding the entry */
     unsigned slot;
 } found;
 
 /* The slot of bucket b (tophash word w) holding key, if any: the one loop every lookup runs. */
-static inline __attribute__((always_inline)) bool match_in_bucket(const hmap *m, const bucket_ref *b, uint64_t w,
-                                                                   uint8_t top, const void *key, key_kind kind,
-                                                                   unsigned *slot) {
+static inline __attribute__((always_inline)) bool match_in_bucket(const hmap *m, const bucket_ref *b,
+                                                                  uint64_t w, uint8_t top, const void *key,
+                                                                  key_kind kind, unsigned *slot) {
     for (uint64_t hits = match_byte(w, top); hits; hits &= hits - 1) {
         unsigned s = (unsigned)__builtin_ctzll(hits) / 8;
         if (slot_top(b, s) == top && equal_key(m, slot_key(m, b, s), key, kind)) {
@@ -126,7 +126,7 @@ static inline __attribute__((always_inline)) bool match_in_bucket(const hmap *m,
 }
 
 static inline __attribute__((always_inline)) bool find(const hmap *m, const void *key, uint64_t hash,
-                                                        key_kind kind, found *f) {
+                                                       key_kind kind, found *f) {
     locate(m, hash, &f->t, &f->i);
     f->b = table_bucket(m, f->t, f->i);
     __builtin_prefetch(f->b.slots);
@@ -226,8 +226,8 @@ size_t overflow_bucket_bytes(const hmap *m) {
 
 /* Scans chain i of cur for key; on a miss, reports the first free slot (if any) through `free_slot`. */
 static inline __attribute__((always_inline)) bool find_or_free(hmap *m, const void *key, uint64_t hash,
-                                                                key_kind kind, found *f, found *free_slot,
-                                                                bool *have_free) {
+                                                               key_kind kind, found *f, found *free_slot,
+                                                               bool *have_free) {
     f->t = m->cur;
     f->i = bucket_index(hash, m->cur->B);
     f->b = table_bucket(m, f->t, f->i);
@@ -265,7 +265,7 @@ static bool too_many_overflow(const table *t) { return t->noverflow >= t->nbucke
 
 /* Writes key into a free slot: tophash, key bytes, zeroed value. */
 static inline __attribute__((always_inline)) void fill_slot(hmap *m, table *t, bucket_ref *b, unsigned slot,
-                                                             uint8_t top, const void *key, key_kind kind) {
+                                                            uint8_t top, const void *key, key_kind kind) {
     if (slot_top(b, slot) == EMPTY_ONE)
         t->tombstones--;
     set_slot_top(b, slot, top);

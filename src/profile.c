@@ -69,12 +69,11 @@ static _Atomic size_t profile_rate = DEFAULT_RATE;
 static _Atomic unsigned rate_epoch = 1; /* bumped on every rate change: threads redraw their countdown */
 static _Atomic size_t live_samples;     /* sampled blocks not yet freed: frees look them up only if > 0 */
 
-static _Thread_local unsigned tls_epoch;       /* epoch the countdown was drawn under; 0 = never drawn */
-static _Thread_local uint64_t tls_left;        /* bytes still to allocate before the next sample */
-static _Thread_local uint64_t tls_rng;         /* xorshift state */
+static _Thread_local unsigned tls_epoch; /* epoch the countdown was drawn under; 0 = never drawn */
+static _Thread_local uint64_t tls_left;  /* bytes still to allocate before the next sample */
+static _Thread_local uint64_t tls_rng;   /* xorshift state */
 
-static uint64_t rng_next(void)
-{
+static uint64_t rng_next(void) {
     if (tls_rng == 0)
         tls_rng = ((uint64_t)(uintptr_t)&tls_rng * 0x9E3779B97F4A7C15u) ^ trace_now_ns() ^ 1u;
     tls_rng ^= tls_rng << 13;
@@ -84,16 +83,14 @@ static uint64_t rng_next(void)
 }
 
 /* Bytes until the next sample: exponential with mean `rate`, so that samples form a Poisson process. */
-static uint64_t draw_countdown(size_t rate)
-{
+static uint64_t draw_countdown(size_t rate) {
     double u = ((double)(rng_next() >> 11) + 0.5) / 9007199254740992.0; /* uniform in (0, 1) */
     double bytes = -log(u) * (double)rate;
     return bytes >= 1e18 ? (uint64_t)1e18 : (uint64_t)bytes + 1;
 }
 
 /* Decides whether this allocation of `size` bytes is sampled; updates the thread's countdown. */
-static bool should_sample(size_t size, size_t rate)
-{
+static bool should_sample(size_t size, size_t rate) {
     if (rate == 1)
         return true;
     unsigned epoch = atomic_load_explicit(&rate_epoch, memory_order_relaxed);
@@ -109,8 +106,7 @@ static bool should_sample(size_t size, size_t rate)
     return true;
 }
 
-void hmap_set_profile_rate(size_t bytes)
-{
+void hmap_set_profile_rate(size_t bytes) {
     atomic_store_explicit(&profile_rate, bytes, memory_order_relaxed);
     atomic_fetch_add_explicit(&rate_epoch, 1, memory_order_relaxed);
 }
@@ -129,8 +125,8 @@ typedef struct record {
 } record;
 
 typedef struct live_slot {
-    const void *p;  /* NULL: empty */
-    size_t record;  /* index into records */
+    const void *p; /* NULL: empty */
+    size_t record; /* index into records */
 } live_slot;
 
 static pthread_mutex_t prof_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -143,8 +139,7 @@ static size_t live_count, live_cap;
 static char **names; /* interned map names, never freed (a map's name may die before the profile) */
 static size_t nnames;
 
-static uint64_t mix64(uint64_t h)
-{
+static uint64_t mix64(uint64_t h) {
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdu;
     h ^= h >> 33;
@@ -153,8 +148,7 @@ static uint64_t mix64(uint64_t h)
     return h;
 }
 
-static const char *intern_name(const char *name)
-{
+static const char *intern_name(const char *name) {
     if (name == NULL)
         return NULL;
     for (size_t i = 0; i < nnames; i++)
@@ -171,16 +165,14 @@ static const char *intern_name(const char *name)
     return copy;
 }
 
-static uint64_t record_hash(void *const *frames, unsigned n, size_t size, const char *name)
-{
+static uint64_t record_hash(void *const *frames, unsigned n, size_t size, const char *name) {
     uint64_t h = mix64(size ^ ((uint64_t)(uintptr_t)name << 1));
     for (unsigned i = 0; i < n; i++)
         h = mix64(h ^ (uint64_t)(uintptr_t)frames[i]);
     return h;
 }
 
-static bool record_index_grow(void)
-{
+static bool record_index_grow(void) {
     size_t cap = record_index_cap ? record_index_cap * 2 : 256;
     size_t *idx = calloc(cap, sizeof *idx);
     if (idx == NULL)
@@ -198,8 +190,7 @@ static bool record_index_grow(void)
 }
 
 /* The record for this (stack, size, name), created if new; SIZE_MAX when out of memory. */
-static size_t find_or_add_record(void *const *frames, unsigned n, size_t size, const char *name)
-{
+static size_t find_or_add_record(void *const *frames, unsigned n, size_t size, const char *name) {
     uint64_t h = record_hash(frames, n, size, name);
     if ((nrecords + 1) * 2 > record_index_cap && !record_index_grow())
         return SIZE_MAX;
@@ -229,13 +220,9 @@ static size_t find_or_add_record(void *const *frames, unsigned n, size_t size, c
     return nrecords++;
 }
 
-static size_t live_home(const void *p, size_t cap)
-{
-    return mix64((uint64_t)(uintptr_t)p) & (cap - 1);
-}
+static size_t live_home(const void *p, size_t cap) { return mix64((uint64_t)(uintptr_t)p) & (cap - 1); }
 
-static bool live_grow(void)
-{
+static bool live_grow(void) {
     size_t cap = live_cap ? live_cap * 2 : 1024;
     live_slot *t = calloc(cap, sizeof *t);
     if (t == NULL)
@@ -254,8 +241,7 @@ static bool live_grow(void)
     return true;
 }
 
-static bool live_insert(const void *p, size_t rec)
-{
+static bool live_insert(const void *p, size_t rec) {
     if ((live_count + 1) * 2 > live_cap && !live_grow())
         return false;
     size_t i = live_home(p, live_cap);
@@ -270,8 +256,7 @@ static bool live_insert(const void *p, size_t rec)
 
 /* Removes p; returns its record, or SIZE_MAX when p was not sampled. Backward-shift deletion keeps the
  * probe sequences intact without tombstones. */
-static size_t live_remove(const void *p)
-{
+static size_t live_remove(const void *p) {
     if (live_cap == 0)
         return SIZE_MAX;
     size_t i = live_home(p, live_cap);
@@ -300,8 +285,7 @@ static size_t live_remove(const void *p)
  * The allocation hooks
  * ------------------------------------------------------------------------------------------------------ */
 
-static void record_sample(const void *p, size_t size, const char *name)
-{
+static void record_sample(const void *p, size_t size, const char *name) {
     void *frames[MAX_FRAMES];
     int n = backtrace(frames, MAX_FRAMES); /* may allocate (first call loads the unwinder): not under lock */
     if (n < 0)
@@ -318,8 +302,7 @@ static void record_sample(const void *p, size_t size, const char *name)
     pthread_mutex_unlock(&prof_lock);
 }
 
-void profile_note_alloc(const void *p, size_t size, const char *name)
-{
+void profile_note_alloc(const void *p, size_t size, const char *name) {
     size_t rate = atomic_load_explicit(&profile_rate, memory_order_relaxed);
     if (rate == 0 || p == NULL)
         return;
@@ -327,8 +310,7 @@ void profile_note_alloc(const void *p, size_t size, const char *name)
         record_sample(p, size, name);
 }
 
-void profile_note_free(const void *p, size_t size)
-{
+void profile_note_free(const void *p, size_t size) {
     (void)size;
     if (p == NULL || atomic_load_explicit(&live_samples, memory_order_relaxed) == 0)
         return;
@@ -353,8 +335,7 @@ typedef struct pbuf {
 
 enum { WIRE_VARINT = 0, WIRE_BYTES = 2 };
 
-static void pb_reserve(pbuf *b, size_t more)
-{
+static void pb_reserve(pbuf *b, size_t more) {
     if (b->failed || b->len + more <= b->cap)
         return;
     size_t cap = b->cap ? b->cap : 256;
@@ -369,8 +350,7 @@ static void pb_reserve(pbuf *b, size_t more)
     b->cap = cap;
 }
 
-static void pb_raw(pbuf *b, const void *p, size_t n)
-{
+static void pb_raw(pbuf *b, const void *p, size_t n) {
     if (n == 0)
         return; /* p may be NULL (an empty buffer): memcpy must not see it */
     pb_reserve(b, n);
@@ -380,8 +360,7 @@ static void pb_raw(pbuf *b, const void *p, size_t n)
     b->len += n;
 }
 
-static void pb_varint(pbuf *b, uint64_t v)
-{
+static void pb_varint(pbuf *b, uint64_t v) {
     unsigned char tmp[10];
     size_t n = 0;
     do {
@@ -394,37 +373,30 @@ static void pb_varint(pbuf *b, uint64_t v)
     pb_raw(b, tmp, n);
 }
 
-static void pb_tag(pbuf *b, unsigned field, unsigned wire)
-{
-    pb_varint(b, (uint64_t)field << 3 | wire);
-}
+static void pb_tag(pbuf *b, unsigned field, unsigned wire) { pb_varint(b, (uint64_t)field << 3 | wire); }
 
 /* An integer field (int64, uint64 or bool); zero is the default and is left out, as proto3 does. */
-static void pb_uint(pbuf *b, unsigned field, uint64_t v)
-{
+static void pb_uint(pbuf *b, unsigned field, uint64_t v) {
     if (v == 0)
         return;
     pb_tag(b, field, WIRE_VARINT);
     pb_varint(b, v);
 }
 
-static void pb_bytes(pbuf *b, unsigned field, const void *p, size_t n)
-{
+static void pb_bytes(pbuf *b, unsigned field, const void *p, size_t n) {
     pb_tag(b, field, WIRE_BYTES);
     pb_varint(b, n);
     pb_raw(b, p, n);
 }
 
 /* Appends `msg` as an embedded message field and empties it for reuse. */
-static void pb_message(pbuf *b, unsigned field, pbuf *msg)
-{
+static void pb_message(pbuf *b, unsigned field, pbuf *msg) {
     pb_bytes(b, field, msg->data, msg->len);
     b->failed |= msg->failed;
     msg->len = 0;
 }
 
-static void pb_packed(pbuf *b, unsigned field, const uint64_t *v, size_t n)
-{
+static void pb_packed(pbuf *b, unsigned field, const uint64_t *v, size_t n) {
     pbuf tmp = {0};
     for (size_t i = 0; i < n; i++)
         pb_varint(&tmp, v[i]);
@@ -445,16 +417,14 @@ typedef struct strtab {
     bool failed;
 } strtab;
 
-static uint64_t str_hash(const char *s)
-{
+static uint64_t str_hash(const char *s) {
     uint64_t h = 1469598103934665603u;
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211u;
     return h;
 }
 
-static bool strtab_grow_index(strtab *t)
-{
+static bool strtab_grow_index(strtab *t) {
     size_t cap = t->index_cap ? t->index_cap * 2 : 256;
     size_t *idx = calloc(cap, sizeof *idx);
     if (idx == NULL)
@@ -471,8 +441,7 @@ static bool strtab_grow_index(strtab *t)
     return true;
 }
 
-static uint64_t strtab_id(strtab *t, const char *s)
-{
+static uint64_t strtab_id(strtab *t, const char *s) {
     if (t->failed)
         return 0;
     if ((t->n + 1) * 2 > t->index_cap && !strtab_grow_index(t))
@@ -498,8 +467,7 @@ fail:
     return 0;
 }
 
-static void strtab_free(strtab *t)
-{
+static void strtab_free(strtab *t) {
     for (size_t i = 0; i < t->n; i++)
         free(t->strs[i]);
     free(t->strs);
@@ -522,14 +490,14 @@ typedef struct symbol {
 
 typedef struct object {
     char path[512];
-    uintptr_t bias;       /* load bias: runtime address = file address + bias */
-    uintptr_t lo, hi;     /* range of its loaded segments */
-    bool is_main;         /* the program itself */
-    char build_id[81];    /* hex, or "" */
+    uintptr_t bias;    /* load bias: runtime address = file address + bias */
+    uintptr_t lo, hi;  /* range of its loaded segments */
+    bool is_main;      /* the program itself */
+    char build_id[81]; /* hex, or "" */
     bool symbols_loaded;
     symbol *syms;
     size_t nsyms;
-    void *file_map;       /* the mapped ELF file the names point into */
+    void *file_map; /* the mapped ELF file the names point into */
     size_t file_bytes;
 } object;
 
@@ -537,8 +505,7 @@ static object *objects;
 static size_t nobjects;
 static const object *library_object; /* the object holding this file's code */
 
-static void hex_encode(const unsigned char *p, size_t n, char *out, size_t out_size)
-{
+static void hex_encode(const unsigned char *p, size_t n, char *out, size_t out_size) {
     static const char digits[] = "0123456789abcdef";
     size_t k = 0;
     for (size_t i = 0; i < n && k + 2 < out_size; i++) {
@@ -549,8 +516,7 @@ static void hex_encode(const unsigned char *p, size_t n, char *out, size_t out_s
 }
 
 /* Finds NT_GNU_BUILD_ID in one PT_NOTE segment, already in memory. */
-static void read_build_id(const unsigned char *notes, size_t len, char *out, size_t out_size)
-{
+static void read_build_id(const unsigned char *notes, size_t len, char *out, size_t out_size) {
     size_t off = 0;
     while (off + sizeof(ElfW(Nhdr)) <= len) {
         const ElfW(Nhdr) *nh = (const void *)(notes + off);
@@ -567,8 +533,7 @@ static void read_build_id(const unsigned char *notes, size_t len, char *out, siz
     }
 }
 
-static int note_object(struct dl_phdr_info *info, size_t size, void *arg)
-{
+static int note_object(struct dl_phdr_info *info, size_t size, void *arg) {
     (void)size;
     (void)arg;
     object *grown = realloc(objects, (nobjects + 1) * sizeof *objects);
@@ -602,8 +567,7 @@ static int note_object(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
-static object *object_of(uintptr_t addr)
-{
+static object *object_of(uintptr_t addr) {
     for (size_t i = 0; i < nobjects; i++)
         if (addr >= objects[i].lo && addr < objects[i].hi)
             return &objects[i];
@@ -611,10 +575,9 @@ static object *object_of(uintptr_t addr)
 }
 
 /* The library's own files, whose static functions appear after their STT_FILE symbol in .symtab. */
-static bool is_library_source(const char *file)
-{
-    static const char *const sources[] = {"map.c", "resize.c", "iter.c", "hash.c", "alloc.c",
-                                          "profile.c", "trace.c", "sync.c", "pool.c"};
+static bool is_library_source(const char *file) {
+    static const char *const sources[] = {"map.c",     "resize.c", "iter.c", "hash.c", "alloc.c",
+                                          "profile.c", "trace.c",  "sync.c", "pool.c"};
     if (file == NULL)
         return false;
     const char *base = strrchr(file, '/');
@@ -630,8 +593,7 @@ static bool is_library_source(const char *file)
  * internal (hmap__*, see internal.h). Any other global function may be the program's: unknown, decided by
  * its neighbours on the stack (see trimmed_start).
  */
-static int symbol_owner(const char *name, unsigned bind, const char *file)
-{
+static int symbol_owner(const char *name, unsigned bind, const char *file) {
     if (bind == STB_LOCAL)
         return is_library_source(file) ? OWNER_LIBRARY : OWNER_USER;
     if (strncmp(name, "hmap_", 5) == 0) /* public, or internal (hmap__, see internal.h) */
@@ -639,15 +601,13 @@ static int symbol_owner(const char *name, unsigned bind, const char *file)
     return OWNER_UNKNOWN;
 }
 
-static int compare_symbols(const void *a, const void *b)
-{
+static int compare_symbols(const void *a, const void *b) {
     const symbol *x = a, *y = b;
     return x->start < y->start ? -1 : x->start > y->start;
 }
 
 /* Reads the function symbols of an object's ELF file (.symtab, else .dynsym). Failures leave it empty. */
-static void load_symbols(object *o)
-{
+static void load_symbols(object *o) {
     o->symbols_loaded = true;
     int fd = open(o->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -674,7 +634,8 @@ static void load_symbols(object *o)
     if (symtab == NULL || symtab->sh_link >= eh->e_shnum)
         return;
     const ElfW(Shdr) *strsec = &sh[symtab->sh_link];
-    if (symtab->sh_offset + symtab->sh_size > o->file_bytes || strsec->sh_offset + strsec->sh_size > o->file_bytes)
+    if (symtab->sh_offset + symtab->sh_size > o->file_bytes ||
+        strsec->sh_offset + strsec->sh_size > o->file_bytes)
         return;
     const ElfW(Sym) *syms = (const void *)(base + symtab->sh_offset);
     size_t n = symtab->sh_size / sizeof(ElfW(Sym));
@@ -703,8 +664,7 @@ static void load_symbols(object *o)
     qsort(o->syms, o->nsyms, sizeof *o->syms, compare_symbols);
 }
 
-static const symbol *symbol_of(object *o, uintptr_t addr)
-{
+static const symbol *symbol_of(object *o, uintptr_t addr) {
     if (!o->symbols_loaded)
         load_symbols(o);
     size_t lo = 0, hi = o->nsyms; /* find the last symbol starting at or below addr */
@@ -723,15 +683,13 @@ static const symbol *symbol_of(object *o, uintptr_t addr)
     return s;
 }
 
-static void objects_load(void)
-{
+static void objects_load(void) {
     nobjects = 0;
     dl_iterate_phdr(note_object, NULL);
     library_object = object_of((uintptr_t)&profile_note_alloc);
 }
 
-static void objects_free(void)
-{
+static void objects_free(void) {
     for (size_t i = 0; i < nobjects; i++) {
         free(objects[i].syms);
         if (objects[i].file_map)
@@ -744,8 +702,7 @@ static void objects_free(void)
 }
 
 /* Is this return address inside the hmap library? */
-static int frame_owner(uintptr_t pc)
-{
+static int frame_owner(uintptr_t pc) {
     object *o = object_of(pc);
     if (o == NULL || o != library_object)
         return OWNER_USER;
@@ -762,8 +719,7 @@ static int frame_owner(uintptr_t pc)
  * table cannot attribute) count as the library's when a library frame lies beyond them before any user
  * frame, e.g. a new internal function between mem_alloc and hmap_put.
  */
-static unsigned trimmed_start(void *const *frames, unsigned n)
-{
+static unsigned trimmed_start(void *const *frames, unsigned n) {
     unsigned i = 0;
     while (i < n && frame_owner((uintptr_t)frames[i]) != OWNER_LIBRARY)
         i++;
@@ -781,8 +737,7 @@ static unsigned trimmed_start(void *const *frames, unsigned n)
 }
 
 /* The function name at pc: the ELF symbol table first (it knows static functions), then dladdr. */
-static const char *function_name(uintptr_t pc)
-{
+static const char *function_name(uintptr_t pc) {
     object *o = object_of(pc);
     if (o != NULL) {
         const symbol *s = symbol_of(o, pc);
@@ -800,17 +755,38 @@ static const char *function_name(uintptr_t pc)
  * ------------------------------------------------------------------------------------------------------ */
 
 enum { /* profile.proto field numbers */
-    PROFILE_SAMPLE_TYPE = 1, PROFILE_SAMPLE = 2, PROFILE_MAPPING = 3, PROFILE_LOCATION = 4,
-    PROFILE_FUNCTION = 5, PROFILE_STRING_TABLE = 6, PROFILE_TIME_NANOS = 9, PROFILE_PERIOD_TYPE = 11,
-    PROFILE_PERIOD = 12, PROFILE_DEFAULT_SAMPLE_TYPE = 14,
-    VALUE_TYPE_TYPE = 1, VALUE_TYPE_UNIT = 2,
-    SAMPLE_LOCATION_ID = 1, SAMPLE_VALUE = 2, SAMPLE_LABEL = 3,
-    LABEL_KEY = 1, LABEL_STR = 2,
-    MAPPING_ID = 1, MAPPING_START = 2, MAPPING_LIMIT = 3, MAPPING_OFFSET = 4, MAPPING_FILENAME = 5,
-    MAPPING_BUILD_ID = 6, MAPPING_HAS_FUNCTIONS = 7,
-    LOCATION_ID = 1, LOCATION_MAPPING_ID = 2, LOCATION_ADDRESS = 3, LOCATION_LINE = 4,
-    LINE_FUNCTION_ID = 1,
-    FUNCTION_ID = 1, FUNCTION_NAME = 2, FUNCTION_SYSTEM_NAME = 3,
+       PROFILE_SAMPLE_TYPE = 1,
+       PROFILE_SAMPLE = 2,
+       PROFILE_MAPPING = 3,
+       PROFILE_LOCATION = 4,
+       PROFILE_FUNCTION = 5,
+       PROFILE_STRING_TABLE = 6,
+       PROFILE_TIME_NANOS = 9,
+       PROFILE_PERIOD_TYPE = 11,
+       PROFILE_PERIOD = 12,
+       PROFILE_DEFAULT_SAMPLE_TYPE = 14,
+       VALUE_TYPE_TYPE = 1,
+       VALUE_TYPE_UNIT = 2,
+       SAMPLE_LOCATION_ID = 1,
+       SAMPLE_VALUE = 2,
+       SAMPLE_LABEL = 3,
+       LABEL_KEY = 1,
+       LABEL_STR = 2,
+       MAPPING_ID = 1,
+       MAPPING_START = 2,
+       MAPPING_LIMIT = 3,
+       MAPPING_OFFSET = 4,
+       MAPPING_FILENAME = 5,
+       MAPPING_BUILD_ID = 6,
+       MAPPING_HAS_FUNCTIONS = 7,
+       LOCATION_ID = 1,
+       LOCATION_MAPPING_ID = 2,
+       LOCATION_ADDRESS = 3,
+       LOCATION_LINE = 4,
+       LINE_FUNCTION_ID = 1,
+       FUNCTION_ID = 1,
+       FUNCTION_NAME = 2,
+       FUNCTION_SYSTEM_NAME = 3,
 };
 
 typedef struct mapping {
@@ -827,7 +803,7 @@ typedef struct writer {
     size_t nmaps;
     uintptr_t *loc_pcs; /* location i + 1 is at loc_pcs[i] (a return address - 1) */
     size_t nlocs, locs_cap;
-    size_t *loc_index;  /* open addressing over loc_pcs: location number + 1 */
+    size_t *loc_index; /* open addressing over loc_pcs: location number + 1 */
     size_t loc_index_cap;
     const char **func_names; /* function i + 1 */
     size_t nfuncs;
@@ -835,8 +811,7 @@ typedef struct writer {
 } writer;
 
 /* Executable file mappings of /proc/self/maps: these are what pprof symbolizes against. */
-static void read_mappings(writer *w)
-{
+static void read_mappings(writer *w) {
     FILE *f = fopen("/proc/self/maps", "re");
     if (f == NULL)
         return;
@@ -865,16 +840,14 @@ static void read_mappings(writer *w)
     fclose(f);
 }
 
-static uint64_t mapping_id_of(const writer *w, uintptr_t pc)
-{
+static uint64_t mapping_id_of(const writer *w, uintptr_t pc) {
     for (size_t i = 0; i < w->nmaps; i++)
         if (pc >= w->maps[i].start && pc < w->maps[i].limit)
             return i + 1;
     return 0;
 }
 
-static bool loc_index_grow(writer *w)
-{
+static bool loc_index_grow(writer *w) {
     size_t cap = w->loc_index_cap ? w->loc_index_cap * 2 : 256;
     size_t *idx = calloc(cap, sizeof *idx);
     if (idx == NULL)
@@ -892,8 +865,7 @@ static bool loc_index_grow(writer *w)
 }
 
 /* The location id of a pc, numbered in order of first use. */
-static uint64_t location_id(writer *w, uintptr_t pc)
-{
+static uint64_t location_id(writer *w, uintptr_t pc) {
     if ((w->nlocs + 1) * 2 > w->loc_index_cap && !loc_index_grow(w))
         goto fail;
     size_t i = mix64(pc) & (w->loc_index_cap - 1);
@@ -917,8 +889,7 @@ fail:
 }
 
 /* Go's scaleHeapSample: an allocation of s bytes was sampled with probability 1 - exp(-s/rate). */
-static void unsample(uint64_t count, size_t size, size_t rate, int64_t *objects_out, int64_t *bytes_out)
-{
+static void unsample(uint64_t count, size_t size, size_t rate, int64_t *objects_out, int64_t *bytes_out) {
     double objs = (double)count, bytes = (double)count * (double)size;
     if (count != 0 && size != 0 && rate > 1) {
         double scale = 1.0 / (1.0 - exp(-(double)size / (double)rate));
@@ -929,15 +900,13 @@ static void unsample(uint64_t count, size_t size, size_t rate, int64_t *objects_
     *bytes_out = (int64_t)(bytes + 0.5);
 }
 
-static void write_value_type(writer *w, unsigned field, const char *type, const char *unit)
-{
+static void write_value_type(writer *w, unsigned field, const char *type, const char *unit) {
     pb_uint(&w->msg, VALUE_TYPE_TYPE, strtab_id(&w->strings, type));
     pb_uint(&w->msg, VALUE_TYPE_UNIT, strtab_id(&w->strings, unit));
     pb_message(&w->out, field, &w->msg);
 }
 
-static void write_sample(writer *w, const record *r, size_t rate)
-{
+static void write_sample(writer *w, const record *r, size_t rate) {
     unsigned first = trimmed_start(r->frames, r->nframes); /* the stack starts at the API's caller */
     uint64_t ids[MAX_FRAMES];
     size_t n = 0;
@@ -960,8 +929,7 @@ static void write_sample(writer *w, const record *r, size_t rate)
     pb_message(&w->out, PROFILE_SAMPLE, &w->msg);
 }
 
-static void write_mappings(writer *w)
-{
+static void write_mappings(writer *w) {
     for (size_t i = 0; i < w->nmaps; i++) {
         const mapping *m = &w->maps[i];
         pb_uint(&w->msg, MAPPING_ID, i + 1);
@@ -976,8 +944,7 @@ static void write_mappings(writer *w)
 }
 
 /* The function id for a name, numbered in order of first use (linear: profiles hold few functions). */
-static uint64_t function_id(writer *w, const char *name)
-{
+static uint64_t function_id(writer *w, const char *name) {
     for (size_t i = 0; i < w->nfuncs; i++)
         if (strcmp(w->func_names[i], name) == 0)
             return i + 1;
@@ -991,8 +958,7 @@ static uint64_t function_id(writer *w, const char *name)
     return ++w->nfuncs;
 }
 
-static void write_locations(writer *w)
-{
+static void write_locations(writer *w) {
     for (size_t i = 0; i < w->nlocs; i++) {
         uintptr_t pc = w->loc_pcs[i];
         pb_uint(&w->msg, LOCATION_ID, i + 1);
@@ -1007,8 +973,7 @@ static void write_locations(writer *w)
     }
 }
 
-static void write_functions(writer *w)
-{
+static void write_functions(writer *w) {
     for (size_t i = 0; i < w->nfuncs; i++) {
         uint64_t name = strtab_id(&w->strings, w->func_names[i]);
         pb_uint(&w->msg, FUNCTION_ID, i + 1);
@@ -1019,8 +984,7 @@ static void write_functions(writer *w)
 }
 
 /* Encodes the whole profile of `recs` into w->out. */
-static void encode_profile(writer *w, const record *recs, size_t n, size_t rate)
-{
+static void encode_profile(writer *w, const record *recs, size_t n, size_t rate) {
     strtab_id(&w->strings, ""); /* index 0 must be the empty string */
     write_value_type(w, PROFILE_SAMPLE_TYPE, "alloc_objects", "count");
     write_value_type(w, PROFILE_SAMPLE_TYPE, "alloc_space", "bytes");
@@ -1042,8 +1006,7 @@ static void encode_profile(writer *w, const record *recs, size_t n, size_t rate)
         pb_bytes(&w->out, PROFILE_STRING_TABLE, w->strings.strs[i], strlen(w->strings.strs[i]));
 }
 
-static int write_gzip(const char *path, const void *data, size_t len)
-{
+static int write_gzip(const char *path, const void *data, size_t len) {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
@@ -1067,8 +1030,7 @@ static int write_gzip(const char *path, const void *data, size_t len)
 }
 
 /* Copies the records, so that encoding (slow: symbol tables, file I/O) runs without the lock. */
-static record *snapshot_records(size_t *n)
-{
+static record *snapshot_records(size_t *n) {
     pthread_mutex_lock(&prof_lock);
     record *copy = malloc((nrecords ? nrecords : 1) * sizeof *copy);
     if (copy != NULL) {
@@ -1080,8 +1042,7 @@ static record *snapshot_records(size_t *n)
     return copy;
 }
 
-int hmap_write_heap_profile(const char *path)
-{
+int hmap_write_heap_profile(const char *path) {
     if (path == NULL)
         return -EINVAL;
     size_t n = 0;
@@ -1116,15 +1077,13 @@ int hmap_write_heap_profile(const char *path)
 
 static char *exit_profile_path;
 
-static void write_exit_profile(void)
-{
+static void write_exit_profile(void) {
     int err = hmap_write_heap_profile(exit_profile_path);
     if (err != 0)
         fprintf(stderr, "hmap: cannot write HMAP_HEAPPROFILE=%s: %s\n", exit_profile_path, strerror(-err));
 }
 
-__attribute__((constructor)) static void profile_read_environment(void)
-{
+__attribute__((constructor)) static void profile_read_environment(void) {
     const char *rate = getenv("HMAP_PROFILE_RATE");
     if (rate != NULL && *rate != '\0') {
         char *end;

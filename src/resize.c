@@ -183,7 +183,8 @@ static void move_entry(hmap *m, const bucket_ref *from, unsigned s, destination 
 static void complete_resize(hmap *m);
 
 /* Tells open iterations about chain positions [*noted, upto] before the entry at `upto` moves. */
-static void note_positions(hmap *m, size_t oi, size_t *noted, size_t upto, size_t first, const destination *d) {
+static void note_positions(hmap *m, size_t oi, size_t *noted, size_t upto, size_t first,
+                           const destination *d) {
     if (!m->iters || *noted > upto)
         return;
     size_t fills[2] = {d[0].fill, d[1].fill};
@@ -364,7 +365,6 @@ void map_became_empty(hmap *m) {
         m->cur = NULL;
     }
 }
-
 
 /* ---------------------------------------------------------------- O(n) calls */
 

@@ -5,7 +5,8 @@
  * The lines (one resize of a map named "users" growing from B=10 to B=11):
  *
  *   hmap: resize start map=users kind=grow B=10->11 count=6657 bytes=196672->589888 @1.234567s
- *   hmap: resize end map=users kind=grow B=10->11 count=6700 bytes=196672->393280 ops=514 max_step=3.1us @1.240021s
+ *   hmap: resize end map=users kind=grow B=10->11 count=6700 bytes=196672->393280 ops=514 max_step=3.1us
+ * @1.240021s
  *
  * where the fields are
  *   map=NAME        hmap_options.name, or "-" when the map has none
@@ -37,27 +38,21 @@
 static bool tracing;
 static uint64_t start_ns;
 
-uint64_t trace_now_ns(void)
-{
+uint64_t trace_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-__attribute__((constructor)) static void trace_read_environment(void)
-{
+__attribute__((constructor)) static void trace_read_environment(void) {
     start_ns = trace_now_ns();
     const char *v = getenv("HMAP_TRACE");
     tracing = v != NULL && strcmp(v, "1") == 0;
 }
 
-bool trace_enabled(void)
-{
-    return tracing;
-}
+bool trace_enabled(void) { return tracing; }
 
-static const char *kind_name(hmap_phase phase)
-{
+static const char *kind_name(hmap_phase phase) {
     switch (phase) {
     case HMAP_GROWING:
         return "grow";
@@ -70,14 +65,10 @@ static const char *kind_name(hmap_phase phase)
     }
 }
 
-static double seconds_since_start(void)
-{
-    return (double)(trace_now_ns() - start_ns) / 1e9;
-}
+static double seconds_since_start(void) { return (double)(trace_now_ns() - start_ns) / 1e9; }
 
 /* Writes a duration with a unit that keeps it readable: 850ns, 3.1us, 12.4ms. */
-static void format_duration(uint64_t ns, char *out, size_t size)
-{
+static void format_duration(uint64_t ns, char *out, size_t size) {
     if (ns < 1000)
         snprintf(out, size, "%lluns", (unsigned long long)ns);
     else if (ns < 1000000)
@@ -86,8 +77,7 @@ static void format_duration(uint64_t ns, char *out, size_t size)
         snprintf(out, size, "%.1fms", (double)ns / 1e6);
 }
 
-void trace_resize_begin(const hmap *m)
-{
+void trace_resize_begin(const hmap *m) {
     if (!tracing)
         return;
     fprintf(stderr, "hmap: resize start map=%s kind=%s B=%u->%u count=%zu bytes=%zu->%zu @%.6fs\n",
@@ -96,16 +86,14 @@ void trace_resize_begin(const hmap *m)
 }
 
 /* m->bytes without the old array and its overflow buckets, if the core has not released them yet. */
-static size_t bytes_after_release(const hmap *m)
-{
+static size_t bytes_after_release(const hmap *m) {
     if (m->old == NULL)
         return m->bytes;
     size_t old = m->old->mem_bytes + m->old->slab_bytes + sizeof *m->old;
     return m->bytes > old ? m->bytes - old : 0;
 }
 
-void trace_resize_end(const hmap *m)
-{
+void trace_resize_end(const hmap *m) {
     if (!tracing)
         return;
     char step[32];
