@@ -101,26 +101,29 @@ static const char *where(fuzz *f) {
 /* ---- keys and values ---- */
 
 /* A key's bytes as the model stores them (fixed: key_size bytes; strings: the characters). Injective in
- * id: fixed keys of up to 8 bytes are the id itself, longer ones start with a bijective mix of it;
- * strings start with the id in hex and a ':' that the padding never contains. */
+ * id, and built so that keys share long runs of bytes, to catch an equality that stops early: fixed keys
+ * of up to 8 bytes are the id itself; longer ones are filled from the id's group (id >> 3, 8 ids) and end
+ * with the id, so the keys of a group differ in their last 8 bytes only; strings are a padding drawn from
+ * the group, then a ':' (which the padding never contains), then the id in hex. */
 static size_t key_from_id(const fuzz *f, uint64_t id, unsigned char *out) {
     size_t ks = f->cfg->key_size;
+    uint64_t group = id >> 3;
     if (ks == 0) {
-        int n = snprintf((char *)out, MAX_KEY, "%" PRIx64 ":", id);
-        size_t pad = mix64(id) % 40;
+        size_t pad = mix64(group) % 40;
         for (size_t i = 0; i < pad; i++)
-            out[n + i] = (unsigned char)('a' + mix64(id + i) % 26);
-        out[n + pad] = '\0';
-        return (size_t)n + pad;
+            out[i] = (unsigned char)('a' + mix64(group + i) % 26);
+        int n = snprintf((char *)out + pad, MAX_KEY - pad, ":%" PRIx64, id);
+        return pad + (size_t)n;
     }
     if (ks <= 8) {
         memcpy(out, &id, ks);
         return ks;
     }
-    for (size_t i = 0; i < ks; i += 8) {
-        uint64_t w = mix64(id + i * 0x1000193ULL);
-        memcpy(out + i, &w, ks - i < 8 ? ks - i : 8);
+    for (size_t i = 0; i < ks - 8; i += 8) {
+        uint64_t w = mix64(group + i * 0x1000193ULL);
+        memcpy(out + i, &w, ks - 8 - i < 8 ? ks - 8 - i : 8);
     }
+    memcpy(out + ks - 8, &id, 8);
     return ks;
 }
 
