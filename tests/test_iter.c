@@ -561,6 +561,37 @@ static void test_owned_strings_deleted_and_reinserted(void **state) {
     }
 }
 
+/* Every key has the same 64-bit hash: one chain holds everything, in every array, and the iteration can
+ * only tell keys apart by their position in the chain, which deletes, re-inserts and evacuation shift. */
+static uint64_t constant_hash(const void *k, uint64_t seed) {
+    (void)k;
+    (void)seed;
+    return 0x1234;
+}
+
+static void test_all_keys_one_hash(void **state) {
+    (void)state;
+    for (uint64_t seed = 0; seed < 8; seed++) {
+        world w;
+        world_init_hash(&w, KEYS_U64, false, 0xc0 + seed, constant_hash);
+        plan p = {.initial = 300,
+                  .grow_to = 3000,
+                  .shrink_to = 20,
+                  .ins_per_step = 12,
+                  .del_per_step = 12,
+                  .del_current = 0.3,
+                  .reinsert = 0.5};
+        outcome o = run_plan(&w, &p);
+        if (seed == 0)
+            print_message("  one hash for all keys: %zu steps, %" PRIu64 " grows, %" PRIu64
+                          " shrinks in the loop\n",
+                          o.steps, o.after.grows - o.before.grows, o.after.shrinks - o.before.shrinks);
+        assert_int_equal(o.max_live, 3000);
+        assert_true(o.after.shrinks > o.before.shrinks);
+        world_destroy(&w);
+    }
+}
+
 /* Same-size growth while the iteration is open: groups of colliding keys come and go inside the loop. */
 static void test_same_size_growth_inside_loop(void **state) {
     (void)state;
@@ -610,6 +641,7 @@ int main(void) {
         cmocka_unit_test(test_start_during_grow),
         cmocka_unit_test(test_start_during_shrink),
         cmocka_unit_test(test_same_size_growth_inside_loop),
+        cmocka_unit_test(test_all_keys_one_hash),
         cmocka_unit_test(test_owned_strings_deleted_and_reinserted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
