@@ -112,6 +112,7 @@ type ops interface {
 	iterate() (sum uint64, count int)
 	churn(insFrom, delFrom, count int)
 	length() int
+	current() interface{} // the map itself, to keep it alive
 }
 
 type u64Map struct {
@@ -119,9 +120,10 @@ type u64Map struct {
 	m    map[uint64]uint64
 }
 
-func (u *u64Map) create(reserve int) { u.m = make(map[uint64]uint64, reserve) }
-func (u *u64Map) drop()              { u.m = nil }
-func (u *u64Map) length() int        { return len(u.m) }
+func (u *u64Map) create(reserve int)   { u.m = make(map[uint64]uint64, reserve) }
+func (u *u64Map) drop()                { u.m = nil }
+func (u *u64Map) length() int          { return len(u.m) }
+func (u *u64Map) current() interface{} { return u.m }
 func (u *u64Map) insert(from, to int) {
 	m, keys := u.m, u.keys
 	for i := from; i < to; i++ {
@@ -184,9 +186,10 @@ type strMap struct {
 	m    map[string]uint64
 }
 
-func (u *strMap) create(reserve int) { u.m = make(map[string]uint64, reserve) }
-func (u *strMap) drop()              { u.m = nil }
-func (u *strMap) length() int        { return len(u.m) }
+func (u *strMap) create(reserve int)   { u.m = make(map[string]uint64, reserve) }
+func (u *strMap) drop()                { u.m = nil }
+func (u *strMap) length() int          { return len(u.m) }
+func (u *strMap) current() interface{} { return u.m }
 func (u *strMap) insert(from, to int) {
 	m, keys := u.m, u.keys
 	for i := from; i < to; i++ {
@@ -407,11 +410,7 @@ func memoryExperiment(m ops, cfg config) {
 	}
 	m.drop()
 
-	base = liveHeap()
-	m.create(0)
-	m.insert(0, survivors)
-	fresh := liveHeap() - base
-	m.drop()
+	fresh := freshBytes(m, survivors)
 
 	emit("held_after_del99", after/fresh, "x")
 	emit("rss_after_del99", (rssAfter-rss0)/(1<<20), "MiB")
@@ -419,6 +418,27 @@ func memoryExperiment(m ops, cfg config) {
 	for i := range xs {
 		fmt.Printf("S bytes %.0f %.0f\n", xs[i], ys[i])
 	}
+}
+
+// freshBytes is the heap a fresh map of keys [0, survivors) holds. A few hundred bytes are below the noise
+// of HeapAlloc (the runtime's own small allocations), so small maps are built many times over, kept alive
+// together, and the total is divided.
+func freshBytes(m ops, survivors int) float64 {
+	copies := 1 + 100000/survivors
+	if copies > 256 {
+		copies = 256
+	}
+	kept := make([]interface{}, copies)
+	base := liveHeap()
+	for c := range kept {
+		m.create(0)
+		m.insert(0, survivors)
+		kept[c] = m.current()
+	}
+	total := liveHeap() - base
+	runtime.KeepAlive(kept)
+	m.drop()
+	return total / float64(copies)
 }
 
 type phaseTimes struct{ insert, hit, miss, iterate, churn, reserved time.Duration }
