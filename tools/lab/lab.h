@@ -82,6 +82,7 @@ typedef struct lab_run {
     lab_step steps[LAB_STEPS];
     size_t nsteps;
     uint64_t fresh_bytes;    /* a fresh map of the 99% delete's survivors */
+    uint64_t compact_bytes, compact_rss; /* hmap only: after hmap_compact at the 99% step (settled RSS) */
     uint64_t max_insert_ns, max_delete_ns;
     uint64_t elapsed_ns;     /* wall time of the whole run */
     size_t nsamples;

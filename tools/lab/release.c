@@ -10,8 +10,9 @@
  *
  * "Bytes held" is hmap_get_stats().bytes for hmap, and HeapAlloc after runtime.GC() (minus the heap before
  * the map existed) for Go. Beside RSS at each step, the table shows RSS once free memory has been handed
- * back explicitly — malloc_trim(0) for C, debug.FreeOSMemory() for Go — which separates "the map still
- * holds it" from "the allocator kept it". Handing back changes what later steps measure, so it is done only
+ * back explicitly — malloc_trim(0) for C, debug.FreeOSMemory() for Go — and, for C, once hmap's background
+ * unmapper has had SETTLE_US to finish: that separates "the map still holds it" from "the allocator (or
+ * the unmapper) has not given it back yet". Handing back changes what later steps measure, so it is done only
  * at the two delete steps: the RSS after the 99% delete is what a program that never calls either sees.
  *
  * While running, each process also samples bytes and RSS every n/SAMPLES_PER_N operations for the plot of
@@ -35,6 +36,9 @@
 #endif
 
 enum { SAMPLES_PER_N = 100 };
+/* How long the "settled" RSS waits for hmap's unmapper thread (we measured ~100 ms to unmap the arrays of
+ * a 10M map on a loaded 2-core machine, and no visible wait on an idle one). */
+enum { SETTLE_US = 200 * 1000 };
 
 typedef struct c_run_arg {
     uint64_t n;
@@ -80,6 +84,7 @@ static void record_step(c_runner *r, const char *name, bool release)
     s->rss = lab_rss_bytes();
     if (release) {
         malloc_trim(0);
+        usleep(SETTLE_US); /* hmap unmaps freed arrays on a background thread: let it finish */
         s->rss_released = lab_rss_bytes();
     }
     sample_now(r);
@@ -125,6 +130,15 @@ static void run_c_map(void *argp, void *out)
     }
     record_step(&r, "deleted-99%", true);
     run->fresh_bytes = fresh_survivor_bytes(arg->n);
+    if (!arg->no_shrink) { /* what hmap_compact adds, before the last deletes */
+        hmap_compact(r.m);
+        hmap_stats st;
+        hmap_get_stats(r.m, &st);
+        malloc_trim(0);
+        usleep(SETTLE_US);
+        run->compact_bytes = st.bytes;
+        run->compact_rss = lab_rss_bytes();
+    }
 
     for (uint64_t i = 0; i < arg->n; i += 100) {
         lab_del(r.m, i);
@@ -236,8 +250,8 @@ static void print_table(const lab_run runs[LAB_IMPLS], uint64_t n)
     static const char *const names[] = {"empty", "filled", "deleted-99%", "deleted-all"};
     const uint64_t entries[] = {0, n, (n + 99) / 100, 0}; /* keys i < n with i % 100 == 0 survive */
     char b[12][32];
-    printf("\n| step | entries | hmap bytes | hmap RSS | hmap RSS, trimmed | no_shrink bytes | no_shrink RSS | "
-           "no_shrink RSS, trimmed | Go HeapAlloc | Go HeapInuse | Go RSS | Go RSS, FreeOSMemory |\n");
+    printf("\n| step | entries | hmap bytes | hmap RSS | hmap RSS, settled | no_shrink bytes | no_shrink RSS | "
+           "no_shrink RSS, settled | Go HeapAlloc | Go HeapInuse | Go RSS | Go RSS, FreeOSMemory |\n");
     printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (size_t s = 0; s < LAB_STEPS; s++) {
         printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", step_title(names[s]),
@@ -250,25 +264,39 @@ static void print_table(const lab_run runs[LAB_IMPLS], uint64_t n)
 
 static void print_summary(const lab_run runs[LAB_IMPLS])
 {
-    char b1[32], b2[32];
+    char b1[32], b2[32], b3[32];
     printf("\n| implementation | held after 99%% deleted ÷ fresh map of survivors | fresh map | RSS after 99%% "
-           "deleted ÷ (RSS empty + fresh map) | longest insert | longest delete | run time |\n");
-    printf("|---|---:|---:|---:|---:|---:|---:|\n");
+           "deleted ÷ (RSS empty + fresh map) | same, settled | longest insert | longest delete | run time |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for (size_t i = 0; i < LAB_IMPLS; i++) {
         const lab_run *r = &runs[i];
         if (!r->ok) {
-            printf("| %s | — | — | — | — | — | not run: %s |\n", r->label, r->why);
+            printf("| %s | — | — | — | — | — | — | not run: %s |\n", r->label, r->why);
             continue;
         }
         const lab_step *empty = &r->steps[0], *deleted = &r->steps[2];
         char held[32] = "—"; /* a tiny fresh Go map can measure 0 bytes */
         if (r->fresh_bytes > 0)
             snprintf(held, sizeof held, "%.2f×", (double)deleted->bytes / (double)r->fresh_bytes);
-        printf("| %s%s%s | %s | %s | %.2f× (%s) | %.3f ms | %.3f ms | %.1f s |\n", r->label, *r->version ? " " : "",
-               r->version, held, lab_fmt_bytes(r->fresh_bytes, b1),
-               (double)deleted->rss / (double)(empty->rss + r->fresh_bytes), lab_fmt_bytes(deleted->rss, b2),
-               (double)r->max_insert_ns / 1e6, (double)r->max_delete_ns / 1e6, (double)r->elapsed_ns / 1e9);
+        double need = (double)(empty->rss + r->fresh_bytes);
+        printf("| %s%s%s | %s | %s | %.2f× (%s) | %.2f× (%s) | %.3f ms | %.3f ms | %.1f s |\n", r->label,
+               *r->version ? " " : "", r->version, held, lab_fmt_bytes(r->fresh_bytes, b1),
+               (double)deleted->rss / need, lab_fmt_bytes(deleted->rss, b2), (double)deleted->rss_released / need,
+               lab_fmt_bytes(deleted->rss_released, b3), (double)r->max_insert_ns / 1e6,
+               (double)r->max_delete_ns / 1e6, (double)r->elapsed_ns / 1e9);
     }
+}
+
+static void print_compacted(const lab_run *r)
+{
+    if (!r->ok || !r->compact_bytes)
+        return;
+    char b1[32], b2[32];
+    const lab_step *empty = &r->steps[0];
+    printf("\nhmap after `hmap_compact` at the 99%% step: holds %s = %.2f× the fresh map; settled RSS %s = %.2f× "
+           "(RSS empty + fresh map).\n",
+           lab_fmt_bytes(r->compact_bytes, b1), (double)r->compact_bytes / (double)r->fresh_bytes,
+           lab_fmt_bytes(r->compact_rss, b2), (double)r->compact_rss / (double)(empty->rss + r->fresh_bytes));
 }
 
 void lab_release(uint64_t n)
@@ -278,14 +306,15 @@ void lab_release(uint64_t n)
     printf("\n## 2. Does memory come back? Fill %s, delete 99%%, delete all — hmap vs no_shrink vs Go's map\n",
            lab_fmt_count(n, b));
     printf("\nEach implementation in its own process. Bytes: hmap_get_stats().bytes; Go: HeapAlloc (and HeapInuse)"
-           " after runtime.GC(), minus the heap before the map. RSS: /proc/self/statm at that step; \"trimmed\" "
-           "after malloc_trim(0), \"FreeOSMemory\" after debug.FreeOSMemory(), called only from the 99%% delete "
+           " after runtime.GC(), minus the heap before the map. RSS: /proc/self/statm at that step; \"settled\" "
+           "after malloc_trim(0) and 200 ms for hmap's unmapper thread, \"FreeOSMemory\" after debug.FreeOSMemory(), called only from the 99%% delete "
            "on (earlier calls would change the RSS measured after it).\n");
     measure_c_map(&runs[0], n, false);
     measure_c_map(&runs[1], n, true);
     measure_go_map(&runs[2], n);
     print_table(runs, n);
     print_summary(runs);
+    print_compacted(&runs[0]);
     printf("\nThe longest insert and delete are single worst timings on a shared machine: compare them with section"
            " 1's noise floor before reading them as pauses of the map.\n");
     if (!runs[2].ok)
