@@ -239,15 +239,19 @@ static inline void copy_item(void *dst, const void *src, size_t n) {
         __builtin_memcpy(dst, src, n);
 }
 
-static inline uint8_t slot_top(const bucket_ref *b, unsigned i) { return (uint8_t)(*b->tophash >> (8 * i)); }
+/* Slot i's tophash is byte i of the word in memory, which is its byte i in value on a little-endian
+ * machine: the SWAR masks above number slots by their lowest set bit (ctz). */
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "hmap's tophash words assume a little-endian machine"
+#endif
 
-static inline void set_slot_top(bucket_ref *b, unsigned i, uint8_t top) {
-    *b->tophash = (*b->tophash & ~(0xffULL << (8 * i))) | ((uint64_t)top << (8 * i));
-}
+static inline uint8_t slot_top(const bucket_ref *b, unsigned i) { return ((const uint8_t *)b->tophash)[i]; }
+
+static inline void set_slot_top(bucket_ref *b, unsigned i, uint8_t top) { ((uint8_t *)b->tophash)[i] = top; }
 
 /* High bits of the hash choose the bucket: bucket i of 2^B covers hashes [i << (64-B), (i+1) << (64-B)). */
 static inline size_t bucket_index(uint64_t hash, unsigned B) {
-    return B == 0 ? 0 : (size_t)(hash >> (64 - B));
+    return (size_t)((hash >> 1) >> (63 - B)); /* two shifts: B = 0 gives 0 without a branch */
 }
 
 static inline bool table_bucket_evacuated(const table *t, size_t i) {
