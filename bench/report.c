@@ -379,7 +379,7 @@ static void latency_panel(FILE *f, panel *p) {
                     units[e]);
     }
     static const char *const nines[] = {"p0", "p90", "p99", "p99.9", "p99.99", "p99.999", "p99.9999", "p99.99999"};
-    for (int k = 0; k <= (int)xmax && k < 8; k++)
+    for (int k = 0; k <= (int)xmax && k < 8 && px(p, k) < px(p, p->xmax) - 40; k++)
         fprintf(f, "<text x='%.1f' y='%.0f' font-size='11' text-anchor='middle'>%s</text>\n", px(p, k),
                 p->y0 + p->h + 16, nines[k]);
     fprintf(f, "<text x='%.1f' y='%.0f' font-size='11' text-anchor='middle'>max</text>\n", px(p, p->xmax),
