@@ -93,10 +93,12 @@ void hmap_clear(hmap *m);
 
 /* Makes room for n entries without further growth: 0, -ENOMEM or -EINVAL. O(n): finishes any resize.
  * The room is kept (no shrinking below it, also when entries are deleted meanwhile) until the count first
- * reaches n, or until hmap_compact / hmap_clear. */
+ * reaches n, or until hmap_compact / hmap_clear. On -ENOMEM the entries are unchanged, and any doubling
+ * done before the failure is undone by a shrink over the next writes. */
 int hmap_reserve(hmap *m, size_t n);
 
-/* Finishes any evacuation and shrinks the arrays to fit the live entries, now: 0 or -ENOMEM. O(n). */
+/* Finishes any evacuation and shrinks the arrays to fit the live entries, now (also with no_shrink; an
+ * empty map gives its arrays back): 0 or -ENOMEM, the map then as it was. Ends a reservation. O(n). */
 int hmap_compact(hmap *m);
 
 /*

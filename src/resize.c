@@ -346,11 +346,8 @@ void maybe_start_shrink(hmap *m) {
         (void)start_resize(m, target, HMAP_SHRINKING); /* on ENOMEM the map stays larger: still correct */
 }
 
-void map_became_empty(hmap *m) {
-    if (!m->fixed_seed)
-        m->seed = random_seed(); /* as Go: a fresh seed whenever the map is empty */
-    if (m->no_shrink || m->reserved)
-        return;
+/* Gives both arrays back; only for a map with no entries. */
+static void release_arrays(hmap *m) {
     iters_forget_tables(m);
     if (m->old) {
         if (trace_enabled())
@@ -366,18 +363,19 @@ void map_became_empty(hmap *m) {
     }
 }
 
+void map_became_empty(hmap *m) {
+    if (!m->fixed_seed)
+        m->seed = random_seed(); /* as Go: a fresh seed whenever the map is empty */
+    if (!m->no_shrink && !m->reserved)
+        release_arrays(m);
+}
+
 /* ---------------------------------------------------------------- O(n) calls */
 
-int hmap_reserve(hmap *m, size_t n) {
-    if (!m)
-        return -EINVAL;
-    unsigned target = B_for_count(n);
-    if (target > MAX_B)
-        return -ENOMEM;
+/* Grows the arrays to 2^target buckets, finishing every resize on the way. */
+static int grow_to(hmap *m, unsigned target) {
     if (finish_resize(m) < 0)
         return -ENOMEM;
-    if (n > m->count)
-        m->reserved = n;
     if (!m->cur || m->count == 0)
         return (m->cur && m->cur->B >= target) ? 0 : start_resize(m, target, HMAP_GROWING);
     while (m->cur->B < target) { /* one doubling at a time: evacuation splits a bucket in two */
@@ -387,23 +385,54 @@ int hmap_reserve(hmap *m, size_t n) {
     return 0;
 }
 
-int hmap_compact(hmap *m) {
+int hmap_reserve(hmap *m, size_t n) {
     if (!m)
         return -EINVAL;
-    m->reserved = 0; /* compacting ends any reservation */
+    unsigned target = B_for_count(n);
+    if (target > MAX_B)
+        return -ENOMEM;
+    size_t previous = m->reserved;
+    if (n > m->count)
+        m->reserved = n; /* set first: no shrink may start between the doublings */
+    if (grow_to(m, target) < 0) {
+        /* The entries are as they were; doublings done before the failure are undone by a shrink. */
+        m->reserved = previous;
+        if (m->count == 0)
+            map_became_empty(m);
+        else
+            maybe_start_shrink(m);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Rebuilds the arrays at the size that fits the count, without tombstones or extra overflow buckets. */
+static int rebuild_to_fit(hmap *m) {
     if (finish_resize(m) < 0)
         return -ENOMEM;
     if (m->count == 0) {
-        if (!m->no_shrink)
-            map_became_empty(m);
-    } else {
-        unsigned target = B_for_count(m->count);
-        if (target < m->cur->B || m->cur->slabs || m->cur->tombstones) {
-            if (start_resize(m, target < m->cur->B ? target : m->cur->B,
-                             target < m->cur->B ? HMAP_SHRINKING : HMAP_SAME_SIZE_GROWING) < 0 ||
-                finish_resize(m) < 0)
-                return -ENOMEM;
-        }
+        release_arrays(m); /* an explicit compact gives the memory back, no_shrink or not */
+        return 0;
+    }
+    unsigned target = B_for_count(m->count);
+    if (target >= m->cur->B && !m->cur->slabs && !m->cur->tombstones)
+        return 0; /* already a fresh map's shape */
+    if (target > m->cur->B)
+        target = m->cur->B;
+    hmap_phase phase = target < m->cur->B ? HMAP_SHRINKING : HMAP_SAME_SIZE_GROWING;
+    if (start_resize(m, target, phase) < 0 || finish_resize(m) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+int hmap_compact(hmap *m) {
+    if (!m)
+        return -EINVAL;
+    size_t previous = m->reserved;
+    m->reserved = 0; /* compacting ends any reservation, once it succeeds */
+    if (rebuild_to_fit(m) < 0) {
+        m->reserved = previous;
+        return -ENOMEM;
     }
     return 0;
 }
