@@ -438,11 +438,96 @@ static void test_failed_insert_leaves_key_with_caller(void **state) {
     print_message("  string keys: %" PRIu64 " allocations, each failed in turn\n", total);
 }
 
+/* ---- failed O(n) calls leave nothing behind (found by review) ---- */
+
+/* An allocator that refuses every request above a size. */
+static size_t refuse_above;
+static void *small_only_alloc(size_t size, void *ctx) {
+    (void)ctx;
+    return size > refuse_above ? NULL : malloc(size);
+}
+static void small_only_free(void *ptr, size_t size, void *ctx) {
+    (void)ctx;
+    (void)size;
+    free(ptr);
+}
+
+static void test_failed_reserve_keeps_no_reservation(void **state) {
+    (void)state;
+    static const hmap_type t = {.key_size = 8, .val_size = 8};
+    hmap_allocator a = {small_only_alloc, small_only_free, NULL};
+    hmap_options opts = {.allocator = &a};
+    refuse_above = (size_t)1 << 20;
+    hmap *m = hmap_new_opts(&t, 0, &opts);
+    assert_non_null(m);
+    for (uint64_t i = 0; i < 1000; i++)
+        assert_int_equal(hmap_put(m, &i, &i), 1);
+    assert_int_equal(hmap_reserve(m, 10000000), -ENOMEM);
+    assert_int_equal(hmap_len(m), 1000);
+    for (uint64_t i = 10; i < 1000; i++) /* the map may shrink again: the failed reservation is gone */
+        assert_true(hmap_del(m, &i));
+    hmap_stats st;
+    hmap_get_stats(m, &st);
+    assert_true(st.B <= 2);
+    for (uint64_t i = 0; i < 10; i++)
+        assert_true(hmap_del(m, &i));
+    hmap_get_stats(m, &st);
+    assert_int_equal(st.buckets, 0); /* emptied: arrays given back */
+    hmap_free(m);
+}
+
+static void test_failed_compact_keeps_the_reservation(void **state) {
+    (void)state;
+    static const hmap_type t = {.key_size = 8, .val_size = 8};
+    hmap_allocator a = {small_only_alloc, small_only_free, NULL};
+    hmap_options opts = {.allocator = &a};
+    refuse_above = SIZE_MAX;
+    hmap *m = hmap_new_opts(&t, 0, &opts);
+    assert_non_null(m);
+    assert_int_equal(hmap_reserve(m, 100000), 0);
+    for (uint64_t i = 0; i < 100; i++)
+        assert_int_equal(hmap_put(m, &i, &i), 1);
+    hmap_stats before;
+    hmap_get_stats(m, &before);
+    refuse_above = 0; /* compact's new array cannot be had */
+    assert_int_equal(hmap_compact(m), -ENOMEM);
+    refuse_above = SIZE_MAX;
+    uint64_t k = 7;
+    assert_true(hmap_del(m, &k)); /* would start a shrink if the reservation had been dropped */
+    hmap_stats after;
+    hmap_get_stats(m, &after);
+    assert_int_equal(after.B, before.B);
+    assert_int_equal(after.shrinks, before.shrinks);
+    hmap_free(m);
+}
+
+static void test_compact_empties_a_no_shrink_map(void **state) {
+    (void)state;
+    static const hmap_type t = {.key_size = 8, .val_size = 8};
+    hmap_options opts = {.no_shrink = true};
+    hmap *m = hmap_new_opts(&t, 0, &opts);
+    assert_non_null(m);
+    for (uint64_t i = 0; i < 100000; i++)
+        assert_int_equal(hmap_put(m, &i, &i), 1);
+    for (uint64_t i = 0; i < 100000; i++)
+        assert_true(hmap_del(m, &i));
+    hmap_stats st;
+    hmap_get_stats(m, &st);
+    assert_true(st.buckets > 0); /* no_shrink keeps the arrays after deletes, as Go */
+    assert_int_equal(hmap_compact(m), 0);
+    hmap_get_stats(m, &st);
+    assert_int_equal(st.buckets, 0); /* an explicit compact gives them back */
+    hmap_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_creation_fails_cleanly),
         cmocka_unit_test(test_every_allocation_fails_in_turn),
         cmocka_unit_test(test_failed_insert_leaves_key_with_caller),
+        cmocka_unit_test(test_failed_reserve_keeps_no_reservation),
+        cmocka_unit_test(test_failed_compact_keeps_the_reservation),
+        cmocka_unit_test(test_compact_empties_a_no_shrink_map),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
