@@ -47,8 +47,11 @@ struct iter_state {
     bool p_done; /* every entry whose hash is P is done (no other key shared P when it was yielded) */
     uint8_t lap;
     bool done;
-    /* sorted (hash, position) of the live entries of one chain */
-    uint8_t cache_n;
+    /* sorted (hash, position) of the live entries of one chain, the interval end it was used with, and
+     * where the next scan resumes (everything before it is done) */
+    uint8_t cache_n, cache_cursor;
+    bool cache_end_top; /* the end is 2^64 */
+    uint64_t cache_end;
     const table *cache_t;
     size_t cache_chain;
     uint64_t cache_insert_stamp, cache_move_stamp;
@@ -95,6 +98,7 @@ static void cache_fill(iter_state *it, const table *t, size_t chain) {
     it->cache_chain = chain;
     it->cache_insert_stamp = m->insert_stamp;
     it->cache_move_stamp = m->move_stamp;
+    it->cache_cursor = 0;
     uint8_t n = 0;
     size_t pos = 0;
     bucket_ref b = table_bucket(m, t, chain);
@@ -133,19 +137,26 @@ static bool next_in_chain(iter_state *it, const table *t, size_t chain, u128 end
     if (!cache_valid(it, t, chain))
         cache_fill(it, t, chain);
     if (it->cache_n != CACHE_NONE) {
-        for (uint8_t j = 0; j < it->cache_n; j++) {
+        /* P only grows, so entries before the cursor stay done: each entry is looked at about once. */
+        it->cache_end = (uint64_t)end;
+        it->cache_end_top = end == (u128)1 << 64;
+        for (uint8_t j = it->cache_cursor; j < it->cache_n; j++) {
             uint64_t h = it->cache_hash[j];
             size_t pos = it->cache_pos[j];
-            if ((u128)h >= end)
+            if ((u128)h >= end) {
+                it->cache_cursor = j;
                 return false;
+            }
             if (!pending(it, t, chain, h, pos) || !slot_live(m, t, chain, pos))
                 continue; /* done, or deleted since the cache was filled */
             *h_out = h;
             *pos_out = pos;
+            it->cache_cursor = j + 1;
             for (uint8_t k = j + 1; k < it->cache_n && it->cache_hash[k] == h && !*tie; k++)
                 *tie = slot_live(m, t, chain, it->cache_pos[k]);
             return true;
         }
+        it->cache_cursor = it->cache_n;
         return false;
     }
     /* A long chain (colliding keys): scan it whole. */
@@ -176,6 +187,30 @@ static bool next_in_chain(iter_state *it, const table *t, size_t chain, u128 end
 
 static void iter_finish(iter_state *it) { it->done = true; }
 
+/* Yields the next pending entry of chain (t, chain) below end, if any, and moves the cursor past it. */
+static bool yield_next(iter_state *it, table *t, size_t chain, u128 end, void **key, void **val) {
+    uint64_t h = 0;
+    size_t pos = 0;
+    bool tie;
+    if (!next_in_chain(it, t, chain, end, &h, &pos, &tie))
+        return false;
+    /* With no other key of the same hash, everything at P is done: a key deleted and inserted again
+     * right away (it may land further down the chain) is then not yielded a second time. */
+    it->P = h;
+    it->p_done = !tie;
+    it->rt = tie ? t : NULL;
+    it->rchain = chain;
+    it->rpos = pos + 1;
+    const hmap *m = it->m;
+    bucket_ref b = chain_at(m, t, chain, pos);
+    unsigned s = (unsigned)(pos % SLOTS_PER_BUCKET);
+    if (key)
+        *key = slot_key(m, &b, s);
+    if (val)
+        *val = slot_val(m, &b, s);
+    return true;
+}
+
 bool hmap_iter_next(hmap_iter *opaque, void **key, void **val) {
     iter_state *it = (iter_state *)opaque;
     if (!it || !it->m || it->done)
@@ -188,8 +223,17 @@ bool hmap_iter_next(hmap_iter *opaque, void **key, void **val) {
     for (;;) {
         table *t;
         size_t chain;
+        u128 end;
+        if (it->cache_t && cache_valid(it, it->cache_t, it->cache_chain) && it->cache_n != CACHE_NONE) {
+            /* Nothing moved or was inserted since the last call: same chain, same interval. */
+            t = (table *)it->cache_t;
+            chain = it->cache_chain;
+            end = it->cache_end_top ? (u128)1 << 64 : it->cache_end;
+            if (yield_next(it, t, chain, end, key, val))
+                return true;
+        }
         locate(m, it->P, &t, &chain);
-        u128 end = interval_end(it->P, m->cur->B);
+        end = interval_end(it->P, m->cur->B);
         if (m->old) {
             u128 old_end = interval_end(it->P, m->old->B);
             end = old_end < end ? old_end : end;
@@ -198,25 +242,8 @@ bool hmap_iter_next(hmap_iter *opaque, void **key, void **val) {
         if (lap_end < end)
             end = lap_end;
 
-        uint64_t h = 0;
-        size_t pos = 0;
-        bool tie;
-        if (next_in_chain(it, t, chain, end, &h, &pos, &tie)) {
-            /* With no other key of the same hash, everything at P is done: a key deleted and inserted
-             * again right away (it may land further down the chain) is then not yielded a second time. */
-            it->P = h;
-            it->p_done = !tie;
-            it->rt = tie ? t : NULL;
-            it->rchain = chain;
-            it->rpos = pos + 1;
-            bucket_ref b = chain_at(m, t, chain, pos);
-            unsigned s = (unsigned)(pos % SLOTS_PER_BUCKET);
-            if (key)
-                *key = slot_key(m, &b, s);
-            if (val)
-                *val = slot_val(m, &b, s);
+        if (yield_next(it, t, chain, end, key, val))
             return true;
-        }
         it->rt = NULL;
         it->p_done = false;
         if (end < lap_end) {
@@ -224,6 +251,7 @@ bool hmap_iter_next(hmap_iter *opaque, void **key, void **val) {
         } else if (it->lap == 0 && it->start != 0) {
             it->lap = 1;
             it->P = 0;
+            it->cache_t = NULL; /* P went back: the cached interval and cursor no longer apply */
         } else {
             iter_finish(it);
             return false;

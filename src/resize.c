@@ -319,6 +319,7 @@ int start_resize(hmap *m, unsigned new_B, hmap_phase phase) {
     m->resize_start_ns = trace_enabled() ? trace_now_ns() : 0;
     m->old = m->cur;
     m->cur = t;
+    m->move_stamp++; /* where entries are looked for changed: iterator caches re-read */
     m->phase = phase;
     m->nevacuate = m->old_evacuated = 0;
     m->evacuate_pace = phase == HMAP_SHRINKING ? shrink_pace(m->old->nbuckets, m->count) : 1;
