@@ -211,6 +211,37 @@ static bool yield_next(iter_state *it, table *t, size_t chain, u128 end, void **
     return true;
 }
 
+/* The interval [P, end) is done: moves P to end, or to the second lap, or finishes. */
+static bool advance_past(iter_state *it, u128 end) {
+    u128 lap_end = it->lap == 0 ? (u128)1 << 64 : (u128)it->start;
+    it->rt = NULL;
+    it->p_done = false;
+    if (end < lap_end) {
+        it->P = (uint64_t)end;
+    } else if (it->lap == 0 && it->start != 0) {
+        it->lap = 1;
+        it->P = 0;
+        it->cache_t = NULL; /* P went back: the cached interval and cursor no longer apply */
+    } else {
+        iter_finish(it);
+        return false;
+    }
+    return true;
+}
+
+/* The end of the interval to take from the chain holding P: the nearer end of P's buckets in the two
+ * arrays, and of the lap. */
+static u128 interval_for(const iter_state *it) {
+    const hmap *m = it->m;
+    u128 end = interval_end(it->P, m->cur->B);
+    if (m->old) {
+        u128 old_end = interval_end(it->P, m->old->B);
+        end = old_end < end ? old_end : end;
+    }
+    u128 lap_end = it->lap == 0 ? (u128)1 << 64 : (u128)it->start;
+    return lap_end < end ? lap_end : end;
+}
+
 bool hmap_iter_next(hmap_iter *opaque, void **key, void **val) {
     iter_state *it = (iter_state *)opaque;
     if (!it || !it->m || it->done)
@@ -224,38 +255,20 @@ bool hmap_iter_next(hmap_iter *opaque, void **key, void **val) {
         table *t;
         size_t chain;
         u128 end;
-        if (it->cache_t && cache_valid(it, it->cache_t, it->cache_chain) && it->cache_n != CACHE_NONE) {
+        if (it->cache_t && it->cache_n != CACHE_NONE && cache_valid(it, it->cache_t, it->cache_chain) &&
+            (it->cache_end_top || it->P < it->cache_end)) {
             /* Nothing moved or was inserted since the last call: same chain, same interval. */
             t = (table *)it->cache_t;
             chain = it->cache_chain;
             end = it->cache_end_top ? (u128)1 << 64 : it->cache_end;
-            if (yield_next(it, t, chain, end, key, val))
-                return true;
+        } else {
+            locate(m, it->P, &t, &chain);
+            end = interval_for(it);
         }
-        locate(m, it->P, &t, &chain);
-        end = interval_end(it->P, m->cur->B);
-        if (m->old) {
-            u128 old_end = interval_end(it->P, m->old->B);
-            end = old_end < end ? old_end : end;
-        }
-        u128 lap_end = it->lap == 0 ? (u128)1 << 64 : (u128)it->start;
-        if (lap_end < end)
-            end = lap_end;
-
         if (yield_next(it, t, chain, end, key, val))
             return true;
-        it->rt = NULL;
-        it->p_done = false;
-        if (end < lap_end) {
-            it->P = (uint64_t)end;
-        } else if (it->lap == 0 && it->start != 0) {
-            it->lap = 1;
-            it->P = 0;
-            it->cache_t = NULL; /* P went back: the cached interval and cursor no longer apply */
-        } else {
-            iter_finish(it);
+        if (!advance_past(it, end))
             return false;
-        }
     }
 }
 
