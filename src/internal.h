@@ -4,7 +4,8 @@
  * Conventions: public names carry the hmap_ prefix and live in include/hmap.h; internal functions shared
  * between files are declared here without the prefix; everything else is static to its file.
  *
- *   map.c      the map's core: layout, lookup, insert, delete (the design essay is at its top)
+ *   map.c      the map's core: lookup, insert, delete, creation (the design essay is at its top)
+ *   bucket.c   storage primitives: slot layout, bucket chains, overflow buckets, emptying slots
  *   resize.c   growth, same-size growth, shrink, incremental evacuation, array release
  *   iter.c     iteration that survives growth and shrink
  *   hash.c     the built-in seeded hash (XXH3) and the string-key helpers
@@ -15,6 +16,7 @@
 #ifndef HMAP_INTERNAL_H
 #define HMAP_INTERNAL_H
 
+#include "hash.h"
 #include "hmap.h"
 
 #include <stdatomic.h>
@@ -52,11 +54,11 @@
 #define profile_note_free hmap__profile_note_free
 #define random_seed hmap__random_seed
 #define resize_work hmap__resize_work
+#define set_layout hmap__set_layout
 #define set_slot_empty hmap__set_slot_empty
 #define start_resize hmap__start_resize
 #define table_free hmap__table_free
 #define table_new hmap__table_new
-#define tophash_of hmap__tophash_of
 #define trace_enabled hmap__trace_enabled
 #define trace_now_ns hmap__trace_now_ns
 #define trace_resize_begin hmap__trace_resize_begin
@@ -81,7 +83,7 @@ enum {
 typedef struct overflow_bucket {
     uint64_t tophash;                   /* 8 tophash bytes, slot i in byte i */
     struct overflow_bucket *next;       /* next in the chain */
-    _Alignas(16) unsigned char slots[]; /* 8 keys and 8 values (see set_layout in map.c) */
+    _Alignas(16) unsigned char slots[]; /* 8 keys and 8 values (see set_layout in bucket.c) */
 } overflow_bucket;
 
 /* Overflow buckets beyond those preallocated with an array come from slabs, each twice the size of the
@@ -163,16 +165,22 @@ struct hmap {
     unsigned resize_B_before;
 };
 
-/* ---- map.c: shared helpers ---- */
+/* ---- bucket.c: storage primitives ---- */
+void set_layout(hmap *m); /* where keys and values sit in a bucket, from the type */
 size_t overflow_bucket_bytes(const hmap *m);
 bool chain_extend(hmap *m, table *t, bucket_ref *last); /* appends an empty overflow bucket; false: ENOMEM */
 uint64_t map_hash(const hmap *m, const void *key);
-uint8_t tophash_of(uint64_t hash);
 bucket_ref chain_at(const hmap *m, const table *t, size_t i, size_t pos); /* bucket of linear position pos */
 void set_slot_empty(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot);
 void drop_entry(const hmap *m, void *key, void *val);
 
 /* The hot helpers, inline for every file. */
+
+/* A slot's tophash: the hash's low byte, moved above the reserved states. */
+static inline uint8_t tophash_of(uint64_t hash) {
+    uint8_t top = (uint8_t)hash;
+    return top < MIN_TOPHASH ? (uint8_t)(top + MIN_TOPHASH) : top;
+}
 
 /* SWAR on a bucket's 8 tophash bytes: each helper returns a mask with the high bit of every selected byte. */
 #define ONES 0x0101010101010101ULL
@@ -269,6 +277,40 @@ static inline void locate(const hmap *m, uint64_t hash, table **t, size_t *i) {
             *t = m->old;
             *i = oi;
         }
+    }
+}
+
+/* The key kind's hash and equality, inlined into each kind's copy of the lookup and insert code. */
+static inline __attribute__((always_inline)) uint64_t hash_key(const hmap *m, const void *key,
+                                                               key_kind kind) {
+    switch (kind) {
+    case KEYS_U64: {
+        uint64_t k;
+        memcpy(&k, key, sizeof k);
+        return hash_u64_inline(k, m->seed);
+    }
+    case KEYS_CSTR: {
+        const char *s = *(const char *const *)key;
+        return hash_bytes_inline(s, strlen(s), m->seed);
+    }
+    default:
+        if (m->type.hash)
+            return hash_mix_inline(m->type.hash(key, m->seed));
+        return hash_bytes_inline(key, m->type.key_size, m->seed);
+    }
+}
+
+static inline __attribute__((always_inline)) bool equal_key(const hmap *m, const void *a, const void *b,
+                                                            key_kind kind) {
+    switch (kind) {
+    case KEYS_U64:
+        return memcmp(a, b, 8) == 0;
+    case KEYS_CSTR:
+        return hmap_equal_cstr(a, b);
+    default:
+        if (m->type.equal)
+            return m->type.equal(a, b);
+        return memcmp(a, b, m->type.key_size) == 0;
     }
 }
 

@@ -576,8 +576,8 @@ static object *object_of(uintptr_t addr) {
 
 /* The library's own files, whose static functions appear after their STT_FILE symbol in .symtab. */
 static bool is_library_source(const char *file) {
-    static const char *const sources[] = {"map.c",     "resize.c", "iter.c", "hash.c", "alloc.c",
-                                          "profile.c", "trace.c",  "sync.c", "pool.c"};
+    static const char *const sources[] = {"map.c",  "bucket.c", "resize.c",  "iter.c",
+                                          "hash.c", "alloc.c",  "profile.c", "trace.c"};
     if (file == NULL)
         return false;
     const char *base = strrchr(file, '/');

@@ -31,9 +31,9 @@
 #include "hmap.h"
 #include "model.h"
 
-/* The most old buckets one call may move: the bucket it writes plus at most 32 more (the shrink pace
+/* The most old buckets one call may move: the bucket it writes plus at most 64 more (the shrink pace
  * cap documented in src/resize.c). A regression past this is what the churn tests are for. */
-#define MAX_MOVED_PER_CALL 33
+#define MAX_MOVED_PER_CALL 65
 /* Amortized evacuation work over a churn pattern, in old buckets per call. */
 #define MAX_MOVED_AMORTIZED 2.0
 

@@ -1,0 +1,141 @@
+/*
+ * bucket.c — the storage primitives under the map: slot layout, bucket chains, overflow buckets.
+ *
+ * Everything above this file (map.c's lookups and writes, resize.c's evacuation, iter.c's walk) sees a
+ * bucket through a bucket_ref (internal.h): its tophash word, its slots and the link to the next bucket
+ * of its chain. This file decides where a slot's key and value sit inside a bucket (set_layout), finds the
+ * bucket holding a chain position (chain_at), grows chains with overflow buckets (chain_extend) and
+ * empties slots while keeping Go's EMPTY_REST invariant (set_slot_empty).
+ *
+ * Overflow buckets come first from the spare ones allocated with each array (1/16 of its buckets, as Go
+ * preallocates), then from slabs that double in size, so that a table makes O(log n) allocations for them
+ * and frees them with itself; large slabs are mapped from the OS, so freeing them lowers RSS.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+/* ---------------------------------------------------------------- layout */
+
+static size_t alignment_of_size(size_t size) {
+    size_t a = size & -size; /* largest power of two dividing size */
+    return a > 16 ? 16 : a;
+}
+
+static size_t round_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
+
+/* Slot layout inside a bucket: (key, value) pairs when they pack without padding, so that a hit reads one
+ * cache line; otherwise keys[8] then values[8], as Go, so that e.g. 1-byte keys with 8-byte values waste
+ * nothing. slot_key()/slot_val() only see the two strides and the values' offset. */
+void set_layout(hmap *m) {
+    size_t ks = m->type.key_size, vs = m->type.val_size;
+    size_t ka = alignment_of_size(ks), va = vs ? alignment_of_size(vs) : 1;
+    if (vs && ks % va == 0 && (ks + vs) % ka == 0) {
+        m->key_stride = m->val_stride = ks + vs;
+        m->vals_offset = ks;
+        m->bucket_bytes = SLOTS_PER_BUCKET * (ks + vs);
+    } else {
+        m->key_stride = ks;
+        m->val_stride = vs;
+        m->vals_offset = round_up(SLOTS_PER_BUCKET * ks, va);
+        m->bucket_bytes = round_up(m->vals_offset + SLOTS_PER_BUCKET * vs, ka > va ? ka : va);
+    }
+}
+
+/* ---------------------------------------------------------------- keys and chains */
+
+uint64_t map_hash(const hmap *m, const void *key) { return hash_key(m, key, m->kind); }
+
+bucket_ref chain_at(const hmap *m, const table *t, size_t i, size_t pos) {
+    bucket_ref b = table_bucket(m, t, i);
+    for (size_t k = pos / SLOTS_PER_BUCKET; k > 0; k--)
+        bucket_ref_next(m, &b);
+    return b;
+}
+
+/* ---------------------------------------------------------------- overflow buckets */
+
+/* A new slab of overflow buckets for table t, as many as the table already uses (at least 8): the
+ * slabs double, so a table makes O(log n) of them. */
+static bool add_overflow_slab(hmap *m, table *t) {
+    size_t per = overflow_bucket_bytes(m), count = t->noverflow > 8 ? t->noverflow : 8;
+    size_t bytes = sizeof(overflow_slab) + count * per;
+    bool mapped;
+    overflow_slab *slab = mem_alloc_array(m, &bytes, sizeof(overflow_slab), &mapped);
+    if (!slab)
+        return false;
+    slab->next = t->slabs;
+    slab->bytes = bytes;
+    slab->mapped = mapped;
+    t->slabs = slab;
+    t->slab_bytes += bytes;
+    t->spare = slab->buckets;
+    t->spare_used = 0;
+    t->spare_cap = (bytes - sizeof(overflow_slab)) / per; /* page rounding may have added some */
+    return true;
+}
+
+/* A new overflow bucket for table t: a preallocated one, else one from a new slab. */
+static overflow_bucket *new_overflow(hmap *m, table *t) {
+    if (t->spare_used == t->spare_cap && !add_overflow_slab(m, t))
+        return NULL;
+    overflow_bucket *o = (overflow_bucket *)(t->spare + t->spare_used * overflow_bucket_bytes(m));
+    t->spare_used++;
+    t->noverflow++;
+    memset(o, 0, sizeof *o); /* spares are not zeroed in advance; the slots need not be */
+    return o;
+}
+
+/* Appends an empty overflow bucket after the chain's last bucket `last`. */
+bool chain_extend(hmap *m, table *t, bucket_ref *last) {
+    overflow_bucket *o = new_overflow(m, t);
+    if (!o)
+        return false;
+    *last->next = o;
+    return bucket_ref_next(m, last);
+}
+
+size_t overflow_bucket_bytes(const hmap *m) {
+    return (sizeof(overflow_bucket) + m->bucket_bytes + 15) & ~(size_t)15;
+}
+
+/* ---------------------------------------------------------------- emptying a slot */
+
+void drop_entry(const hmap *m, void *key, void *val) {
+    if (m->type.key_drop)
+        m->type.key_drop(key);
+    if (m->type.val_drop && m->type.val_size)
+        m->type.val_drop(val);
+}
+
+/* Marks a slot empty and keeps Go's EMPTY_REST invariant: if nothing live follows it in the chain, it and
+ * the tombstones right before it (possibly in earlier buckets of the chain) become EMPTY_REST. */
+void set_slot_empty(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot) {
+    set_slot_top(b, slot, EMPTY_ONE);
+    t->tombstones++;
+    if (slot < SLOTS_PER_BUCKET - 1) {
+        if (slot_top(b, slot + 1) != EMPTY_REST)
+            return;
+    } else if (*b->next && (uint8_t)(*b->next)->tophash != EMPTY_REST) {
+        return;
+    }
+    /* Walk backwards from the deleted slot turning EMPTY_ONE into EMPTY_REST. Buckets of a chain are
+     * singly linked, so the previous bucket is found by walking from the head again (rare and short). */
+    bucket_ref cur = *b;
+    int s = (int)slot;
+    for (;;) {
+        for (; s >= 0; s--) {
+            if (slot_top(&cur, (unsigned)s) != EMPTY_ONE)
+                return;
+            set_slot_top(&cur, (unsigned)s, EMPTY_REST);
+            t->tombstones--;
+        }
+        bucket_ref prev = table_bucket(m, t, i);
+        if (prev.tophash == cur.tophash)
+            return; /* reached the head of the chain */
+        for (bucket_ref walk = prev; walk.tophash != cur.tophash; bucket_ref_next(m, &walk))
+            prev = walk;
+        cur = prev;
+        s = SLOTS_PER_BUCKET - 1;
+    }
+}
