@@ -116,7 +116,7 @@ typedef struct hmap_iter {
 } hmap_iter; /* size may grow; stack-allocated */
 void hmap_iter_init(hmap_iter *it, hmap *m);
 bool hmap_iter_next(hmap_iter *it, void **key, void **val); /* false at the end; key/val may be NULL */
-void hmap_iter_done(hmap_iter *it);                         /* once, whether or not the end was reached */
+void hmap_iter_done(hmap_iter *it); /* once, whether or not the end was reached; before hmap_free */
 
 typedef enum { HMAP_STEADY, HMAP_GROWING, HMAP_SAME_SIZE_GROWING, HMAP_SHRINKING } hmap_phase;
 
