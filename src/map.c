@@ -1,5 +1,5 @@
 /*
- * map.c — the core of hmap: layout, lookup, insert, delete.
+ * map.c — the core of hmap: lookup, insert, delete, creation; and the design of the whole, below.
  *
  * Design
  * ------
@@ -25,7 +25,7 @@
  * cache far longer (the issue's probe: ~9 ns vs ~30 ns per miss at 1M entries). Within a bucket, keys and
  * values are stored as (key, value) pairs when they pack without padding (8-byte keys and values: a hit
  * reads one line of slots), else apart (keys[8] then values[8], as Go) so that padding is never needed.
- * Overflow buckets carry their own tophash word and link (internal.h).
+ * Overflow buckets carry their own tophash word and link (internal.h); bucket.c manages them.
  *
  * Tophash states (internal.h) are Go's: EMPTY_REST marks an empty slot after which the bucket and its
  * overflow chain hold nothing, so lookups stop early; deletes leave EMPTY_ONE tombstones and turn trailing
