@@ -139,15 +139,6 @@ static size_t live_count, live_cap;
 static char **names; /* interned map names, never freed (a map's name may die before the profile) */
 static size_t nnames;
 
-static uint64_t mix64(uint64_t h) {
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdu;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53u;
-    h ^= h >> 33;
-    return h;
-}
-
 static const char *intern_name(const char *name) {
     if (name == NULL)
         return NULL;
@@ -166,9 +157,9 @@ static const char *intern_name(const char *name) {
 }
 
 static uint64_t record_hash(void *const *frames, unsigned n, size_t size, const char *name) {
-    uint64_t h = mix64(size ^ ((uint64_t)(uintptr_t)name << 1));
+    uint64_t h = hash_mix_inline(size ^ ((uint64_t)(uintptr_t)name << 1));
     for (unsigned i = 0; i < n; i++)
-        h = mix64(h ^ (uint64_t)(uintptr_t)frames[i]);
+        h = hash_mix_inline(h ^ (uint64_t)(uintptr_t)frames[i]);
     return h;
 }
 
@@ -220,7 +211,9 @@ static size_t find_or_add_record(void *const *frames, unsigned n, size_t size, c
     return nrecords++;
 }
 
-static size_t live_home(const void *p, size_t cap) { return mix64((uint64_t)(uintptr_t)p) & (cap - 1); }
+static size_t live_home(const void *p, size_t cap) {
+    return hash_mix_inline((uint64_t)(uintptr_t)p) & (cap - 1);
+}
 
 static bool live_grow(void) {
     size_t cap = live_cap ? live_cap * 2 : 1024;
@@ -853,7 +846,7 @@ static bool loc_index_grow(writer *w) {
     if (idx == NULL)
         return false;
     for (size_t k = 0; k < w->nlocs; k++) {
-        size_t i = mix64(w->loc_pcs[k]) & (cap - 1);
+        size_t i = hash_mix_inline(w->loc_pcs[k]) & (cap - 1);
         while (idx[i] != 0)
             i = (i + 1) & (cap - 1);
         idx[i] = k + 1;
@@ -868,7 +861,7 @@ static bool loc_index_grow(writer *w) {
 static uint64_t location_id(writer *w, uintptr_t pc) {
     if ((w->nlocs + 1) * 2 > w->loc_index_cap && !loc_index_grow(w))
         goto fail;
-    size_t i = mix64(pc) & (w->loc_index_cap - 1);
+    size_t i = hash_mix_inline(pc) & (w->loc_index_cap - 1);
     for (; w->loc_index[i] != 0; i = (i + 1) & (w->loc_index_cap - 1))
         if (w->loc_pcs[w->loc_index[i] - 1] == pc)
             return w->loc_index[i];
