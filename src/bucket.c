@@ -46,13 +46,6 @@ void set_layout(hmap *m) {
 
 uint64_t map_hash(const hmap *m, const void *key) { return hash_key(m, key, m->kind); }
 
-bucket_ref chain_at(const hmap *m, const table *t, size_t i, size_t pos) {
-    bucket_ref b = table_bucket(m, t, i);
-    for (size_t k = pos / SLOTS_PER_BUCKET; k > 0; k--)
-        bucket_ref_next(m, &b);
-    return b;
-}
-
 /* ---------------------------------------------------------------- overflow buckets */
 
 /* A new slab of overflow buckets for table t, as many as the table already uses (at least 8): the

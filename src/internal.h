@@ -28,7 +28,6 @@
  * with a program's own names each is renamed with the hmap__ prefix. The code keeps the short names. The
  * prefix also tells the heap profiler (profile.c) which stack frames are the library's. */
 #define B_for_count hmap__B_for_count
-#define chain_at hmap__chain_at
 #define chain_extend hmap__chain_extend
 #define default_allocator hmap__default_allocator
 #define drop_entry hmap__drop_entry
@@ -170,7 +169,6 @@ void set_layout(hmap *m); /* where keys and values sit in a bucket, from the typ
 size_t overflow_bucket_bytes(const hmap *m);
 bool chain_extend(hmap *m, table *t, bucket_ref *last); /* appends an empty overflow bucket; false: ENOMEM */
 uint64_t map_hash(const hmap *m, const void *key);
-bucket_ref chain_at(const hmap *m, const table *t, size_t i, size_t pos); /* bucket of linear position pos */
 void set_slot_empty(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot);
 void drop_entry(const hmap *m, void *key, void *val);
 
@@ -226,6 +224,14 @@ static inline bool bucket_ref_next(const hmap *m, bucket_ref *b) {
     b->slots = o->slots;
     b->next = &o->next;
     return true;
+}
+
+/* The bucket of chain i holding linear position pos (slot pos % 8 of the chain's (pos / 8)-th bucket). */
+static inline bucket_ref chain_at(const hmap *m, const table *t, size_t i, size_t pos) {
+    bucket_ref b = table_bucket(m, t, i);
+    for (size_t k = pos / SLOTS_PER_BUCKET; k > 0; k--)
+        bucket_ref_next(m, &b);
+    return b;
 }
 
 static inline unsigned char *slot_key(const hmap *m, const bucket_ref *b, unsigned i) {

@@ -131,7 +131,7 @@ static bool slot_live(const hmap *m, const table *t, size_t chain, size_t pos) {
 /* The pending entry of chain (t, chain) with the smallest (hash, position) and hash < end; *tie tells
  * whether another pending entry has the same hash. */
 static bool next_in_chain(iter_state *it, const table *t, size_t chain, u128 end, uint64_t *h_out,
-                          size_t *pos_out, bool *tie) {
+                          size_t *pos_out, bucket_ref *b_out, bool *tie) {
     const hmap *m = it->m;
     *tie = false;
     if (!cache_valid(it, t, chain))
@@ -147,8 +147,12 @@ static bool next_in_chain(iter_state *it, const table *t, size_t chain, u128 end
                 it->cache_cursor = j;
                 return false;
             }
-            if (!pending(it, t, chain, h, pos) || !slot_live(m, t, chain, pos))
-                continue; /* done, or deleted since the cache was filled */
+            if (!pending(it, t, chain, h, pos))
+                continue;
+            bucket_ref b = chain_at(m, t, chain, pos);
+            if (slot_top(&b, (unsigned)(pos % SLOTS_PER_BUCKET)) < MIN_TOPHASH)
+                continue; /* deleted since the cache was filled */
+            *b_out = b;
             *h_out = h;
             *pos_out = pos;
             it->cache_cursor = j + 1;
@@ -179,6 +183,7 @@ static bool next_in_chain(iter_state *it, const table *t, size_t chain, u128 end
                 *pos_out = pos;
                 *tie = false;
                 found = true;
+                *b_out = b;
             }
         }
     } while (bucket_ref_next(m, &b));
@@ -192,7 +197,8 @@ static bool yield_next(iter_state *it, table *t, size_t chain, u128 end, void **
     uint64_t h = 0;
     size_t pos = 0;
     bool tie;
-    if (!next_in_chain(it, t, chain, end, &h, &pos, &tie))
+    bucket_ref b;
+    if (!next_in_chain(it, t, chain, end, &h, &pos, &b, &tie))
         return false;
     /* With no other key of the same hash, everything at P is done: a key deleted and inserted again
      * right away (it may land further down the chain) is then not yielded a second time. */
@@ -202,7 +208,6 @@ static bool yield_next(iter_state *it, table *t, size_t chain, u128 end, void **
     it->rchain = chain;
     it->rpos = pos + 1;
     const hmap *m = it->m;
-    bucket_ref b = chain_at(m, t, chain, pos);
     unsigned s = (unsigned)(pos % SLOTS_PER_BUCKET);
     if (key)
         *key = slot_key(m, &b, s);
