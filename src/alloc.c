@@ -218,12 +218,17 @@ static void populate_one_step(void) {
     }
 }
 
+static bool memory_thread_stopping;
+static pthread_t memory_thread_id;
+
 static void *memory_thread(void *arg) {
     (void)arg;
     pthread_mutex_lock(&memory_lock);
     for (;;) {
-        while (!unmap_queue && populate_count == 0)
+        while (!unmap_queue && populate_count == 0 && !memory_thread_stopping)
             pthread_cond_wait(&memory_wake, &memory_lock);
+        if (memory_thread_stopping) /* the process is exiting: it gives all its memory back anyway */
+            break;
         if (unmap_queue) {
             unmap_job *job = unmap_queue;
             unmap_queue = job->next;
@@ -234,33 +239,51 @@ static void *memory_thread(void *arg) {
             populate_one_step();
         }
     }
+    pthread_mutex_unlock(&memory_lock);
     return NULL;
+}
+
+/* At exit the thread is stopped and joined (within one step of its work), so that nothing the library
+ * started outlives the program's own teardown (and leak checkers see a clean exit). */
+static void stop_memory_thread(void) {
+    pthread_mutex_lock(&memory_lock);
+    bool running = memory_thread_running;
+    memory_thread_stopping = true;
+    pthread_cond_signal(&memory_wake);
+    pthread_mutex_unlock(&memory_lock);
+    if (running)
+        pthread_join(memory_thread_id, NULL);
+    pthread_mutex_lock(&memory_lock);
+    memory_thread_running = false; /* from now on arrays are unmapped on the spot */
+    pthread_mutex_unlock(&memory_lock);
 }
 
 /* After fork() only the calling thread exists: the child starts its own thread when it needs one. */
 static void memory_thread_after_fork_in_child(void) {
     pthread_mutex_init(&memory_lock, NULL);
+    pthread_cond_init(&memory_wake, NULL);
     memory_thread_running = false;
     unmap_queue = NULL; /* the parent's pending arrays stay mapped in the child: a bounded leak */
     populate_count = 0;
 }
 
 static bool start_memory_thread(void) {
-    static bool fork_handler_set;
-    if (!fork_handler_set) {
+    static bool handlers_set;
+    if (memory_thread_stopping)
+        return false; /* exiting: work is done on the spot */
+    if (!handlers_set) {
         pthread_atfork(NULL, NULL, memory_thread_after_fork_in_child);
-        fork_handler_set = true;
+        atexit(stop_memory_thread);
+        handlers_set = true;
     }
-    pthread_t thread;
     pthread_attr_t attr;
     if (pthread_attr_init(&attr) != 0)
         return false;
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 64 << 10);
     sigset_t all, old; /* the thread must not take the process's signals */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    bool ok = pthread_create(&thread, &attr, memory_thread, NULL) == 0;
+    bool ok = pthread_create(&memory_thread_id, &attr, memory_thread, NULL) == 0;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     return ok;
