@@ -115,6 +115,10 @@ type ops interface {
 	current() interface{} // the map itself, to keep it alive
 }
 
+// u64Map and strMap are deliberately two concrete copies rather than one generic type: with concrete key
+// types the Go compiler uses its runtime's map fast paths (mapaccess1_fast64, mapassign_faststr, ...),
+// which is what a Go program's map costs; code generic over the key type would go through the slower
+// generic map calls and understate Go's map.
 type u64Map struct {
 	keys []uint64
 	m    map[uint64]uint64
