@@ -91,34 +91,6 @@ static bool cache_valid(const iter_state *it, const table *t, size_t chain) {
            it->cache_move_stamp == m->move_stamp;
 }
 
-/* A walk over the live entries of one chain, in chain order, with their hashes. */
-typedef struct chain_walk {
-    bucket_ref b;
-    unsigned slot; /* of the current entry in b */
-    size_t pos;    /* its linear position in the chain */
-    uint64_t hash;
-} chain_walk;
-
-static void walk_start(const hmap *m, const table *t, size_t chain, chain_walk *w) {
-    w->b = table_bucket(m, t, chain);
-    w->slot = 0;
-    w->pos = (size_t)-1; /* walk_next moves to position 0 first */
-}
-
-/* Moves to the next live entry and hashes its key; false at the end of the chain. */
-static bool walk_next(const hmap *m, chain_walk *w) {
-    for (;;) {
-        w->pos++;
-        if (w->pos > 0 && w->pos % SLOTS_PER_BUCKET == 0 && !bucket_ref_next(m, &w->b))
-            return false;
-        w->slot = (unsigned)(w->pos % SLOTS_PER_BUCKET);
-        if (slot_top(&w->b, w->slot) >= MIN_TOPHASH) {
-            w->hash = map_hash(m, slot_key(m, &w->b, w->slot));
-            return true;
-        }
-    }
-}
-
 /* Hashes the chain's live entries into the cache, sorted; CACHE_NONE if there are too many. */
 static void cache_fill(iter_state *it, const table *t, size_t chain) {
     const hmap *m = it->m;
@@ -128,20 +100,26 @@ static void cache_fill(iter_state *it, const table *t, size_t chain) {
     it->cache_move_stamp = m->move_stamp;
     it->cache_cursor = 0;
     uint8_t n = 0;
-    chain_walk w;
-    for (walk_start(m, t, chain, &w); walk_next(m, &w);) {
-        if (n == CACHE_SLOTS || w.pos > UINT16_MAX) {
-            it->cache_n = CACHE_NONE;
-            return;
+    size_t pos = 0;
+    bucket_ref b = table_bucket(m, t, chain);
+    do {
+        for (unsigned s = 0; s < SLOTS_PER_BUCKET; s++, pos++) {
+            if (slot_top(&b, s) < MIN_TOPHASH)
+                continue;
+            if (n == CACHE_SLOTS || pos > UINT16_MAX) {
+                it->cache_n = CACHE_NONE;
+                return;
+            }
+            uint64_t h = map_hash(m, slot_key(m, &b, s));
+            uint8_t j = n++;
+            for (; j > 0 && earlier(h, pos, it->cache_hash[j - 1], it->cache_pos[j - 1]); j--) {
+                it->cache_hash[j] = it->cache_hash[j - 1];
+                it->cache_pos[j] = it->cache_pos[j - 1];
+            }
+            it->cache_hash[j] = h;
+            it->cache_pos[j] = (uint16_t)pos;
         }
-        uint8_t j = n++; /* insertion sort: chains hold ~6 entries */
-        for (; j > 0 && earlier(w.hash, w.pos, it->cache_hash[j - 1], it->cache_pos[j - 1]); j--) {
-            it->cache_hash[j] = it->cache_hash[j - 1];
-            it->cache_pos[j] = it->cache_pos[j - 1];
-        }
-        it->cache_hash[j] = w.hash;
-        it->cache_pos[j] = (uint16_t)w.pos;
-    }
+    } while (bucket_ref_next(m, &b));
     it->cache_n = n;
 }
 
@@ -187,22 +165,28 @@ static bool next_in_chain(iter_state *it, const table *t, size_t chain, u128 end
     }
     /* A long chain (colliding keys): scan it whole. */
     bool found = false;
+    size_t pos = 0;
     *h_out = 0;
     *pos_out = 0;
-    chain_walk w;
-    for (walk_start(m, t, chain, &w); walk_next(m, &w);) {
-        if ((u128)w.hash >= end || !pending(it, t, chain, w.hash, w.pos))
-            continue;
-        if (found && w.hash == *h_out)
-            *tie = true; /* positions rise during the walk: the first one found stays the best */
-        else if (!found || w.hash < *h_out) {
-            *h_out = w.hash;
-            *pos_out = w.pos;
-            *tie = false;
-            found = true;
-            *b_out = w.b;
+    bucket_ref b = table_bucket(m, t, chain);
+    do {
+        for (unsigned s = 0; s < SLOTS_PER_BUCKET; s++, pos++) {
+            if (slot_top(&b, s) < MIN_TOPHASH)
+                continue;
+            uint64_t h = map_hash(m, slot_key(m, &b, s));
+            if ((u128)h >= end || !pending(it, t, chain, h, pos))
+                continue;
+            if (found && h == *h_out)
+                *tie = true; /* positions rise during the scan: the first one found stays the best */
+            else if (!found || h < *h_out) {
+                *h_out = h;
+                *pos_out = pos;
+                *tie = false;
+                found = true;
+                *b_out = b;
+            }
         }
-    }
+    } while (bucket_ref_next(m, &b));
     return found;
 }
 
