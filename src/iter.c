@@ -163,7 +163,8 @@ static bool next_in_chain(iter_state *it, const table *t, size_t chain, u128 end
         it->cache_cursor = it->cache_n;
         return false;
     }
-    /* A long chain (colliding keys): scan it whole. */
+    /* A long chain (colliding keys): scan it whole. (This loop and cache_fill's walk the chain alike; a
+     * shared walking helper measured ~43 more instructions per yielded entry, so they stay apart.) */
     bool found = false;
     size_t pos = 0;
     *h_out = 0;

@@ -199,9 +199,10 @@ static inline __attribute__((always_inline)) void *assign_kind(hmap *m, const vo
             *inserted = false;
             return slot_val(m, &f.b, f.slot);
         }
-        if (!m->old && (over_load(m->count + 1, m->cur->B) || too_many_overflow(m->cur))) {
-            unsigned B = over_load(m->count + 1, m->cur->B) ? m->cur->B + 1 : m->cur->B;
-            if (start_resize(m, B, B > m->cur->B ? HMAP_GROWING : HMAP_SAME_SIZE_GROWING) < 0)
+        bool grow = !m->old && over_load(m->count + 1, m->cur->B);
+        if (grow || (!m->old && too_many_overflow(m->cur))) {
+            unsigned B = grow ? m->cur->B + 1 : m->cur->B;
+            if (start_resize(m, B, grow ? HMAP_GROWING : HMAP_SAME_SIZE_GROWING) < 0)
                 return NULL;
             continue; /* the key's bucket is now in the old array: evacuate it and search again */
         }

@@ -363,6 +363,22 @@ static size_t fill_to_grow_threshold(churn *c, unsigned min_B) {
     }
 }
 
+/* Runs 400 waves of n inserts then n deletes, reports them, and returns the resizes they caused. */
+static uint64_t run_waves(churn *c, unsigned n, const char *around, size_t threshold) {
+    hmap_stats start = stats_of(c->m);
+    for (int wave = 0; wave < 400; wave++) {
+        for (unsigned i = 0; i < n; i++)
+            churn_insert(c);
+        for (unsigned i = 0; i < n; i++)
+            churn_delete(c);
+    }
+    hmap_stats end = stats_of(c->m);
+    char what[80];
+    snprintf(what, sizeof what, "waves of %u around the %s threshold %zu", n, around, threshold);
+    churn_report(c, what, resizes(&end) - resizes(&start));
+    return resizes(&end) - resizes(&start);
+}
+
 static void test_churn_around_grow_threshold(void **state) {
     (void)state;
     static const unsigned waves[] = {1, 16, 256};
@@ -370,18 +386,7 @@ static void test_churn_around_grow_threshold(void **state) {
         churn c;
         churn_init(&c, 0xc0de + w);
         size_t threshold = fill_to_grow_threshold(&c, 10);
-        hmap_stats start = stats_of(c.m);
-        for (int wave = 0; wave < 400; wave++) {
-            for (unsigned i = 0; i < waves[w]; i++)
-                churn_insert(&c);
-            for (unsigned i = 0; i < waves[w]; i++)
-                churn_delete(&c);
-        }
-        hmap_stats end = stats_of(c.m);
-        char what[80];
-        snprintf(what, sizeof what, "waves of %u around the grow threshold %zu", waves[w], threshold);
-        churn_report(&c, what, resizes(&end) - resizes(&start));
-        assert_true(resizes(&end) - resizes(&start) <= 2); /* hysteresis: no thrashing */
+        assert_true(run_waves(&c, waves[w], "grow", threshold) <= 2); /* hysteresis: no thrashing */
         churn_destroy(&c);
     }
 }
@@ -400,18 +405,7 @@ static void test_churn_around_shrink_threshold(void **state) {
         while (stats_of(c.m).shrinks == shrinks)
             churn_delete(&c);
         size_t threshold = c.nlive;
-        hmap_stats start = stats_of(c.m);
-        for (int wave = 0; wave < 400; wave++) {
-            for (unsigned i = 0; i < waves[w]; i++)
-                churn_insert(&c);
-            for (unsigned i = 0; i < waves[w]; i++)
-                churn_delete(&c);
-        }
-        hmap_stats end = stats_of(c.m);
-        char what[80];
-        snprintf(what, sizeof what, "waves of %u around the shrink threshold %zu", waves[w], threshold);
-        churn_report(&c, what, resizes(&end) - resizes(&start));
-        assert_true(resizes(&end) - resizes(&start) <= 2);
+        assert_true(run_waves(&c, waves[w], "shrink", threshold) <= 2);
         churn_destroy(&c);
     }
 }
