@@ -149,6 +149,20 @@ void hmap_set_profile_rate(size_t bytes);
 /* Writes a gzipped pprof protobuf heap profile: 0 or -errno. HMAP_HEAPPROFILE=path writes one at exit. */
 int hmap_write_heap_profile(const char *path);
 
+/*
+ * Giving memory back to the OS. Large arrays (256 KiB and more, with the built-in allocator) are mapped
+ * from the OS; a background "memory thread", started when the first one is made, faults new arrays in
+ * ahead of the inserts that will touch them and unmaps freed ones, so that neither page faults nor munmap
+ * land on a write. It takes no signals and is joined at exit. HMAP_MEMORY_THREAD=0 in the environment, or
+ * hmap_set_memory_thread(false) before the first large map, turns it off: then the writes that touch or
+ * free an array pay for its page work themselves (a longer tail of insert latency while growing).
+ */
+void hmap_set_memory_thread(bool enabled);
+/* Returns once every array the library has freed is back with the OS (the background unmaps done) and the
+ * C heap has been trimmed (malloc_trim): the counterpart of Go's debug.FreeOSMemory. It waits for the
+ * memory thread (about 1 ms per 10 MiB queued) and walks the C heap's free lists. Always 0. */
+int hmap_release_os_memory(void);
+
 /* Built-in string keys: the key is a `char *` to a NUL-terminated string (key_size = sizeof(char *)).
  * Using these two as hash and equal selects the map's string fast path. */
 uint64_t hmap_hash_cstr(const void *key, uint64_t seed);

@@ -16,7 +16,8 @@
  * live table), and how many allocations and bytes one fill makes (hmap_read_memstats). From those:
  * predicted overhead = (allocations x extra hook cost + bytes / rate x sample cost) / fill time.
  */
-#include "internal.h" /* profile_note_alloc / profile_note_free, timed on their own below */
+#include "hmap.h"
+#include "diag/profile.h" /* profile_note_alloc / profile_note_free, timed on their own below */
 
 #include <stdint.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /*
  * test_diag_pprof.c — the heap profiler and its pprof writer on their own, without any map.
  *
- * The tests call the allocation hooks of src/profile.c directly (profile_note_alloc / profile_note_free,
+ * The tests call the allocation hooks of src/diag/profile.c directly (profile_note_alloc / profile_note_free,
  * as alloc.c does) from two functions of this program, write profiles, and read them back with
  * `go tool pprof`: exact values at rate 1, frees leaving the in-use figures, the "map" label, the
  * unsampling at a coarse rate landing near the true total, several threads at once, and the environment
@@ -13,7 +13,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "internal.h"
+#include "diag/profile.h"
+#include "hmap.h"
 #include "pprof_util.h"
 
 #include <errno.h>

@@ -1,68 +1,53 @@
 /*
- * internal.h — what the files of src/ share. Nothing here is public API.
+ * core/core.h — what the files of the core share: the map's structures and its hot inline helpers.
+ * Nothing here is public API.
  *
- * Conventions: public names carry the hmap_ prefix and live in include/hmap.h; internal functions shared
- * between files are declared here without the prefix; everything else is static to its file.
+ * The library is layered; each layer includes only the layers below it:
  *
- *   map.c      the map's core: lookup, insert, delete, creation (the design essay is at its top)
- *   bucket.c   storage primitives: slot layout, bucket chains, overflow buckets, emptying slots
- *   resize.c   growth, same-size growth, shrink, incremental evacuation, array release
- *   iter.c     iteration that survives growth and shrink
- *   hash.c     the built-in seeded hash (XXH3) and the string-key helpers
- *   alloc.c    every allocation: the allocator hook, OS-mapped arrays, memstats
- *   profile.c  sampled heap profile, pprof writer
- *   trace.c    HMAP_TRACE=1 resize lines
+ *   core/   the map: map.c (lookup, insert, delete, creation; the design essay is at its top),
+ *           bucket.c (slot layout, chains, overflow buckets), resize.c (growth, same-size growth, shrink,
+ *           evacuation), iter.c (iteration), hash.c (the built-in hash, string keys)
+ *   mem/    memory: alloc.c (the allocator hook, accounting by owner, mapped arrays, memstats),
+ *           memthread.c (the background pre-faulting and unmapping thread)
+ *   diag/   diagnostics: profile.c (sampled heap profile, pprof writer), trace.c (HMAP_TRACE lines)
+ *   base/   mixing and randomness
+ *
+ * Conventions: public names carry the hmap_ prefix and live in include/; internal functions shared between
+ * files are declared in their layer's header without the prefix, which a macro there adds (hmap__) so that
+ * a statically linked program's own names cannot clash with them; everything else is static to its file.
  */
-#ifndef HMAP_INTERNAL_H
-#define HMAP_INTERNAL_H
+#ifndef HMAP_CORE_H
+#define HMAP_CORE_H
 
+#include "../base/random.h"
+#include "../diag/trace.h"
+#include "../mem/mem.h"
 #include "hash.h"
 #include "hmap.h"
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
-/* Functions shared between the files of src/ are global symbols of the library, so that they cannot clash
- * with a program's own names each is renamed with the hmap__ prefix. The code keeps the short names. The
- * prefix also tells the heap profiler (profile.c) which stack frames are the library's. */
 #define B_for_count hmap__B_for_count
-#define chain_extend hmap__chain_extend
-#define default_allocator hmap__default_allocator
-#define drop_entry hmap__drop_entry
-#define fast_random hmap__fast_random
-#define finish_resize hmap__finish_resize
-#define hash_mix hmap__hash_mix
 #define iters_forget_tables hmap__iters_forget_tables
 #define iters_note_cleared hmap__iters_note_cleared
 #define iters_note_moved hmap__iters_note_moved
+#define chain_extend hmap__chain_extend
+#define drop_entry hmap__drop_entry
+#define end_resize hmap__end_resize
+#define finish_resize hmap__finish_resize
 #define map_became_empty hmap__map_became_empty
 #define map_hash hmap__map_hash
 #define maybe_start_shrink hmap__maybe_start_shrink
-#define mem_alloc hmap__mem_alloc
-#define mem_alloc_array hmap__mem_alloc_array
-#define mem_free hmap__mem_free
-#define mem_free_array hmap__mem_free_array
-#define mem_raw_alloc hmap__mem_raw_alloc
-#define mem_raw_free hmap__mem_raw_free
-#define memstats_note_alloc hmap__memstats_note_alloc
-#define memstats_note_free hmap__memstats_note_free
 #define overflow_bucket_bytes hmap__overflow_bucket_bytes
-#define profile_note_alloc hmap__profile_note_alloc
-#define profile_note_free hmap__profile_note_free
-#define random_seed hmap__random_seed
 #define resize_work hmap__resize_work
 #define set_layout hmap__set_layout
 #define set_slot_empty hmap__set_slot_empty
 #define start_resize hmap__start_resize
 #define table_free hmap__table_free
 #define table_new hmap__table_new
-#define trace_enabled hmap__trace_enabled
-#define trace_now_ns hmap__trace_now_ns
-#define trace_resize_begin hmap__trace_resize_begin
-#define trace_resize_end hmap__trace_resize_end
-#define unmap_in_background hmap__unmap_in_background
 
 #define SLOTS_PER_BUCKET 8
 
@@ -148,18 +133,15 @@ struct hmap {
     uint64_t move_stamp;   /* bumped when entries move between arrays */
     uint64_t clear_stamp;  /* bumped by hmap_clear: open iterations end */
 
-    hmap_allocator alloc; /* the hook (or the built-in malloc/free) */
-    bool custom_alloc;
-    char *name;
-    size_t name_bytes;
+    mem_owner mem;     /* allocator hook, label, and every byte this map holds now */
+    size_t name_bytes; /* the label's copy, owned by the map (mem.name points to it) */
 
     /* accounting */
-    size_t bytes; /* every byte this map holds now */
     uint64_t grows, same_size_grows, shrinks, buckets_moved, max_moved_per_op;
     uint64_t moved_this_op;
 
-    /* trace bookkeeping (trace.c reads these) */
-    uint64_t resize_start_ns, resize_ops, resize_max_step_ns;
+    /* the running resize, for its trace lines */
+    uint64_t resize_ops, resize_max_step_ns;
     size_t resize_bytes_before;
     unsigned resize_B_before;
 };
@@ -301,7 +283,7 @@ static inline __attribute__((always_inline)) uint64_t hash_key(const hmap *m, co
     }
     default:
         if (m->type.hash)
-            return hash_mix_inline(m->type.hash(key, m->seed));
+            return mix64(m->type.hash(key, m->seed));
         return hash_bytes_inline(key, m->type.key_size, m->seed);
     }
 }
@@ -345,6 +327,9 @@ void maybe_start_shrink(hmap *m);
  * installs it when there is nothing to move). -ENOMEM leaves the map unchanged. */
 int start_resize(hmap *m, unsigned new_B, hmap_phase phase);
 int finish_resize(hmap *m); /* evacuates everything now: 0 or -ENOMEM */
+/* Ends the running resize: the trace line, then the old array is freed (dropping its live entries first if
+ * drop_entries: only when the map is being emptied). */
+void end_resize(hmap *m, bool drop_entries);
 
 /* ---- iter.c ---- */
 /* Evacuation tells open iterations resuming at a position in [pos_lo, pos_hi] of old chain `i` that the
@@ -353,38 +338,5 @@ void iters_note_moved(hmap *m, const table *from, size_t i, size_t pos_lo, size_
                       size_t d_first, const size_t *dest_fill);
 void iters_note_cleared(hmap *m);  /* hmap_clear: open iterations end */
 void iters_forget_tables(hmap *m); /* the map became empty and its arrays go: drop references to them */
-
-/* ---- hash.c ---- */
-uint64_t hash_mix(uint64_t h); /* bijective finalizer applied to user hashes */
-uint64_t random_seed(void);
-uint64_t fast_random(void); /* per-thread PRNG seeded from random_seed(): iteration starts */
-
-/* ---- alloc.c ---- */
-/* Small objects (the map struct, overflow buckets): through the allocator hook, accounted. */
-void *mem_alloc(hmap *m, size_t size);
-void mem_free(hmap *m, void *p, size_t size);
-/* Bucket arrays: from the OS (zeroed, untouched pages) with the built-in allocator, else from the hook. */
-/* *size may be rounded up to pages; only the first zero_prefix bytes are guaranteed zero. */
-void *mem_alloc_array(hmap *m, size_t *size, size_t zero_prefix, bool *mapped);
-void mem_free_array(hmap *m, void *p, size_t size, bool mapped);
-/* Hands a mapped array to the background unmapper (alloc.c); never fails, never blocks for long. */
-void unmap_in_background(void *p, size_t size);
-extern const hmap_allocator default_allocator;
-/* Allocation with no map (before one exists, e.g. the map struct itself): */
-void *mem_raw_alloc(const hmap_allocator *a, size_t size);
-void mem_raw_free(const hmap_allocator *a, void *p, size_t size);
-void memstats_note_alloc(size_t size);
-void memstats_note_free(size_t size);
-
-/* ---- profile.c ---- */
-/* Called by alloc.c for every allocation and free the library makes. `name` is the map's label or NULL. */
-void profile_note_alloc(const void *p, size_t size, const char *name);
-void profile_note_free(const void *p, size_t size);
-
-/* ---- trace.c ---- */
-bool trace_enabled(void); /* HMAP_TRACE=1, read once */
-uint64_t trace_now_ns(void);
-void trace_resize_begin(const hmap *m); /* after cur/old are set up; reads the resize_* fields */
-void trace_resize_end(const hmap *m);   /* when the old array is released */
 
 #endif /* HMAP_INTERNAL_H */

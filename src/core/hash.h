@@ -1,15 +1,17 @@
 /*
- * hash.h — the built-in seeded hash, inlined into the lookup paths.
+ * core/hash.h — the built-in seeded hash, inlined into the lookup paths.
  *
  * The built-in hash is XXH3 (Debian's libxxhash-dev, used header-only so that it inlines): seeded and
  * fast for every length. 8-byte keys, the most common kind, get a dedicated multiply-fold mix instead.
- * User-supplied hashes go through hash_mix(), a bijective finalizer: the map takes bucket indexes from the
+ * User-supplied hashes go through mix64() (base/mix.h), a bijective finalizer: the map takes bucket indexes from the
  * hash's high bits and tophash from its low byte, so a user hash that only varies in its low bits (the
  * identity on small integers, say) must be spread first. Being a bijection, the mix changes no equalities
  * between hashes.
  */
-#ifndef HMAP_HASH_H
-#define HMAP_HASH_H
+#ifndef HMAP_CORE_HASH_H
+#define HMAP_CORE_HASH_H
+
+#include "../base/mix.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -34,14 +36,4 @@ static inline uint64_t hash_u64_inline(uint64_t key, uint64_t seed) {
     return mum_fold(mum_fold(key ^ seed, 0x9e3779b97f4a7c15ULL), 0xd6e8feb86659fd93ULL);
 }
 
-/* The 64-bit finalizer of MurmurHash3 (public constants): every output bit depends on every input bit. */
-static inline uint64_t hash_mix_inline(uint64_t h) {
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
-
-#endif /* HMAP_HASH_H */
+#endif /* HMAP_CORE_HASH_H */

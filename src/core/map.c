@@ -25,9 +25,9 @@
  * cache far longer (the issue's probe: ~9 ns vs ~30 ns per miss at 1M entries). Within a bucket, keys and
  * values are stored as (key, value) pairs when they pack without padding (8-byte keys and values: a hit
  * reads one line of slots), else apart (keys[8] then values[8], as Go) so that padding is never needed.
- * Overflow buckets carry their own tophash word and link (internal.h); bucket.c manages them.
+ * Overflow buckets carry their own tophash word and link (core.h); bucket.c manages them.
  *
- * Tophash states (internal.h) are Go's: EMPTY_REST marks an empty slot after which the bucket and its
+ * Tophash states (core.h) are Go's: EMPTY_REST marks an empty slot after which the bucket and its
  * overflow chain hold nothing, so lookups stop early; deletes leave EMPTY_ONE tombstones and turn trailing
  * runs of them back into EMPTY_REST. Inserts fill the first empty slot of the chain, so entries never move
  * within a chain; only evacuation (resize.c) moves them, to another array.
@@ -46,7 +46,8 @@
  * for 8-byte keys and values, 4.25 probes per hit and 6.5 per miss; 6.0 saves ~6% of probes for ~8% more
  * memory, 7.0 the reverse. We keep 6.5 so that our numbers compare with Go's directly.
  */
-#include "internal.h"
+#include "core.h"
+#include "hashed.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -90,13 +91,18 @@ static inline __attribute__((always_inline)) bool find(const hmap *m, const void
     }
 }
 
+static inline __attribute__((always_inline)) void *get_hashed_kind(const hmap *m, const void *key,
+                                                                     uint64_t hash, key_kind kind) {
+    found f;
+    if (!find(m, key, hash, kind, &f))
+        return NULL;
+    return slot_val(m, &f.b, f.slot);
+}
+
 static inline __attribute__((always_inline)) void *get_kind(const hmap *m, const void *key, key_kind kind) {
     if (m->count == 0)
         return NULL;
-    found f;
-    if (!find(m, key, hash_key(m, key, kind), kind, &f))
-        return NULL;
-    return slot_val(m, &f.b, f.slot);
+    return get_hashed_kind(m, key, hash_key(m, key, kind), kind);
 }
 
 /* One specialised copy per key kind, each a separate function so that each gets its own lean register
@@ -127,6 +133,14 @@ void *hmap_get(const hmap *m, const void *key) {
 }
 
 size_t hmap_len(const hmap *m) { return m ? m->count : 0; }
+
+uint64_t map_key_hash(const hmap *m, const void *key) { return map_hash(m, key); }
+
+void *map_get_hashed(const hmap *m, const void *key, uint64_t hash) {
+    if (m->count == 0)
+        return NULL;
+    return get_hashed_kind(m, key, hash, m->kind);
+}
 
 /* ---------------------------------------------------------------- insert */
 
@@ -184,9 +198,8 @@ static inline __attribute__((always_inline)) void fill_slot(hmap *m, table *t, b
 
 /* The heart of put and assign: finds key's slot, inserting the key if absent. Returns the value slot, or
  * NULL with -ENOMEM in *err. The map is unchanged on failure. */
-static inline __attribute__((always_inline)) void *assign_kind(hmap *m, const void *key, bool *inserted,
-                                                               key_kind kind) {
-    uint64_t hash = hash_key(m, key, kind);
+static inline __attribute__((always_inline)) void *assign_kind(hmap *m, const void *key, uint64_t hash,
+                                                               bool *inserted, key_kind kind) {
     begin_write(m);
     for (;;) {
         if (!m->cur && start_resize(m, 0, HMAP_GROWING) < 0)
@@ -223,13 +236,13 @@ static inline __attribute__((always_inline)) void *assign_kind(hmap *m, const vo
 }
 
 static __attribute__((noinline)) void *assign_u64(hmap *m, const void *key, bool *inserted) {
-    return assign_kind(m, key, inserted, KEYS_U64);
+    return assign_kind(m, key, hash_key(m, key, KEYS_U64), inserted, KEYS_U64);
 }
 static __attribute__((noinline)) void *assign_cstr(hmap *m, const void *key, bool *inserted) {
-    return assign_kind(m, key, inserted, KEYS_CSTR);
+    return assign_kind(m, key, hash_key(m, key, KEYS_CSTR), inserted, KEYS_CSTR);
 }
 static __attribute__((noinline)) void *assign_generic(hmap *m, const void *key, bool *inserted) {
-    return assign_kind(m, key, inserted, KEYS_GENERIC);
+    return assign_kind(m, key, hash_key(m, key, KEYS_GENERIC), inserted, KEYS_GENERIC);
 }
 
 static void *assign(hmap *m, const void *key, bool *inserted) {
@@ -241,6 +254,12 @@ static void *assign(hmap *m, const void *key, bool *inserted) {
     default:
         return assign_generic(m, key, inserted);
     }
+}
+
+void *map_assign_hashed(hmap *m, const void *key, uint64_t hash, bool *inserted) {
+    void *val = assign_kind(m, key, hash, inserted, m->kind);
+    end_write(m);
+    return val;
 }
 
 void *hmap_assign(hmap *m, const void *key, bool *inserted) {
@@ -283,10 +302,9 @@ int hmap_put(hmap *m, const void *key, const void *val) {
 /* ---------------------------------------------------------------- delete */
 
 /* Removes key, handing its key and value to the caller's buffers (NULL: dropped). */
-static bool remove_key(hmap *m, const void *key, void *key_out, void *val_out) {
+static bool remove_hashed(hmap *m, const void *key, uint64_t hash, void *key_out, void *val_out) {
     if (m->count == 0)
         return false;
-    uint64_t hash = map_hash(m, key);
     begin_write(m);
     if (m->old)
         (void)resize_work(m, hash); /* best effort: on ENOMEM the entry is removed where it is */
@@ -312,6 +330,14 @@ static bool remove_key(hmap *m, const void *key, void *key_out, void *val_out) {
         maybe_start_shrink(m);
     end_write(m);
     return true;
+}
+
+static bool remove_key(hmap *m, const void *key, void *key_out, void *val_out) {
+    return m->count != 0 && remove_hashed(m, key, map_hash(m, key), key_out, val_out);
+}
+
+bool map_remove_hashed(hmap *m, const void *key, uint64_t hash, void *key_out, void *val_out) {
+    return remove_hashed(m, key, hash, key_out, val_out);
 }
 
 bool hmap_del(hmap *m, const void *key) {
@@ -360,9 +386,8 @@ hmap *hmap_new_opts(const hmap_type *type, size_t hint, const hmap_options *opts
     }
     memset(m, 0, sizeof *m);
     m->type = *type;
-    m->alloc = *a;
-    m->custom_alloc = a != &default_allocator;
-    m->bytes = sizeof *m;
+    mem_owner_init(&m->mem, a, NULL);
+    m->mem.bytes = sizeof *m;
     m->kind = choose_kind(type);
     set_layout(m);
     m->no_shrink = opts && opts->no_shrink;
@@ -370,13 +395,14 @@ hmap *hmap_new_opts(const hmap_type *type, size_t hint, const hmap_options *opts
     m->seed = m->fixed_seed ? opts->seed : random_seed();
     if (opts && opts->name) {
         size_t n = strlen(opts->name) + 1;
-        m->name = mem_alloc(m, n);
-        if (!m->name) {
+        char *name = mem_alloc(&m->mem, n);
+        if (!name) {
             mem_raw_free(a, m, sizeof *m);
             errno = ENOMEM;
             return NULL;
         }
-        memcpy(m->name, opts->name, n);
+        memcpy(name, opts->name, n);
+        m->mem.name = name;
         m->name_bytes = n;
     }
     if (hint > 0 && start_resize(m, B_for_count(hint), HMAP_GROWING) < 0) {
@@ -391,26 +417,22 @@ hmap *hmap_new(const hmap_type *type, size_t hint) { return hmap_new_opts(type, 
 
 /* Drops every live entry and releases both arrays at once. */
 static void drop_all(hmap *m) {
-    if (m->old) {
-        table_free(m, m->old, true);
-        m->old = NULL;
-    }
+    if (m->old)
+        end_resize(m, true);
     if (m->cur) {
         table_free(m, m->cur, true);
         m->cur = NULL;
     }
     m->count = 0;
-    m->phase = HMAP_STEADY;
-    m->nevacuate = m->old_evacuated = 0;
 }
 
 void hmap_free(hmap *m) {
     if (!m)
         return;
     drop_all(m);
-    hmap_allocator a = m->alloc;
-    if (m->name)
-        mem_free(m, m->name, m->name_bytes);
+    hmap_allocator a = m->mem.alloc;
+    if (m->mem.name)
+        mem_free(&m->mem, (char *)m->mem.name, m->name_bytes);
     mem_raw_free(&a, m, sizeof *m);
 }
 
@@ -433,7 +455,7 @@ void hmap_get_stats(const hmap *m, hmap_stats *st) {
     if (!m)
         return;
     st->count = m->count;
-    st->name = m->name;
+    st->name = m->mem.name;
     if (m->cur) {
         st->B = m->cur->B;
         st->buckets = m->cur->nbuckets;
@@ -447,7 +469,7 @@ void hmap_get_stats(const hmap *m, hmap_stats *st) {
         st->tombstones += m->old->tombstones;
     }
     st->phase = m->phase;
-    st->bytes = m->bytes;
+    st->bytes = m->mem.bytes;
     st->grows = m->grows;
     st->same_size_grows = m->same_size_grows;
     st->shrinks = m->shrinks;

@@ -16,7 +16,7 @@
  * A hash never changes, so P means the same thing whichever array an entry sits in, however many times
  * entries have moved between two calls: nothing is ever pinned, and nothing read by the iterator can be
  * freed under it. Each call finds where hash P lives now (the old bucket if not evacuated, else the cur
- * bucket — locate() in internal.h), and looks in that one chain for the smallest pending hash below the
+ * bucket — locate() in core.h), and looks in that one chain for the smallest pending hash below the
  * end of the chain's interval (the nearer end of the old and the cur bucket covering P, since a shrink
  * merges intervals of which some may still be in the old array). No candidate: P jumps to that end.
  *
@@ -29,7 +29,7 @@
  * up to CACHE_SLOTS entries) until a key is inserted or entries move; a delete leaves the cache valid (the
  * slot's tophash says it is gone). A plain iteration thus hashes every key once.
  */
-#include "internal.h"
+#include "core.h"
 
 #include <string.h>
 
@@ -289,7 +289,7 @@ void hmap_iter_init(hmap_iter *opaque, hmap *m) {
         return;
     }
     /* A fixed seed (tests) makes the order reproducible: the start then derives from the seed too. */
-    it->start = it->P = m->fixed_seed ? hash_mix(m->seed ^ 0x5bd1e995u) : fast_random();
+    it->start = it->P = m->fixed_seed ? mix64(m->seed ^ 0x5bd1e995u) : fast_random();
     it->clear_stamp = m->clear_stamp;
     it->next = m->iters;
     if (m->iters)

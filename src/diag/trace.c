@@ -16,8 +16,7 @@
  *   count=N         live entries when the line is printed
  *   bytes=X->Y      bytes the map held just before the resize started -> at the start, bytes it holds now,
  *                   both arrays (a large new array is mapped from the OS untouched, so RSS grows only as it
- *                   fills); at the end, bytes it holds once the old array is released (the core may print
- *                   the line just before releasing it: its bytes are left out either way)
+ *                   fills); at the end, bytes it holds once the old array is released
  *   ops=N           (end) the number of write operations the evacuation was spread over
  *   max_step=T      (end) the longest single evacuation step of this resize, in ns/us/ms
  *   @S.SSSSSSs      seconds since the library was loaded (for a program linked with it: since start)
@@ -28,7 +27,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* clock_gettime */
 #endif
-#include "internal.h"
+#include "trace.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,19 +51,6 @@ __attribute__((constructor)) static void trace_read_environment(void) {
 
 bool trace_enabled(void) { return tracing; }
 
-static const char *kind_name(hmap_phase phase) {
-    switch (phase) {
-    case HMAP_GROWING:
-        return "grow";
-    case HMAP_SAME_SIZE_GROWING:
-        return "same-size";
-    case HMAP_SHRINKING:
-        return "shrink";
-    default:
-        return "none";
-    }
-}
-
 static double seconds_since_start(void) { return (double)(trace_now_ns() - start_ns) / 1e9; }
 
 /* Writes a duration with a unit that keeps it readable: 850ns, 3.1us, 12.4ms. */
@@ -77,30 +63,20 @@ static void format_duration(uint64_t ns, char *out, size_t size) {
         snprintf(out, size, "%.1fms", (double)ns / 1e6);
 }
 
-void trace_resize_begin(const hmap *m) {
+void trace_resize_line(const trace_resize *r) {
     if (!tracing)
         return;
-    fprintf(stderr, "hmap: resize start map=%s kind=%s B=%u->%u count=%zu bytes=%zu->%zu @%.6fs\n",
-            m->name ? m->name : "-", kind_name(m->phase), m->resize_B_before, m->cur->B, m->count,
-            m->resize_bytes_before, m->bytes, seconds_since_start());
-}
-
-/* m->bytes without the old array and its overflow buckets, if the core has not released them yet. */
-static size_t bytes_after_release(const hmap *m) {
-    if (m->old == NULL)
-        return m->bytes;
-    size_t old = m->old->mem_bytes + m->old->slab_bytes + sizeof *m->old;
-    return m->bytes > old ? m->bytes - old : 0;
-}
-
-void trace_resize_end(const hmap *m) {
-    if (!tracing)
+    const char *name = r->name ? r->name : "-";
+    if (!r->end) {
+        fprintf(stderr, "hmap: resize start map=%s kind=%s B=%u->%u count=%zu bytes=%zu->%zu @%.6fs\n", name,
+                r->kind, r->B_before, r->B_after, r->count, r->bytes_before, r->bytes_now,
+                seconds_since_start());
         return;
+    }
     char step[32];
-    format_duration(m->resize_max_step_ns, step, sizeof step);
+    format_duration(r->max_step_ns, step, sizeof step);
     fprintf(stderr,
             "hmap: resize end map=%s kind=%s B=%u->%u count=%zu bytes=%zu->%zu ops=%llu max_step=%s @%.6fs\n",
-            m->name ? m->name : "-", kind_name(m->phase), m->resize_B_before, m->cur->B, m->count,
-            m->resize_bytes_before, bytes_after_release(m), (unsigned long long)m->resize_ops, step,
-            seconds_since_start());
+            name, r->kind, r->B_before, r->B_after, r->count, r->bytes_before, r->bytes_now,
+            (unsigned long long)r->ops, step, seconds_since_start());
 }

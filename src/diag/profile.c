@@ -20,7 +20,7 @@
  * time, off the allocation path. Trimming drops the innermost frames that belong to the library, so each
  * stack starts at the caller of the public API. Which frames are the library's: when the library is a
  * shared object, every address inside that object; when it is linked statically into the program, the
- * functions named hmap_* (internal.h gives the internal shared ones the hmap__ prefix) and the static
+ * functions named hmap_* (the internal headers give the shared internal ones the hmap__ prefix) and the static
  * functions of the files of src/ (the ELF symbol table records local symbols after the name of their
  * source file); another global function found between library frames is taken as the library's too (see
  * trimmed_start). Function names come from
@@ -39,7 +39,11 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* dladdr, dl_iterate_phdr */
 #endif
-#include "internal.h"
+#include "profile.h"
+
+#include "../base/mix.h"
+#include "../base/random.h"
+#include "hmap.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -49,6 +53,9 @@
 #include <link.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,20 +78,10 @@ static _Atomic size_t live_samples;     /* sampled blocks not yet freed: frees l
 
 static _Thread_local unsigned tls_epoch; /* epoch the countdown was drawn under; 0 = never drawn */
 static _Thread_local uint64_t tls_left;  /* bytes still to allocate before the next sample */
-static _Thread_local uint64_t tls_rng;   /* xorshift state */
-
-static uint64_t rng_next(void) {
-    if (tls_rng == 0)
-        tls_rng = ((uint64_t)(uintptr_t)&tls_rng * 0x9E3779B97F4A7C15u) ^ trace_now_ns() ^ 1u;
-    tls_rng ^= tls_rng << 13;
-    tls_rng ^= tls_rng >> 7;
-    tls_rng ^= tls_rng << 17;
-    return tls_rng;
-}
 
 /* Bytes until the next sample: exponential with mean `rate`, so that samples form a Poisson process. */
 static uint64_t draw_countdown(size_t rate) {
-    double u = ((double)(rng_next() >> 11) + 0.5) / 9007199254740992.0; /* uniform in (0, 1) */
+    double u = ((double)(fast_random() >> 11) + 0.5) / 9007199254740992.0; /* uniform in (0, 1) */
     double bytes = -log(u) * (double)rate;
     return bytes >= 1e18 ? (uint64_t)1e18 : (uint64_t)bytes + 1;
 }
@@ -157,9 +154,9 @@ static const char *intern_name(const char *name) {
 }
 
 static uint64_t record_hash(void *const *frames, unsigned n, size_t size, const char *name) {
-    uint64_t h = hash_mix_inline(size ^ ((uint64_t)(uintptr_t)name << 1));
+    uint64_t h = mix64(size ^ ((uint64_t)(uintptr_t)name << 1));
     for (unsigned i = 0; i < n; i++)
-        h = hash_mix_inline(h ^ (uint64_t)(uintptr_t)frames[i]);
+        h = mix64(h ^ (uint64_t)(uintptr_t)frames[i]);
     return h;
 }
 
@@ -212,7 +209,7 @@ static size_t find_or_add_record(void *const *frames, unsigned n, size_t size, c
 }
 
 static size_t live_home(const void *p, size_t cap) {
-    return hash_mix_inline((uint64_t)(uintptr_t)p) & (cap - 1);
+    return mix64((uint64_t)(uintptr_t)p) & (cap - 1);
 }
 
 static bool live_grow(void) {
@@ -569,8 +566,9 @@ static object *object_of(uintptr_t addr) {
 
 /* The library's own files, whose static functions appear after their STT_FILE symbol in .symtab. */
 static bool is_library_source(const char *file) {
-    static const char *const sources[] = {"map.c",  "bucket.c", "resize.c",  "iter.c",
-                                          "hash.c", "alloc.c",  "profile.c", "trace.c"};
+    static const char *const sources[] = {"map.c",     "bucket.c",  "resize.c", "iter.c",
+                                          "hash.c",    "alloc.c",   "profile.c", "trace.c",
+                                          "random.c",  "memthread.c"};
     if (file == NULL)
         return false;
     const char *base = strrchr(file, '/');
@@ -583,13 +581,13 @@ static bool is_library_source(const char *file) {
 
 /*
  * Static functions are the library's when their file is; global ones when they are public (hmap_*) or
- * internal (hmap__*, see internal.h). Any other global function may be the program's: unknown, decided by
+ * internal (hmap__*, the prefix every internal header gives its functions). Any other global function may be the program's: unknown, decided by
  * its neighbours on the stack (see trimmed_start).
  */
 static int symbol_owner(const char *name, unsigned bind, const char *file) {
     if (bind == STB_LOCAL)
         return is_library_source(file) ? OWNER_LIBRARY : OWNER_USER;
-    if (strncmp(name, "hmap_", 5) == 0) /* public, or internal (hmap__, see internal.h) */
+    if (strncmp(name, "hmap_", 5) == 0) /* public, or internal (hmap__) */
         return OWNER_LIBRARY;
     return OWNER_UNKNOWN;
 }
@@ -846,7 +844,7 @@ static bool loc_index_grow(writer *w) {
     if (idx == NULL)
         return false;
     for (size_t k = 0; k < w->nlocs; k++) {
-        size_t i = hash_mix_inline(w->loc_pcs[k]) & (cap - 1);
+        size_t i = mix64(w->loc_pcs[k]) & (cap - 1);
         while (idx[i] != 0)
             i = (i + 1) & (cap - 1);
         idx[i] = k + 1;
@@ -861,7 +859,7 @@ static bool loc_index_grow(writer *w) {
 static uint64_t location_id(writer *w, uintptr_t pc) {
     if ((w->nlocs + 1) * 2 > w->loc_index_cap && !loc_index_grow(w))
         goto fail;
-    size_t i = hash_mix_inline(pc) & (w->loc_index_cap - 1);
+    size_t i = mix64(pc) & (w->loc_index_cap - 1);
     for (; w->loc_index[i] != 0; i = (i + 1) & (w->loc_index_cap - 1))
         if (w->loc_pcs[w->loc_index[i] - 1] == pc)
             return w->loc_index[i];

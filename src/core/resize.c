@@ -32,8 +32,7 @@
  * order: they are appended after the last used slot of the destination chain. Open iterations are told
  * where each chain position went (iter.c relies on it for keys with equal hashes).
  */
-#include "hash.h"
-#include "internal.h"
+#include "core.h"
 
 #include <errno.h>
 #include <string.h>
@@ -60,13 +59,13 @@ table *table_new(hmap *m, unsigned B) {
         __builtin_add_overflow(slots_off, slots_bytes, &total) ||
         __builtin_add_overflow(total, spare_bytes, &total))
         return NULL;
-    table *t = mem_alloc(m, sizeof *t);
+    table *t = mem_alloc(&m->mem, sizeof *t);
     if (!t)
         return NULL;
     memset(t, 0, sizeof *t);
-    t->mem = mem_alloc_array(m, &total, slots_off, &t->mapped); /* tophash words and chain heads zeroed */
+    t->mem = mem_alloc_array(&m->mem, &total, slots_off, &t->mapped); /* tophash words and chain heads zeroed */
     if (!t->mem) {
-        mem_free(m, t, sizeof *t);
+        mem_free(&m->mem, t, sizeof *t);
         return NULL;
     }
     unsigned char *base = t->mem;
@@ -98,7 +97,7 @@ static void free_overflow_slabs(hmap *m, table *t) {
     while (t->slabs) {
         overflow_slab *slab = t->slabs;
         t->slabs = slab->next;
-        mem_free_array(m, slab, slab->bytes, slab->mapped);
+        mem_free_array(&m->mem, slab, slab->bytes, slab->mapped);
     }
 }
 
@@ -106,8 +105,8 @@ void table_free(hmap *m, table *t, bool drop_entries) {
     if (drop_entries)
         drop_table_entries(m, t);
     free_overflow_slabs(m, t);
-    mem_free_array(m, t->mem, t->mem_bytes, t->mapped);
-    mem_free(m, t, sizeof *t);
+    mem_free_array(&m->mem, t->mem, t->mem_bytes, t->mapped);
+    mem_free(&m->mem, t, sizeof *t);
 }
 
 /* ---------------------------------------------------------------- evacuation */
@@ -256,15 +255,45 @@ static int evacuate(hmap *m, size_t oi) {
     return 0;
 }
 
-static void complete_resize(hmap *m) {
+static const char *phase_name(hmap_phase phase) {
+    return phase == HMAP_GROWING ? "grow" : phase == HMAP_SAME_SIZE_GROWING ? "same-size" : "shrink";
+}
+
+/* One HMAP_TRACE line: the start of the resize just set up, or the end of the one whose old array is about
+ * to go (its bytes are left out of bytes_now). */
+static void trace_resize_event(const hmap *m, bool end) {
+    trace_resize r = {
+        .name = m->mem.name,
+        .kind = phase_name(m->phase),
+        .end = end,
+        .B_before = m->resize_B_before,
+        .B_after = m->cur ? m->cur->B : m->resize_B_before,
+        .count = m->count,
+        .bytes_before = m->resize_bytes_before,
+        .bytes_now = m->mem.bytes,
+        .ops = m->resize_ops,
+        .max_step_ns = m->resize_max_step_ns,
+    };
+    if (end) {
+        size_t old = m->old->mem_bytes + m->old->slab_bytes + sizeof *m->old;
+        r.bytes_now = r.bytes_now > old ? r.bytes_now - old : 0;
+    }
+    trace_resize_line(&r);
+}
+
+/* The one way a resize ends, whether evacuation finished, the map became empty, or it is cleared or
+ * freed: the trace's end line, then the old array goes (its entries dropped if they are still its own). */
+void end_resize(hmap *m, bool drop_entries) {
     if (trace_enabled())
-        trace_resize_end(m);
+        trace_resize_event(m, true);
     table *o = m->old;
     m->old = NULL;
     m->phase = HMAP_STEADY;
     m->nevacuate = m->old_evacuated = 0;
-    table_free(m, o, false);
+    table_free(m, o, drop_entries);
 }
+
+static void complete_resize(hmap *m) { end_resize(m, false); }
 
 int resize_work(hmap *m, uint64_t hash) {
     uint64_t t0 = trace_enabled() ? trace_now_ns() : 0;
@@ -302,7 +331,7 @@ static size_t shrink_pace(size_t old_buckets, size_t count) {
 }
 
 int start_resize(hmap *m, unsigned new_B, hmap_phase phase) {
-    size_t bytes_before = m->bytes;
+    size_t bytes_before = m->mem.bytes;
     table *t = table_new(m, new_B);
     if (!t)
         return -ENOMEM;
@@ -318,7 +347,6 @@ int start_resize(hmap *m, unsigned new_B, hmap_phase phase) {
     m->resize_bytes_before = bytes_before;
     m->resize_ops = 0;
     m->resize_max_step_ns = 0;
-    m->resize_start_ns = trace_enabled() ? trace_now_ns() : 0;
     m->old = m->cur;
     m->cur = t;
     m->move_stamp++; /* where entries are looked for changed: iterator caches re-read */
@@ -332,7 +360,7 @@ int start_resize(hmap *m, unsigned new_B, hmap_phase phase) {
     else
         m->shrinks++;
     if (trace_enabled())
-        trace_resize_begin(m);
+        trace_resize_event(m, false);
     return 0;
 }
 
@@ -352,14 +380,8 @@ void maybe_start_shrink(hmap *m) {
 /* Gives both arrays back; only for a map with no entries. */
 static void release_arrays(hmap *m) {
     iters_forget_tables(m);
-    if (m->old) {
-        if (trace_enabled())
-            trace_resize_end(m);
-        table_free(m, m->old, false);
-        m->old = NULL;
-        m->phase = HMAP_STEADY;
-        m->nevacuate = m->old_evacuated = 0;
-    }
+    if (m->old)
+        end_resize(m, false);
     if (m->cur) {
         table_free(m, m->cur, false);
         m->cur = NULL;

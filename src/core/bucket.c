@@ -2,7 +2,7 @@
  * bucket.c — the storage primitives under the map: slot layout, bucket chains, overflow buckets.
  *
  * Everything above this file (map.c's lookups and writes, resize.c's evacuation, iter.c's walk) sees a
- * bucket through a bucket_ref (internal.h): its tophash word, its slots and the link to the next bucket
+ * bucket through a bucket_ref (core.h): its tophash word, its slots and the link to the next bucket
  * of its chain. This file decides where a slot's key and value sit inside a bucket (set_layout), finds the
  * bucket holding a chain position (chain_at), grows chains with overflow buckets (chain_extend) and
  * empties slots while keeping Go's EMPTY_REST invariant (set_slot_empty).
@@ -11,7 +11,7 @@
  * preallocates), then from slabs that double in size, so that a table makes O(log n) allocations for them
  * and frees them with itself; large slabs are mapped from the OS, so freeing them lowers RSS.
  */
-#include "internal.h"
+#include "core.h"
 
 #include <string.h>
 
@@ -54,7 +54,7 @@ static bool add_overflow_slab(hmap *m, table *t) {
     size_t per = overflow_bucket_bytes(m), count = t->noverflow > 8 ? t->noverflow : 8;
     size_t bytes = sizeof(overflow_slab) + count * per;
     bool mapped;
-    overflow_slab *slab = mem_alloc_array(m, &bytes, sizeof(overflow_slab), &mapped);
+    overflow_slab *slab = mem_alloc_array(&m->mem, &bytes, sizeof(overflow_slab), &mapped);
     if (!slab)
         return false;
     slab->next = t->slabs;

@@ -1,0 +1,68 @@
+/*
+ * mem/mem.h — the memory layer: every byte the library takes, counted by its owner.
+ *
+ * Each part of the library that holds memory (a map; later a concurrent map's shards, a pool) embeds a
+ * mem_owner: the allocator hook it allocates through, the label its memory carries in heap profiles, and
+ * the bytes it holds now. Everything allocated through an owner is also counted in the process-wide
+ * memstats (hmap_read_memstats) and reported to the heap profiler (diag/profile.h).
+ *
+ * Two kinds of memory:
+ *  - small objects (map structs, names, tables' headers): from the hook, malloc/free when none is given;
+ *  - arrays (bucket arrays, overflow slabs): with the built-in hook, arrays of MAP_THRESHOLD bytes or more
+ *    are mapped from the OS, so that freeing them lowers RSS; the memory thread (mem/memthread.h)
+ *    pre-faults new ones and unmaps freed ones. With a user hook, arrays come from the hook.
+ */
+#ifndef HMAP_MEM_H
+#define HMAP_MEM_H
+
+#include "hmap.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define default_allocator hmap__default_allocator
+#define mem_alloc hmap__mem_alloc
+#define mem_free hmap__mem_free
+#define mem_alloc_array hmap__mem_alloc_array
+#define mem_free_array hmap__mem_free_array
+#define mem_raw_alloc hmap__mem_raw_alloc
+#define mem_raw_free hmap__mem_raw_free
+#define memstats_note_alloc hmap__memstats_note_alloc
+#define memstats_note_free hmap__memstats_note_free
+
+/* Who holds a piece of memory. */
+typedef struct mem_owner {
+    hmap_allocator alloc; /* the hook (a copy of the user's, or the built-in malloc/free) */
+    bool custom_alloc;    /* a user hook: arrays come from it rather than from mmap */
+    const char *name;     /* label in heap profiles; NULL for none */
+    size_t bytes;         /* every byte held through this owner now */
+} mem_owner;
+
+extern const hmap_allocator default_allocator;
+
+/* The owner record for allocator `a` (NULL: the built-in one); bytes start at 0. */
+static inline void mem_owner_init(mem_owner *o, const hmap_allocator *a, const char *name) {
+    o->custom_alloc = a != NULL && a != &default_allocator;
+    o->alloc = a ? *a : default_allocator;
+    o->name = name;
+    o->bytes = 0;
+}
+
+/* Small objects, through the hook. NULL on failure. */
+void *mem_alloc(mem_owner *o, size_t size);
+void mem_free(mem_owner *o, void *p, size_t size);
+
+/* Arrays: *size may be rounded up to whole pages; only the first zero_prefix bytes are guaranteed zero;
+ * *mapped tells mem_free_array how to give it back. */
+void *mem_alloc_array(mem_owner *o, size_t *size, size_t zero_prefix, bool *mapped);
+void mem_free_array(mem_owner *o, void *p, size_t size, bool mapped);
+
+/* Allocation before an owner exists (the struct that will embed it): counted in memstats, not in any
+ * owner's bytes. */
+void *mem_raw_alloc(const hmap_allocator *a, size_t size);
+void mem_raw_free(const hmap_allocator *a, void *p, size_t size);
+
+void memstats_note_alloc(size_t size);
+void memstats_note_free(size_t size);
+
+#endif /* HMAP_MEM_H */
