@@ -22,7 +22,7 @@ CLANG       ?= clang
 CLANGXX     ?= clang++
 
 # Sanitizer runtime settings for the ASan build: fail on the first report, with a readable stack.
-SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
+SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_stack_use_after_return=1 \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 # BENCH_QUICK=1 reaches the benchmark whether given in the environment or on the make command line.

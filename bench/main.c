@@ -47,6 +47,9 @@ static const impl ALL_IMPLS[] = {
 #ifdef BENCH_WITH_ABSL
     {"abseil", RUN_ADAPTER, &adapter_absl},
 #endif
+#ifdef BENCH_WITH_BOOST
+    {"boost", RUN_ADAPTER, &adapter_boost},
+#endif
     {"go", RUN_GO, NULL},
 #ifdef BENCH_WITH_GLIB
     {"glib", RUN_ADAPTER, &adapter_glib},

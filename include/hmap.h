@@ -70,14 +70,24 @@ size_t hmap_len(const hmap *m);
  * Never moves entries: safe from several threads when nothing writes. */
 void *hmap_get(const hmap *m, const void *key);
 
+/*
+ * Arguments may point into the map. Any key or value passed to a write (put, assign, del, take) may point
+ * into the map's own storage — the key and value an iteration just yielded, the value hmap_get returned:
+ * the write reads them before anything they point to moves or is freed. A key passed that is bitwise
+ * identical to the stored key is the same object, and a value bitwise identical to the stored value
+ * likewise: neither is dropped. So `hmap_del(m, key_from_iteration)`, `hmap_put(m, k, hmap_get(m, k))`
+ * and re-putting an owned key through the iterator's key pointer are all safe.
+ */
+
 /* Inserts or replaces. Returns 1 inserted, 0 replaced, -ENOMEM, -EINVAL (NULL map/key, or val NULL while
  * val_size > 0). The map takes ownership of the key and value passed; on replace it drops the old value
- * and the key passed (the stored key stays). On error nothing changed and the caller still owns both. */
+ * and the key passed (the stored key stays) — except a key or value bitwise identical to the stored one,
+ * which is the same object and is not dropped. On error nothing changed and the caller still owns both. */
 int hmap_put(hmap *m, const void *key, const void *val);
 
 /* The slot for key's value, zeroed when new (*inserted = true), NULL on ENOMEM/EINVAL. The map takes
- * ownership of key when inserted; when the key was present the key passed is dropped. `inserted` may be
- * NULL. For a set the pointer is only a presence token. */
+ * ownership of key when inserted; when the key was present the key passed is dropped (unless it is
+ * bitwise the stored key). `inserted` may be NULL. For a set the pointer is only a presence token. */
 void *hmap_assign(hmap *m, const void *key, bool *inserted);
 
 /* Removes key, dropping key and value. false if absent (or NULL map/key). */
@@ -106,17 +116,26 @@ int hmap_compact(hmap *m);
  * may put, assign, delete and take on the same map, and open more iterations. A key present when the
  * iteration starts and not deleted before it is reached is yielded exactly once, even when the map grows
  * or shrinks meanwhile; a deleted key is not yielded after its deletion; a key inserted meanwhile is
- * yielded at most once (a key deleted and inserted again counts as a new key; it is not yielded twice
- * unless a custom hash gives it the same 64-bit hash as another key). Key and value pointers are valid
- * until the next write to the map.
- * An open iteration pins no memory: it holds only a position in hash space.
+ * yielded at most once, and a key already yielded is not yielded again when it is deleted and inserted
+ * again. (One limit: with a custom hash that gives several keys the same 64-bit hash, those keys are told
+ * apart by their bytes, so a key deleted and inserted again with different bytes that equal() calls equal
+ * — a new copy of a string behind a pointer — may be yielded again.) hmap_clear, or the map becoming empty
+ * (it then draws a new seed), ends open iterations. Key and value pointers are valid until the next write
+ * to the map, and may be passed to that write (see "Arguments may point into the map" above).
+ *
+ * An open iteration holds only a position in hash space: it pins no memory, and the map keeps no record
+ * of it. So an iteration may be abandoned at any point — a break or return out of the loop — and the
+ * hmap_iter simply goes out of scope. hmap_iter_done is optional: it marks the iterator finished (later
+ * hmap_iter_next calls return false), which helps when an iterator variable is reused. Cost: O(1)
+ * amortized per entry; each chain's keys are hashed once per iteration (again after a write inserts a key
+ * or moves entries), and a chain of n keys with equal hashes costs O(n) per 12 entries yielded from it.
  */
 typedef struct hmap_iter {
-    uint64_t opaque_[32];
+    uint64_t opaque_[80];
 } hmap_iter; /* size may grow; stack-allocated */
 void hmap_iter_init(hmap_iter *it, hmap *m);
 bool hmap_iter_next(hmap_iter *it, void **key, void **val); /* false at the end; key/val may be NULL */
-void hmap_iter_done(hmap_iter *it); /* once, whether or not the end was reached; before hmap_free */
+void hmap_iter_done(hmap_iter *it); /* optional: ends the iteration; abandoning it is fine too */
 
 typedef enum { HMAP_STEADY, HMAP_GROWING, HMAP_SAME_SIZE_GROWING, HMAP_SHRINKING } hmap_phase;
 

@@ -31,9 +31,6 @@
 #include <string.h>
 
 #define B_for_count hmap__B_for_count
-#define iters_forget_tables hmap__iters_forget_tables
-#define iters_note_cleared hmap__iters_note_cleared
-#define iters_note_moved hmap__iters_note_moved
 #define chain_extend hmap__chain_extend
 #define drop_entry hmap__drop_entry
 #define end_resize hmap__end_resize
@@ -47,6 +44,8 @@
 #define set_slot_empty hmap__set_slot_empty
 #define start_resize hmap__start_resize
 #define table_free hmap__table_free
+#define table_retire hmap__table_retire
+#define free_retired_tables hmap__free_retired_tables
 #define table_new hmap__table_new
 
 #define SLOTS_PER_BUCKET 8
@@ -95,7 +94,8 @@ typedef struct table {
     size_t slab_bytes;
     void *mem; /* the single allocation holding tophash, overflow, slots and spare */
     size_t mem_bytes;
-    bool mapped; /* mem came from the OS (mmap) rather than the allocator */
+    bool mapped;            /* mem came from the OS (mmap) rather than the allocator */
+    struct table *next_retired; /* in hmap.retired */
 } table;
 
 /* A position in one bucket chain: the tophash word and slot storage of one bucket of the chain. */
@@ -107,8 +107,6 @@ typedef struct bucket_ref {
 
 /* How keys are compared and hashed: chosen once at creation, it selects the inlined fast path. */
 typedef enum { KEYS_GENERIC, KEYS_U64, KEYS_CSTR } key_kind;
-
-typedef struct iter_state iter_state;
 
 struct hmap {
     hmap_type type;
@@ -128,10 +126,14 @@ struct hmap {
     size_t old_evacuated; /* old buckets evacuated so far (in any order) */
     size_t evacuate_pace; /* old buckets to evacuate per write, besides the written one */
 
-    iter_state *iters;     /* open iterations (linked), told when entries move */
+    /* Iterations read these; the map never knows which iterations are open (iter.c). */
     uint64_t insert_stamp; /* bumped when a new key is stored: iterator caches re-read */
-    uint64_t move_stamp;   /* bumped when entries move between arrays */
-    uint64_t clear_stamp;  /* bumped by hmap_clear: open iterations end */
+    uint64_t move_stamp;   /* bumped when entries move between arrays or an array is freed */
+    uint64_t epoch;        /* bumped by hmap_clear and by a new seed: open iterations end */
+
+    /* Arrays a write has finished with, freed when the write returns (end_write): until then a key or value
+     * argument that points into them stays readable (arguments may alias the map's storage). */
+    table *retired;
 
     mem_owner mem;     /* allocator hook, label, and every byte this map holds now */
     size_t name_bytes; /* the label's copy, owned by the map (mem.name points to it) */
@@ -312,12 +314,17 @@ void map_became_empty(hmap *m); /* re-seed; give the arrays back */
 /* Every O(1) write is bracketed by these: they keep the per-call evacuation count. */
 static inline void begin_write(hmap *m) { m->moved_this_op = 0; }
 
+void free_retired_tables(hmap *m);
+
 static inline void end_write(hmap *m) {
     if (m->moved_this_op > m->max_moved_per_op)
         m->max_moved_per_op = m->moved_this_op;
+    if (m->retired)
+        free_retired_tables(m);
 }
 table *table_new(hmap *m, unsigned B);                 /* NULL on ENOMEM */
 void table_free(hmap *m, table *t, bool drop_entries); /* dropping entries is O(size) */
+void table_retire(hmap *m, table *t);                  /* freed at the end of the current write */
 unsigned B_for_count(size_t count);                    /* smallest B whose load-factor limit holds count */
 /* Called by every write before it touches bucket chain i (of cur): evacuates what it must. */
 int resize_work(hmap *m, uint64_t hash); /* -ENOMEM if the key's old bucket could not be evacuated */
@@ -331,12 +338,4 @@ int finish_resize(hmap *m); /* evacuates everything now: 0 or -ENOMEM */
  * drop_entries: only when the map is being emptied). */
 void end_resize(hmap *m, bool drop_entries);
 
-/* ---- iter.c ---- */
-/* Evacuation tells open iterations resuming at a position in [pos_lo, pos_hi] of old chain `i` that the
- * entries from there on now continue at dest_fill[d - d_first] of chain d of `to` (see iter.c). */
-void iters_note_moved(hmap *m, const table *from, size_t i, size_t pos_lo, size_t pos_hi, const table *to,
-                      size_t d_first, const size_t *dest_fill);
-void iters_note_cleared(hmap *m);  /* hmap_clear: open iterations end */
-void iters_forget_tables(hmap *m); /* the map became empty and its arrays go: drop references to them */
-
-#endif /* HMAP_INTERNAL_H */
+#endif /* HMAP_CORE_H */

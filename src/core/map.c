@@ -196,10 +196,13 @@ static inline __attribute__((always_inline)) void fill_slot(hmap *m, table *t, b
         memset(slot_val(m, b, slot), 0, m->type.val_size);
 }
 
-/* The heart of put and assign: finds key's slot, inserting the key if absent. Returns the value slot, or
- * NULL with -ENOMEM in *err. The map is unchanged on failure. */
+/* The heart of put and assign: finds key's slot, inserting the key if absent. Returns the value slot (and
+ * the stored key through *stored_key), or NULL on ENOMEM, the map then unchanged. The caller ends the write
+ * (end_write) once it has read the key and value it was given: until then arrays finished with stay
+ * allocated (table_retire), so arguments that point into them are still readable. */
 static inline __attribute__((always_inline)) void *assign_kind(hmap *m, const void *key, uint64_t hash,
-                                                               bool *inserted, key_kind kind) {
+                                                               bool *inserted, void **stored_key,
+                                                               key_kind kind) {
     begin_write(m);
     for (;;) {
         if (!m->cur && start_resize(m, 0, HMAP_GROWING) < 0)
@@ -210,6 +213,7 @@ static inline __attribute__((always_inline)) void *assign_kind(hmap *m, const vo
         bool have_free;
         if (find_or_free(m, key, hash, kind, &f, &free_slot, &have_free)) {
             *inserted = false;
+            *stored_key = slot_key(m, &f.b, f.slot);
             return slot_val(m, &f.b, f.slot);
         }
         bool grow = !m->old && over_load(m->count + 1, m->cur->B);
@@ -231,33 +235,43 @@ static inline __attribute__((always_inline)) void *assign_kind(hmap *m, const vo
         if (m->count >= m->reserved)
             m->reserved = 0; /* the reservation is filled: from now on the map may shrink again */
         *inserted = true;
+        *stored_key = slot_key(m, &free_slot.b, free_slot.slot);
         return slot_val(m, &free_slot.b, free_slot.slot);
     }
 }
 
-static __attribute__((noinline)) void *assign_u64(hmap *m, const void *key, bool *inserted) {
-    return assign_kind(m, key, hash_key(m, key, KEYS_U64), inserted, KEYS_U64);
+static __attribute__((noinline)) void *assign_u64(hmap *m, const void *key, bool *inserted, void **sk) {
+    return assign_kind(m, key, hash_key(m, key, KEYS_U64), inserted, sk, KEYS_U64);
 }
-static __attribute__((noinline)) void *assign_cstr(hmap *m, const void *key, bool *inserted) {
-    return assign_kind(m, key, hash_key(m, key, KEYS_CSTR), inserted, KEYS_CSTR);
+static __attribute__((noinline)) void *assign_cstr(hmap *m, const void *key, bool *inserted, void **sk) {
+    return assign_kind(m, key, hash_key(m, key, KEYS_CSTR), inserted, sk, KEYS_CSTR);
 }
-static __attribute__((noinline)) void *assign_generic(hmap *m, const void *key, bool *inserted) {
-    return assign_kind(m, key, hash_key(m, key, KEYS_GENERIC), inserted, KEYS_GENERIC);
+static __attribute__((noinline)) void *assign_generic(hmap *m, const void *key, bool *inserted, void **sk) {
+    return assign_kind(m, key, hash_key(m, key, KEYS_GENERIC), inserted, sk, KEYS_GENERIC);
 }
 
-static void *assign(hmap *m, const void *key, bool *inserted) {
+static void *assign(hmap *m, const void *key, bool *inserted, void **stored_key) {
     switch (m->kind) {
     case KEYS_U64:
-        return assign_u64(m, key, inserted);
+        return assign_u64(m, key, inserted, stored_key);
     case KEYS_CSTR:
-        return assign_cstr(m, key, inserted);
+        return assign_cstr(m, key, inserted, stored_key);
     default:
-        return assign_generic(m, key, inserted);
+        return assign_generic(m, key, inserted, stored_key);
     }
 }
 
+/* When a write finds its key present, the key passed is dropped (the map keeps its own) — unless it is
+ * bitwise the stored key: then it is the same object (say, the key an iteration just yielded), and
+ * dropping it would free the map's own key. */
+static void drop_passed_key(hmap *m, const void *key, const void *stored_key) {
+    if (m->type.key_drop && memcmp(key, stored_key, m->type.key_size) != 0)
+        m->type.key_drop((void *)key);
+}
+
 void *map_assign_hashed(hmap *m, const void *key, uint64_t hash, bool *inserted) {
-    void *val = assign_kind(m, key, hash, inserted, m->kind);
+    void *stored_key;
+    void *val = assign_kind(m, key, hash, inserted, &stored_key, m->kind);
     end_write(m);
     return val;
 }
@@ -268,14 +282,15 @@ void *hmap_assign(hmap *m, const void *key, bool *inserted) {
         return NULL;
     }
     bool ins;
-    void *val = assign(m, key, &ins);
+    void *stored_key;
+    void *val = assign(m, key, &ins, &stored_key);
+    if (val && !ins)
+        drop_passed_key(m, key, stored_key);
     end_write(m);
     if (!val) {
         errno = ENOMEM;
         return NULL;
     }
-    if (!ins && m->type.key_drop)
-        m->type.key_drop((void *)key); /* the map keeps its own copy of an equal key */
     if (inserted)
         *inserted = ins;
     return val;
@@ -285,17 +300,25 @@ int hmap_put(hmap *m, const void *key, const void *val) {
     if (!m || !key || (!val && m->type.val_size))
         return -EINVAL;
     bool ins;
-    void *slot = assign(m, key, &ins);
-    end_write(m);
-    if (!slot)
+    void *stored_key;
+    void *slot = assign(m, key, &ins, &stored_key);
+    if (!slot) {
+        end_write(m);
         return -ENOMEM;
-    if (!ins) {
-        if (m->type.key_drop)
-            m->type.key_drop((void *)key);
-        if (m->type.val_drop && m->type.val_size)
-            m->type.val_drop(slot);
     }
-    copy_item(slot, val, m->type.val_size);
+    size_t vs = m->type.val_size;
+    if (ins) {
+        copy_item(slot, val, vs);
+    } else {
+        drop_passed_key(m, key, stored_key);
+        /* A value bitwise equal to the stored one is the same object (say, hmap_get's result put back). */
+        if (vs && memcmp(slot, val, vs) != 0) {
+            if (m->type.val_drop)
+                m->type.val_drop(slot);
+            memmove(slot, val, vs);
+        }
+    }
+    end_write(m);
     return ins ? 1 : 0;
 }
 
@@ -315,11 +338,11 @@ static bool remove_hashed(hmap *m, const void *key, uint64_t hash, void *key_out
     }
     void *k = slot_key(m, &f.b, f.slot), *v = slot_val(m, &f.b, f.slot);
     if (key_out)
-        memcpy(key_out, k, m->type.key_size);
+        memmove(key_out, k, m->type.key_size); /* key_out may even be the key argument */
     else if (m->type.key_drop)
         m->type.key_drop(k);
     if (val_out && m->type.val_size)
-        memcpy(val_out, v, m->type.val_size);
+        memmove(val_out, v, m->type.val_size);
     else if (m->type.val_drop && m->type.val_size)
         m->type.val_drop(v);
     set_slot_empty(m, f.t, f.i, &f.b, f.slot);
@@ -423,6 +446,7 @@ static void drop_all(hmap *m) {
         table_free(m, m->cur, true);
         m->cur = NULL;
     }
+    free_retired_tables(m);
     m->count = 0;
 }
 
@@ -441,7 +465,7 @@ void hmap_clear(hmap *m) {
         return;
     m->reserved = 0;
     drop_all(m);
-    iters_note_cleared(m);
+    m->epoch++; /* open iterations end */
     if (!m->fixed_seed)
         m->seed = random_seed();
 }

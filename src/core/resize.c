@@ -107,6 +107,23 @@ void table_free(hmap *m, table *t, bool drop_entries) {
     free_overflow_slabs(m, t);
     mem_free_array(&m->mem, t->mem, t->mem_bytes, t->mapped);
     mem_free(&m->mem, t, sizeof *t);
+    m->move_stamp++; /* iterator caches may point into it */
+}
+
+/* A write may have been given pointers into this array (a key from an iteration, a value from hmap_get):
+ * it stays allocated, unchanged, until the write returns. */
+void table_retire(hmap *m, table *t) {
+    t->next_retired = m->retired;
+    m->retired = t;
+    m->move_stamp++;
+}
+
+void free_retired_tables(hmap *m) {
+    while (m->retired) {
+        table *t = m->retired;
+        m->retired = t->next_retired;
+        table_free(m, t, false);
+    }
 }
 
 /* ---------------------------------------------------------------- evacuation */
@@ -183,16 +200,6 @@ static void move_entry(hmap *m, const bucket_ref *from, unsigned s, destination 
 
 static void complete_resize(hmap *m);
 
-/* Tells open iterations about chain positions [*noted, upto] before the entry at `upto` moves. */
-static void note_positions(hmap *m, size_t oi, size_t *noted, size_t upto, size_t first,
-                           const destination *d) {
-    if (!m->iters || *noted > upto)
-        return;
-    size_t fills[2] = {d[0].fill, d[1].fill};
-    iters_note_moved(m, m->old, oi, *noted, upto, m->cur, first, fills);
-    *noted = upto + 1;
-}
-
 /* Moves old bucket oi (its whole chain) into cur. 0, or -ENOMEM with nothing moved. */
 static int evacuate(hmap *m, size_t oi) {
     table *o = m->old;
@@ -225,7 +232,6 @@ static int evacuate(hmap *m, size_t oi) {
         return -ENOMEM;
 
     /* Pass 2: move, then mark every slot of the old chain evacuated (X, Y, or empty). */
-    size_t noted = 0;
     base = 0;
     b = table_bucket(m, o, oi);
     do {
@@ -234,7 +240,6 @@ static int evacuate(hmap *m, size_t oi) {
         for (; live; live &= live - 1) {
             unsigned s = (unsigned)__builtin_ctzll(live) / 8;
             size_t k = dest_at(m, &b, s, base + s, ndest, &bits);
-            note_positions(m, oi, &noted, base + s, first, d);
             move_entry(m, &b, s, &d[k]);
             marks += (uint64_t)k << (8 * s); /* EVACUATED_Y is EVACUATED_X + 1 */
         }
@@ -242,7 +247,6 @@ static int evacuate(hmap *m, size_t oi) {
         *b.tophash = marks;
         base += SLOTS_PER_BUCKET;
     } while (bucket_ref_next(m, &b));
-    note_positions(m, oi, &noted, base, first, d);
 
     m->move_stamp++;
     m->old_evacuated++;
@@ -282,7 +286,8 @@ static void trace_resize_event(const hmap *m, bool end) {
 }
 
 /* The one way a resize ends, whether evacuation finished, the map became empty, or it is cleared or
- * freed: the trace's end line, then the old array goes (its entries dropped if they are still its own). */
+ * freed: the trace's end line, then the old array goes — dropping its entries first if they are still its
+ * own (clear, free), else retired until the current write returns. */
 void end_resize(hmap *m, bool drop_entries) {
     if (trace_enabled())
         trace_resize_event(m, true);
@@ -290,7 +295,10 @@ void end_resize(hmap *m, bool drop_entries) {
     m->old = NULL;
     m->phase = HMAP_STEADY;
     m->nevacuate = m->old_evacuated = 0;
-    table_free(m, o, drop_entries);
+    if (drop_entries)
+        table_free(m, o, true);
+    else
+        table_retire(m, o);
 }
 
 static void complete_resize(hmap *m) { end_resize(m, false); }
@@ -311,11 +319,13 @@ int resize_work(hmap *m, uint64_t hash) {
     return rc;
 }
 
+/* Only for calls that take no key or value (reserve, compact): arrays are freed as they are finished. */
 int finish_resize(hmap *m) {
     while (m->old) {
         if (evacuate(m, m->nevacuate) < 0)
             return -ENOMEM;
     }
+    free_retired_tables(m);
     return 0;
 }
 
@@ -336,10 +346,8 @@ int start_resize(hmap *m, unsigned new_B, hmap_phase phase) {
     if (!t)
         return -ENOMEM;
     if (!m->cur || m->count == 0) { /* nothing to move: just install the new array */
-        if (m->cur) {
-            iters_forget_tables(m);
-            table_free(m, m->cur, false);
-        }
+        if (m->cur)
+            table_retire(m, m->cur);
         m->cur = t;
         return 0;
     }
@@ -379,18 +387,19 @@ void maybe_start_shrink(hmap *m) {
 
 /* Gives both arrays back; only for a map with no entries. */
 static void release_arrays(hmap *m) {
-    iters_forget_tables(m);
     if (m->old)
         end_resize(m, false);
     if (m->cur) {
-        table_free(m, m->cur, false);
+        table_retire(m, m->cur);
         m->cur = NULL;
     }
 }
 
 void map_became_empty(hmap *m) {
-    if (!m->fixed_seed)
+    if (!m->fixed_seed) {
         m->seed = random_seed(); /* as Go: a fresh seed whenever the map is empty */
+        m->epoch++;              /* open iterations' cursors were in the old seed's hash space */
+    }
     if (!m->no_shrink && !m->reserved)
         release_arrays(m);
 }
@@ -426,8 +435,10 @@ int hmap_reserve(hmap *m, size_t n) {
             map_became_empty(m);
         else
             maybe_start_shrink(m);
+        free_retired_tables(m);
         return -ENOMEM;
     }
+    free_retired_tables(m);
     return 0;
 }
 
@@ -455,9 +466,9 @@ int hmap_compact(hmap *m) {
         return -EINVAL;
     size_t previous = m->reserved;
     m->reserved = 0; /* compacting ends any reservation, once it succeeds */
-    if (rebuild_to_fit(m) < 0) {
+    int rc = rebuild_to_fit(m);
+    if (rc < 0)
         m->reserved = previous;
-        return -ENOMEM;
-    }
-    return 0;
+    free_retired_tables(m);
+    return rc;
 }
