@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # check_docs.cmake — the API reference covers the public API (ctest docs_reference, when doxygen is found).
 #   cmake -DBUILD_DIR=<build> -DDOCS_DIR=<build>/docs -DHEADERS="a.h;b.h" -DALLOW_UNDOCUMENTED="f;g"
 #         -P check_docs.cmake

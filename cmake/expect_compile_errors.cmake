@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # expect_compile_errors.cmake — a test that code does NOT compile (ctest typed_wrong_types).
 #   cmake -DC_COMPILER=cc -DSOURCE=file.c -DINCLUDE_DIR=include [-DFLAGS="..."] -P expect_compile_errors.cmake
 # SOURCE holds cases `#ifdef MISUSE_<name>`, each with the comment /* MISUSE_<name> */ on the line that

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # test_standalone.cmake — the build of the library on its own (ctest library_alone, subproject).
 #
 # Run with cmake -P. Both configure from scratch under WORK_DIR with CMAKE_CXX_COMPILER set to a path that

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # doxygen-filter.sed — how Doxygen reads the public headers (its INPUT_FILTER; the files are unchanged).
 #
 # The headers are commented in plain C, /* ... */, which Doxygen skips. This turns each such comment into

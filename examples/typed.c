@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* typed.c — the README quickstart: typed maps made by HMAP_DEFINE. Run: build/examples/typed */
 #include <hmap.h>
 #include <inttypes.h>

@@ -84,60 +84,61 @@
 
 /* The part every typed map shares: the distinct map and iterator types and the calls that do not depend
  * on the key or value types. */
-#define HMAP_TYPED_COMMON_(name)                                                                           \
-    typedef struct name name; /* never defined: a name * is the hmap * it was created as */               \
-    typedef struct name##_iter {                                                                           \
-        hmap_iter raw;                                                                                     \
-    } name##_iter;                                                                                         \
-    HMAP_TYPED_FN_ hmap *name##_hmap(name *m) { return (hmap *)m; }                                        \
-    HMAP_TYPED_FN_ size_t name##_len(const name *m) { return hmap_len((const hmap *)m); }                  \
-    HMAP_TYPED_FN_ void name##_free(name *m) { hmap_free((hmap *)m); }                                     \
-    HMAP_TYPED_FN_ void name##_iter_init(name##_iter *it, name *m) { hmap_iter_init(&it->raw, (hmap *)m); } \
+#define HMAP_TYPED_COMMON_(name)                                                                             \
+    typedef struct name name; /* never defined: a name * is the hmap * it was created as */                  \
+    typedef struct name##_iter {                                                                             \
+        hmap_iter raw;                                                                                       \
+    } name##_iter;                                                                                           \
+    HMAP_TYPED_FN_ hmap *name##_hmap(name *m) { return (hmap *)m; }                                          \
+    HMAP_TYPED_FN_ size_t name##_len(const name *m) { return hmap_len((const hmap *)m); }                    \
+    HMAP_TYPED_FN_ void name##_free(name *m) { hmap_free((hmap *)m); }                                       \
+    HMAP_TYPED_FN_ void name##_iter_init(name##_iter *it, name *m) { hmap_iter_init(&it->raw, (hmap *)m); }  \
     HMAP_TYPED_FN_ void name##_iter_done(name##_iter *it) { hmap_iter_done(&it->raw); }
 
 /** A map from K to V named `name`; see the top of hmap_typed.h for the functions it generates. */
-#define HMAP_DEFINE(name, K, V)                                                                            \
-    HMAP_TYPED_COMMON_(name)                                                                               \
-    HMAP_TYPED_FN_ name *name##_new_opts(size_t hint, const hmap_options *opts) {                          \
-        return (name *)hmap_new_opts(&(hmap_type){.key_size = sizeof(K), .val_size = sizeof(V)}, hint, opts); \
-    }                                                                                                      \
-    HMAP_TYPED_FN_ name *name##_new(size_t hint) { return name##_new_opts(hint, NULL); }                   \
-    HMAP_TYPED_FN_ int name##_put(name *m, K key, V val) { return hmap_put((hmap *)m, &key, &val); }       \
-    HMAP_TYPED_FN_ V *name##_get(const name *m, K key) { return (V *)hmap_get((const hmap *)m, &key); }    \
-    HMAP_TYPED_FN_ V *name##_assign(name *m, K key, bool *inserted) {                                      \
-        return (V *)hmap_assign((hmap *)m, &key, inserted);                                                \
-    }                                                                                                      \
-    HMAP_TYPED_FN_ bool name##_del(name *m, K key) { return hmap_del((hmap *)m, &key); }                   \
-    HMAP_TYPED_FN_ bool name##_next(name##_iter *it, K **key, V **val) {                                   \
-        void *k, *v;                                                                                       \
-        if (!hmap_iter_next(&it->raw, &k, &v))                                                             \
-            return false;                                                                                  \
-        if (key)                                                                                           \
-            *key = (K *)k;                                                                                 \
-        if (val)                                                                                           \
-            *val = (V *)v;                                                                                 \
-        return true;                                                                                       \
-    }                                                                                                      \
+#define HMAP_DEFINE(name, K, V)                                                                              \
+    HMAP_TYPED_COMMON_(name)                                                                                 \
+    HMAP_TYPED_FN_ name *name##_new_opts(size_t hint, const hmap_options *opts) {                            \
+        return (name *)hmap_new_opts(&(hmap_type){.key_size = sizeof(K), .val_size = sizeof(V)}, hint,       \
+                                     opts);                                                                  \
+    }                                                                                                        \
+    HMAP_TYPED_FN_ name *name##_new(size_t hint) { return name##_new_opts(hint, NULL); }                     \
+    HMAP_TYPED_FN_ int name##_put(name *m, K key, V val) { return hmap_put((hmap *)m, &key, &val); }         \
+    HMAP_TYPED_FN_ V *name##_get(const name *m, K key) { return (V *)hmap_get((const hmap *)m, &key); }      \
+    HMAP_TYPED_FN_ V *name##_assign(name *m, K key, bool *inserted) {                                        \
+        return (V *)hmap_assign((hmap *)m, &key, inserted);                                                  \
+    }                                                                                                        \
+    HMAP_TYPED_FN_ bool name##_del(name *m, K key) { return hmap_del((hmap *)m, &key); }                     \
+    HMAP_TYPED_FN_ bool name##_next(name##_iter *it, K **key, V **val) {                                     \
+        void *k, *v;                                                                                         \
+        if (!hmap_iter_next(&it->raw, &k, &v))                                                               \
+            return false;                                                                                    \
+        if (key)                                                                                             \
+            *key = (K *)k;                                                                                   \
+        if (val)                                                                                             \
+            *val = (V *)v;                                                                                   \
+        return true;                                                                                         \
+    }                                                                                                        \
     typedef int name##_wants_a_semicolon_ /* so that `HMAP_DEFINE(...);` is valid ISO C */
 
 /** A set of K named `name`; see the top of hmap_typed.h. */
-#define HMAP_DEFINE_SET(name, K)                                                                           \
-    HMAP_TYPED_COMMON_(name)                                                                               \
-    HMAP_TYPED_FN_ name *name##_new_opts(size_t hint, const hmap_options *opts) {                          \
-        return (name *)hmap_new_opts(&(hmap_type){.key_size = sizeof(K), .val_size = 0}, hint, opts);     \
-    }                                                                                                      \
-    HMAP_TYPED_FN_ name *name##_new(size_t hint) { return name##_new_opts(hint, NULL); }                   \
-    HMAP_TYPED_FN_ int name##_put(name *m, K key) { return hmap_put((hmap *)m, &key, NULL); }              \
+#define HMAP_DEFINE_SET(name, K)                                                                             \
+    HMAP_TYPED_COMMON_(name)                                                                                 \
+    HMAP_TYPED_FN_ name *name##_new_opts(size_t hint, const hmap_options *opts) {                            \
+        return (name *)hmap_new_opts(&(hmap_type){.key_size = sizeof(K), .val_size = 0}, hint, opts);        \
+    }                                                                                                        \
+    HMAP_TYPED_FN_ name *name##_new(size_t hint) { return name##_new_opts(hint, NULL); }                     \
+    HMAP_TYPED_FN_ int name##_put(name *m, K key) { return hmap_put((hmap *)m, &key, NULL); }                \
     HMAP_TYPED_FN_ bool name##_has(const name *m, K key) { return hmap_get((const hmap *)m, &key) != NULL; } \
-    HMAP_TYPED_FN_ bool name##_del(name *m, K key) { return hmap_del((hmap *)m, &key); }                   \
-    HMAP_TYPED_FN_ bool name##_next(name##_iter *it, K **key) {                                            \
-        void *k;                                                                                           \
-        if (!hmap_iter_next(&it->raw, &k, NULL))                                                           \
-            return false;                                                                                  \
-        if (key)                                                                                           \
-            *key = (K *)k;                                                                                 \
-        return true;                                                                                       \
-    }                                                                                                      \
+    HMAP_TYPED_FN_ bool name##_del(name *m, K key) { return hmap_del((hmap *)m, &key); }                     \
+    HMAP_TYPED_FN_ bool name##_next(name##_iter *it, K **key) {                                              \
+        void *k;                                                                                             \
+        if (!hmap_iter_next(&it->raw, &k, NULL))                                                             \
+            return false;                                                                                    \
+        if (key)                                                                                             \
+            *key = (K *)k;                                                                                   \
+        return true;                                                                                         \
+    }                                                                                                        \
     typedef int name##_wants_a_semicolon_ /* so that `HMAP_DEFINE(...);` is valid ISO C */
 
 /* A malloc'ed copy of s, for HMAP_DEFINE_STR (strdup is POSIX, not C11). */
@@ -151,73 +152,73 @@ HMAP_TYPED_FN_ char *hmap_typed_strcopy_(const char *s) {
 HMAP_TYPED_FN_ void hmap_typed_strfree_(void *key) { free(*(char **)key); }
 
 /** A map from owned C strings to V named `name`; see the top of hmap_typed.h for the ownership rules. */
-#define HMAP_DEFINE_STR(name, V)                                                                           \
-    HMAP_TYPED_COMMON_(name)                                                                               \
-    HMAP_TYPED_FN_ name *name##_new_opts(size_t hint, const hmap_options *opts) {                          \
-        hmap_type type = {.key_size = sizeof(char *),                                                      \
-                          .val_size = sizeof(V),                                                           \
-                          .hash = hmap_hash_cstr,                                                          \
-                          .equal = hmap_equal_cstr,                                                        \
-                          .key_drop = hmap_typed_strfree_};                                                \
-        return (name *)hmap_new_opts(&type, hint, opts);                                                   \
-    }                                                                                                      \
-    HMAP_TYPED_FN_ name *name##_new(size_t hint) { return name##_new_opts(hint, NULL); }                   \
-    HMAP_TYPED_FN_ V *name##_get(const name *m, const char *key) {                                         \
-        if (key == NULL) {                                                                                 \
-            errno = EINVAL;                                                                                \
-            return NULL;                                                                                   \
-        }                                                                                                  \
-        return (V *)hmap_get((const hmap *)m, &key);                                                       \
-    }                                                                                                      \
-    HMAP_TYPED_FN_ V *name##_assign(name *m, const char *key, bool *inserted) {                            \
-        if (m == NULL || key == NULL) {                                                                    \
-            errno = EINVAL;                                                                                \
-            return NULL;                                                                                   \
-        }                                                                                                  \
-        V *val = (V *)hmap_get((const hmap *)m, &key);                                                     \
-        if (val != NULL) { /* present: the map keeps its copy, the caller's string is not copied */       \
-            if (inserted != NULL)                                                                          \
-                *inserted = false;                                                                         \
-            return val;                                                                                    \
-        }                                                                                                  \
-        char *copy = hmap_typed_strcopy_(key);                                                             \
-        if (copy == NULL) {                                                                                \
-            errno = ENOMEM;                                                                                \
-            return NULL;                                                                                   \
-        }                                                                                                  \
-        val = (V *)hmap_assign((hmap *)m, &copy, inserted);                                                \
-        if (val == NULL) { /* not taken: the copy is still ours */                                         \
-            int err = errno;                                                                               \
-            free(copy);                                                                                    \
-            errno = err;                                                                                   \
-        }                                                                                                  \
-        return val;                                                                                        \
-    }                                                                                                      \
-    HMAP_TYPED_FN_ int name##_put(name *m, const char *key, V val) {                                       \
-        bool inserted;                                                                                     \
-        V *slot = name##_assign(m, key, &inserted);                                                        \
-        if (slot == NULL)                                                                                  \
-            return -errno;                                                                                 \
-        *slot = val; /* a string map has no val_drop: replacing is overwriting */                          \
-        return inserted ? 1 : 0;                                                                           \
-    }                                                                                                      \
-    HMAP_TYPED_FN_ bool name##_del(name *m, const char *key) {                                             \
-        if (key == NULL) {                                                                                 \
-            errno = EINVAL;                                                                                \
-            return false;                                                                                  \
-        }                                                                                                  \
-        return hmap_del((hmap *)m, &key);                                                                  \
-    }                                                                                                      \
-    HMAP_TYPED_FN_ bool name##_next(name##_iter *it, const char **key, V **val) {                          \
-        void *k, *v;                                                                                       \
-        if (!hmap_iter_next(&it->raw, &k, &v))                                                             \
-            return false;                                                                                  \
-        if (key)                                                                                           \
-            *key = *(const char **)k;                                                                      \
-        if (val)                                                                                           \
-            *val = (V *)v;                                                                                 \
-        return true;                                                                                       \
-    }                                                                                                      \
+#define HMAP_DEFINE_STR(name, V)                                                                             \
+    HMAP_TYPED_COMMON_(name)                                                                                 \
+    HMAP_TYPED_FN_ name *name##_new_opts(size_t hint, const hmap_options *opts) {                            \
+        hmap_type type = {.key_size = sizeof(char *),                                                        \
+                          .val_size = sizeof(V),                                                             \
+                          .hash = hmap_hash_cstr,                                                            \
+                          .equal = hmap_equal_cstr,                                                          \
+                          .key_drop = hmap_typed_strfree_};                                                  \
+        return (name *)hmap_new_opts(&type, hint, opts);                                                     \
+    }                                                                                                        \
+    HMAP_TYPED_FN_ name *name##_new(size_t hint) { return name##_new_opts(hint, NULL); }                     \
+    HMAP_TYPED_FN_ V *name##_get(const name *m, const char *key) {                                           \
+        if (key == NULL) {                                                                                   \
+            errno = EINVAL;                                                                                  \
+            return NULL;                                                                                     \
+        }                                                                                                    \
+        return (V *)hmap_get((const hmap *)m, &key);                                                         \
+    }                                                                                                        \
+    HMAP_TYPED_FN_ V *name##_assign(name *m, const char *key, bool *inserted) {                              \
+        if (m == NULL || key == NULL) {                                                                      \
+            errno = EINVAL;                                                                                  \
+            return NULL;                                                                                     \
+        }                                                                                                    \
+        V *val = (V *)hmap_get((const hmap *)m, &key);                                                       \
+        if (val != NULL) { /* present: the map keeps its copy, the caller's string is not copied */          \
+            if (inserted != NULL)                                                                            \
+                *inserted = false;                                                                           \
+            return val;                                                                                      \
+        }                                                                                                    \
+        char *copy = hmap_typed_strcopy_(key);                                                               \
+        if (copy == NULL) {                                                                                  \
+            errno = ENOMEM;                                                                                  \
+            return NULL;                                                                                     \
+        }                                                                                                    \
+        val = (V *)hmap_assign((hmap *)m, &copy, inserted);                                                  \
+        if (val == NULL) { /* not taken: the copy is still ours */                                           \
+            int err = errno;                                                                                 \
+            free(copy);                                                                                      \
+            errno = err;                                                                                     \
+        }                                                                                                    \
+        return val;                                                                                          \
+    }                                                                                                        \
+    HMAP_TYPED_FN_ int name##_put(name *m, const char *key, V val) {                                         \
+        bool inserted;                                                                                       \
+        V *slot = name##_assign(m, key, &inserted);                                                          \
+        if (slot == NULL)                                                                                    \
+            return -errno;                                                                                   \
+        *slot = val; /* a string map has no val_drop: replacing is overwriting */                            \
+        return inserted ? 1 : 0;                                                                             \
+    }                                                                                                        \
+    HMAP_TYPED_FN_ bool name##_del(name *m, const char *key) {                                               \
+        if (key == NULL) {                                                                                   \
+            errno = EINVAL;                                                                                  \
+            return false;                                                                                    \
+        }                                                                                                    \
+        return hmap_del((hmap *)m, &key);                                                                    \
+    }                                                                                                        \
+    HMAP_TYPED_FN_ bool name##_next(name##_iter *it, const char **key, V **val) {                            \
+        void *k, *v;                                                                                         \
+        if (!hmap_iter_next(&it->raw, &k, &v))                                                               \
+            return false;                                                                                    \
+        if (key)                                                                                             \
+            *key = *(const char **)k;                                                                        \
+        if (val)                                                                                             \
+            *val = (V *)v;                                                                                   \
+        return true;                                                                                         \
+    }                                                                                                        \
     typedef int name##_wants_a_semicolon_ /* so that `HMAP_DEFINE(...);` is valid ISO C */
 
 #endif /* HMAP_TYPED_H */

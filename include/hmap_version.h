@@ -24,9 +24,9 @@
 #define HMAP_VERSION_STR_(x) #x
 #define HMAP_VERSION_XSTR_(x) HMAP_VERSION_STR_(x)
 /** The headers' version as a string, "major.minor.patch". */
-#define HMAP_VERSION_STRING                                                                                \
-    HMAP_VERSION_XSTR_(HMAP_VERSION_MAJOR) "." HMAP_VERSION_XSTR_(HMAP_VERSION_MINOR) "." HMAP_VERSION_XSTR_( \
-        HMAP_VERSION_PATCH)
+#define HMAP_VERSION_STRING                                                                                  \
+    HMAP_VERSION_XSTR_(HMAP_VERSION_MAJOR)                                                                   \
+    "." HMAP_VERSION_XSTR_(HMAP_VERSION_MINOR) "." HMAP_VERSION_XSTR_(HMAP_VERSION_PATCH)
 
 #ifdef __cplusplus
 extern "C" {

@@ -242,7 +242,7 @@ static void test_str_copies_new_keys_only(void **state) {
     assert_non_null(copy);
     assert_ptr_not_equal(copy, buf); /* the caller's buffer is not kept */
 
-    strcpy(buf, "pear");       /* the caller reuses its buffer */
+    strcpy(buf, "pear"); /* the caller reuses its buffer */
     assert_int_equal(*words_get(m, "apple"), 1);
     assert_null(words_get(m, "pear"));
 
