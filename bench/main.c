@@ -10,7 +10,8 @@
  * (protocol in bench.h); this process parses them into report.c, which prints the medians as a
  * Markdown table, writes results.json and draws the SVG chart.
  *
- * No arguments but --help: everything is set by the environment, so that `make bench` passes it through.
+ * It takes no arguments but --help (any other is an error): the run is set by the environment, which
+ * `make bench` passes through.
  * Environment: BENCH_QUICK=1 (1Mi uint64 keys, one repetition), BENCH_REPS, BENCH_SIZES (e.g.
  * "1024,1048576"), BENCH_KEYS ("u64,str"), BENCH_IMPLS (e.g. "hmap,abseil,go"), BENCH_OUT_DIR (default:
  * the directory of this executable, i.e. build/bench).
