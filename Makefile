@@ -5,7 +5,8 @@
 #   make lab     build and run the lab (the article's experiments) at LAB_N entries (default 1M,10M)
 #   make bench   build and run the benchmark (BENCH_QUICK=1 for the short run)
 #   make build   configure build/ (gcc, RelWithDebInfo) and build it
-#   make install PREFIX=/usr/local
+#   make docs    the API reference from the public headers (doxygen): build/docs/html, build/docs/man
+#   make install PREFIX=/usr/local   (the reference too, if `make docs` has built it)
 #   make clean
 #
 # CTEST_ARGS is passed to every ctest run, e.g. make check CTEST_ARGS='-L packaging' or CTEST_ARGS='-LE slow'.
@@ -34,7 +35,7 @@ CTEST = ctest --output-on-failure --timeout $(CTEST_TIMEOUT) -j$(JOBS) $(CTEST_A
 
 # Every recipe is a sequence of steps; parallelism lives inside cmake --build and ctest.
 .NOTPARALLEL:
-.PHONY: all deps build build-asan check lab bench install clean
+.PHONY: all deps build build-asan check lab bench docs install clean
 
 all: build
 
@@ -61,6 +62,10 @@ lab: deps build
 
 bench: deps build
 	./build/bench/hmap-bench
+
+docs: deps
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_C_COMPILER=$(GCC) -DCMAKE_CXX_COMPILER=$(GXX)
+	cmake --build build --target hmap_docs
 
 install:
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_INSTALL_PREFIX=$(PREFIX)

@@ -10,6 +10,8 @@
  * (protocol in bench.h); this process parses them into report.c, which prints the medians as a
  * Markdown table, writes results.json and draws the SVG chart.
  *
+ * It takes no arguments but --help (any other is an error): the run is set by the environment, which
+ * `make bench` passes through.
  * Environment: BENCH_QUICK=1 (1Mi uint64 keys, one repetition), BENCH_REPS, BENCH_SIZES (e.g.
  * "1024,1048576"), BENCH_KEYS ("u64,str"), BENCH_IMPLS (e.g. "hmap,abseil,go"), BENCH_OUT_DIR (default:
  * the directory of this executable, i.e. build/bench).
@@ -305,7 +307,33 @@ static bool run_worker(const config *c, const impl *im, const keyset *ks, const 
 
 static double seconds_since(uint64_t t0) { return (double)(now_ns() - t0) / 1e9; }
 
-int main(void) {
+/* ---- the command line: --help, nothing else ---- */
+
+static const char USAGE[] =
+    "usage: hmap-bench [--help]\n"
+    "Runs every map implementation over every key set and size; prints a Markdown table on stdout,\n"
+    "progress on stderr, and writes results.json and hmap-bench.svg into BENCH_OUT_DIR.\n"
+    "Environment:\n"
+    "  BENCH_QUICK=1      1Mi uint64 keys, one repetition\n"
+    "  BENCH_REPS=N       repetitions (default 3)\n"
+    "  BENCH_SIZES=N,...  entry counts (default 1024,1048576,10485760)\n"
+    "  BENCH_KEYS=...     u64,str (default both)\n"
+    "  BENCH_IMPLS=...    e.g. hmap,abseil,go (default all that were built)\n"
+    "  BENCH_OUT_DIR=DIR  where the JSON and SVG files go (default: this program's directory)\n";
+
+static void parse_args(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(USAGE, stdout);
+            exit(0);
+        }
+        fprintf(stderr, "hmap-bench: unknown option '%s' (it takes no arguments; see --help)\n", argv[i]);
+        exit(2);
+    }
+}
+
+int main(int argc, char **argv) {
+    parse_args(argc, argv);
     config c;
     configure(&c);
     clock_init();

@@ -22,6 +22,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hmap_typed.h"   /* HMAP_DEFINE: typed maps over this API */
+#include "hmap_version.h" /* HMAP_VERSION, hmap_version() */
+
 #ifdef __cplusplus
 extern "C" {
 #endif

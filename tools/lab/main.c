@@ -27,12 +27,13 @@ typedef struct options {
     const char *only;
 } options;
 
-static void usage(void)
+static void usage_to(FILE *out, int status)
 {
-    fprintf(stderr, "usage: hmap-lab [--n N[,N...]]... [--state-n N] [--only state|release|churn]\n"
-                    "       N may be written 1000000, 1M or 10M; $LAB_N is used when --n is absent\n");
-    exit(2);
+    fprintf(out, "usage: hmap-lab [--n N[,N...]]... [--state-n N] [--only state|release|churn]\n"
+                 "       N may be written 1000000, 1M or 10M; $LAB_N is used when --n is absent\n");
+    exit(status);
 }
+static void usage(void) { usage_to(stderr, 2); }
 
 /* "10M", "500k", "1000000" */
 static uint64_t parse_count(const char *s)
@@ -72,8 +73,12 @@ static options parse_options(int argc, char **argv)
             o.state_n = parse_count(argv[++i]);
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             o.only = argv[++i];
-        else
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            usage_to(stdout, 0);
+        else {
+            fprintf(stderr, "hmap-lab: unknown option '%s' (or its value is missing)\n", argv[i]);
             usage();
+        }
     }
     if (o.nns == 0 && getenv("LAB_N") && *getenv("LAB_N"))
         add_counts(&o, getenv("LAB_N"));
