@@ -31,6 +31,8 @@
 #include "hmap.h"
 #include "model.h"
 
+#include "core/check.h" /* the consistency walker, from the library's own sources */
+
 #define DEFAULT_OPS 1200000u
 #define DEFAULT_SEED 0x5eed2026u
 #define MAX_KEY 256
@@ -376,6 +378,9 @@ static void op_iterate(fuzz *f) {
 /* ---- checkpoints ---- */
 
 static void checkpoint(fuzz *f) {
+    char why[256];
+    if (map_check(f->m, why, sizeof why) < 0)
+        fail_msg("%s inconsistent map: %s", where(f), why);
     model_assert_matches(&f->ref, f->m, where(f));
     if (key_drops != f->expect_key_drops)
         fail_msg("%s key drops %" PRIu64 ", expected %" PRIu64, where(f), key_drops, f->expect_key_drops);

@@ -193,6 +193,16 @@ static inline unsigned count_bytes(uint64_t mask) { return (unsigned)(((mask >> 
 /* Bytes <= EMPTY_ONE: free for an insert. */
 static inline uint64_t free_slots(uint64_t w) { return zero_bytes(w & ~ONES); }
 
+/* The encodings the SWAR helpers and evacuation depend on. */
+_Static_assert(EMPTY_REST == 0 && EMPTY_ONE == 1,
+               "free_slots() finds bytes <= EMPTY_ONE by clearing bit 0 and looking for zero bytes; "
+               "has_empty_rest() and fresh (zeroed) arrays need EMPTY_REST to be 0");
+_Static_assert(EVACUATED_Y == EVACUATED_X + 1, "evacuate() marks a slot EVACUATED_X + destination (0 or 1)");
+_Static_assert(EVACUATED_X > EMPTY_ONE && EVACUATED_EMPTY < MIN_TOPHASH,
+               "evacuation marks are neither empty slots nor live entries");
+_Static_assert(MIN_TOPHASH < 0x80, "live_slots() adds 0x80 - MIN_TOPHASH to the low 7 bits of each byte");
+_Static_assert(SLOTS_PER_BUCKET == 8, "a bucket's tophash bytes are one 64-bit word");
+
 static inline bucket_ref table_bucket(const hmap *m, const table *t, size_t i) {
     bucket_ref b = {&t->tophash[i], t->slots + i * m->bucket_bytes, &t->overflow[i]};
     return b;
