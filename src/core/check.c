@@ -7,6 +7,14 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+
+#ifndef NDEBUG
+_Noreturn void concurrent_write_detected(void) {
+    fprintf(stderr, "hmap: concurrent map writes (one thread at a time may write to an hmap; use hmap_sync)\n");
+    abort();
+}
+#endif
 
 static int fail(char *why, size_t size, const char *fmt, ...) {
     va_list ap;

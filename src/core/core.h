@@ -141,6 +141,9 @@ struct hmap {
     /* accounting */
     uint64_t grows, same_size_grows, shrinks, buckets_moved, max_moved_per_op;
     uint64_t moved_this_op;
+#ifndef NDEBUG
+    bool writing; /* a write is under way (the debug check for concurrent writers) */
+#endif
 
     /* the running resize, for its trace lines */
     uint64_t resize_ops, resize_max_step_ns;
@@ -321,12 +324,29 @@ static inline size_t load_limit(unsigned B) { return B == 0 ? 8 : (size_t)13 << 
 
 void map_became_empty(hmap *m); /* re-seed; give the arrays back */
 
-/* Every O(1) write is bracketed by these: they keep the per-call evacuation count. */
-static inline void begin_write(hmap *m) { m->moved_this_op = 0; }
+/* Every O(1) write is bracketed by these: they keep the per-call evacuation count, and in debug builds
+ * (without NDEBUG) catch a second thread writing at the same time, as Go's "concurrent map writes" does: a
+ * best-effort check (a plain flag), not a lock. */
+#ifndef NDEBUG
+#define concurrent_write_detected hmap__concurrent_write_detected
+_Noreturn void concurrent_write_detected(void);
+#endif
+
+static inline void begin_write(hmap *m) {
+#ifndef NDEBUG
+    if (m->writing)
+        concurrent_write_detected();
+    m->writing = true;
+#endif
+    m->moved_this_op = 0;
+}
 
 void free_retired_tables(hmap *m);
 
 static inline void end_write(hmap *m) {
+#ifndef NDEBUG
+    m->writing = false;
+#endif
     if (m->moved_this_op > m->max_moved_per_op)
         m->max_moved_per_op = m->moved_this_op;
     if (m->retired)
