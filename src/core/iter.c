@@ -39,6 +39,12 @@
  * the CACHE_SLOTS smallest, and moves the cursor P through the interval in order, the hashes already
  * yielded still excluded.
  *
+ * Direct mode, for 8-byte keys with the built-in hash (whose hashes are a bijection of the keys, so never
+ * equal): slot order with no cache at all. The iterator holds a bucket of the chain and the bits of the
+ * slots it has not looked at yet (taken from the tophash word when it got there), and hashes each entry
+ * as it yields it, into yielded_g. That stays valid while nothing moves — an insert only adds entries the
+ * iteration may skip, and a key deleted and inserted again is caught by its hash in yielded_g.
+ *
  * Cost. The cache stays valid while no key is inserted and nothing moves (the map's insert and move
  * stamps); a delete leaves it valid: the slot's tophash says the entry is gone. So a plain iteration
  * hashes every key once and sorts nothing; a write that inserts or moves makes the next call hash the
@@ -61,6 +67,8 @@ typedef struct iter_state {
     bool all_at_P; /* ...and no other entry with g == P was pending then: every entry at P is done */
     bool ordered;  /* this interval is taken in g-order from P on (else in slot order) */
     bool started;  /* the interval at P has been started */
+    bool direct;   /* 8-byte keys, slot order straight from the chain (no cache): direct_b, direct_live */
+    bool narrowed; /* the interval was cut short by a resize, or carries hashes of a wider one it came from */
     uint8_t tie_len;
     uint8_t n_yielded;   /* hashes in yielded_g */
     uint8_t slot_yields; /* hashes yielded in slot order from this interval: n_yielded + the mask's bits */
@@ -72,6 +80,8 @@ typedef struct iter_state {
     uint16_t yielded_mask; /* slot-order mode: cache entries yielded since the fill */
     uint64_t end; /* the interval being taken ends here; in slot order it starts at P */
     uint64_t insert_stamp, move_stamp;
+    bucket_ref direct_b;  /* direct mode: the bucket being taken */
+    uint64_t direct_live; /* ...and its slots still to look at (live_slots() bits, read on arrival) */
     uint64_t g[CACHE_SLOTS];
     uint8_t *top[CACHE_SLOTS]; /* the slot's tophash byte: still live? */
     unsigned char *key[CACHE_SLOTS], *val[CACHE_SLOTS];
@@ -144,6 +154,7 @@ static void narrow_interval(iter_state *it) {
     if (!top && (it->end_top || end < it->end)) {
         it->end = end;
         it->end_top = false;
+        it->narrowed = true;
     }
 }
 
@@ -160,6 +171,7 @@ static void start_interval(iter_state *it) {
         if (it->yielded_g[k] >= it->P)
             it->yielded_g[kept++] = it->yielded_g[k];
     it->n_yielded = it->slot_yields = (uint8_t)kept;
+    it->narrowed = kept > 0;
 }
 
 static void cache_move(iter_state *it, unsigned to, unsigned from) {
@@ -325,6 +337,33 @@ static void fill_interval(iter_state *it, const table *t, bucket_ref head, bool 
     prefetch_next_interval(it, t);
 }
 
+/* Live entries of the chain at b, at most limit + 1 counted. */
+static unsigned chain_live(const hmap *m, bucket_ref b, unsigned limit) {
+    unsigned n = 0;
+    do
+        n += count_bytes(live_slots(*b.tophash));
+    while (n <= limit && bucket_ref_next(m, &b));
+    return n;
+}
+
+/* Takes the interval [P, end), served by the chain at head of t, in direct mode if it can. */
+static bool try_direct(iter_state *it, const table *t, bucket_ref head) {
+    const hmap *m = it->m;
+    if (m->kind != KEYS_U64 || it->ordered || chain_live(m, head, CACHE_SLOTS) > CACHE_SLOTS)
+        return false;
+    it->direct = true;
+    it->direct_b = head;
+    it->direct_live = live_slots(*head.tophash);
+    it->cached = false;
+    it->complete = true;
+    it->n = it->next = 0;
+    it->yielded_mask = 0;
+    it->insert_stamp = m->insert_stamp;
+    it->move_stamp = m->move_stamp;
+    prefetch_next_interval(it, t);
+    return true;
+}
+
 /* Hashes the live entries of the chain holding P and caches the pending ones of the interval. */
 static void cache_fill(iter_state *it) {
     hmap *m = it->m;
@@ -338,7 +377,10 @@ static void cache_fill(iter_state *it) {
     if (!it->ordered)
         remember_yielded(it);
     /* Every live entry is pending when the interval is fresh and is the chain's whole bucket. */
-    fill_interval(it, t, head, it->ordered || it->n_yielded || !chain_is_interval(it, t));
+    bool fresh = !it->ordered && !it->n_yielded && chain_is_interval(it, t);
+    if (fresh && try_direct(it, t, head))
+        return;
+    fill_interval(it, t, head, !fresh);
 }
 
 static bool cache_valid(const iter_state *it, const hmap *m) {
@@ -404,29 +446,112 @@ static inline __attribute__((always_inline)) bool yield_cached(iter_state *it, v
     return false;
 }
 
+/* Direct mode, within the current bucket: 1 an entry yielded, 0 the bucket is done, -1 the rest of the
+ * interval needs the general path (the done set is full). */
+static inline __attribute__((always_inline)) int direct_step(iter_state *it, const hmap *m, void **key,
+                                                             void **val) {
+    while (it->direct_live) {
+        unsigned s = (unsigned)__builtin_ctzll(it->direct_live) / 8;
+        it->direct_live &= it->direct_live - 1;
+        if (slot_top(&it->direct_b, s) < MIN_TOPHASH)
+            continue; /* deleted since */
+        unsigned char *k = slot_key(m, &it->direct_b, s);
+        uint64_t word;
+        memcpy(&word, k, 8);
+        uint64_t g = hash_u64_inline(word, m->seed) ^ it->s;
+        if (it->insert_stamp != m->insert_stamp && yielded_before(it, g))
+            continue; /* already yielded, deleted and inserted again */
+        if (it->slot_yields == CACHE_SLOTS) {
+            it->direct_live |= (uint64_t)0x80 << (8 * s); /* not taken: the general path will see it */
+            return -1;
+        }
+        it->yielded_g[it->n_yielded++] = g;
+        it->slot_yields++;
+        if (key)
+            *key = k;
+        if (val)
+            *val = slot_val(m, &it->direct_b, s);
+        return 1;
+    }
+    return 0;
+}
+
 /* The next interval when nothing is moving: the map has one array and the interval just done was one of
  * its buckets, so the next is the following bucket-wide block of g-space, and every live entry of its
  * chain is pending. False when that does not apply (the general path then runs). */
 static bool next_bucket_steady(iter_state *it, hmap *m) {
     const table *t = m->cur;
-    if (m->old || it->ordered || it->n_yielded || !it->complete || t->B == 0 || it->end_top ||
-        !chain_is_interval_before(it, t))
+    if (m->old || it->ordered || !it->complete || t->B == 0 || it->end_top || !chain_is_interval_before(it, t))
         return false;
+    for (unsigned k = 0; k < it->n_yielded; k++)
+        if (it->yielded_g[k] >= it->end)
+            return false; /* hashes of a wider interval this one was split from: the general path keeps them */
     it->P = it->end;
     uint64_t width = (uint64_t)1 << (64 - t->B);
     it->end = it->P + width;
     it->end_top = it->end == 0;
     it->yielded_mask = 0;
-    it->slot_yields = 0;
+    it->slot_yields = it->n_yielded = 0;
     it->at_P = false;
-    fill_interval(it, t, table_bucket(m, t, bucket_index(it->P ^ it->s, t->B)), false);
+    bucket_ref head = table_bucket(m, t, bucket_index(it->P ^ it->s, t->B));
+    if (!try_direct(it, t, head))
+        fill_interval(it, t, head, false);
     return true;
+}
+
+/* Direct mode, the interval done: when nothing is moving and it was one bucket of the only array, the next
+ * interval is the next bucket-wide block, taken at once if its chain is a single bucket (at most 8 live
+ * entries, so the done set has room). False: the general path decides. */
+static inline bool direct_next_bucket_steady(iter_state *it, const hmap *m) {
+    const table *t = m->cur;
+    if (m->old || it->end_top || t->B == 0 || it->narrowed)
+        return false;
+    uint64_t width = (uint64_t)1 << (64 - t->B);
+    if (it->end - it->P != width)
+        return false;
+    uint64_t next = it->end;
+    bucket_ref head = table_bucket(m, t, bucket_index(next ^ it->s, t->B));
+    if (*head.next)
+        return false; /* a chain with overflow buckets: counted by the general path */
+    it->P = next;
+    it->end = next + width;
+    it->end_top = it->end == 0;
+    it->n_yielded = it->slot_yields = 0;
+    it->direct_b = head;
+    it->direct_live = live_slots(*head.tophash);
+    prefetch_next_interval(it, t);
+    return true;
+}
+
+/* Direct mode: the next entry of the interval, or false when the interval is done (or must continue on
+ * the general path: then `direct` is off and the cache invalid, so the caller refills). */
+static bool direct_next(iter_state *it, hmap *m, void **key, void **val) {
+    for (;;) {
+        int r = direct_step(it, m, key, val);
+        if (r > 0)
+            return true;
+        if (r < 0) {
+            it->direct = false;
+            it->ordered = true; /* the done set is full: the rest in g-order, from the interval's start */
+            return false;
+        }
+        if (bucket_ref_next(m, &it->direct_b)) {
+            it->direct_live = live_slots(*it->direct_b.tophash);
+            continue;
+        }
+        if (!direct_next_bucket_steady(it, m)) {
+            it->direct = false;
+            it->complete = true;
+            return false;
+        }
+    }
 }
 
 /* The iteration is over: later calls return false at once (the empty cache keeps them off the fast path). */
 static void finish(iter_state *it) {
     it->done = true;
     it->cached = false;
+    it->direct = false;
     it->n = it->next = 0;
 }
 
@@ -437,8 +562,20 @@ static __attribute__((noinline)) bool iter_next_slow(iter_state *it, void **key,
         return false;
     }
     for (;;) {
+        if (it->direct) {
+            if (it->move_stamp == m->move_stamp) {
+                if (direct_next(it, m, key, val))
+                    return true;
+                if (it->ordered)
+                    continue; /* cache invalid: refilled below */
+                goto interval_done;
+            }
+            it->direct = false; /* entries moved: the general path, with the hashes yielded so far */
+        }
         if (!cache_valid(it, m))
             cache_fill(it);
+        if (it->direct)
+            continue;
         if (yield_cached(it, key, val))
             return true;
         if (!it->cached)
@@ -447,6 +584,7 @@ static __attribute__((noinline)) bool iter_next_slow(iter_state *it, void **key,
             it->cached = false; /* more entries of this interval: take the next CACHE_SLOTS of them */
             continue;
         }
+    interval_done:
         if (next_bucket_steady(it, m))
             continue;
         if (!next_interval(it)) {
@@ -456,12 +594,16 @@ static __attribute__((noinline)) bool iter_next_slow(iter_state *it, void **key,
     }
 }
 
-/* The common call, inline: the next cache entry is live, the cache is valid (nothing inserted or moved
- * since the last call) and in slot order with room to remember it. (An ended iteration has an empty cache;
- * hmap_clear and a new seed always free or retire an array or insert, so a valid cache also means the
- * iteration has not been ended by them.) */
+/* The common calls, inline: direct mode, or the next cache entry is live, the cache is valid (nothing
+ * inserted or moved since the last call) and in slot order with room to remember it. (An ended iteration
+ * has an empty cache; hmap_clear and a new seed always free or retire an array or insert, so a valid cache
+ * also means the iteration has not been ended by them.) */
 bool hmap_iter_next(hmap_iter *opaque, void **key, void **val) {
     iter_state *it = (iter_state *)opaque;
+    /* Direct mode: an insert does not stop it, so the epoch (a clear, a new seed) is checked here too. */
+    if (it && it->direct && it->move_stamp == it->m->move_stamp && it->epoch == it->m->epoch &&
+        direct_step(it, it->m, key, val) > 0)
+        return true;
     if (it && it->next < it->n) {
         const hmap *m = it->m;
         unsigned j = it->next;
