@@ -149,6 +149,14 @@ void hmap_set_profile_rate(size_t bytes);
 /* Writes a gzipped pprof protobuf heap profile: 0 or -errno. HMAP_HEAPPROFILE=path writes one at exit. */
 int hmap_write_heap_profile(const char *path);
 
+/* Returns once every array the library has freed is back with the OS: the background unmaps of freed
+ * arrays are done and the C heap is trimmed (malloc_trim), so RSS shows what the maps really hold. The
+ * counterpart of Go's debug.FreeOSMemory. Not needed for memory to go back (freed arrays are unmapped by
+ * themselves within milliseconds); it is for measuring, and before a fork or a snapshot of the process.
+ * Cost: the pending unmaps plus malloc_trim's walk of the C heap; nothing when nothing is pending and the
+ * heap is small. Any thread, any time. Returns 0, or -errno. */
+int hmap_release_os_memory(void);
+
 /* Built-in string keys: the key is a `char *` to a NUL-terminated string (key_size = sizeof(char *)).
  * Using these two as hash and equal selects the map's string fast path. */
 uint64_t hmap_hash_cstr(const void *key, uint64_t seed);
