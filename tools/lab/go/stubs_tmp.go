@@ -1,6 +1,5 @@
 package main
 
-func deleteExp(n uint64) {}
 func tophash(n uint64)   {}
 func values(n uint64)    {}
 func iterate(n uint64)   {}
