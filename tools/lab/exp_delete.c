@@ -39,11 +39,14 @@ static void tick(runner *r)
 {
     if (++r->op % r->every == 0) {
         sample(r);
-        if (r->op % (r->every * 10) == 0)
+        if (r->op % (r->n / 10 ? r->n / 10 : 1) == 0)
             lab_progress("delete: %s, %llu%% of the operations", r->impl,
                          (unsigned long long)(100 * r->op / (r->n * 3)));
     }
 }
+
+/* Sample each phase 100 times, however short (the last deletes are 1% of the operations). */
+static void phase(runner *r, uint64_t ops) { r->every = ops / 100 ? ops / 100 : 1; }
 
 static void step(runner *r, const char *name, bool release)
 {
@@ -68,17 +71,21 @@ static void c_delete(void *argp, FILE *out)
     const c_arg *a = argp;
     runner r = {.m = lab_u64_map(0, a->no_shrink, a->no_shrink ? "no_shrink" : "hmap"), .out = out,
                 .every = a->n / 100 ? a->n / 100 : 1, .n = a->n, .impl = a->no_shrink ? "no_shrink" : "hmap"};
+    uint64_t survivors = (a->n + 99) / 100;
     step(&r, "empty", false);
     for (uint64_t i = 0; i < a->n; i++)
         lab_put(r.m, i), tick(&r);
     step(&r, "filled", false);
+    phase(&r, a->n - survivors);
     for (uint64_t i = 0; i < a->n; i++)
         if (!lab_survives(i))
             lab_del(r.m, i), tick(&r);
     step(&r, "deleted99", true);
+    phase(&r, survivors);
     for (uint64_t i = 0; i < a->n; i += 100)
         lab_del(r.m, i), tick(&r);
     step(&r, "deletedall", true);
+    phase(&r, a->n);
     for (uint64_t i = 0; i < a->n; i++)
         lab_put(r.m, a->n + i), tick(&r);
     step(&r, "refilled", false);

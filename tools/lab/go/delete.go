@@ -27,6 +27,14 @@ func (d *deleteRun) tick() {
 	}
 }
 
+// phase samples the next phase 100 times, however short (the last deletes are 1% of the operations).
+func (d *deleteRun) phase(ops uint64) {
+	d.every = ops / 100
+	if d.every == 0 {
+		d.every = 1
+	}
+}
+
 func (d *deleteRun) sample() {
 	point("bytes", float64(d.op), float64(arrayBytes(header(&d.m))))
 	point("rss", float64(d.op), float64(rss()))
@@ -60,6 +68,8 @@ func deleteExp(n uint64) {
 		d.tick()
 	}
 	d.step("filled", false)
+	survivors := (n + 99) / 100
+	d.phase(n - survivors)
 	for i := uint64(0); i < n; i++ {
 		if !survives(i) {
 			delete(d.m, key(i))
@@ -67,11 +77,13 @@ func deleteExp(n uint64) {
 		}
 	}
 	d.step("deleted99", true)
+	d.phase(survivors)
 	for i := uint64(0); i < n; i += 100 {
 		delete(d.m, key(i))
 		d.tick()
 	}
 	d.step("deletedall", true)
+	d.phase(n)
 	for i := uint64(0); i < n; i++ {
 		d.m[key(n+i)] = i
 		d.tick()
