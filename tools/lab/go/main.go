@@ -154,6 +154,9 @@ func checkHeader() bool {
 	return headerOK
 }
 
+// unsafeMapPointer turns a pointer to any map variable into a pointer to its header pointer.
+func unsafeMapPointer[M ~map[K]V, K comparable, V any](m *M) unsafe.Pointer { return unsafe.Pointer(m) }
+
 // header returns the runtime header of the map *m points to.
 func header(m *map[uint64]uint64) *hmapHeader { return *(**hmapHeader)(unsafe.Pointer(m)) }
 
