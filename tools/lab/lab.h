@@ -204,11 +204,8 @@ typedef struct lab_cxx_facts {
     size_t inserts_until_rehash;  /* inserts until bucket_count() changed: a rehash, all iterators invalid */
     size_t buckets_before_rehash, buckets_after_rehash;
     double max_load_factor;
+    bool iterator_bidirectional; /* whether `it--` would compile (it does not: forward iterators) */
 } lab_cxx_facts;
-#ifdef __cplusplus
-extern "C"
-#endif
-    void
-    lab_cxx_unordered_map_facts(size_t n, lab_cxx_facts *f);
+void lab_cxx_unordered_map_facts(size_t n, lab_cxx_facts *f);
 
 #endif /* HMAP_LAB_H */

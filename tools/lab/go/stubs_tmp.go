@@ -1,5 +1,4 @@
 package main
 
-func iterate(n uint64)   {}
 func signals(n uint64)   {}
 func release(n uint64)   {}
