@@ -283,6 +283,7 @@ func main() {
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	n := fs.Uint64("n", 1000000, "size of the experiment")
+	fs.StringVar(&profilePath, "profile", "", "signals: where to write the heap profile")
 	fs.Parse(os.Args[2:])
 	str("version", runtime.Version())
 	if !checkHeader() {

@@ -1,4 +1,3 @@
 package main
 
-func signals(n uint64)   {}
 func release(n uint64)   {}
