@@ -117,7 +117,7 @@ static const char *bytes_cell(const lab_data *d, const char *step, const char *w
     char key[64];
     snprintf(key, sizeof key, "%s.%s", step, what);
     double v = lab_num(d, key);
-    return isnan(v) ? "—" : tc_fmt_bytes((uint64_t)v, buf);
+    return isnan(v) ? "—" : lab_fmt_bytes(v, buf);
 }
 
 static tc_table *steps_table(const lab_data *h, const lab_data *ns, const lab_data *g, uint64_t n)
@@ -152,7 +152,7 @@ static tc_table *ratio_table(const lab_data *ds[3], const char *const names[3])
         if (!ds[i]->ok)
             continue;
         double held = lab_num(ds[i], "deleted99.bytes"), fresh = lab_num(ds[i], "fresh.bytes");
-        tc_table_addf(t, names[i], tc_fmt_bytes((uint64_t)held, b[0]), tc_fmt_bytes((uint64_t)fresh, b[1]),
+        tc_table_addf(t, names[i], lab_fmt_bytes(held, b[0]), lab_fmt_bytes(fresh, b[1]),
                       tc_fmt_ratio(held / fresh, b[2]), bytes_cell(ds[i], "deleted99", "rss", b[3]),
                       bytes_cell(ds[i], "deleted99", "rss_released", b[4]));
     }
@@ -167,20 +167,20 @@ static tc_table *remedies_table(const lab_data *h, const lab_data *g, uint64_t n
     if (g->ok) {
         snprintf(BB, sizeof BB, "%.0f → %.0f", lab_num(g, "clear.B_before"), lab_num(g, "clear.B_after"));
         tc_table_addf(t, "clear: for k := range m { delete(m, k) } (mapclear)", "Go",
-                      tc_fmt_bytes((uint64_t)lab_num(g, "clear.bytes_before"), b[0]),
-                      tc_fmt_bytes((uint64_t)lab_num(g, "clear.bytes_after"), b[1]), BB);
+                      lab_fmt_bytes(lab_num(g, "clear.bytes_before"), b[0]),
+                      lab_fmt_bytes(lab_num(g, "clear.bytes_after"), b[1]), BB);
         snprintf(BB, sizeof BB, "%.0f → %.0f", lab_num(g, "deleted99.B"), lab_num(g, "fresh.B"));
         snprintf(title, sizeof title, "copy the survivors into make(map, len(m))");
-        tc_table_addf(t, title, "Go", tc_fmt_bytes((uint64_t)lab_num(g, "deleted99.bytes"), b[0]),
-                      tc_fmt_bytes((uint64_t)lab_num(g, "fresh.bytes"), b[1]), BB);
+        tc_table_addf(t, title, "Go", lab_fmt_bytes(lab_num(g, "deleted99.bytes"), b[0]),
+                      lab_fmt_bytes(lab_num(g, "fresh.bytes"), b[1]), BB);
         snprintf(BB, sizeof BB, "%.0f → %.0f", lab_num(g, "deleted99.B"), lab_num(g, "oldlen.B"));
         snprintf(title, sizeof title, "copy them into make(map, %s), the old len", tc_fmt_count(n, b[3]));
-        tc_table_addf(t, title, "Go", tc_fmt_bytes((uint64_t)lab_num(g, "deleted99.bytes"), b[0]),
-                      tc_fmt_bytes((uint64_t)lab_num(g, "oldlen.bytes"), b[1]), BB);
+        tc_table_addf(t, title, "Go", lab_fmt_bytes(lab_num(g, "deleted99.bytes"), b[0]),
+                      lab_fmt_bytes(lab_num(g, "oldlen.bytes"), b[1]), BB);
     }
     snprintf(BB, sizeof BB, "%.0f → %.0f", lab_num(h, "clear.B_before"), lab_num(h, "clear.B_after"));
-    tc_table_addf(t, "hmap_clear", "hmap", tc_fmt_bytes((uint64_t)lab_num(h, "clear.bytes_before"), b[0]),
-                  tc_fmt_bytes((uint64_t)lab_num(h, "clear.bytes_after"), b[1]), BB);
+    tc_table_addf(t, "hmap_clear", "hmap", lab_fmt_bytes(lab_num(h, "clear.bytes_before"), b[0]),
+                  lab_fmt_bytes(lab_num(h, "clear.bytes_after"), b[1]), BB);
     tc_table_wrap(t, 0);
     return t;
 }
@@ -232,7 +232,7 @@ static void claims(lab_section *s, const lab_data *h, const lab_data *ns, const 
     bool go = g->ok;
     double gf = lab_num(g, "filled.bytes"), gd = lab_num(g, "deleted99.bytes"), ga = lab_num(g, "deletedall.bytes");
     snprintf(m, sizeof m, "Go's heap: %s filled, %s after 99%% deleted, %s after all deleted (after runtime.GC())",
-             tc_fmt_bytes((uint64_t)gf, b[0]), tc_fmt_bytes((uint64_t)gd, b[1]), tc_fmt_bytes((uint64_t)ga, b[2]));
+             lab_fmt_bytes(gf, b[0]), lab_fmt_bytes(gd, b[1]), lab_fmt_bytes(ga, b[2]));
     if (!go)
         lab_claim_add(s, LAB_UNTESTED, "Delete only clears the slot; the memory stays", m, "Go's map was not measured");
     else
@@ -253,10 +253,10 @@ static void claims(lab_section *s, const lab_data *h, const lab_data *ns, const 
                       "Go's B stayed %.0f with no entry left; nothing in runtime/map.go lowers it", B2);
 
     snprintf(m, sizeof m, "Go: clear of %s entries kept %s and B %.0f → %.0f; hmap_clear: %s → %s",
-             tc_fmt_count(s->n, b[0]), tc_fmt_bytes((uint64_t)lab_num(g, "clear.bytes_after"), b[1]),
+             tc_fmt_count(s->n, b[0]), lab_fmt_bytes(lab_num(g, "clear.bytes_after"), b[1]),
              lab_num(g, "clear.B_before"), lab_num(g, "clear.B_after"),
-             tc_fmt_bytes((uint64_t)lab_num(h, "clear.bytes_before"), b[2]),
-             tc_fmt_bytes((uint64_t)lab_num(h, "clear.bytes_after"), b[3]));
+             lab_fmt_bytes(lab_num(h, "clear.bytes_before"), b[2]),
+             lab_fmt_bytes(lab_num(h, "clear.bytes_after"), b[3]));
     if (!go)
         lab_claim_add(s, LAB_UNTESTED, "clear() keeps the array", m, "Go's map was not measured");
     else
@@ -268,8 +268,8 @@ static void claims(lab_section *s, const lab_data *h, const lab_data *ns, const 
 
     double fresh = lab_num(g, "fresh.bytes"), old = lab_num(g, "oldlen.bytes");
     snprintf(m, sizeof m, "Go: survivors copied into make(map, len(m)): %s (B %.0f); into make(map, %s): %s (B %.0f)",
-             tc_fmt_bytes((uint64_t)fresh, b[0]), lab_num(g, "fresh.B"), tc_fmt_count(s->n, b[1]),
-             tc_fmt_bytes((uint64_t)old, b[2]), lab_num(g, "oldlen.B"));
+             lab_fmt_bytes(fresh, b[0]), lab_num(g, "fresh.B"), tc_fmt_count(s->n, b[1]),
+             lab_fmt_bytes(old, b[2]), lab_num(g, "oldlen.B"));
     if (!go)
         lab_claim_add(s, LAB_UNTESTED, "Copying into a new map is the only way back", m, "Go's map was not measured");
     else
@@ -281,9 +281,9 @@ static void claims(lab_section *s, const lab_data *h, const lab_data *ns, const 
 
     double hf = lab_num(h, "filled.bytes"), hd = lab_num(h, "deleted99.bytes"), hfresh = lab_num(h, "fresh.bytes");
     double nf = lab_num(ns, "filled.bytes"), nd = lab_num(ns, "deleted99.bytes");
-    snprintf(m, sizeof m, "hmap: %s → %s (%s a fresh map); no_shrink: %s → %s", tc_fmt_bytes((uint64_t)hf, b[0]),
-             tc_fmt_bytes((uint64_t)hd, b[1]), tc_fmt_ratio(hd / hfresh, b[2]), tc_fmt_bytes((uint64_t)nf, b[3]),
-             tc_fmt_bytes((uint64_t)nd, b[0]));
+    snprintf(m, sizeof m, "hmap: %s → %s (%s a fresh map); no_shrink: %s → %s", lab_fmt_bytes(hf, b[0]),
+             lab_fmt_bytes(hd, b[1]), tc_fmt_ratio(hd / hfresh, b[2]), lab_fmt_bytes(nf, b[3]),
+             lab_fmt_bytes(nd, b[0]));
     lab_claim_add(s, hd <= 2 * hfresh && nd >= nf ? LAB_HOLDS : LAB_DOES_NOT_HOLD,
                   "hmap's memory follows the live count down; no_shrink keeps it, as Go does", m,
                   "after the deletes hmap held %s of a fresh map's bytes, no_shrink all of its peak",

@@ -142,7 +142,7 @@ static void add_rows(tc_table *t, const char *label, const lab_data *d, size_t f
         if (r->nf < 10)
             continue;
         tc_table_addf(t, label, r->f[0], r->f[1], r->f[2], r->f[3], r->f[4], r->f[5], r->f[6], r->f[7],
-                      tc_fmt_bytes((uint64_t)lab_fnum(r, 8), b[0]), tc_fmt_bytes((uint64_t)lab_fnum(r, 9), b[1]));
+                      lab_fmt_bytes(lab_fnum(r, 8), b[0]), lab_fmt_bytes(lab_fnum(r, 9), b[1]));
     }
 }
 
@@ -281,8 +281,8 @@ static void claims(lab_section *s, const lab_data *h, const lab_data *g)
                           "%.0f same-size growths, %.0f growths, B %.0f → %.0f, arrays %s – %s; hmap %.0f same-size, "
                           "%.0f growths, %.0f shrinks",
              lab_num(g, "fake.ops") / 1e3, FAKE_SIZE, ss, lab_num(g, "fake.grows"), lab_num(g, "fake.B_start"),
-             lab_num(g, "fake.B_end"), tc_fmt_bytes((uint64_t)lab_num(g, "fake.bytes_min"), b1),
-             tc_fmt_bytes((uint64_t)lab_num(g, "fake.bytes_max"), b2), hs, lab_num(h, "fake.grows"),
+             lab_num(g, "fake.B_end"), lab_fmt_bytes(lab_num(g, "fake.bytes_min"), b1),
+             lab_fmt_bytes(lab_num(g, "fake.bytes_max"), b2), hs, lab_num(h, "fake.grows"),
              lab_num(h, "fake.shrinks"));
     if (!go)
         lab_claim_add(s, LAB_UNTESTED, "Delete + insert causes fake growth", m, "Go's map was not measured");
@@ -341,7 +341,7 @@ static void run(lab_section *s, const lab_ctx *ctx)
         char c[5][32];
         if (!ds[i]->ok)
             continue;
-        tc_table_addf(lt, nm[i], tc_fmt_count((uint64_t)lab_num(ds[i], "insert.ops"), c[0]),
+        tc_table_addf(lt, nm[i], lab_fmt_count(lab_num(ds[i], "insert.ops"), c[0]),
                       tc_fmt_ns(lab_num(ds[i], "insert.p50_ns"), c[1]), tc_fmt_ns(lab_num(ds[i], "insert.p99_ns"), c[2]),
                       tc_fmt_ns(lab_num(ds[i], "insert.p999_ns"), c[3]), tc_fmt_ns(lab_num(ds[i], "insert.max_ns"), c[4]));
     }

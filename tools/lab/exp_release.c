@@ -116,7 +116,7 @@ static void claims(lab_section *s, const lab_data *h, const lab_data *w, const l
     char m[700], b[8][32];
     double dh = lab_num(g, "deleted.heap"), gh = lab_num(g, "gc.heap");
     snprintf(m, sizeof m, "Go, map still in use: heap %s → %s after runtime.GC() (%s), B stays %.0f",
-             tc_fmt_bytes((uint64_t)dh, b[0]), tc_fmt_bytes((uint64_t)gh, b[1]), tc_fmt_ns(lab_num(g, "gc.ns"), b[2]),
+             lab_fmt_bytes(dh, b[0]), lab_fmt_bytes(gh, b[1]), tc_fmt_ns(lab_num(g, "gc.ns"), b[2]),
              lab_num(g, "deleted.B"));
     if (!g->ok)
         lab_claim_add(s, LAB_UNTESTED, "Force a GC and wait for the memory to come back", m, "Go's map was not measured");
@@ -127,9 +127,9 @@ static void claims(lab_section *s, const lab_data *h, const lab_data *w, const l
     double rh = lab_num(g, "rebuild.heap"), rw = lab_num(g, "rebuild.rss_waited"), rd = lab_num(g, "deleted.rss");
     snprintf(m, sizeof m, "Go: rebuilding into make(map, len(m)) took %s; heap %s → %s, B %.0f → %.0f; RSS %s → %s "
                           "after %d ms of waiting, %s after FreeOSMemory (%s)",
-             tc_fmt_ns(lab_num(g, "rebuild.ns"), b[0]), tc_fmt_bytes((uint64_t)dh, b[1]), tc_fmt_bytes((uint64_t)rh, b[2]),
-             lab_num(g, "deleted.B"), lab_num(g, "rebuild.B"), tc_fmt_bytes((uint64_t)rd, b[3]),
-             tc_fmt_bytes((uint64_t)rw, b[4]), 1000, tc_fmt_bytes((uint64_t)lab_num(g, "free_os_memory.rss"), b[5]),
+             tc_fmt_ns(lab_num(g, "rebuild.ns"), b[0]), lab_fmt_bytes(dh, b[1]), lab_fmt_bytes(rh, b[2]),
+             lab_num(g, "deleted.B"), lab_num(g, "rebuild.B"), lab_fmt_bytes(rd, b[3]),
+             lab_fmt_bytes(rw, b[4]), 1000, lab_fmt_bytes(lab_num(g, "free_os_memory.rss"), b[5]),
              tc_fmt_ns(lab_num(g, "free_os_memory.ns"), b[6]));
     if (!g->ok)
         lab_claim_add(s, LAB_UNTESTED, "Copy into a new map to really release", m, "Go's map was not measured");
@@ -156,17 +156,17 @@ static void claims(lab_section *s, const lab_data *h, const lab_data *w, const l
     double wd = lab_num(w, "deleted.rss"), ws = lab_num(w, "settled.rss");
     snprintf(m, sizeof m, "no_shrink map after the deletes: %s held, RSS %s; hmap_compact (%s) → %s held; RSS fell to "
                           "%s, the last change %s after the compact, with no further call",
-             tc_fmt_bytes((uint64_t)lab_num(w, "deleted.bytes"), b[0]), tc_fmt_bytes((uint64_t)wd, b[1]),
-             tc_fmt_ns(lab_num(w, "compact.ns"), b[2]), tc_fmt_bytes((uint64_t)lab_num(w, "compact.bytes"), b[3]),
-             tc_fmt_bytes((uint64_t)ws, b[4]), tc_fmt_ns(lab_num(w, "settled.ns"), b[5]));
+             lab_fmt_bytes(lab_num(w, "deleted.bytes"), b[0]), lab_fmt_bytes(wd, b[1]),
+             tc_fmt_ns(lab_num(w, "compact.ns"), b[2]), lab_fmt_bytes(lab_num(w, "compact.bytes"), b[3]),
+             lab_fmt_bytes(ws, b[4]), tc_fmt_ns(lab_num(w, "settled.ns"), b[5]));
     lab_claim_add(s, ws < wd / 2 ? LAB_HOLDS : LAB_DOES_NOT_HOLD,
                   "hmap: freed arrays go back to the OS by themselves (asynchronously)", m,
                   "RSS fell %s within %s of the free, on the memory thread", tc_fmt_ratio(wd / ws, b[6]),
                   tc_fmt_ns(lab_num(w, "settled.ns"), b[7]));
     snprintf(m, sizeof m, "right after the deletes (shrinks pending): %s, RSS %s → %s; again with nothing pending: %s; "
                           "after the compact above: %s",
-             tc_fmt_ns(lab_num(h, "release.ns"), b[0]), tc_fmt_bytes((uint64_t)lab_num(h, "deleted.rss"), b[1]),
-             tc_fmt_bytes((uint64_t)lab_num(h, "release.rss"), b[2]), tc_fmt_ns(lab_num(h, "release_again.ns"), b[3]),
+             tc_fmt_ns(lab_num(h, "release.ns"), b[0]), lab_fmt_bytes(lab_num(h, "deleted.rss"), b[1]),
+             lab_fmt_bytes(lab_num(h, "release.rss"), b[2]), tc_fmt_ns(lab_num(h, "release_again.ns"), b[3]),
              tc_fmt_ns(lab_num(w, "release.ns"), b[4]));
     lab_claim_add(s, LAB_HOLDS, "hmap_release_os_memory: the C counterpart of debug.FreeOSMemory", m,
                   "it returns once freed arrays are unmapped and the heap trimmed (the stand-in in src/release_stub.c "
@@ -193,33 +193,33 @@ static void run(lab_section *s, const lab_ctx *ctx)
     tc_table *t = tc_table_new("Remedies after deleting 99%:", 5, head, "llrrr");
     tc_table_wrap(t, 0);
     if (g->ok) {
-        tc_table_addf(t, "(after the deletes)", "Go", "", tc_fmt_bytes((uint64_t)lab_num(g, "deleted.heap"), b[0]),
-                      tc_fmt_bytes((uint64_t)lab_num(g, "deleted.rss"), b[1]));
+        tc_table_addf(t, "(after the deletes)", "Go", "", lab_fmt_bytes(lab_num(g, "deleted.heap"), b[0]),
+                      lab_fmt_bytes(lab_num(g, "deleted.rss"), b[1]));
         tc_table_addf(t, "runtime.GC()", "Go", tc_fmt_ns(lab_num(g, "gc.ns"), b[2]),
-                      tc_fmt_bytes((uint64_t)lab_num(g, "gc.heap"), b[0]), tc_fmt_bytes((uint64_t)lab_num(g, "gc.rss"), b[1]));
+                      lab_fmt_bytes(lab_num(g, "gc.heap"), b[0]), lab_fmt_bytes(lab_num(g, "gc.rss"), b[1]));
         tc_table_addf(t, "copy into make(map, len(m)) + GC, then wait 1 s", "Go", tc_fmt_ns(lab_num(g, "rebuild.ns"), b[2]),
-                      tc_fmt_bytes((uint64_t)lab_num(g, "rebuild.heap"), b[0]),
-                      tc_fmt_bytes((uint64_t)lab_num(g, "rebuild.rss_waited"), b[1]));
+                      lab_fmt_bytes(lab_num(g, "rebuild.heap"), b[0]),
+                      lab_fmt_bytes(lab_num(g, "rebuild.rss_waited"), b[1]));
         tc_table_addf(t, "debug.FreeOSMemory()", "Go", tc_fmt_ns(lab_num(g, "free_os_memory.ns"), b[2]),
-                      tc_fmt_bytes((uint64_t)lab_num(g, "rebuild.heap"), b[0]),
-                      tc_fmt_bytes((uint64_t)lab_num(g, "free_os_memory.rss"), b[1]));
+                      lab_fmt_bytes(lab_num(g, "rebuild.heap"), b[0]),
+                      lab_fmt_bytes(lab_num(g, "free_os_memory.rss"), b[1]));
     }
     tc_table_addf(t, "(after the deletes: shrunk by itself)", "hmap", "",
-                  tc_fmt_bytes((uint64_t)lab_num(h, "deleted.bytes"), b[0]),
-                  tc_fmt_bytes((uint64_t)lab_num(h, "deleted.rss"), b[1]));
+                  lab_fmt_bytes(lab_num(h, "deleted.bytes"), b[0]),
+                  lab_fmt_bytes(lab_num(h, "deleted.rss"), b[1]));
     tc_table_addf(t, "hmap_release_os_memory()", "hmap", tc_fmt_ns(lab_num(h, "release.ns"), b[2]),
-                  tc_fmt_bytes((uint64_t)lab_num(h, "deleted.bytes"), b[0]),
-                  tc_fmt_bytes((uint64_t)lab_num(h, "release.rss"), b[1]));
+                  lab_fmt_bytes(lab_num(h, "deleted.bytes"), b[0]),
+                  lab_fmt_bytes(lab_num(h, "release.rss"), b[1]));
     snprintf(b[7], 32, "%s", tc_fmt_ratio(lab_num(h, "compact.bytes") / lab_num(h, "fresh.bytes"), b[6]));
     char what[96];
     snprintf(what, sizeof what, "hmap_compact() (%s a fresh map)", b[7]);
     tc_table_addf(t, what, "hmap", tc_fmt_ns(lab_num(h, "compact.ns"), b[2]),
-                  tc_fmt_bytes((uint64_t)lab_num(h, "compact.bytes"), b[0]), "");
-    tc_table_addf(t, "(after the deletes)", "no_shrink", "", tc_fmt_bytes((uint64_t)lab_num(w, "deleted.bytes"), b[0]),
-                  tc_fmt_bytes((uint64_t)lab_num(w, "deleted.rss"), b[1]));
+                  lab_fmt_bytes(lab_num(h, "compact.bytes"), b[0]), "");
+    tc_table_addf(t, "(after the deletes)", "no_shrink", "", lab_fmt_bytes(lab_num(w, "deleted.bytes"), b[0]),
+                  lab_fmt_bytes(lab_num(w, "deleted.rss"), b[1]));
     tc_table_addf(t, "hmap_compact(), RSS once the unmapping settled", "no_shrink", tc_fmt_ns(lab_num(w, "compact.ns"), b[2]),
-                  tc_fmt_bytes((uint64_t)lab_num(w, "compact.bytes"), b[0]),
-                  tc_fmt_bytes((uint64_t)lab_num(w, "settled.rss"), b[1]));
+                  lab_fmt_bytes(lab_num(w, "compact.bytes"), b[0]),
+                  lab_fmt_bytes(lab_num(w, "settled.rss"), b[1]));
     lab_table(s, t, false);
     plot(s, w, g);
     claims(s, h, w, g);

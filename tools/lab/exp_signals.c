@@ -187,8 +187,8 @@ static void run(lab_section *s, const lab_ctx *ctx)
             continue;
         double held = lab_num(ds[i], "map_bytes"), fresh = lab_num(ds[i], "fresh_bytes");
         snprintf(b[5], 32, "%.0f B", lab_num(ds[i], "sizeof"));
-        tc_table_addf(t, names[i], tc_fmt_count((uint64_t)lab_num(ds[i], "count"), b[0]),
-                      tc_fmt_bytes((uint64_t)held, b[1]), tc_fmt_bytes((uint64_t)fresh, b[2]),
+        tc_table_addf(t, names[i], lab_fmt_count(lab_num(ds[i], "count"), b[0]),
+                      lab_fmt_bytes(held, b[1]), lab_fmt_bytes(fresh, b[2]),
                       tc_fmt_ratio(held / fresh, b[3]), b[5]);
     }
     lab_table(s, t, false);
@@ -226,9 +226,9 @@ static void run(lab_section *s, const lab_ctx *ctx)
     double gheld = lab_num(g, "map_bytes"), gfresh = lab_num(g, "fresh_bytes"), nheld = lab_num(ns, "map_bytes");
     snprintf(m, sizeof m, "after the waves, %s live entries: Go's HeapAlloc %s (a fresh map: %s), no_shrink's "
                           "live_bytes %s, hmap's %s",
-             tc_fmt_count((uint64_t)lab_num(h, "count"), b[0]), tc_fmt_bytes((uint64_t)gheld, b[1]),
-             tc_fmt_bytes((uint64_t)gfresh, b[2]), tc_fmt_bytes((uint64_t)nheld, b[3]),
-             tc_fmt_bytes((uint64_t)lab_num(h, "map_bytes"), b[4]));
+             lab_fmt_count(lab_num(h, "count"), b[0]), lab_fmt_bytes(gheld, b[1]),
+             lab_fmt_bytes(gfresh, b[2]), lab_fmt_bytes(nheld, b[3]),
+             lab_fmt_bytes(lab_num(h, "map_bytes"), b[4]));
     if (!g->ok)
         lab_claim_add(s, LAB_UNTESTED, "Signal 1: memstats show the map's memory staying up", m, "Go's map was not measured");
     else
@@ -256,8 +256,8 @@ static void run(lab_section *s, const lab_ctx *ctx)
                       "one line per collection; it shows heap sizes, not which map holds them (HMAP_TRACE names the map)");
     snprintf(m, sizeof m, "Go: unsafe.Sizeof(m) = %.0f B, the map holds %s; hmap: sizeof(hmap *) = %.0f B, "
                           "hmap_get_stats().bytes = %s",
-             lab_num(g, "sizeof"), tc_fmt_bytes((uint64_t)gheld, b[0]), lab_num(h, "sizeof"),
-             tc_fmt_bytes((uint64_t)lab_num(h, "map_bytes"), b[1]));
+             lab_num(g, "sizeof"), lab_fmt_bytes(gheld, b[0]), lab_num(h, "sizeof"),
+             lab_fmt_bytes(lab_num(h, "map_bytes"), b[1]));
     if (!g->ok)
         lab_claim_add(s, LAB_UNTESTED, "unsafe.Sizeof(m) is not the map's real size", m, "Go's map was not measured");
     else

@@ -92,8 +92,7 @@ static void grid(lab_section *s, const lab_data *g, const lab_data *h)
                           x0 + 8 * cw + 150, y + ch / 2 + 4, lab_fnum(hrows[r], 1));
     }
     int ly = height - 24;
-    const char *labels[] = {"live (tophash ≥ 5: top byte of the hash)", "emptyOne (1): deleted", "emptyRest (0): empty, "
-                            "nothing live after it"};
+    const char *labels[] = {"live (tophash ≥ 5: top byte of the hash)", "emptyOne (1): deleted", "emptyRest (0): empty, nothing live after"};
     const int ths[] = {9, 1, 0};
     for (int i = 0; i < 3; i++) {
         tc_buf_printf(&o, "<rect x='%d' y='%d' width='16' height='14' fill='%s' stroke='#555'/>", 20 + i * 320, ly - 11,

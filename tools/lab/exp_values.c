@@ -82,7 +82,7 @@ static void run(lab_section *s, const lab_ctx *ctx)
         double v[6] = {lab_num(g, k[0]), lab_num(g, k[1]), lab_num(g, k[2]), lab_num(g, k[3]), lab_num(h, k[4]),
                        lab_num(h, k[5])};
         for (int c = 0; c < 6; c++)
-            isnan(v[c]) ? snprintf(b[c], 32, "—") : (void)tc_fmt_bytes((uint64_t)v[c], b[c]);
+            isnan(v[c]) ? snprintf(b[c], 32, "—") : (void)lab_fmt_bytes(v[c], b[c]);
         tc_table_addf(t, titles[i], b[0], b[1], b[2], b[3], b[4], b[5]);
         bars[i * 4 + 0] = v[1], bars[i * 4 + 1] = v[3], bars[i * 4 + 2] = v[5], bars[i * 4 + 3] = v[0];
     }
@@ -112,9 +112,9 @@ static void run(lab_section *s, const lab_ctx *ctx)
     double gf = lab_num(g, "map.filled.heap"), gd = lab_num(g, "map.deleted_gc.heap");
     snprintf(m, sizeof m, "Go map of pointers: heap %s → %s after delete + GC, B %.0f → %.0f; RSS %s after the GC, "
                           "%s after FreeOSMemory",
-             tc_fmt_bytes((uint64_t)gf, b[0]), tc_fmt_bytes((uint64_t)gd, b[1]), lab_num(g, "map.filled.B"),
-             lab_num(g, "map.deleted_gc.B"), tc_fmt_bytes((uint64_t)lab_num(g, "map.deleted_gc.rss"), b[2]),
-             tc_fmt_bytes((uint64_t)lab_num(g, "map.released.rss"), b[3]));
+             lab_fmt_bytes(gf, b[0]), lab_fmt_bytes(gd, b[1]), lab_num(g, "map.filled.B"),
+             lab_num(g, "map.deleted_gc.B"), lab_fmt_bytes(lab_num(g, "map.deleted_gc.rss"), b[2]),
+             lab_fmt_bytes(lab_num(g, "map.released.rss"), b[3]));
     if (!g->ok)
         lab_claim_add(s, LAB_UNTESTED, "The GC cannot reclaim what a map holds for deleted entries", m,
                       "Go's map was not measured");
@@ -123,20 +123,20 @@ static void run(lab_section *s, const lab_ctx *ctx)
                       m, "the values went at the next GC (their slots were cleared); only the buckets stay, B %.0f",
                       lab_num(g, "map.deleted_gc.B"));
     double sf = lab_num(g, "sync.filled.heap"), sd = lab_num(g, "sync.deleted_gc.heap");
-    snprintf(m, sizeof m, "sync.Map: heap %s → %s after Delete + GC", tc_fmt_bytes((uint64_t)sf, b[0]),
-             tc_fmt_bytes((uint64_t)sd, b[1]));
+    snprintf(m, sizeof m, "sync.Map: heap %s → %s after Delete + GC", lab_fmt_bytes(sf, b[0]),
+             lab_fmt_bytes(sd, b[1]));
     if (!g->ok)
         lab_claim_add(s, LAB_UNTESTED, "sync.Map: the 1 MiB arrays stay after Delete", m, "Go's map was not measured");
     else
         lab_claim_add(s, sd < sf / 100 ? LAB_DOES_NOT_HOLD : LAB_HOLDS, "sync.Map: the 1 MiB arrays stay after Delete",
                       m, "Delete dropped the entries' pointers, and the next GC freed %s of arrays",
-                      tc_fmt_bytes((uint64_t)(sf - sd), b[2]));
+                      lab_fmt_bytes((sf - sd), b[2]));
     snprintf(m, sizeof m, "hmap: RSS %s filled, %s right after the deletes (map %s → %s), %s after "
                           "hmap_release_os_memory (%s)",
-             tc_fmt_bytes((uint64_t)lab_num(h, "filled.rss"), b[0]), tc_fmt_bytes((uint64_t)lab_num(h, "deleted.rss"), b[1]),
-             tc_fmt_bytes((uint64_t)lab_num(h, "filled.map_bytes"), b[2]),
-             tc_fmt_bytes((uint64_t)lab_num(h, "deleted.map_bytes"), b[3]),
-             tc_fmt_bytes((uint64_t)lab_num(h, "released.rss"), b[4]), tc_fmt_ns(lab_num(h, "released.ns"), b[5]));
+             lab_fmt_bytes(lab_num(h, "filled.rss"), b[0]), lab_fmt_bytes(lab_num(h, "deleted.rss"), b[1]),
+             lab_fmt_bytes(lab_num(h, "filled.map_bytes"), b[2]),
+             lab_fmt_bytes(lab_num(h, "deleted.map_bytes"), b[3]),
+             lab_fmt_bytes(lab_num(h, "released.rss"), b[4]), tc_fmt_ns(lab_num(h, "released.ns"), b[5]));
     lab_claim_add(s, lab_num(h, "deleted.rss") < lab_num(h, "filled.rss") / 10 ? LAB_HOLDS : LAB_DOES_NOT_HOLD,
                   "hmap with val_drop: the values go at the delete, the buckets with the shrink", m,
                   "each block was freed inside hmap_del, with no collector to wait for");

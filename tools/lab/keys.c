@@ -84,6 +84,24 @@ const char *lab_phase_name(hmap_phase p)
     return "?";
 }
 
+const char *lab_fmt_bytes(double v, char buf[32])
+{
+    if (!(v >= 0)) { /* NaN too */
+        snprintf(buf, 32, "—");
+        return buf;
+    }
+    return tc_fmt_bytes((uint64_t)v, buf);
+}
+
+const char *lab_fmt_count(double v, char buf[32])
+{
+    if (!(v >= 0)) {
+        snprintf(buf, 32, "—");
+        return buf;
+    }
+    return tc_fmt_count((uint64_t)v, buf);
+}
+
 uint64_t lab_release(void)
 {
     uint64_t t0 = tc_now_ns();

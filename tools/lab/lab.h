@@ -108,6 +108,9 @@ void lab_del(hmap *m, uint64_t i); /* exits when absent */
 /* The fresh map of `count` live keys (indices first, first+step, ...): see LAB_FRESH_MAP. */
 size_t lab_fresh_bytes(uint64_t first, uint64_t step, uint64_t count);
 const char *lab_phase_name(hmap_phase p);
+/* tc_fmt_bytes / tc_fmt_count of a figure that may be missing (NaN, or negative): "—" then. */
+const char *lab_fmt_bytes(double v, char buf[32]);
+const char *lab_fmt_count(double v, char buf[32]);
 /* Blocks until the library's freed arrays are back with the OS (hmap_release_os_memory); returns ns. */
 uint64_t lab_release(void);
 
@@ -166,7 +169,8 @@ void lab_section_free(lab_section *s);
 /* When Go's side did not run: one line saying why, and the claim verdicts that need it become untested. */
 void lab_go_missing(lab_section *s, const lab_ctx *ctx, const lab_data *go);
 
-enum { LAB_WIDTH = 120 }; /* terminal tables never wider */
+enum { LAB_WIDTH = 120 }; /* terminal lines are never wider */
+void lab_print_wrapped(FILE *out, const char *text); /* text wrapped at spaces to LAB_WIDTH */
 
 /* ---- the experiments (exp_*.c) ---- */
 typedef struct lab_experiment {

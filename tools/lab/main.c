@@ -201,6 +201,11 @@ static int write_json(const char *path, const lab_ctx *ctx, lab_section *const s
     tc_json j;
     tc_json_start(&j, f);
     tc_json_str(&j, "program", "hmap-lab");
+#ifdef LAB_SANITIZED
+    tc_json_bool(&j, "sanitized", true); /* RSS figures are the sanitizer's, not the map's */
+#else
+    tc_json_bool(&j, "sanitized", false);
+#endif
     tc_json_bool(&j, "go", ctx->go_ok);
     tc_json_str(&j, "go_version", ctx->go_ok ? ctx->go_version : NULL);
     tc_json_str(&j, "go_missing", ctx->go_ok ? NULL : ctx->go_why);
@@ -250,7 +255,7 @@ int main(int argc, char **argv)
     size_t nsec = 0;
     printf("hmap-lab: Go's map and hmap, measured on this machine\n");
     printf("Go: %s\n", ctx.go_ok ? ctx.go_version : ctx.go_why);
-    printf("Ratios: %s\n", LAB_FRESH_MAP);
+    lab_print_wrapped(stdout, "Ratios: " LAB_FRESH_MAP);
     for (size_t i = 0; i < NEXP; i++) {
         const lab_experiment *e = experiments[i];
         if (o.only && o.only != e)

@@ -151,6 +151,8 @@ static void print_wrapped(FILE *out, const char *text, size_t width, int indent)
     print_wrapped_as(out, text, width, "", indent);
 }
 
+void lab_print_wrapped(FILE *out, const char *text) { print_wrapped(out, text, LAB_WIDTH, 0); }
+
 void lab_section_print(const lab_section *s, FILE *out)
 {
     char title[256];
