@@ -19,7 +19,7 @@ struct tc_table {
     size_t ncols, nrows, cap;
     char **headers;
     char *align;
-    bool *wrap, *report_only;
+    bool *wrap, *report_only, *hidden;
     char ***rows;
 };
 
@@ -31,10 +31,11 @@ tc_table *tc_table_new(const char *title, size_t ncols, const char *const header
     t->align = tc_xrealloc(NULL, ncols + 1);
     t->wrap = tc_xrealloc(NULL, ncols * sizeof *t->wrap);
     t->report_only = tc_xrealloc(NULL, ncols * sizeof *t->report_only);
+    t->hidden = tc_xrealloc(NULL, ncols * sizeof *t->hidden);
     for (size_t c = 0; c < ncols; c++) {
         t->headers[c] = tc_strdup(headers[c]);
         t->align[c] = align && strlen(align) > c ? align[c] : 'l';
-        t->wrap[c] = t->report_only[c] = false;
+        t->wrap[c] = t->report_only[c] = t->hidden[c] = false;
     }
     t->align[ncols] = '\0';
     return t;
@@ -50,6 +51,12 @@ void tc_table_report_only(tc_table *t, size_t col)
 {
     if (col < t->ncols)
         t->report_only[col] = true;
+}
+
+void tc_table_hide(tc_table *t, size_t col)
+{
+    if (col < t->ncols)
+        t->hidden[col] = t->report_only[col] = true;
 }
 
 void tc_table_add(tc_table *t, const char *const cells[])
@@ -209,6 +216,8 @@ void tc_table_html(const tc_table *t, tc_buf *out)
     }
     tc_buf_put(out, "<thead><tr>");
     for (size_t c = 0; c < t->ncols; c++) {
+        if (t->hidden[c])
+            continue;
         tc_buf_put(out, t->align[c] == 'r' ? "<th class='r'>" : "<th>");
         tc_buf_html(out, t->headers[c]);
         tc_buf_put(out, "</th>");
@@ -217,6 +226,8 @@ void tc_table_html(const tc_table *t, tc_buf *out)
     for (size_t r = 0; r < t->nrows; r++) {
         tc_buf_put(out, "<tr>");
         for (size_t c = 0; c < t->ncols; c++) {
+            if (t->hidden[c])
+                continue;
             tc_buf_put(out, t->align[c] == 'r' ? "<td class='r'>" : "<td>");
             tc_buf_html(out, t->rows[r][c]);
             tc_buf_put(out, "</td>");
@@ -232,13 +243,15 @@ void tc_table_json(const tc_table *t, tc_json *j, const char *key)
     tc_json_str(j, "title", t->title);
     tc_json_array(j, "columns");
     for (size_t c = 0; c < t->ncols; c++)
-        tc_json_str(j, NULL, t->headers[c]);
+        if (!t->hidden[c])
+            tc_json_str(j, NULL, t->headers[c]);
     tc_json_end(j, ']');
     tc_json_array(j, "rows");
     for (size_t r = 0; r < t->nrows; r++) {
         tc_json_array(j, NULL);
         for (size_t c = 0; c < t->ncols; c++)
-            tc_json_str(j, NULL, t->rows[r][c]);
+            if (!t->hidden[c])
+                tc_json_str(j, NULL, t->rows[r][c]);
         tc_json_end(j, ']');
     }
     tc_json_end(j, ']');
@@ -261,6 +274,7 @@ void tc_table_free(tc_table *t)
     free(t->align);
     free(t->wrap);
     free(t->report_only);
+    free(t->hidden);
     free(t->title);
     free(t);
 }

@@ -82,6 +82,7 @@ typedef struct tc_table tc_table;
 tc_table *tc_table_new(const char *title, size_t ncols, const char *const headers[], const char *align);
 void tc_table_wrap(tc_table *t, size_t col);        /* this column may wrap to keep the table narrow */
 void tc_table_report_only(tc_table *t, size_t col); /* shown in HTML and JSON, not in the terminal */
+void tc_table_hide(tc_table *t, size_t col);        /* shown nowhere (a column of a run that did not happen) */
 void tc_table_add(tc_table *t, const char *const cells[]); /* ncols cells, copied */
 void tc_table_addf(tc_table *t, ...); /* ncols `const char *` arguments */
 size_t tc_table_rows(const tc_table *t);

@@ -139,6 +139,8 @@ static tc_table *steps_table(const lab_data *h, const lab_data *ns, const lab_da
                       bytes_cell(ns, steps[s], "rss", b[4]), bytes_cell(g, steps[s], "bytes", b[5]),
                       bytes_cell(g, steps[s], "rss", b[6]), b[7]);
     }
+    if (!g->ok)
+        tc_table_hide(t, 6), tc_table_hide(t, 7), tc_table_hide(t, 8);
     return t;
 }
 

@@ -130,6 +130,8 @@ static void run(lab_section *s, const lab_ctx *ctx)
         tc_table_addf(t, a ? a->f[1] : i < 7 ? hsteps[i] : "", a ? a->f[2] : "—", a ? a->f[3] : "—", a ? a->f[4] : "—",
                       b ? b->f[1] : "—", b ? b->f[2] : "—");
     }
+    if (!go)
+        tc_table_hide(t, 1), tc_table_hide(t, 2), tc_table_hide(t, 3);
     lab_table(s, t, false);
     grid(s, g, h);
 

@@ -86,6 +86,9 @@ static void run(lab_section *s, const lab_ctx *ctx)
         tc_table_addf(t, titles[i], b[0], b[1], b[2], b[3], b[4], b[5]);
         bars[i * 4 + 0] = v[1], bars[i * 4 + 1] = v[3], bars[i * 4 + 2] = v[5], bars[i * 4 + 3] = v[0];
     }
+    if (!g->ok)
+        for (size_t c = 1; c <= 4; c++)
+            tc_table_hide(t, c);
     lab_table(s, t, false);
 
     static const char *const groups[] = {"filled", "deleted (Go: + GC)", "memory handed back"};
