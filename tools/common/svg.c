@@ -16,7 +16,7 @@
 #include <math.h>
 #include <string.h>
 
-enum { LEFT = 84, RIGHT = 24, TOP = 58, LEGEND_ROW = 20, LEGEND_COL = 240 };
+enum { LEFT = 84, RIGHT = 24, TOP = 58, LEGEND_ROW = 20 };
 
 typedef struct frame {
     double x0, x1, y0, y1; /* plot area in pixels */
@@ -223,24 +223,42 @@ static void draw_phases(tc_buf *o, const frame *f, const tc_chart *c)
     }
 }
 
+/* Entries flow left to right, each as wide as its label (about 6.5 px a character at 12 px), wrapping
+ * to a new row at the right edge. Returns the number of rows used. */
+static size_t legend_layout(double x0, int width, const char *const labels[], size_t n, double xs[], size_t rows[])
+{
+    double x = x0;
+    size_t row = 0;
+    for (size_t i = 0; i < n; i++) {
+        double w = 34 + 6.5 * (double)tc_text_width(labels[i]) + 24;
+        if (x > x0 && x + w > width - RIGHT)
+            x = x0, row++;
+        xs[i] = x, rows[i] = row;
+        x += w;
+    }
+    return n ? row + 1 : 0;
+}
+
 static void draw_legend(tc_buf *o, double x0, double y, int width, const char *const labels[],
                         const char *const colours[], const bool dashed[], size_t n)
 {
-    int per_row = (int)((width - x0) / LEGEND_COL);
-    per_row = per_row < 1 ? 1 : per_row;
+    double xs[32];
+    size_t rows[32];
+    n = n < 32 ? n : 32;
+    legend_layout(x0, width, labels, n, xs, rows);
     for (size_t i = 0; i < n; i++) {
-        double x = x0 + (double)(i % (size_t)per_row) * LEGEND_COL, yy = y + (double)(i / (size_t)per_row) * LEGEND_ROW;
+        double x = xs[i], yy = y + (double)rows[i] * LEGEND_ROW;
         tc_buf_printf(o, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='%s' stroke-width='3'%s/>\n", x, yy - 4,
                       x + 28, yy - 4, colours[i], dashed && dashed[i] ? " stroke-dasharray='7,4'" : "");
         text(o, x + 34, yy, "start", 12, NULL, labels[i]);
     }
 }
 
-static size_t legend_rows(int width, size_t n)
+static size_t legend_rows(int width, const char *const labels[], size_t n)
 {
-    int per_row = (width - LEFT) / LEGEND_COL;
-    per_row = per_row < 1 ? 1 : per_row;
-    return (n + (size_t)per_row - 1) / (size_t)per_row;
+    double xs[32];
+    size_t rows[32];
+    return legend_layout(LEFT, width, labels, n < 32 ? n : 32, xs, rows);
 }
 
 static void draw_series(tc_buf *o, const frame *f, const tc_chart *c, const tc_series *s)
@@ -276,7 +294,10 @@ static void svg_open(tc_buf *o, int w, int h, const char *title)
 void tc_svg_chart(tc_buf *o, const tc_chart *c)
 {
     int w = c->width ? c->width : 1000, h = c->height ? c->height : 420;
-    size_t rows = legend_rows(w, c->nseries);
+    const char *names[32];
+    for (size_t i = 0; i < c->nseries && i < 32; i++)
+        names[i] = c->series[i].label;
+    size_t rows = legend_rows(w, names, c->nseries);
     int bottom = 48 + (int)rows * LEGEND_ROW + (c->note ? 18 : 0);
     frame f = {.x0 = LEFT, .x1 = w - RIGHT, .y0 = TOP, .y1 = h - bottom, .c = c};
     double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
@@ -323,7 +344,7 @@ void tc_svg_chart(tc_buf *o, const tc_chart *c)
 void tc_svg_bars(tc_buf *o, const tc_bars *b)
 {
     int w = b->width ? b->width : 1000, h = b->height ? b->height : 380;
-    size_t rows = legend_rows(w, b->nbars);
+    size_t rows = legend_rows(w, (const char *const *)b->labels, b->nbars);
     int bottom = 44 + (int)rows * LEGEND_ROW + (b->note ? 18 : 0);
     tc_chart axis_only = {.y = b->y};
     frame f = {.x0 = LEFT, .x1 = w - RIGHT, .y0 = TOP - 20, .y1 = h - bottom, .c = &axis_only};

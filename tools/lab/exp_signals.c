@@ -209,6 +209,9 @@ static void run(lab_section *s, const lab_ctx *ctx)
         free(top);
     }
 
+    lab_text(s, "A profile samples one allocation per 512 KiB allocated on average, weighted back up by pprof: a "
+                "map that holds less than that at the end may show no sample at all, as hmap's may here.");
+
     /* signal 3: trace lines */
     tc_buf hs = {0}, gs = {0};
     size_t hstart = count_raw(h, "hmap: resize start", NULL, 0), hlines = count_raw(h, "hmap: resize", &hs, 4);

@@ -237,7 +237,16 @@ void lab_section_html(const lab_section *s, tc_buf *o)
             tc_buf_html(o, it->body);
             tc_buf_put(o, "</pre>\n");
             break;
-        case LAB_ITEM_TABLE: tc_table_html(it->table, o); break;
+        case LAB_ITEM_TABLE:
+            if (it->report_only) { /* long detail: folded, one click away */
+                tc_buf_put(o, "<details><summary>");
+                tc_buf_html(o, tc_table_title(it->table));
+                tc_buf_put(o, "</summary>\n");
+            }
+            tc_table_html(it->table, o);
+            if (it->report_only)
+                tc_buf_put(o, "</details>\n");
+            break;
         case LAB_ITEM_PLOT:
             tc_buf_put(o, "<figure>\n");
             tc_buf_put(o, it->body);

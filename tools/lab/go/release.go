@@ -43,6 +43,7 @@ func release(n uint64) {
 	num("gc.rss", float64(rss()))
 
 	t0 = time.Now()
+	point("rss_wait", 0, float64(rss()))
 	fresh := make(map[uint64]uint64, len(m))
 	for k, v := range m {
 		fresh[k] = v
@@ -52,7 +53,7 @@ func release(n uint64) {
 	runtime.GC()
 	num("rebuild.heap", float64(sub(heapAfterGC(), base)))
 	num("rebuild.B", float64(header(&m).B))
-	start := time.Now()
+	start := t0
 	for t := 0; t <= waitMillis; t += 10 {
 		point("rss_wait", float64(time.Since(start).Nanoseconds()), float64(rss()))
 		time.Sleep(10 * time.Millisecond)
