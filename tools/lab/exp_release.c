@@ -92,7 +92,7 @@ static void plot(lab_section *s, const lab_data *w, const lab_data *g)
     ser[0] = (tc_series){.label = "hmap no_shrink: RSS from hmap_compact on (no other call)", .colour = LAB_C_HMAP,
                          .step = true, .n = hn, .x = x[0], .y = y[0]};
     ser[1] = (tc_series){.label = "Go: RSS from the copy on (copy, runtime.GC(), 1 s, FreeOSMemory)",
-                         .colour = LAB_C_GO, .dots = true, .n = gn, .x = x[1], .y = y[1]};
+                         .colour = LAB_C_GO, .dots = true, .step = true, .n = gn, .x = x[1], .y = y[1]};
     for (size_t i = 0; i < hn; i++)
         x[0][i] = fmax(x[0][i], 1e5); /* the log axis starts at 100 µs: "before" sits there */
     for (size_t i = 0; i < gn; i++)
