@@ -1,12 +1,12 @@
 /*
  * exp_delete.c — 2. delete: fill n, delete 99%, delete the rest, fill n again.
  *
- * The article's central complaint: Go's map keeps its memory after deletes. Three implementations, each
+ * The central complaint about Go's map: it keeps its memory after deletes. Three implementations, each
  * in its own process: Go's map (the Go companion), hmap with no_shrink (Go's behaviour, for comparison
  * inside one allocator) and hmap. At each step: the bytes held (hmap_get_stats().bytes; Go: HeapAlloc
  * after runtime.GC(), from before the map existed), RSS, and after the two delete steps RSS once memory
- * has been handed back explicitly (hmap_release_os_memory; Go: debug.FreeOSMemory). Then the remedies the
- * article lists for Go: clear (the range-and-delete loop, which the compiler turns into mapclear), copying
+ * has been handed back explicitly (hmap_release_os_memory; Go: debug.FreeOSMemory). Then the remedies usually
+ * given for Go: clear (the range-and-delete loop, which the compiler turns into mapclear), copying
  * into a new map made with the live count, and the same made with the old count.
  */
 #include "lab.h"

@@ -1,7 +1,7 @@
 /*
  * exp_grow.c — 1. grow: the state of both maps while they fill.
  *
- * The article explains Go's map by its header (B, buckets, oldbuckets, nevacuate) and a three-row state
+ * Go's map is usually explained by its header (B, buckets, oldbuckets, nevacuate) and a three-row state
  * table, and says growth comes at load > 6.5, from overflow chains of 8 keys, and from delete + insert
  * ("fake growth"). Here both maps fill to n entries; a row is printed whenever a growth starts or ends:
  * for Go from its runtime header after every insert (the Go companion), for hmap from hmap_get_stats.

@@ -8,7 +8,7 @@
  * Counted: survivors (original keys never deleted) yielded exactly once, missed or twice; deleted keys
  * yielded after their deletion; inserted keys yielded and yielded twice.
  *
- * And the C++ pitfall the article shows (erasing from a std::unordered_map while iterating): what the
+ * And the C++ pitfall often shown beside it (erasing from a std::unordered_map while iterating): what the
  * standard says and what a real std::unordered_map does (iterate_cxx.cc).
  */
 #include "lab.h"
@@ -176,7 +176,7 @@ static void run(lab_section *s, const lab_ctx *ctx)
                 "it = m.erase(it) visited %.0f elements, and bucket_count() stayed %.0f → %.0f; an iterator to a kept "
                 "element still read it afterwards: %s. Inserting, %.0f inserts later bucket_count() went %.0f → %.0f "
                 "(a rehash: max_load_factor %.1f), which invalidates every iterator. Its iterators are forward "
-                "iterators (bidirectional: %s), so the article's `m.erase(it); it--;` does not compile.",
+                "iterators (bidirectional: %s), so the often-shown fix `m.erase(it); it--;` does not compile.",
              tc_fmt_count(s->n, b), lab_num(x, "erase_loop_visited"), lab_num(x, "buckets_before_erase"),
              lab_num(x, "buckets_after_erase"), lab_num(x, "held_iterator_valid") == 1 ? "yes" : "no",
              lab_num(x, "inserts_until_rehash"), lab_num(x, "buckets_before_rehash"),

@@ -1,5 +1,5 @@
 /*
- * exp_release.c — 7. release: the article's remedies, and what hmap does instead.
+ * exp_release.c — 7. release: the usual remedies, and what hmap does instead.
  *
  * Go (the companion): fill n, delete 99%; "force GC" (runtime.GC() with the map still in use); "copy
  * into a new map" (make(map, len(m)), the old one dropped, GC) followed by a second of waiting for the
@@ -126,7 +126,7 @@ static void claims(lab_section *s, const lab_data *h, const lab_data *w, const l
     else
         lab_claim_add(s, gh >= 0.9 * dh ? LAB_DOES_NOT_HOLD : LAB_PARTLY, "Force a GC and wait for the memory to come back", m,
                       "the GC frees garbage; a map's empty buckets are live memory of a live map, so it freed none "
-                      "(the article's PhantomReference is Java's)");
+                      "(PhantomReference, also offered as a remedy, is Java's)");
     double rh = lab_num(g, "rebuild.heap"), rw = lab_num(g, "rebuild.rss_waited"), rd = lab_num(g, "deleted.rss");
     snprintf(m, sizeof m, "Go: rebuilding into make(map, len(m)) took %s; heap %s → %s, B %.0f → %.0f; RSS %s → %s "
                           "after %d ms of waiting, %s after FreeOSMemory (%s)",

@@ -1,7 +1,7 @@
 /*
  * exp_signals.c — 6. signals: how a map that keeps memory shows itself.
  *
- * The article's three signals, on one program whose map keeps memory: 3 waves, each inserting n new keys
+ * The three usual signals of a leak, on one program whose map keeps memory: 3 waves, each inserting n new keys
  * and deleting 99% of them, so the live count creeps up by 1% of n a wave. Run as a map that never shrinks
  * (Go's map; hmap with no_shrink) and as hmap.
  *   1. memstats over time: Go's HeapAlloc (runtime.ReadMemStats, no forced GC), hmap_read_memstats()'s

@@ -1,7 +1,7 @@
 /*
  * exp_tophash.c — 3. tophash: one bucket's eight tophash bytes through inserts and deletes.
  *
- * The article quotes a mapdelete that sets emptyOne and clears key and value. Go's real one (1.19) clears
+ * A widely copied snippet of mapdelete sets emptyOne and clears key and value. Go's real one (1.19) clears
  * the value always but the key only when it holds pointers, turns trailing emptyOne slots into emptyRest
  * so that lookups stop early, and re-draws the hash seed when the map becomes empty. The Go companion
  * shows each of these in a map's memory: 8 keys in a map of one bucket (B = 0), then deletes in slot order
@@ -145,10 +145,10 @@ static void run(lab_section *s, const lab_ctx *ctx)
              lab_num(g, "str.deleted_key_pointer_cleared") == 1 ? "yes" : "no", lab_num(g, "str.deleted_key_length"),
              lab_num(g, "hash0_changed_at_empty") == 1 ? "yes" : "no");
     if (!go)
-        lab_claim_add(s, LAB_UNTESTED, "The article's mapdelete: emptyOne, then memclr of key and value", m,
+        lab_claim_add(s, LAB_UNTESTED, "The popular mapdelete snippet: emptyOne, then memclr of key and value", m,
                       "Go's map was not measured");
     else
-        lab_claim_add(s, LAB_PARTLY, "The article's mapdelete: emptyOne, then memclr of key and value", m,
+        lab_claim_add(s, LAB_PARTLY, "The popular mapdelete snippet: emptyOne, then memclr of key and value", m,
                       "emptyOne and a cleared value, yes; but Go clears a key only if it holds pointers, turns "
                       "trailing emptyOne into emptyRest, and re-seeds an emptied map — the snippet is not Go's code");
 
@@ -172,7 +172,7 @@ const lab_experiment lab_tophash = {
     .name = "tophash",
     .number = 3,
     .title = "one bucket's tophash bytes: emptyOne, emptyRest, and what delete clears",
-    .help = "a one-bucket map's 8 tophash bytes through deletes; Go's mapdelete against the article's",
+    .help = "a one-bucket map's 8 tophash bytes through deletes; Go's mapdelete against the popular snippet",
     .default_n = 8,
     .quick_n = 8,
     .n_means = "keys (one bucket: always 8)",

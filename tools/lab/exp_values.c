@@ -1,7 +1,7 @@
 /*
  * exp_values.c — 4. values: n values of 1 MiB owned by the map, then deleted.
  *
- * The article's example: 100,000 values of 1 MiB in a sync.Map stay after Delete. Scaled to n (default
+ * A popular example: 100,000 values of 1 MiB in a sync.Map stay after Delete. Scaled to n (default
  * 1,000), every page of every value written so it is resident. Go: a map[uint64]*[1 MiB]byte (delete, then
  * runtime.GC(): the values are garbage, the buckets stay), and sync.Map (Delete, then GC). hmap: a map of
  * pointers whose val_drop frees the block, so each value goes inside hmap_del, and the buckets follow with

@@ -1,4 +1,4 @@
-// release: the article's remedies for Go's map, measured.
+// release: the usual remedies for Go's map, measured.
 //
 // Fill n, delete 99%. Then "force GC": runtime.GC() while the map is still in use. Then "copy into a new
 // map": the survivors into make(map, len(m)), the old map dropped, runtime.GC(), and RSS sampled every

@@ -1,4 +1,4 @@
-// signals: the article's three signals of a map that keeps memory, on a program whose map does.
+// signals: the three usual signals of a map that keeps memory, on a program whose map does.
 //
 // The program: `waves` waves, each inserting n new keys and deleting 99% of them, so the live count
 // grows by 1% of n a wave while the map stays at its peak size. Signal 1, memstats over time: HeapAlloc

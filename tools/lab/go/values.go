@@ -1,7 +1,7 @@
 // values: n values of 1 MiB owned by a map, then deleted.
 //
 // A map[uint64]*[1 MiB]byte holds pointers: delete clears the slot, so the value becomes garbage and the
-// next GC frees it; the buckets stay. The same with sync.Map, which the article says keeps the arrays.
+// next GC frees it; the buckets stay. The same with sync.Map, which is said to keep the arrays.
 // Every page of every value is written, so that it is resident. Figures: HeapAlloc after runtime.GC()
 // minus the heap before; RSS as the runtime leaves it after the GC, and after debug.FreeOSMemory().
 package main
