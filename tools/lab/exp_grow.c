@@ -202,8 +202,9 @@ static void plots(lab_section *s, const lab_data *h, const lab_data *g)
                   .y = {.label = "inserts", .scale = TC_LOG, .unit = TC_COUNT},
                   .series = ser,
                   .nseries = k,
-                  .note = "The right end of each line is the longest insert: Go allocates and clears the "
-                          "whole new array inside the insert that starts a growth."};
+                  .note = "The right end of each line is the longest insert. Go allocates and clears each new "
+                          "array inside the insert that starts a growth; on a shared machine other processes add "
+                          "a tail too."};
     tc_svg_chart(&svg, &c);
     lab_plot(s, &svg, "Insert latency histograms, log-log.");
     for (size_t i = 0; i < k; i++)
