@@ -2,7 +2,8 @@
 #
 #   make check   install missing Debian packages, build with gcc and run every test, then build with clang
 #                under ASan+UBSan (build-asan/) and run every test again
-#   make lab     build and run the lab (the article's experiments) at LAB_N entries (default 1M,10M)
+#   make lab     build quietly (the build's output only if it fails), run the lab's tour, print the report's
+#                path; LAB_ARGS is passed to hmap-lab (e.g. LAB_ARGS=delete, or LAB_ARGS='delete --n 10M')
 #   make bench   build and run the benchmark (BENCH_QUICK=1 for the short run)
 #   make build   configure build/ (gcc, RelWithDebInfo) and build it
 #   make docs    the API reference from the public headers (doxygen): build/docs/html, build/docs/man
@@ -15,7 +16,7 @@ JOBS        ?= 2
 PREFIX      ?= /usr/local
 BUILD_TYPE  ?= RelWithDebInfo
 CTEST_ARGS  ?=
-LAB_N       ?= 1M,10M
+LAB_ARGS    ?=
 CTEST_TIMEOUT ?= 600
 GCC         ?= gcc
 GXX         ?= g++
@@ -57,8 +58,14 @@ check: deps
 	$(MAKE) --no-print-directory build-asan
 	cd build-asan && $(SAN_ENV) $(CTEST)
 
-lab: deps build
-	./build/tools/lab/hmap-lab --n $(LAB_N)
+# The lab's build is quiet: its log is shown only when it fails, so the lab's first line is the first line.
+lab: deps
+	@log=$$(mktemp); \
+	if ! { cmake -S . -B build -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_C_COMPILER=$(GCC) \
+	             -DCMAKE_CXX_COMPILER=$(GXX) && cmake --build build -j$(JOBS) --target hmap-lab; } >$$log 2>&1; then \
+	    cat $$log; rm -f $$log; echo "make lab: the build failed (its output is above)" >&2; exit 1; \
+	fi; rm -f $$log
+	@./build/tools/lab/hmap-lab $(LAB_ARGS)
 
 bench: deps build
 	./build/bench/hmap-bench

@@ -180,9 +180,12 @@ int hmap_write_heap_profile(const char *path);
  * free an array pay for its page work themselves (a longer tail of insert latency while growing).
  */
 void hmap_set_memory_thread(bool enabled);
-/* Returns once every array the library has freed is back with the OS (the background unmaps done) and the
- * C heap has been trimmed (malloc_trim): the counterpart of Go's debug.FreeOSMemory. It waits for the
- * memory thread (about 1 ms per 10 MiB queued) and walks the C heap's free lists. Always 0. */
+/* Returns once every array the library has freed is back with the OS: the background unmaps of freed
+ * arrays are done and the C heap is trimmed (malloc_trim), so RSS shows what the maps really hold. The
+ * counterpart of Go's debug.FreeOSMemory. Not needed for memory to go back (freed arrays are unmapped by
+ * themselves within milliseconds); it is for measuring, and before a fork or a snapshot of the process.
+ * Cost: the pending unmaps plus malloc_trim's walk of the C heap; nothing when nothing is pending and the
+ * heap is small. Any thread, any time. Returns 0. */
 int hmap_release_os_memory(void);
 
 /* Built-in string keys: the key is a `char *` to a NUL-terminated string (key_size = sizeof(char *)).
