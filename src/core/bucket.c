@@ -28,7 +28,7 @@ static size_t round_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
  * cache line; otherwise keys[8] then values[8], as Go, so that e.g. 1-byte keys with 8-byte values waste
  * nothing. slot_key()/slot_val() only see the two strides and the values' offset. */
 void set_layout(hmap *m) {
-    size_t ks = m->type.key_size, vs = m->type.val_size;
+    size_t ks = key_item_size(m), vs = m->type.val_size;
     size_t ka = alignment_of_size(ks), va = vs ? alignment_of_size(vs) : 1;
     if (vs && ks % va == 0 && (ks + vs) % ka == 0) {
         m->key_stride = m->val_stride = ks + vs;
@@ -45,6 +45,17 @@ void set_layout(hmap *m) {
 /* ---------------------------------------------------------------- keys and chains */
 
 uint64_t map_hash(const hmap *m, const void *key) { return hash_key(m, key, m->kind); }
+
+uint64_t stored_hash(const hmap *m, const bucket_ref *b, unsigned i) {
+    switch (m->kind) {
+    case KEYS_U64:
+        return slot_hash(m, b, i, KEYS_U64);
+    case KEYS_CSTR:
+        return slot_hash(m, b, i, KEYS_CSTR);
+    default:
+        return slot_hash(m, b, i, KEYS_GENERIC);
+    }
+}
 
 /* ---------------------------------------------------------------- overflow buckets */
 

@@ -56,6 +56,8 @@ static int check_chain(const hmap *m, const table *t, bool is_old, size_t i, tab
                 tally->tombstones++;
             } else {
                 uint64_t hash = map_hash(m, slot_key(m, &b, s));
+                if (stored_hash(m, &b, s) != hash)
+                    return fail(why, size, "bucket %zu: slot %u stores a hash that is not its key's", i, s);
                 if (bucket_index(hash, t->B) != i)
                     return fail(why, size, "bucket %zu holds an entry whose hash names bucket %zu", i,
                                 bucket_index(hash, t->B));

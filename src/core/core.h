@@ -37,6 +37,7 @@
 #define finish_resize hmap__finish_resize
 #define map_became_empty hmap__map_became_empty
 #define map_hash hmap__map_hash
+#define stored_hash hmap__stored_hash
 #define maybe_start_shrink hmap__maybe_start_shrink
 #define overflow_bucket_bytes hmap__overflow_bucket_bytes
 #define resize_work hmap__resize_work
@@ -112,6 +113,7 @@ struct hmap {
     hmap_type type;
     key_kind kind;
     size_t key_stride, val_stride; /* distance between consecutive keys / values in a bucket */
+    size_t hash_off; /* 8 when each slot stores its key's hash before the key (string keys), else 0 */
     size_t vals_offset;            /* where values[0] starts inside a bucket's slots */
     size_t bucket_bytes;           /* slot storage of one bucket */
     size_t count;
@@ -156,6 +158,7 @@ void set_layout(hmap *m); /* where keys and values sit in a bucket, from the typ
 size_t overflow_bucket_bytes(const hmap *m);
 bool chain_extend(hmap *m, table *t, bucket_ref *last); /* appends an empty overflow bucket; false: ENOMEM */
 uint64_t map_hash(const hmap *m, const void *key);
+uint64_t stored_hash(const hmap *m, const bucket_ref *b, unsigned i); /* slot_hash, for any kind */
 void set_slot_empty(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot);
 void drop_entry(const hmap *m, void *key, void *val);
 
@@ -231,9 +234,17 @@ static inline bucket_ref chain_at(const hmap *m, const table *t, size_t i, size_
     return b;
 }
 
-static inline unsigned char *slot_key(const hmap *m, const bucket_ref *b, unsigned i) {
+/* A slot's key item: the stored hash (when the map keeps them) followed by the key. */
+static inline unsigned char *slot_item(const hmap *m, const bucket_ref *b, unsigned i) {
     return b->slots + (size_t)i * m->key_stride;
 }
+
+static inline unsigned char *slot_key(const hmap *m, const bucket_ref *b, unsigned i) {
+    return slot_item(m, b, i) + m->hash_off;
+}
+
+/* Bytes of a key item: the key, and its stored hash if the map keeps them. */
+static inline size_t key_item_size(const hmap *m) { return m->type.key_size + m->hash_off; }
 
 /* The value of slot i; for a set (val_size 0) the key's address, which serves as the presence token. */
 static inline unsigned char *slot_val(const hmap *m, const bucket_ref *b, unsigned i) {
@@ -301,6 +312,19 @@ static inline __attribute__((always_inline)) uint64_t hash_key(const hmap *m, co
             return mix64(m->type.hash(key, m->seed));
         return hash_bytes_inline(key, m->type.key_size, m->seed);
     }
+}
+
+/* The hash of the key stored in slot i: read back when the map stores hashes (string keys, whose hashing
+ * would read the string — a cache miss — for every entry that evacuation or iteration looks at), else
+ * computed. */
+static inline __attribute__((always_inline)) uint64_t slot_hash(const hmap *m, const bucket_ref *b,
+                                                                unsigned i, key_kind kind) {
+    if (kind == KEYS_CSTR) {
+        uint64_t h;
+        memcpy(&h, slot_item(m, b, i), 8);
+        return h;
+    }
+    return hash_key(m, slot_key(m, b, i), kind);
 }
 
 static inline __attribute__((always_inline)) bool equal_key(const hmap *m, const void *a, const void *b,

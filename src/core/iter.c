@@ -225,21 +225,22 @@ static inline __attribute__((always_inline)) void fill_kind(iter_state *it, buck
     const hmap *m = it->m;
     /* Locals: the stores into the cache below could otherwise alias the map's fields for the compiler. */
     const size_t key_stride = m->key_stride, val_stride = m->val_stride;
-    const size_t vals_offset = m->type.val_size ? m->vals_offset : 0;
+    const size_t vals_offset = m->type.val_size ? m->vals_offset : m->hash_off; /* a set: its key */
     const size_t val_step = m->type.val_size ? val_stride : key_stride; /* a set's value is its key */
     const uint64_t seed = m->seed, order = it->s;
+    const size_t hash_off = m->hash_off;
     unsigned n = 0;
     do {
         for (uint64_t live = live_slots(*b.tophash); live; live &= live - 1) {
             unsigned s = (unsigned)__builtin_ctzll(live) / 8;
-            unsigned char *key = b.slots + s * key_stride;
+            unsigned char *key = b.slots + s * key_stride + hash_off;
             uint64_t g;
             if (kind == KEYS_U64) {
                 uint64_t k;
                 memcpy(&k, key, 8);
                 g = hash_u64_inline(k, seed) ^ order;
             } else {
-                g = hash_key(m, key, kind) ^ order;
+                g = slot_hash(m, &b, s, kind) ^ order;
             }
             if (filter && !pending(it, g, key))
                 continue;

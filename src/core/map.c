@@ -63,12 +63,16 @@ typedef struct found {
 } found;
 
 /* The slot of bucket b (tophash word w) holding key, if any: the one loop every lookup runs. */
+/* (String keys: the stored hash is compared first, so that a tophash match with another key costs no
+ * read of that key's string.) */
 static inline __attribute__((always_inline)) bool match_in_bucket(const hmap *m, const bucket_ref *b,
-                                                                  uint64_t w, uint8_t top, const void *key,
+                                                                  uint64_t w, uint64_t hash, const void *key,
                                                                   key_kind kind, unsigned *slot) {
+    uint8_t top = tophash_of(hash);
     for (uint64_t hits = match_byte(w, top); hits; hits &= hits - 1) {
         unsigned s = (unsigned)__builtin_ctzll(hits) / 8;
-        if (slot_top(b, s) == top && equal_key(m, slot_key(m, b, s), key, kind)) {
+        if (slot_top(b, s) == top && (kind != KEYS_CSTR || slot_hash(m, b, s, kind) == hash) &&
+            equal_key(m, slot_key(m, b, s), key, kind)) {
             *slot = s;
             return true;
         }
@@ -81,10 +85,9 @@ static inline __attribute__((always_inline)) bool find(const hmap *m, const void
     locate(m, hash, &f->t, &f->i);
     f->b = table_bucket(m, f->t, f->i);
     __builtin_prefetch(f->b.slots);
-    uint8_t top = tophash_of(hash);
     for (;;) {
         uint64_t w = *f->b.tophash;
-        if (match_in_bucket(m, &f->b, w, top, key, kind, &f->slot))
+        if (match_in_bucket(m, &f->b, w, hash, key, kind, &f->slot))
             return true;
         if (has_empty_rest(w) || !bucket_ref_next(m, &f->b))
             return false;
@@ -153,10 +156,9 @@ static inline __attribute__((always_inline)) bool find_or_free(hmap *m, const vo
     f->b = table_bucket(m, f->t, f->i);
     __builtin_prefetch(f->b.slots, 1); /* the key is compared or written there: overlap the two misses */
     *have_free = false;
-    uint8_t top = tophash_of(hash);
     for (;;) {
         uint64_t w = *f->b.tophash;
-        if (match_in_bucket(m, &f->b, w, top, key, kind, &f->slot))
+        if (match_in_bucket(m, &f->b, w, hash, key, kind, &f->slot))
             return true;
         if (!*have_free) {
             /* empty slots are the bytes <= EMPTY_ONE: clear bit 0 and look for zero bytes */
@@ -185,10 +187,12 @@ static bool too_many_overflow(const table *t) { return t->noverflow >= t->nbucke
 
 /* Writes key into a free slot: tophash, key bytes, zeroed value. */
 static inline __attribute__((always_inline)) void fill_slot(hmap *m, table *t, bucket_ref *b, unsigned slot,
-                                                            uint8_t top, const void *key, key_kind kind) {
+                                                            uint64_t hash, const void *key, key_kind kind) {
     if (slot_top(b, slot) == EMPTY_ONE)
         t->tombstones--;
-    set_slot_top(b, slot, top);
+    set_slot_top(b, slot, tophash_of(hash));
+    if (kind == KEYS_CSTR)
+        memcpy(slot_item(m, b, slot), &hash, 8);
     copy_item(slot_key(m, b, slot), key, kind == KEYS_GENERIC ? m->type.key_size : 8);
     if (m->type.val_size == 8)
         __builtin_memset(slot_val(m, b, slot), 0, 8);
@@ -229,7 +233,7 @@ static inline __attribute__((always_inline)) void *assign_kind(hmap *m, const vo
             free_slot = f;
             free_slot.slot = 0;
         }
-        fill_slot(m, free_slot.t, &free_slot.b, free_slot.slot, tophash_of(hash), key, kind);
+        fill_slot(m, free_slot.t, &free_slot.b, free_slot.slot, hash, key, kind);
         m->count++;
         m->insert_stamp++;
         if (m->count >= m->reserved)
@@ -412,6 +416,7 @@ hmap *hmap_new_opts(const hmap_type *type, size_t hint, const hmap_options *opts
     mem_owner_init(&m->mem, a, NULL);
     m->mem.bytes = sizeof *m;
     m->kind = choose_kind(type);
+    m->hash_off = m->kind == KEYS_CSTR ? 8 : 0;
     set_layout(m);
     m->no_shrink = opts && opts->no_shrink;
     m->fixed_seed = opts && opts->fixed_seed;

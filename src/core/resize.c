@@ -155,7 +155,7 @@ static size_t dest_of(const hmap *m, const bucket_ref *b, unsigned s, size_t nde
     if (ndest == 1)
         return 0;
     /* growth by one doubling: the next hash bit below the old index chooses X (0) or Y (1) */
-    return bucket_index(map_hash(m, slot_key(m, b, s)), m->cur->B) & 1;
+    return bucket_index(stored_hash(m, b, s), m->cur->B) & 1;
 }
 
 /* Destinations of a chain's first 64 positions, one bit each (1: Y), so that growth hashes each key once;
@@ -190,7 +190,7 @@ static int prepare_destinations(hmap *m, destination *d, size_t ndest) {
 
 static void move_entry(hmap *m, const bucket_ref *from, unsigned s, destination *d) {
     unsigned ts = (unsigned)(d->fill % SLOTS_PER_BUCKET);
-    copy_item(slot_key(m, &d->at, ts), slot_key(m, from, s), m->type.key_size);
+    copy_item(slot_item(m, &d->at, ts), slot_item(m, from, s), key_item_size(m));
     if (m->type.val_size)
         copy_item(slot_val(m, &d->at, ts), slot_val(m, from, s), m->type.val_size);
     set_slot_top(&d->at, ts, slot_top(from, s));
