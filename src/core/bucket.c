@@ -112,6 +112,8 @@ void drop_entry(const hmap *m, void *key, void *val) {
         m->type.val_drop(val);
 }
 
+#define REST_WALK_BUCKETS 8
+
 /* Marks a slot empty and keeps Go's EMPTY_REST invariant: if nothing live follows it in the chain, it and
  * the tombstones right before it (possibly in earlier buckets of the chain) become EMPTY_REST. */
 void set_slot_empty(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot) {
@@ -124,7 +126,9 @@ void set_slot_empty(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot) {
         return;
     }
     /* Walk backwards from the deleted slot turning EMPTY_ONE into EMPTY_REST. Buckets of a chain are
-     * singly linked, so the previous bucket is found by walking from the head again (rare and short). */
+     * singly linked, so the previous bucket is found by walking from the head again — only within the
+     * first REST_WALK_BUCKETS buckets of a chain: on a long chain (keys that collide) the tombstones before
+     * this bucket stay EMPTY_ONE, which costs lookups a little and keeps a delete O(1). */
     bucket_ref cur = *b;
     int s = (int)slot;
     for (;;) {
@@ -137,8 +141,12 @@ void set_slot_empty(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot) {
         bucket_ref prev = table_bucket(m, t, i);
         if (prev.tophash == cur.tophash)
             return; /* reached the head of the chain */
-        for (bucket_ref walk = prev; walk.tophash != cur.tophash; bucket_ref_next(m, &walk))
+        unsigned steps = 0;
+        for (bucket_ref walk = prev; walk.tophash != cur.tophash; bucket_ref_next(m, &walk)) {
+            if (++steps > REST_WALK_BUCKETS)
+                return;
             prev = walk;
+        }
         cur = prev;
         s = SLOTS_PER_BUCKET - 1;
     }

@@ -48,9 +48,12 @@ unsigned B_for_count(size_t count) {
 
 /* ---------------------------------------------------------------- arrays */
 
-table *table_new(hmap *m, unsigned B) {
+/* The bytes of a 2^B array (tophash words, chain heads, slots, spare overflow buckets); false when they do
+ * not fit in a size_t. */
+static bool table_bytes(const hmap *m, unsigned B, size_t *slots_off_out, size_t *slots_bytes_out,
+                        size_t *total_out) {
     if (B > MAX_B)
-        return NULL;
+        return false;
     size_t nb = (size_t)1 << B, nspare = B >= 4 ? nb >> 4 : 0;
     size_t slots_off = (2 * sizeof(uint64_t) * nb + 63) & ~(size_t)63;
     size_t slots_bytes, spare_bytes, total;
@@ -58,7 +61,18 @@ table *table_new(hmap *m, unsigned B) {
         __builtin_mul_overflow(nspare, overflow_bucket_bytes(m), &spare_bytes) ||
         __builtin_add_overflow(slots_off, slots_bytes, &total) ||
         __builtin_add_overflow(total, spare_bytes, &total))
+        return false;
+    *slots_off_out = slots_off;
+    *slots_bytes_out = slots_bytes;
+    *total_out = total;
+    return true;
+}
+
+table *table_new(hmap *m, unsigned B) {
+    size_t slots_off, slots_bytes, total;
+    if (!table_bytes(m, B, &slots_off, &slots_bytes, &total))
         return NULL;
+    size_t nb = (size_t)1 << B, nspare = B >= 4 ? nb >> 4 : 0;
     table *t = mem_alloc(&m->mem, sizeof *t);
     if (!t)
         return NULL;
@@ -423,7 +437,12 @@ int hmap_reserve(hmap *m, size_t n) {
     if (!m)
         return -EINVAL;
     unsigned target = B_for_count(n);
-    if (target > MAX_B)
+    size_t slots_off, slots_bytes, total;
+    if (!table_bytes(m, target, &slots_off, &slots_bytes, &total))
+        return -ENOMEM;
+    /* A reservation that cannot be met fails before it builds anything: the final array is asked for (and
+     * given back untouched) first. */
+    if ((!m->cur || m->cur->B < target) && !mem_probe_array(&m->mem, total))
         return -ENOMEM;
     size_t previous = m->reserved;
     if (n > m->count)

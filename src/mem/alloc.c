@@ -157,6 +157,21 @@ static void default_free(void *p, size_t size, void *ctx) {
 
 const hmap_allocator default_allocator = {default_alloc, default_free, NULL};
 
+bool mem_probe_array(mem_owner *o, size_t size) {
+    if (!o->custom_alloc && size >= MAP_THRESHOLD) {
+        void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return false;
+        munmap(p, size); /* never touched: nothing to give back but the address range */
+        return true;
+    }
+    void *p = o->alloc.alloc(size, o->alloc.ctx);
+    if (!p)
+        return false;
+    o->alloc.free(p, size, o->alloc.ctx);
+    return true;
+}
+
 int hmap_release_os_memory(void) {
     memthread_drain();
     malloc_trim(0);
