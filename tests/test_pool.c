@@ -311,13 +311,31 @@ static void test_multi_thread_reuse(void **state) {
     assert_int_equal(atomic_load(&k.destroyed), atomic_load(&k.made));
 }
 
-/* Cycles from the working threads themselves, and a cap: objects are conserved and never shared. */
+typedef struct cycler {
+    hmap_pool *p;
+    _Atomic bool stop;
+} cycler;
+
+static void *cycle_until_stopped(void *arg) {
+    cycler *c = arg;
+    while (!atomic_load(&c->stop))
+        hmap_pool_cycle(c->p);
+    return NULL;
+}
+
+/* Cycles from the working threads themselves and from a thread that does nothing else, and a cap:
+ * objects are conserved, never shared, never destroyed while held. */
 static void test_multi_thread_cycles_and_cap(void **state) {
     (void)state;
     counters k = {0};
     enum { CAP = 16 };
     hmap_pool *p = new_pool(&k, CAP);
+    cycler cy = {p, false};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, cycle_until_stopped, &cy), 0);
     run_workers(p, THREAD_HELD, true);
+    atomic_store(&cy.stop, true);
+    pthread_join(t, NULL);
     hmap_pool_stats st = stats(p);
     assert_true(st.idle + st.victims <= CAP);
     assert_int_equal(atomic_load(&k.made) - atomic_load(&k.destroyed), st.idle + st.victims);
