@@ -307,6 +307,7 @@ typedef struct tls_entry {
 } tls_entry;
 
 #define TLS_MODEL __attribute__((tls_model("initial-exec")))
+static _Thread_local TLS_MODEL tls_entry tls_last; /* the pool this thread used last: the fast paths */
 static _Thread_local TLS_MODEL tls_entry tls_caches[TLS_WAYS];
 static _Thread_local TLS_MODEL pool_thread tls_thread;
 
@@ -316,9 +317,19 @@ static pthread_key_t exit_key;
 static bool exit_key_ok;
 static _Atomic uint64_t next_serial = 1; /* 0 marks an empty thread-local entry */
 
-static inline pool_cache *cache_fast(const hmap_pool *p) {
-    const tls_entry *e = &tls_caches[p->serial & (TLS_WAYS - 1)];
-    return __builtin_expect(e->serial == p->serial, 1) ? e->cache : NULL;
+/* The fast paths look only at the last pool used; the others look in the table, then cache_lookup. */
+static inline pool_cache *cache_last(const hmap_pool *p) {
+    return __builtin_expect(tls_last.serial == p->serial, 1) ? tls_last.cache : NULL;
+}
+
+static pool_cache *cache_lookup(hmap_pool *p);
+
+static pool_cache *cache_find(hmap_pool *p) {
+    tls_entry *e = &tls_caches[p->serial & (TLS_WAYS - 1)];
+    pool_cache *c = e->serial == p->serial ? e->cache : cache_lookup(p);
+    if (c)
+        tls_last = (tls_entry){p->serial, c};
+    return c;
 }
 
 static void thread_exit(void *arg);
@@ -425,6 +436,7 @@ static void thread_exit(void *arg) {
     t->registered = false;
     pthread_mutex_unlock(&registry_lock);
     memset(tls_caches, 0, sizeof tls_caches);
+    tls_last = (tls_entry){0};
 }
 
 /* ------------------------------------------------------------------------------------------------------ */
@@ -523,13 +535,16 @@ static void *take_shared(hmap_pool *p, pool_cache *c) {
     return obj;
 }
 
-static void *get_slow(hmap_pool *p, pool_cache *c, bool local_tried) {
-    void *obj = NULL;
-    if (!c) {
-        c = cache_lookup(p);
-        local_tried = false;
+/* Everything after the private slot of the last pool's cache: the stack, then take_shared, then make.
+ * Out of line, so that the fast paths need no saved registers. */
+__attribute__((noinline)) static void *get_slow(hmap_pool *p) {
+    if (!p) {
+        errno = EINVAL;
+        return NULL;
     }
-    if (c && !local_tried) { /* a cycle ran, or the cache was just found */
+    pool_cache *c = cache_find(p);
+    void *obj = NULL;
+    if (c) {
         bool locked = section_begin(p, c);
         obj = local_take(p, c);
         section_end(p, c, locked);
@@ -544,28 +559,26 @@ static void *get_slow(hmap_pool *p, pool_cache *c, bool local_tried) {
 }
 
 void *hmap_pool_get(hmap_pool *p) {
-    if (__builtin_expect(p == NULL, 0)) {
-        errno = EINVAL;
-        return NULL;
-    }
-    pool_cache *c = cache_fast(p);
-    bool tried = false;
-    if (__builtin_expect(c != NULL, 1) && (tried = owner_enter(p, c))) {
-        void *obj = local_take(p, c);
-        owner_leave(c);
+    pool_cache *c;
+    if (__builtin_expect(p != NULL, 1) && (c = cache_last(p)) != NULL && owner_enter(p, c)) {
+        void *obj = atomic_load_explicit(&c->private_obj, relaxed);
         if (__builtin_expect(obj != NULL, 1)) {
+            atomic_store_explicit(&c->private_obj, NULL, relaxed);
+            if (p->capped) /* the object's credit stays with this thread */
+                atomic_store_explicit(&c->spare, atomic_load_explicit(&c->spare, relaxed) + 1, relaxed);
             bump(&c->gets);
+            owner_leave(c);
             return obj;
         }
+        owner_leave(c);
     }
-    return get_slow(p, c, tried);
+    return get_slow(p);
 }
 
 /* The slot and stack were full (or out of credits, or a cycle ran): credits first, then the slot and
  * stack again, the ring, the spill; destroy when there is no credit or no memory. */
-static void put_slow(hmap_pool *p, pool_cache *c, void *obj) {
-    if (!c)
-        c = cache_lookup(p);
+__attribute__((noinline)) static void put_slow(hmap_pool *p, void *obj) {
+    pool_cache *c = cache_find(p);
     COUNT(p, c, puts);
     bool credit = !p->capped;
     if (c) {
@@ -592,25 +605,48 @@ static void put_slow(hmap_pool *p, pool_cache *c, void *obj) {
     p->destroy(obj, p->ctx);
 }
 
+/* Into the private slot of the last pool's cache, when it is empty (and, capped, a credit is at hand). */
+static inline bool put_fast(hmap_pool *p, void *obj) {
+    pool_cache *c = cache_last(p);
+    if (__builtin_expect(c == NULL, 0) || !owner_enter(p, c))
+        return false;
+    bool kept = false;
+    if (__builtin_expect(atomic_load_explicit(&c->private_obj, relaxed) != NULL, 0))
+        goto out;
+    if (p->capped) {
+        size_t spare = atomic_load_explicit(&c->spare, relaxed);
+        if (spare == 0)
+            goto out;
+        atomic_store_explicit(&c->spare, spare - 1, relaxed);
+    }
+    atomic_store_explicit(&c->private_obj, obj, relaxed);
+    bump(&c->puts);
+    kept = true;
+out:
+    owner_leave(c);
+    return kept;
+}
+
+__attribute__((noinline)) static void put_reset(hmap_pool *p, void *obj) {
+    p->reset(obj, p->ctx);
+    if (!put_fast(p, obj))
+        put_slow(p, obj);
+}
+
+__attribute__((noinline)) static void put_odd(hmap_pool *p, void *obj) {
+    if (!p)
+        errno = EINVAL; /* obj stays the caller's: there is no destroy to give it to */
+    else if (obj)
+        put_slow(p, obj);
+}
+
 void hmap_pool_put(hmap_pool *p, void *obj) {
-    if (__builtin_expect(p == NULL, 0)) {
-        errno = EINVAL;
-        return;
-    }
-    if (__builtin_expect(obj == NULL, 0))
-        return;
-    if (p->reset)
-        p->reset(obj, p->ctx);
-    pool_cache *c = cache_fast(p);
-    if (__builtin_expect(c != NULL, 1) && owner_enter(p, c)) {
-        bool kept = local_store(p, c, obj);
-        owner_leave(c);
-        if (__builtin_expect(kept, 1)) {
-            bump(&c->puts);
-            return;
-        }
-    }
-    put_slow(p, c, obj);
+    if (__builtin_expect(p == NULL || obj == NULL, 0))
+        put_odd(p, obj);
+    else if (p->reset)
+        put_reset(p, obj);
+    else if (!put_fast(p, obj))
+        put_slow(p, obj);
 }
 
 /* ------------------------------------------------------------------------------------------------------ */
