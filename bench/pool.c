@@ -67,7 +67,7 @@ static uint64_t run_ms(void) {
 /* ---- workers: pairs ------------------------------------------------------------------------------- */
 
 typedef struct pair_job {
-    bool pool;     /* hmap_pool, else bench_malloc/bench_free */
+    bool pool; /* hmap_pool, else bench_malloc/bench_free */
     hmap_pool *p;
     size_t size;
     bool touch_all;
@@ -199,8 +199,11 @@ static int worker_maps(const char *kind) {
     static hmap_options keep = {.no_shrink = true, .name = "pooled"};
     static hmap_options plain = {.name = "pooled"};
     bool is_pool = strcmp(kind, "make_free") != 0, is_keep = strcmp(kind, "pool_keep") == 0;
-    hmap_pool_config cfg = {.make = make_map, .reset = is_keep ? empty_map : clear_map,
-                            .destroy = destroy_map, .ctx = is_keep ? &keep : &plain, .name = "maps"};
+    hmap_pool_config cfg = {.make = make_map,
+                            .reset = is_keep ? empty_map : clear_map,
+                            .destroy = destroy_map,
+                            .ctx = is_keep ? &keep : &plain,
+                            .name = "maps"};
     hmap_pool *p = is_pool ? hmap_pool_new(&cfg) : NULL;
     uint64_t limit = run_ms() * 1000000u, n = 0, t0 = cpu_ns(), t;
     do {
@@ -243,7 +246,8 @@ static double live_mib(void) {
 
 /* Fills a pool with `n` objects from `get`, puts them back, cycles twice; prints the measure after each
  * step and the objects destroyed. */
-static void release_steps(const char *name, hmap_pool *p, int n, double (*measure)(void), void (*use)(void *)) {
+static void release_steps(const char *name, hmap_pool *p, int n, double (*measure)(void),
+                          void (*use)(void *)) {
     void *held[256];
     double before = measure();
     for (int i = 0; i < n; i++) {
@@ -268,14 +272,14 @@ static void use_buffer(void *b) { memset(b, 1, release_buffer_size); }
 static void use_map(void *m) { fill_map(m); }
 
 static int worker_release(void) {
-    hmap_pool_config bufs = {.make = make_buffer, .destroy = destroy_buffer, .ctx = &release_buffer_size,
-                             .name = "buffers"};
+    hmap_pool_config bufs = {
+        .make = make_buffer, .destroy = destroy_buffer, .ctx = &release_buffer_size, .name = "buffers"};
     hmap_pool *p = hmap_pool_new(&bufs);
     release_steps("buffers_1MiB_x64_rss_MiB", p, 64, rss_mib, use_buffer);
     hmap_pool_free(p);
     static hmap_options keep = {.no_shrink = true};
-    hmap_pool_config maps = {.make = make_map, .reset = empty_map, .destroy = destroy_map, .ctx = &keep,
-                             .name = "maps"};
+    hmap_pool_config maps = {
+        .make = make_map, .reset = empty_map, .destroy = destroy_map, .ctx = &keep, .name = "maps"};
     p = hmap_pool_new(&maps);
     release_steps("hmaps_1k_x256_memstats_MiB", p, 256, live_mib, use_map);
     hmap_pool_free(p);

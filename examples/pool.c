@@ -84,6 +84,7 @@ int main(void) {
 
     hmap_pool_free(pool);
     hmap_read_memstats(&after);
-    printf("library memory back where it started: %s\n", after.live_bytes == before.live_bytes ? "yes" : "no");
+    printf("library memory back where it started: %s\n",
+           after.live_bytes == before.live_bytes ? "yes" : "no");
     return 0;
 }

@@ -29,12 +29,12 @@
 
 /* For code that also runs on other threads (workers, the pool timer), where cmocka's assertions cannot
  * unwind: report and abort, which fails the test as surely. */
-#define CHECK(cond)                                                                                        \
-    do {                                                                                                   \
-        if (!(cond)) {                                                                                     \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                        \
-            abort();                                                                                       \
-        }                                                                                                  \
+#define CHECK(cond)                                                                                          \
+    do {                                                                                                     \
+        if (!(cond)) {                                                                                       \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                         \
+            abort();                                                                                         \
+        }                                                                                                    \
     } while (0)
 
 typedef struct counters {
@@ -72,8 +72,12 @@ static void destroy_obj(void *p, void *ctx) {
 }
 
 static hmap_pool *new_pool(counters *k, size_t max_idle) {
-    hmap_pool_config cfg = {.make = make_obj, .reset = reset_obj, .destroy = destroy_obj, .ctx = k,
-                            .max_idle = max_idle, .name = "test-pool"};
+    hmap_pool_config cfg = {.make = make_obj,
+                            .reset = reset_obj,
+                            .destroy = destroy_obj,
+                            .ctx = k,
+                            .max_idle = max_idle,
+                            .name = "test-pool"};
     hmap_pool *p = hmap_pool_new(&cfg);
     assert_non_null(p);
     return p;
@@ -406,7 +410,7 @@ static void test_stealing(void **state) {
     for (int i = 0; i < N; i++)
         held[i] = get(p);
     hmap_pool_stats st = stats(p);
-    assert_true(st.hits >= N / 2); /* all but the other thread's slot and stack */
+    assert_true(st.hits >= N / 2);                           /* all but the other thread's slot and stack */
     assert_int_equal(atomic_load(&k.made), 2 * N - st.hits); /* N by the other thread, misses by this one */
     for (int i = 0; i < N; i++)
         put(p, held[i]);

@@ -105,8 +105,8 @@ typedef struct pool_thread pool_thread;
 typedef struct pool_cache {
     _Atomic(void *) private_obj;
     _Atomic unsigned stack_n;
-    _Atomic unsigned busy;   /* 1 while the owner is between its loads and stores (see the top) */
-    _Atomic size_t spare;    /* credits held and not carried by an object (capped pools) */
+    _Atomic unsigned busy; /* 1 while the owner is between its loads and stores (see the top) */
+    _Atomic size_t spare;  /* credits held and not carried by an object (capped pools) */
     _Atomic uint64_t gets, misses, puts, destroyed; /* written by the owner only: load + store */
     _Atomic(void *) stack[STACK_SLOTS];
 
@@ -116,10 +116,10 @@ typedef struct pool_cache {
 
     /* Bookkeeping: set under the registry lock (and the pool lock for attach). */
     hmap_pool *pool;
-    pool_thread *thread;                     /* owner, NULL when retired */
+    pool_thread *thread;                          /* owner, NULL when retired */
     struct pool_cache *thread_prev, *thread_next; /* in the owner's list */
-    _Atomic(struct pool_cache *) next;       /* in the pool's list: prepended, never removed */
-    void *raw;                               /* the allocation this cache was aligned in */
+    _Atomic(struct pool_cache *) next;            /* in the pool's list: prepended, never removed */
+    void *raw;                                    /* the allocation this cache was aligned in */
 } pool_cache;
 
 /* A growable array of objects, in the pool's memory; under the pool lock. */
@@ -144,7 +144,7 @@ struct hmap_pool {
 
     alignas(CACHE_LINE) pthread_mutex_t lock;
     bag spill, victims;
-    _Atomic size_t spill_n, victim_n; /* mirror the bags' n, for looking without the lock */
+    _Atomic size_t spill_n, victim_n;               /* mirror the bags' n, for looking without the lock */
     _Atomic uint64_t gets, misses, puts, destroyed; /* calls that had no cache (out of memory), cycles */
     mem_owner mem;
     size_t name_bytes;
@@ -486,9 +486,8 @@ static inline bool local_store(const hmap_pool *p, pool_cache *c, void *obj) {
     return true;
 }
 
-
 /* Counts into the owner's counters, or the pool's when the thread has no cache (out of memory). */
-#define COUNT(p, c, field)                                                                                 \
+#define COUNT(p, c, field)                                                                                   \
     ((c) ? bump(&(c)->field) : (void)atomic_fetch_add_explicit(&(p)->field, 1, relaxed))
 
 /* Enters the owner's section, or, while a cycle runs, waits for it and takes the pool lock instead. */
@@ -707,7 +706,8 @@ void hmap_pool_cycle(hmap_pool *p) {
     p->victims = p->spill;  /* spilled objects are idle too */
     p->spill = (bag){0};
     size_t spare = 0;
-    for (pool_cache *c = atomic_load_explicit(&p->caches, acquire); c; c = atomic_load_explicit(&c->next, acquire))
+    for (pool_cache *c = atomic_load_explicit(&p->caches, acquire); c;
+         c = atomic_load_explicit(&c->next, acquire))
         spare += cache_to_victims(p, c);
     atomic_store_explicit(&p->spill_n, 0, relaxed);
     atomic_store_explicit(&p->victim_n, p->victims.n, relaxed);
@@ -739,7 +739,8 @@ void hmap_pool_get_stats(hmap_pool *p, hmap_pool_stats *st) {
     st->destroyed = atomic_load_explicit(&p->destroyed, relaxed);
     st->idle = atomic_load_explicit(&p->spill_n, relaxed);
     st->victims = atomic_load_explicit(&p->victim_n, relaxed);
-    for (pool_cache *c = atomic_load_explicit(&p->caches, acquire); c; c = atomic_load_explicit(&c->next, acquire)) {
+    for (pool_cache *c = atomic_load_explicit(&p->caches, acquire); c;
+         c = atomic_load_explicit(&c->next, acquire)) {
         st->misses += atomic_load_explicit(&c->misses, relaxed); /* before gets: each miss is a get */
         st->gets += atomic_load_explicit(&c->gets, relaxed);
         st->puts += atomic_load_explicit(&c->puts, relaxed);
@@ -963,8 +964,9 @@ hmap_pool *hmap_pool_new(const hmap_pool_config *cfg) {
     p->ctx = cfg->ctx;
     p->max_idle = cfg->max_idle;
     p->capped = cfg->max_idle > 0;
-    p->credit_batch = cfg->max_idle / 16 < 1 ? 1 : cfg->max_idle / 16 > CREDIT_BATCH_MAX ? CREDIT_BATCH_MAX
-                                                                                       : cfg->max_idle / 16;
+    p->credit_batch = cfg->max_idle / 16 < 1                  ? 1
+                      : cfg->max_idle / 16 > CREDIT_BATCH_MAX ? CREDIT_BATCH_MAX
+                                                              : cfg->max_idle / 16;
     atomic_store_explicit(&p->free_credits, cfg->max_idle, relaxed);
     p->cycle_ms = cfg->cycle_ms;
     int err = pthread_mutex_init(&p->lock, NULL);
@@ -985,7 +987,8 @@ hmap_pool *hmap_pool_new(const hmap_pool_config *cfg) {
 
 /* Every idle object and victim of p, destroyed. */
 static void destroy_all(hmap_pool *p) {
-    for (pool_cache *c = atomic_load_explicit(&p->caches, relaxed); c; c = atomic_load_explicit(&c->next, relaxed)) {
+    for (pool_cache *c = atomic_load_explicit(&p->caches, relaxed); c;
+         c = atomic_load_explicit(&c->next, relaxed)) {
         void *obj = atomic_load_explicit(&c->private_obj, relaxed);
         if (obj)
             p->destroy(obj, p->ctx);
@@ -1008,7 +1011,8 @@ void hmap_pool_free(hmap_pool *p) {
     /* Threads still alive keep p's caches on their lists: unlink them, so that neither their exit nor
      * their lookups (which also check the serial) meet p again. */
     pthread_mutex_lock(&registry_lock);
-    for (pool_cache *c = atomic_load_explicit(&p->caches, relaxed); c; c = atomic_load_explicit(&c->next, relaxed))
+    for (pool_cache *c = atomic_load_explicit(&p->caches, relaxed); c;
+         c = atomic_load_explicit(&c->next, relaxed))
         if (c->thread)
             thread_unlink(c);
     pthread_mutex_unlock(&registry_lock);
