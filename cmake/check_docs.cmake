@@ -18,7 +18,7 @@ execute_process(COMMAND ${CMAKE_COMMAND} --build ${BUILD_DIR} --target hmap_docs
 if(NOT rc EQUAL 0)
     message(FATAL_ERROR "building hmap_docs failed (${rc}):\n${out}\n${err}")
 endif()
-foreach(f html/index.html man/man3/hmap.h.3 man/man3/hmap_typed.h.3 man/man3/hmap_version.h.3)
+foreach(f html/index.html man/man3/hmap.h.3 man/man3/hmap_typed.h.3 man/man3/hmap_version.h.3 man/man3/hmap_pool.h.3)
     if(NOT EXISTS ${DOCS_DIR}/${f})
         message(FATAL_ERROR "the reference lacks ${DOCS_DIR}/${f}")
     endif()

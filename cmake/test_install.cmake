@@ -82,7 +82,7 @@ string(REGEX MATCH "^[0-9]+\\.[0-9]+" major_minor "${VERSION}")
 separate_arguments(extra UNIX_COMMAND "${EXTRA_FLAGS}")
 
 if(KIND STREQUAL "contents")
-    foreach(f include/hmap.h include/hmap_typed.h include/hmap_version.h share/doc/hmap/LICENSE
+    foreach(f include/hmap.h include/hmap_typed.h include/hmap_version.h include/hmap_pool.h share/doc/hmap/LICENSE
               share/doc/hmap/CHANGELOG.md)
         if(NOT EXISTS ${prefix}/${f})
             message(FATAL_ERROR "not installed: ${prefix}/${f}")

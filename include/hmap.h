@@ -199,4 +199,7 @@ uint64_t hmap_hash_bytes(const void *data, size_t n, uint64_t seed);
 #ifdef __cplusplus
 }
 #endif
+
+#include "hmap_pool.h" /* the object pool */
+
 #endif /* HMAP_H */

@@ -568,7 +568,7 @@ static object *object_of(uintptr_t addr) {
 static bool is_library_source(const char *file) {
     static const char *const sources[] = {"map.c",     "bucket.c",  "resize.c", "iter.c",
                                           "hash.c",    "alloc.c",   "profile.c", "trace.c",
-                                          "random.c",  "memthread.c"};
+                                          "random.c",  "memthread.c", "pool.c"};
     if (file == NULL)
         return false;
     const char *base = strrchr(file, '/');

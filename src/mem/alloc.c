@@ -165,9 +165,12 @@ bool mem_probe_array(mem_owner *o, size_t size) {
         munmap(p, size); /* never touched: nothing to give back but the address range */
         return true;
     }
+    /* Through the hook, so memstats see it as the hook does: one allocation and one free. */
     void *p = o->alloc.alloc(size, o->alloc.ctx);
     if (!p)
         return false;
+    memstats_note_alloc(size);
+    memstats_note_free(size);
     o->alloc.free(p, size, o->alloc.ctx);
     return true;
 }
