@@ -45,7 +45,7 @@
 #define trace_fork_prepare hmap__trace_fork_prepare
 #define trace_fork_release hmap__trace_fork_release
 
-/* ---- the layer's own memory (table.c) ------------------------------------------------------------------
+/* ---- the layer's own memory (table.c) ---------------------------------------------------------------------
  * Zeroed pages mapped from the OS. Not counted in hmap_read_memstats, which counts what the library holds
  * for maps; own_bytes() tells what this layer holds. */
 
@@ -93,7 +93,7 @@ void dtable_free(dtable *t);
 /* A 64-bit hash of n bytes, word by word through base/mix.h's mix64 (for names and function names). */
 uint64_t hash_string(const char *s, size_t n);
 
-/* ---- the records, as the writer sees them (profile.c) ----------------------------------------------------- */
+/* ---- the records, as the writer sees them (profile.c) -------------------------------------------------- */
 
 /* Frames kept per sampled stack, counted from the caller of the allocation hook. Go's heap profile kept 32
  * for years; calls into a map are rarely that deep, and deeper stacks lose only their outermost frames. */
@@ -122,7 +122,7 @@ void profile_snapshot_free(profile_snapshot *s);
 size_t profile_record_count(void); /* records and interned names held now (for tests) */
 size_t profile_name_count(void);
 
-/* ---- the loaded objects (symbols.c) ------------------------------------------------------------------------
+/* ---- the loaded objects (symbols.c) -----------------------------------------------------------------------
  * Read once per profile write, on the C heap, freed with objects_free. */
 
 typedef struct objects objects;
@@ -144,7 +144,7 @@ bool objects_in_public_api(objects *o, uintptr_t pc);
  * free() it): 0, or -ENOMEM. */
 int objects_mappings(objects *o, mapping **maps, size_t *n);
 
-/* ---- fork (trace.c) ------------------------------------------------------------------------------------- */
+/* ---- fork (trace.c) ------------------------------------------------------------------------------------ */
 void trace_fork_prepare(void);
 void trace_fork_release(void);
 

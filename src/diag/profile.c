@@ -81,9 +81,9 @@
 
 #define DEFAULT_RATE (512u * 1024u) /* Go's default MemProfileRate */
 
-/* ---------------------------------------------------------------------------------------------------------
+/* --------------------------------------------------------------------------------------------------------
  * Rate and the per-thread countdown
- * --------------------------------------------------------------------------------------------------------- */
+ * -------------------------------------------------------------------------------------------------------- */
 
 static _Atomic size_t profile_rate = DEFAULT_RATE;
 static _Atomic unsigned rate_epoch = 1; /* bumped on every rate change: threads redraw their countdown */
@@ -120,9 +120,9 @@ void hmap_set_profile_rate(size_t bytes) {
     atomic_fetch_add_explicit(&rate_epoch, 1, memory_order_relaxed);
 }
 
-/* ---------------------------------------------------------------------------------------------------------
+/* --------------------------------------------------------------------------------------------------------
  * Item arrays: dense arrays of fixed-size items in own pages, with freed items reused (guarded by prof_lock)
- * --------------------------------------------------------------------------------------------------------- */
+ * -------------------------------------------------------------------------------------------------------- */
 
 typedef struct item_array {
     unsigned char *data;
@@ -164,9 +164,9 @@ static void item_put(item_array *a, uint32_t i) {
     a->free_head = i + 1;
 }
 
-/* ---------------------------------------------------------------------------------------------------------
+/* --------------------------------------------------------------------------------------------------------
  * Records, names and live samples (guarded by prof_lock)
- * --------------------------------------------------------------------------------------------------------- */
+ * -------------------------------------------------------------------------------------------------------- */
 
 #define FREE_RECORD UINT32_MAX /* nframes of a free record */
 
@@ -386,13 +386,14 @@ static void note_sample_freed(uint32_t r) {
         retire_name(n);
 }
 
-/* ---------------------------------------------------------------------------------------------------------
+/* --------------------------------------------------------------------------------------------------------
  * The allocation hooks
- * --------------------------------------------------------------------------------------------------------- */
+ * -------------------------------------------------------------------------------------------------------- */
 
 static void record_sample(const void *p, size_t size, const char *name, size_t rate, const void *caller) {
     void *frames[MAX_FRAMES + 16]; /* room for the frames dropped below */
-    int n = backtrace(frames, MAX_FRAMES + 16); /* may allocate (its first call loads the unwinder): unlocked */
+    int n =
+        backtrace(frames, MAX_FRAMES + 16); /* may allocate (its first call loads the unwinder): unlocked */
     unsigned first = 0;
     while (first < (unsigned)n && frames[first] != caller)
         first++; /* the profiler's own frames, and a sanitizer's around backtrace() */
@@ -446,9 +447,9 @@ void profile_note_free(const void *p, size_t size) {
     pthread_mutex_unlock(&prof_lock);
 }
 
-/* ---------------------------------------------------------------------------------------------------------
+/* --------------------------------------------------------------------------------------------------------
  * Snapshots for the writer
- * --------------------------------------------------------------------------------------------------------- */
+ * -------------------------------------------------------------------------------------------------------- */
 
 int profile_snapshot_take(profile_snapshot *s) {
     *s = (profile_snapshot){.rate = atomic_load_explicit(&profile_rate, memory_order_relaxed)};
@@ -474,8 +475,8 @@ int profile_snapshot_take(profile_snapshot *s) {
         if (r->nframes == FREE_RECORD)
             continue;
         sample_record *c = &s->recs[s->n++];
-        *c = (sample_record){.size = r->size, .rate = r->rate, .allocs = r->allocs, .frees = r->frees,
-                             .nframes = r->nframes};
+        *c = (sample_record){
+            .size = r->size, .rate = r->rate, .allocs = r->allocs, .frees = r->frees, .nframes = r->nframes};
         memcpy(c->frames, r->frames, r->nframes * sizeof *r->frames);
         if (r->name) {
             const name_entry *e = name_at(r->name - 1);
@@ -508,19 +509,19 @@ size_t profile_name_count(void) {
     return n;
 }
 
-/* ---------------------------------------------------------------------------------------------------------
+/* --------------------------------------------------------------------------------------------------------
  * Dumps: every HMAP_HEAPPROFILE_INTERVAL bytes, and on HMAP_HEAPPROFILE_SIGNAL
- * --------------------------------------------------------------------------------------------------------- */
+ * -------------------------------------------------------------------------------------------------------- */
 
 #define DUMP_FLUSH_BYTES ((uint64_t)64 << 10)
 
-static char *dump_prefix;          /* HMAP_HEAPPROFILE, own memory; NULL: none */
-static uint64_t dump_interval;     /* bytes; 0: none */
+static char *dump_prefix;                        /* HMAP_HEAPPROFILE, own memory; NULL: none */
+static uint64_t dump_interval;                   /* bytes; 0: none */
 static _Atomic uint64_t dump_counted, dump_next; /* bytes counted so far; the next mark */
-static _Atomic bool dump_requested; /* set by the signal handler */
+static _Atomic bool dump_requested;              /* set by the signal handler */
 static _Atomic bool dump_running;
 static _Atomic unsigned dump_seq;
-static pid_t dump_child_pid; /* non-zero in a forked child: names carry it */
+static pid_t dump_child_pid;                 /* non-zero in a forked child: names carry it */
 static _Thread_local uint64_t tls_unflushed; /* bytes this thread allocated, not yet counted */
 
 _Static_assert(ATOMIC_BOOL_LOCK_FREE == 2, "the signal handler's flag must be lock-free");
@@ -548,14 +549,13 @@ static void dump_note_alloc(size_t size) {
         tls_unflushed += size;
         uint64_t flush = dump_interval < DUMP_FLUSH_BYTES ? dump_interval : DUMP_FLUSH_BYTES;
         if (tls_unflushed >= flush) {
-            uint64_t total = atomic_fetch_add_explicit(&dump_counted, tls_unflushed, memory_order_relaxed) +
-                             tls_unflushed;
+            uint64_t total =
+                atomic_fetch_add_explicit(&dump_counted, tls_unflushed, memory_order_relaxed) + tls_unflushed;
             tls_unflushed = 0;
             uint64_t next = atomic_load_explicit(&dump_next, memory_order_relaxed);
-            if (total >= next &&
-                atomic_compare_exchange_strong_explicit(&dump_next, &next,
-                                                        (total / dump_interval + 1) * dump_interval,
-                                                        memory_order_relaxed, memory_order_relaxed))
+            if (total >= next && atomic_compare_exchange_strong_explicit(
+                                     &dump_next, &next, (total / dump_interval + 1) * dump_interval,
+                                     memory_order_relaxed, memory_order_relaxed))
                 dump_now();
         }
     }
@@ -593,15 +593,16 @@ static void install_dump_signal(const char *spec) {
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     if (sig == 0 || sigaction(sig, &sa, NULL) != 0) {
-        fprintf(stderr, "hmap: ignoring HMAP_HEAPPROFILE_SIGNAL=%s (not a signal that can be caught)\n", spec);
+        fprintf(stderr, "hmap: ignoring HMAP_HEAPPROFILE_SIGNAL=%s (not a signal that can be caught)\n",
+                spec);
         return;
     }
     atomic_store_explicit(&dumps_armed, true, memory_order_relaxed);
 }
 
-/* ---------------------------------------------------------------------------------------------------------
+/* --------------------------------------------------------------------------------------------------------
  * Fork and the environment
- * --------------------------------------------------------------------------------------------------------- */
+ * -------------------------------------------------------------------------------------------------------- */
 
 /* Lock order: trace, then records, then small blocks (record_sample allocates names under prof_lock; the
  * trace filter is allocated under the trace lock; nothing takes trace or records under small blocks). */

@@ -64,7 +64,7 @@ struct objects {
     const object *library; /* the object holding this library's code */
 };
 
-/* ---- objects ------------------------------------------------------------------------------------------------ */
+/* ---- objects ------------------------------------------------------------------------------------------- */
 
 static void hex_encode(const unsigned char *p, size_t n, char *out, size_t out_size) {
     static const char digits[] = "0123456789abcdef";
@@ -158,7 +158,7 @@ void objects_free(objects *objs) {
     free(objs);
 }
 
-/* ---- symbols -------------------------------------------------------------------------------------------------- */
+/* ---- symbols ------------------------------------------------------------------------------------------- */
 
 static bool has_public_prefix(const char *name) {
     return strncmp(name, "hmap_", 5) == 0 && name[5] != '_' && name[5] != '\0';
@@ -195,7 +195,7 @@ static bool map_file(object *o) {
 }
 
 /* The symbol table section (.symtab, else .dynsym) and its string section, checked to lie in the file. */
-static bool find_symtab(const object *o, const ElfW(Shdr) **symtab, const ElfW(Shdr) **strsec) {
+static bool find_symtab(const object *o, const ElfW(Shdr) * *symtab, const ElfW(Shdr) * *strsec) {
     const unsigned char *base = o->file_map;
     const ElfW(Ehdr) *eh = o->file_map;
     if (eh->e_shoff == 0 || eh->e_shoff + (size_t)eh->e_shnum * sizeof(ElfW(Shdr)) > o->file_bytes)
@@ -213,7 +213,7 @@ static bool find_symtab(const object *o, const ElfW(Shdr) **symtab, const ElfW(S
 }
 
 /* Keeps the defined function symbols of the table, sorted by address. */
-static void read_symbols(object *o, const ElfW(Shdr) *symtab, const ElfW(Shdr) *strsec, bool library) {
+static void read_symbols(object *o, const ElfW(Shdr) * symtab, const ElfW(Shdr) * strsec, bool library) {
     const unsigned char *base = o->file_map;
     const ElfW(Sym) *syms = (const void *)(base + symtab->sh_offset);
     size_t n = symtab->sh_size / sizeof(ElfW(Sym));
@@ -230,14 +230,14 @@ static void read_symbols(object *o, const ElfW(Shdr) *symtab, const ElfW(Shdr) *
         s->size = syms[i].st_size;
         s->name = strs + syms[i].st_name;
         s->is_public = library && public_symbol(s->name, ELF64_ST_BIND(syms[i].st_info),
-                                                 ELF64_ST_VISIBILITY(syms[i].st_other));
+                                                ELF64_ST_VISIBILITY(syms[i].st_other));
     }
     qsort(o->syms, o->nsyms, sizeof *o->syms, compare_symbols);
 }
 
 static void load_symbols(objects *objs, object *o) {
     o->symbols_loaded = true;
-    const ElfW(Shdr) *symtab, *strsec;
+    const ElfW(Shdr) * symtab, *strsec;
     if (map_file(o) && find_symtab(o, &symtab, &strsec))
         read_symbols(o, symtab, strsec, o == objs->library);
 }
@@ -290,7 +290,7 @@ bool objects_in_public_api(objects *objs, uintptr_t pc) {
     return name != NULL && has_public_prefix(name);
 }
 
-/* ---- mappings ----------------------------------------------------------------------------------------------- */
+/* ---- mappings ------------------------------------------------------------------------------------------ */
 
 int objects_mappings(objects *objs, mapping **out, size_t *count) {
     *out = NULL;

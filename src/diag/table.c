@@ -29,7 +29,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* ---- pages ------------------------------------------------------------------------------------------------ */
+/* ---- pages --------------------------------------------------------------------------------------------- */
 
 static _Atomic size_t mapped_bytes;
 
@@ -69,7 +69,7 @@ void *own_pages_grow(void *p, size_t old_bytes, size_t *bytes) {
 
 size_t own_bytes(void) { return atomic_load_explicit(&mapped_bytes, memory_order_relaxed); }
 
-/* ---- small blocks ------------------------------------------------------------------------------------------- */
+/* ---- small blocks -------------------------------------------------------------------------------------- */
 
 #define SMALL_MIN_SHIFT 4  /* 16 bytes */
 #define SMALL_MAX_SHIFT 11 /* 2048 bytes; larger blocks are whole mappings */
@@ -142,7 +142,7 @@ void own_free(void *p, size_t n) {
 void own_fork_prepare(void) { pthread_mutex_lock(&small_lock); }
 void own_fork_release(void) { pthread_mutex_unlock(&small_lock); }
 
-/* ---- the index table ---------------------------------------------------------------------------------------- */
+/* ---- the index table ----------------------------------------------------------------------------------- */
 
 uint32_t dtable_find(const dtable *t, uint64_t hash, dtable_match match, const void *ctx, const void *key) {
     if (t->cap == 0)

@@ -65,8 +65,8 @@ static pthread_mutex_t trace_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool select_all;
 static char *select_names; /* own memory: the spec's names, each followed by '\0', then one more '\0' */
 static size_t select_bytes;
-static size_t min_bytes;    /* HMAP_TRACE_MIN_BYTES */
-static int trace_fd = -1;   /* HMAP_TRACE_FILE, or -1: stderr */
+static size_t min_bytes;  /* HMAP_TRACE_MIN_BYTES */
+static int trace_fd = -1; /* HMAP_TRACE_FILE, or -1: stderr */
 
 uint64_t trace_now_ns(void) {
     struct timespec ts;
@@ -79,7 +79,7 @@ bool trace_enabled(void) { return atomic_load_explicit(&tracing, memory_order_re
 void trace_fork_prepare(void) { pthread_mutex_lock(&trace_lock); }
 void trace_fork_release(void) { pthread_mutex_unlock(&trace_lock); }
 
-/* ---- the selection -------------------------------------------------------------------------------------------- */
+/* ---- the selection ------------------------------------------------------------------------------------- */
 
 static bool spec_is_off(const char *spec) {
     return spec == NULL || spec[0] == '\0' || strcmp(spec, "0") == 0;
@@ -142,7 +142,7 @@ static bool selected(const trace_resize *r) {
     return false;
 }
 
-/* ---- the lines ---------------------------------------------------------------------------------------------- */
+/* ---- the lines ----------------------------------------------------------------------------------------- */
 
 static double seconds_since_start(void) { return (double)(trace_now_ns() - start_ns) / 1e9; }
 
@@ -160,9 +160,9 @@ static size_t format_line(const trace_resize *r, char *line, size_t size) {
     const char *name = r->name ? r->name : "-";
     int n;
     if (!r->end) {
-        n = snprintf(line, size, "hmap: resize start map=%s kind=%s B=%u->%u count=%zu bytes=%zu->%zu @%.6fs\n",
-                     name, r->kind, r->B_before, r->B_after, r->count, r->bytes_before, r->bytes_now,
-                     seconds_since_start());
+        n = snprintf(
+            line, size, "hmap: resize start map=%s kind=%s B=%u->%u count=%zu bytes=%zu->%zu @%.6fs\n", name,
+            r->kind, r->B_before, r->B_after, r->count, r->bytes_before, r->bytes_now, seconds_since_start());
     } else {
         char step[32];
         format_duration(r->max_step_ns, step, sizeof step);
@@ -199,12 +199,13 @@ void trace_resize_line(const trace_resize *r) {
     pthread_mutex_unlock(&trace_lock);
 }
 
-/* ---- the environment ------------------------------------------------------------------------------------------ */
+/* ---- the environment ----------------------------------------------------------------------------------- */
 
 static void open_trace_file(const char *path) {
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0)
-        fprintf(stderr, "hmap: cannot open HMAP_TRACE_FILE=%s (%s): tracing to stderr\n", path, strerror(errno));
+        fprintf(stderr, "hmap: cannot open HMAP_TRACE_FILE=%s (%s): tracing to stderr\n", path,
+                strerror(errno));
     trace_fd = fd;
 }
 

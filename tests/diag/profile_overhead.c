@@ -3,6 +3,8 @@
  * machine are too noisy to assert); run it by hand:
  *
  *   build/tests/diag/profile_overhead [max_millions] [repetitions]      (defaults: 10, 3)
+ *   build/tests/diag/profile_overhead free [calls]     only the free path (e.g. under callgrind)
+ *   build/tests/diag/profile_overhead names [maps]     distinct named maps created and freed at rate 1
  *
  * For N = 1M, 2M, 5M, 10M (up to max_millions) it fills a fresh uint64 -> uint64 map with N inserts from
  * empty, at profile rate 0 (off), the default 512 KiB, and 1 (every allocation), the three interleaved in
@@ -15,6 +17,10 @@
  * (alloc + free) when off and at the default rate, the cost of one sample (rate 1: stack capture, record,
  * live table), and how many allocations and bytes one fill makes (hmap_read_memstats). From those:
  * predicted overhead = (allocations x extra hook cost + bytes / rate x sample cost) / fill time.
+ *
+ * It also times profile_note_free of a block that was not sampled while a sampled one stays live (the
+ * usual state at the default rate), from one thread and from two at once, and the time per map and RSS
+ * growth of creating and freeing many maps with distinct names at rate 1 (first thousand against last).
  */
 #include "hmap.h"
 #include "diag/profile.h" /* profile_note_alloc / profile_note_free, timed on their own below */
@@ -145,7 +151,8 @@ static void named_maps_churn(int n)
             t0 = wall_seconds();
     }
     last = wall_seconds() - t0;
-    printf("%d distinct named maps at rate 1: %.1f us per map (first 1000), %.1f us (last 1000); RSS +%ld KiB\n",
+    printf("%d distinct named maps at rate 1: %.1f us per map (first 1000), %.1f us (last 1000); "
+           "RSS +%ld KiB\n",
            n, first / 1000 * 1e6, last / 1000 * 1e6, rss_kib() - rss0);
     hmap_set_profile_rate(512 * 1024);
 }

@@ -47,7 +47,7 @@ __attribute__((noinline)) void one_small_allocation(void)
     profile_note_free(small_block, 100);
 }
 
-/* ---- the children ------------------------------------------------------------------------------------------ */
+/* ---- the children -------------------------------------------------------------------------------------- */
 
 static bool exists(const char *path) { return access(path, F_OK) == 0; }
 
@@ -85,7 +85,7 @@ static int signal_child(const char *prefix)
     return WEXITSTATUS(status);
 }
 
-/* ---- the parent ------------------------------------------------------------------------------------------- */
+/* ---- the parent ---------------------------------------------------------------------------------------- */
 
 static void run_self(const char *env, const char *mode)
 {
@@ -113,8 +113,8 @@ static void test_interval(void **state)
     (void)state;
     char prefix[512], env[1024], path[600];
     snprintf(prefix, sizeof prefix, "%s/interval", scratch_dir());
-    snprintf(env, sizeof env, "HMAP_PROFILE_RATE=1 HMAP_HEAPPROFILE='%s' HMAP_HEAPPROFILE_INTERVAL=%d", prefix,
-             INTERVAL);
+    snprintf(env, sizeof env, "HMAP_PROFILE_RATE=1 HMAP_HEAPPROFILE='%s' HMAP_HEAPPROFILE_INTERVAL=%d",
+             prefix, INTERVAL);
     run_self(env, "--interval");
     for (int k = 1; k <= BLOCKS * MIB / INTERVAL; k++) {
         snprintf(path, sizeof path, "%s.%04d.heap", prefix, k);
@@ -140,7 +140,8 @@ static void test_signal(void **state)
     (void)state;
     char prefix[512], env[1024], path[600];
     snprintf(prefix, sizeof prefix, "%s/signal", scratch_dir());
-    snprintf(env, sizeof env, "HMAP_PROFILE_RATE=1 HMAP_HEAPPROFILE='%s' HMAP_HEAPPROFILE_SIGNAL=USR2", prefix);
+    snprintf(env, sizeof env, "HMAP_PROFILE_RATE=1 HMAP_HEAPPROFILE='%s' HMAP_HEAPPROFILE_SIGNAL=USR2",
+             prefix);
     run_self(env, "--signal");
     snprintf(path, sizeof path, "%s.0003.heap", prefix);
     assert_false(exists(path)); /* two signals, two dumps */

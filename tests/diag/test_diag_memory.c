@@ -8,10 +8,10 @@
  *                                      the first 1,000, the records, the interned names and the profiler's
  *                                      own bytes stay exactly where they were (every lookup is by hash, so
  *                                      flat tables mean flat time per map as well)
- *   test_fork_while_threads_allocate   threads allocate through maps at rate 1 while the main thread forks
- *                                      100 children; each child must build a map and write a profile within
- *                                      30 s (alarm), i.e. find no lock of the profiler held by a thread that
- *                                      did not come along
+ *   test_fork_while_threads_allocate   threads allocate through maps at rate 1 (new names, new records)
+ *                                      while the main thread forks 100 children; each child must build a map
+ *                                      and write a profile within 30 s (alarm), i.e. find no lock of the
+ *                                      profiler held by a thread that did not come along
  * Each runs in a forked child, so that it sees only its own records.
  */
 #include <setjmp.h>
@@ -30,6 +30,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,7 +61,7 @@ static void put_n(hmap *m, uint64_t n)
     }
 }
 
-/* ---- the C heap -------------------------------------------------------------------------------------------- */
+/* ---- the C heap ---------------------------------------------------------------------------------------- */
 
 /* The C heap's bytes in use: the sanitizer's count under ASan (which replaces malloc), else glibc's. */
 extern size_t __sanitizer_get_current_allocated_bytes(void) __attribute__((weak));
@@ -123,7 +124,7 @@ static void test_hook_map_leaves_c_heap_alone(void **state)
     in_child(child_hook_map);
 }
 
-/* ---- names ----------------------------------------------------------------------------------------------- */
+/* ---- names --------------------------------------------------------------------------------------------- */
 
 enum { NAMED_MAPS = 20000, NAMED_WARMUP = 1000 };
 static size_t warm_records, warm_names, warm_bytes; /* measured after NAMED_WARMUP maps */
@@ -208,19 +209,36 @@ static void test_retired_names_keep_alloc_figures(void **state)
     free(tags);
 }
 
-/* ---- fork -------------------------------------------------------------------------------------------------- */
+/* ---- fork ---------------------------------------------------------------------------------------------- */
 
 enum { FORKS = 100, ALLOCATING_THREADS = 3 };
 static atomic_bool stop_threads;
 
+/* The threads' maps take their memory straight from mmap, so that no thread holds the C heap's lock when
+ * the main thread forks: what is tested is the profiler's locks (a sanitizer's allocator, unlike glibc's
+ * malloc, does not prepare itself for fork). */
+static void *page_alloc(size_t size, void *ctx)
+{
+    (void)ctx;
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void page_free(void *p, size_t size, void *ctx)
+{
+    (void)ctx;
+    munmap(p, size);
+}
+
 static void *allocate_until_stopped(void *arg)
 {
     static const hmap_type type = {.key_size = sizeof(uint64_t), .val_size = sizeof(uint64_t)};
+    static const hmap_allocator pages = {page_alloc, page_free, NULL};
     char name[32];
     unsigned round = 0;
     while (!atomic_load(&stop_threads)) {
         snprintf(name, sizeof name, "t%d-%u", (int)(intptr_t)arg, round++); /* new names: the name lock */
-        hmap_options opts = {.name = name};
+        hmap_options opts = {.name = name, .allocator = &pages};
         hmap *m = hmap_new_opts(&type, 0, &opts);
         if (m == NULL)
             abort();

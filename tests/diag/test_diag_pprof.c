@@ -5,8 +5,9 @@
  * as alloc.c does) from two functions of this program, write profiles, and read them back with
  * `go tool pprof`: exact values at rate 1 (and still after the rate is switched), frees leaving the in-use
  * figures, the "map" label, source lines (pprof's -list), the unsampling at a coarse rate landing near the
- * true total, several threads at once, and the environment variables (HMAP_PROFILE_RATE, HMAP_HEAPPROFILE written at exit). Each test runs in a forked child so that its
- * profile holds only its own samples (records are process-wide, as Go's are).
+ * true total, several threads at once, and the environment variables (HMAP_PROFILE_RATE, HMAP_HEAPPROFILE
+ * written at exit). Each test runs in a forked child so that its profile holds only its own samples
+ * (records are process-wide, as Go's are).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -166,8 +167,14 @@ static void test_source_lines(void **state)
         skip();
     }
     in_child(child_rate1);
-    char *list = pprof_run("-list=fake_big_allocations -sample_index=alloc_space", "/proc/self/exe",
-                           path_in_scratch("rate1.pb.gz"));
+    /* pprof looks for sources relative to its working directory after cutting their paths at that
+     * directory's basename (here "diag", which this file's path also contains): point it at this file's. */
+    char args[1024], dir[512];
+    snprintf(dir, sizeof dir, "%s", strchr(__FILE__, '/') ? __FILE__ : "./x");
+    *strrchr(dir, '/') = '\0';
+    snprintf(args, sizeof args, "-list=fake_big_allocations -sample_index=alloc_space -source_path='%s'",
+             dir);
+    char *list = pprof_run(args, "/proc/self/exe", path_in_scratch("rate1.pb.gz"));
     assert_non_null(list);
     if (getenv("HMAP_DIAG_VERBOSE") != NULL)
         print_message("%s\n", list);

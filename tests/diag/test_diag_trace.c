@@ -323,9 +323,10 @@ static void test_trace_filter_by_name(void **state)
     assert_true(n > 0);
     for (int i = 0; i < n; i++)
         assert_string_equal(lines[i].name, "-");
-    print_message("HMAP_TRACE=other,traced: %llu grow starts of traced; HMAP_TRACE=-: %d lines of the unnamed map\n",
+    print_message("HMAP_TRACE=other,traced: %llu grow starts of traced; HMAP_TRACE=-: %d lines of the "
+                  "unnamed map\n",
                   traced.starts[KIND_GROW], n);
-    run_child("HMAP_TRACE=1", "--child"); /* the same child traced whole: the filtered counts are all of them */
+    run_child("HMAP_TRACE=1", "--child"); /* the same child traced whole: the filtered lines were all of it */
     read_trace(err_path, "-- stats printed");
     for (int k = 0; k < NKINDS; k++)
         assert_int_equal(map_named("traced")->starts[k], traced.starts[k]);
@@ -342,8 +343,8 @@ static void test_trace_min_bytes(void **state)
         over += lines[i].bytes_before >= 1000000;
     run_child("HMAP_TRACE=1 HMAP_TRACE_MIN_BYTES=1000000", "--child");
     int n = read_trace(err_path, "-- stats printed");
-    print_message("%d lines, %d of maps that held >= 1000000 bytes; with HMAP_TRACE_MIN_BYTES=1000000: %d\n", all,
-                  over, n);
+    print_message("%d lines, %d of maps that held >= 1000000 bytes; with HMAP_TRACE_MIN_BYTES=1000000: %d\n",
+                  all, over, n);
     assert_true(n > 0 && n < all);
     assert_int_equal(n, over);
     for (int i = 0; i < n; i++)
