@@ -148,7 +148,8 @@ void hmap_read_memstats(hmap_memstats *ms);
  * taken at. Frees of unsampled blocks take no lock. */
 void hmap_set_profile_rate(size_t bytes);
 /* Writes a gzipped pprof protobuf heap profile: 0 or -errno. Stacks start at the caller of the hmap_
- * function that allocated; `go tool pprof` symbolizes them from the binary (file:line, -list).
+ * function that allocated; `go tool pprof` symbolizes them from the binary (file:line, -list), or shows
+ * the function names the library wrote with -symbolize=none.
  * Environment, read at start: HMAP_HEAPPROFILE=path writes one at exit; with it,
  * HMAP_HEAPPROFILE_INTERVAL=N also writes path.0001.heap, path.0002.heap... after every N bytes the library
  * allocates, and HMAP_HEAPPROFILE_SIGNAL=USR2 (or USR1, HUP, a number) installs a handler that makes the
