@@ -11,12 +11,12 @@
  *
  * Symbolization. The mappings do not claim to have functions, file names or line numbers, so that
  * `go tool pprof` symbolizes every location from the binary itself (its DWARF line tables): `-list` and
- * `-lines` work without `-symbolize=force`. The function names written are the
- * fallback for a binary pprof cannot open (it replaces them whenever it can). `go tool pprof` reads a C
- * binary's DWARF with Go's own reader, which neither expands inlined calls (an inlined function's lines
- * count for its caller) nor names the copies gcc makes of a function (f.constprop.0, f.isra.0: their
- * debug entries name the original only by reference), so those frames show as file:line or as the
- * binary's name; `-symbolize=none` shows the names written here instead (without lines).
+ * `-lines` work without `-symbolize=force`. The function names written are the fallback for a binary
+ * pprof cannot open (it replaces them whenever it can). `go tool pprof` reads a C binary's DWARF with
+ * Go's own reader, which neither expands inlined calls (an inlined function's lines count for its
+ * caller) nor names the copies gcc makes of a function (f.constprop.0, f.isra.0: their debug entries name
+ * the original only by reference), so those frames show as file:line or as the binary's name;
+ * `-symbolize=none` shows the names written here instead (without lines).
  *
  * Stacks are cut at the public API: the innermost frame inside one of the library's public functions
  * (hmap_put, hmap_new_opts...), with any public frames right outside it (hmap_new calling hmap_new_opts),
