@@ -20,8 +20,8 @@
  * none of them of a sampled block, so frees must not share anything writable: a filter of 2^16 counters,
  * indexed by 16 bits of the block's address hash, counts the live samples whose hash falls there. A free
  * reads its counter with one relaxed atomic load and returns when it is 0, with no lock and no write;
- * only a free whose counter is non-zero (its own sample, or another in the same slot: about one free in
- * 2^16 / live samples) takes the lock and looks in the table. The counters change only under the lock.
+ * only a free whose counter is non-zero (its own sample, or another in the same slot: a share of about
+ * live samples / 2^16 of the unsampled frees) takes the lock and looks in the table. The counters change only under the lock.
  * A free never misses its own sample: the sample's increment happened before the block was handed out,
  * hence before its free, and no decrement of another sample can bring the counter below the samples
  * still counted there. Counters saturate (never decremented again) rather than wrap.
@@ -391,9 +391,10 @@ static void note_sample_freed(uint32_t r) {
  * -------------------------------------------------------------------------------------------------------- */
 
 static void record_sample(const void *p, size_t size, const char *name, size_t rate, const void *caller) {
-    void *frames[MAX_FRAMES + 16]; /* room for the frames dropped below */
-    int n =
-        backtrace(frames, MAX_FRAMES + 16); /* may allocate (its first call loads the unwinder): unlocked */
+    /* Room for the frames dropped below. backtrace() may allocate (its first call loads the unwinder), so
+     * it runs before the lock is taken. */
+    void *frames[MAX_FRAMES + 16];
+    int n = backtrace(frames, MAX_FRAMES + 16);
     unsigned first = 0;
     while (first < (unsigned)n && frames[first] != caller)
         first++; /* the profiler's own frames, and a sanitizer's around backtrace() */
