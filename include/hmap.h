@@ -163,8 +163,11 @@ int hmap_write_heap_profile(const char *path);
  * HMAP_TRACE_FILE=path):
  *   hmap: resize start map=NAME kind=grow|same-size|shrink B=X->Y count=N bytes=X->Y @S.SSSSSSs
  *   hmap: resize end map=NAME kind=K B=X->Y count=N bytes=X->Y ops=N max_step=T @S.SSSSSSs
- * NAME is "-" for a map without a name; bytes=X is what the map held when the resize started; the full
- * description of each field is at the top of src/diag/trace.c. HMAP_TRACE=1 traces every map,
+ * NAME is hmap_options.name or "-"; B is log2 of the bucket count before->after; count the live entries;
+ * bytes=X->Y what the map held when the resize started -> holds now (at the end: once the old array is
+ * released); ops the writes the evacuation was spread over; max_step its longest step (ns/us/ms); @ the
+ * seconds since the library was loaded. Fields may be added before @ (the source's src/diag/trace.c
+ * describes each in full). HMAP_TRACE=1 traces every map,
  * HMAP_TRACE=name1,name2 only those ("-": maps without a name); HMAP_TRACE_MIN_BYTES=N only resizes of
  * maps that held at least N bytes. hmap_set_trace changes the selection at run time, from any thread,
  * with HMAP_TRACE's syntax (NULL, "" or "0": none).
