@@ -124,7 +124,7 @@ void hmap_set_trace(const char *spec) {
     select_names = names;
     select_bytes = bytes;
     select_all = all;
-    atomic_store_explicit(&tracing, names != NULL, memory_order_relaxed);
+    atomic_store_explicit(&tracing, names != NULL && (all || names[0] != '\0'), memory_order_relaxed);
     pthread_mutex_unlock(&trace_lock);
     own_free(old, old_bytes);
 }
