@@ -26,3 +26,6 @@ s#^([[:space:]]*[^[:space:]/*#].*[^[:space:]])[[:space:]]+/\*([[:space:]])#\1 /*
 
 # A comment that opens its own line documents what follows it.
 s#^([[:space:]]*)/\*([[:space:]]|$)#\1/**\2#
+
+# An '@' inside a comment is text (the resize trace's "@S.SSSSSSs"), not a Doxygen command.
+s#@([A-Z])#\\@\1#g

@@ -166,10 +166,35 @@ typedef struct hmap_memstats { /* everything the library allocated, all maps, al
 void hmap_read_memstats(hmap_memstats *ms);
 
 /* Heap profiling: mean bytes between samples; 0 off; 1 every allocation; default 512 KiB
- * (HMAP_PROFILE_RATE in the environment sets it at start). */
+ * (HMAP_PROFILE_RATE in the environment sets it at start). Each sample counts with the rate it was
+ * taken at. Frees of unsampled blocks take no lock. */
 void hmap_set_profile_rate(size_t bytes);
-/* Writes a gzipped pprof protobuf heap profile: 0 or -errno. HMAP_HEAPPROFILE=path writes one at exit. */
+/* Writes a gzipped pprof protobuf heap profile: 0 or -errno. Stacks start at the caller of the hmap_
+ * function that allocated; `go tool pprof` symbolizes them from the binary (file:line, -list), or shows
+ * the function names the library wrote with -symbolize=none.
+ * Environment, read at start: HMAP_HEAPPROFILE=path writes one at exit; with it,
+ * HMAP_HEAPPROFILE_INTERVAL=N also writes path.0001.heap, path.0002.heap... after every N bytes the library
+ * allocates, and HMAP_HEAPPROFILE_SIGNAL=USR2 (or USR1, HUP, a number) installs a handler that makes the
+ * next allocation write the next one (the handler itself only sets a flag). In a forked child the names
+ * carry its pid. The profiler's own memory is mapped apart (not the C heap, not a map's allocator) and is
+ * not counted in hmap_read_memstats. */
 int hmap_write_heap_profile(const char *path);
+
+/*
+ * Resize trace: one line when a resize starts and one when it ends (on stderr, or appended to
+ * HMAP_TRACE_FILE=path):
+ *   hmap: resize start map=NAME kind=grow|same-size|shrink B=X->Y count=N bytes=X->Y @S.SSSSSSs
+ *   hmap: resize end map=NAME kind=K B=X->Y count=N bytes=X->Y ops=N max_step=T @S.SSSSSSs
+ * NAME is hmap_options.name or "-"; B is log2 of the bucket count before->after; count the live entries;
+ * bytes=X->Y what the map held when the resize started -> holds now (at the end: once the old array is
+ * released); ops the writes the evacuation was spread over; max_step its longest step (ns/us/ms); @ the
+ * seconds since the library was loaded. Fields may be added before @ (the source's src/diag/trace.c
+ * describes each in full). HMAP_TRACE=1 traces every map,
+ * HMAP_TRACE=name1,name2 only those ("-": maps without a name); HMAP_TRACE_MIN_BYTES=N only resizes of
+ * maps that held at least N bytes. hmap_set_trace changes the selection at run time, from any thread,
+ * with HMAP_TRACE's syntax (NULL, "" or "0": none).
+ */
+void hmap_set_trace(const char *spec);
 
 /*
  * Giving memory back to the OS. Large arrays (256 KiB and more, with the built-in allocator) are mapped

@@ -9,8 +9,10 @@
  *           evacuation), iter.c (iteration), hash.c (the built-in hash, string keys)
  *   mem/    memory: alloc.c (the allocator hook, accounting by owner, mapped arrays, memstats),
  *           memthread.c (the background pre-faulting and unmapping thread)
- *   diag/   diagnostics: profile.c (sampled heap profile, pprof writer), trace.c (HMAP_TRACE lines)
+ *   diag/   diagnostics: profile.c (sampling and records), pprof.c (the pprof writer), symbols.c (ELF
+ *           symbols and mappings), table.c (the profiler's own memory and index table), trace.c (HMAP_TRACE)
  *   base/   mixing and randomness
+ * (and beside the core, on mem/ only: pool/, the object pool)
  *
  * Conventions: public names carry the hmap_ prefix and live in include/; internal functions shared between
  * files are declared in their layer's header without the prefix, which a macro there adds (hmap__) so that
