@@ -30,11 +30,6 @@
  * measurably more than twice a fresh one.) */
 #define MAP_THRESHOLD ((size_t)256 << 10)
 
-/* Mapped arrays this large ask for transparent huge pages (2 MiB): at 10M entries the array is ~300 MiB of
- * 4 KiB pages and nearly every lookup misses the TLB. The memory thread faults them in, so no insert pays a
- * 2 MiB clear. (Below 4 MiB an unaligned mapping may hold no whole huge page.) */
-#define HUGE_PAGE_MIN ((size_t)4 << 20)
-
 static _Atomic uint64_t live_bytes, total_bytes, peak_bytes, mallocs, frees;
 
 void memstats_note_alloc(size_t size) {
@@ -125,8 +120,6 @@ void *mem_alloc_array(mem_owner *o, size_t *size_io, size_t zero_prefix, bool *m
         if (p == MAP_FAILED)
             return NULL;
         *mapped = true;
-        if (size >= HUGE_PAGE_MIN)
-            (void)madvise(p, size, MADV_HUGEPAGE); /* a hint: kernels without THP just ignore it */
         populate_in_background(p, size);
         o->bytes += size;
         memstats_note_alloc(size);
