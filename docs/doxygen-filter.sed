@@ -14,7 +14,7 @@
 1,2s#^/\*$#/** @file#
 2,3s#^ \* [a-z_]+\.h — # * #
 
-# A one-line label inside a struct ("/* Additions to the contract: */") heads the fields below it and
+# A one-line label inside a struct ("/* Beyond Go's hmap: */") heads the fields below it and
 # documents none of them.
 /^[[:space:]]+\/\* [^*]*: \*\/$/b
 

@@ -148,12 +148,12 @@ typedef struct hmap_stats {
     size_t buckets;          /* 2^B */
     size_t overflow_buckets; /* overflow buckets in use */
     size_t old_buckets;      /* buckets of the array being evacuated, 0 when none */
-    size_t evacuated;        /* nevacuate: old buckets already moved */
+    size_t evacuated;        /* old buckets already moved (in any order; Go's nevacuate is the lowest not moved) */
     hmap_phase phase;
     size_t tombstones; /* slots marked deleted (emptyOne) */
     size_t bytes;      /* every byte the map holds now */
     uint64_t grows, same_size_grows, shrinks;
-    /* Additions to the contract: */
+    /* Beyond Go's hmap: */
     uint64_t buckets_moved;    /* old buckets evacuated since creation */
     uint64_t max_moved_per_op; /* most old buckets evacuated by one call (excluding O(n) calls) */
     const char *name;          /* hmap_options.name or NULL */

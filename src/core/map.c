@@ -22,7 +22,7 @@
  * bucket: a lookup reads that word (one load; the 8 bytes are matched at once with SWAR arithmetic) while
  * it prefetches the bucket's keys in parallel, so a hit costs about one memory latency, and a miss — which
  * usually needs only the tophash word — touches an array 17x smaller than the buckets, which stays in
- * cache far longer (the issue's probe: ~9 ns vs ~30 ns per miss at 1M entries). Within a bucket, keys and
+ * cache far longer (measured when the layout was chosen: ~9 ns vs ~30 ns per miss at 1M entries). Within a bucket, keys and
  * values are stored as (key, value) pairs when they pack without padding (8-byte keys and values: a hit
  * reads one line of slots), else apart (keys[8] then values[8], as Go) so that padding is never needed.
  * Overflow buckets carry their own tophash word and link (core.h); bucket.c manages them.

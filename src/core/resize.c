@@ -9,7 +9,7 @@
  *
  *   kind        when (checked by writes)                       new size        old bucket i goes to
  *   grow        an insert would exceed 6.5 entries/bucket      2^(B+1)         2i or 2i+1 (next hash bit)
- *   same-size   overflow buckets >= 2^min(B,15) (Go's rule)    2^B             i (tombstones dropped)
+ *   same-size   overflow buckets >= 2^B (Go: >= 2^min(B,15))   2^B             i (tombstones dropped)
  *   shrink      a delete leaves < 1/4 of the 6.5 load limit    fit(count)*2    i >> (B - B')
  *
  * Hysteresis. After a shrink the map is at most half full (the target is the smallest size that holds the
