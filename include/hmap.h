@@ -12,8 +12,18 @@
  * Threads: one thread at a time may use a map. Concurrent hmap_get / hmap_len / hmap_get_stats calls with
  * no writer are safe (reads never move entries). hmap_read_memstats may be called from any thread.
  *
- * Errors: functions that can fail return -ENOMEM / -EINVAL (or NULL and set errno). After any failed
- * call the map is unchanged and nothing leaks. A NULL map or key is reported as EINVAL, never a crash.
+ * Errors, one rule per kind of function. After any failed call the map is unchanged, nothing leaks, and
+ * the caller still owns what it passed. A NULL map or key is an error, never a crash.
+ *  - Status calls return int: >= 0 on success (hmap_put: 1 inserted, 0 replaced), a negative errno on
+ *    failure (-EINVAL, -ENOMEM; hmap_write_heap_profile also the file system's), errno untouched:
+ *    hmap_put, hmap_reserve, hmap_compact, hmap_write_heap_profile.
+ *  - Calls that return a new object or a slot return NULL on failure and set errno (EINVAL, ENOMEM):
+ *    hmap_new, hmap_new_opts, hmap_assign, and hmap_pool_new / hmap_sync_new.
+ *  - Queries answer NULL or false for "not there", which is not an error and leaves errno alone; a NULL
+ *    map or key gets the same answer with errno set to EINVAL: hmap_get, hmap_del, hmap_take
+ *    (hmap_len: 0; hmap_iter_next: false).
+ *  - void calls accept NULL and do nothing: hmap_free, hmap_clear, hmap_iter_init, hmap_iter_done,
+ *    hmap_get_stats (zeroed stats), hmap_read_memstats.
  */
 #ifndef HMAP_H
 #define HMAP_H
@@ -39,6 +49,13 @@ typedef struct hmap_type {
     bool (*equal)(const void *a, const void *b);      /* NULL: byte comparison of key_size bytes */
     void (*key_drop)(void *key); /* NULL: nothing. Called once for each key that leaves the map */
     void (*val_drop)(void *val); /* likewise for values */
+    /* The same four callbacks receiving `ctx` (a per-map arena, a counter...): set either the plain one or
+     * the _ctx one of each, not both (EINVAL). Zero-initialised types leave them NULL. */
+    uint64_t (*hash_ctx)(const void *key, uint64_t seed, void *ctx);
+    bool (*equal_ctx)(const void *a, const void *b, void *ctx);
+    void (*key_drop_ctx)(void *key, void *ctx);
+    void (*val_drop_ctx)(void *val, void *ctx);
+    void *ctx;
 } hmap_type;
 
 /* Where the map's memory comes from. Every allocation the library makes goes through it. */

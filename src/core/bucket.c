@@ -106,10 +106,8 @@ size_t overflow_bucket_bytes(const hmap *m) {
 /* ---------------------------------------------------------------- emptying a slot */
 
 void drop_entry(const hmap *m, void *key, void *val) {
-    if (m->type.key_drop)
-        m->type.key_drop(key);
-    if (m->type.val_drop && m->type.val_size)
-        m->type.val_drop(val);
+    call_key_drop(m, key);
+    call_val_drop(m, val);
 }
 
 #define REST_WALK_BUCKETS 8

@@ -312,6 +312,8 @@ static inline __attribute__((always_inline)) uint64_t hash_key(const hmap *m, co
     default:
         if (m->type.hash)
             return mix64(m->type.hash(key, m->seed));
+        if (m->type.hash_ctx)
+            return mix64(m->type.hash_ctx(key, m->seed, m->type.ctx));
         return hash_bytes_inline(key, m->type.key_size, m->seed);
     }
 }
@@ -339,8 +341,30 @@ static inline __attribute__((always_inline)) bool equal_key(const hmap *m, const
     default:
         if (m->type.equal)
             return m->type.equal(a, b);
+        if (m->type.equal_ctx)
+            return m->type.equal_ctx(a, b, m->type.ctx);
         return memcmp(a, b, m->type.key_size) == 0;
     }
+}
+
+/* The drop callbacks, plain or with the type's ctx; a set has no values to drop. */
+static inline bool has_key_drop(const hmap *m) { return m->type.key_drop || m->type.key_drop_ctx; }
+static inline bool has_val_drop(const hmap *m) {
+    return m->type.val_size && (m->type.val_drop || m->type.val_drop_ctx);
+}
+static inline void call_key_drop(const hmap *m, void *key) {
+    if (m->type.key_drop)
+        m->type.key_drop(key);
+    else if (m->type.key_drop_ctx)
+        m->type.key_drop_ctx(key, m->type.ctx);
+}
+static inline void call_val_drop(const hmap *m, void *val) {
+    if (!m->type.val_size)
+        return;
+    if (m->type.val_drop)
+        m->type.val_drop(val);
+    else if (m->type.val_drop_ctx)
+        m->type.val_drop_ctx(val, m->type.ctx);
 }
 
 /* ---- resize.c ---- */

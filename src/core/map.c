@@ -269,8 +269,8 @@ static void *assign(hmap *m, const void *key, bool *inserted, void **stored_key)
  * bitwise the stored key: then it is the same object (say, the key an iteration just yielded), and
  * dropping it would free the map's own key. */
 static void drop_passed_key(hmap *m, const void *key, const void *stored_key) {
-    if (m->type.key_drop && memcmp(key, stored_key, m->type.key_size) != 0)
-        m->type.key_drop((void *)key);
+    if (has_key_drop(m) && memcmp(key, stored_key, m->type.key_size) != 0)
+        call_key_drop(m, (void *)key);
 }
 
 void *map_assign_hashed(hmap *m, const void *key, uint64_t hash, bool *inserted) {
@@ -317,8 +317,7 @@ int hmap_put(hmap *m, const void *key, const void *val) {
         drop_passed_key(m, key, stored_key);
         /* A value bitwise equal to the stored one is the same object (say, hmap_get's result put back). */
         if (vs && memcmp(slot, val, vs) != 0) {
-            if (m->type.val_drop)
-                m->type.val_drop(slot);
+            call_val_drop(m, slot);
             memmove(slot, val, vs);
         }
     }
@@ -343,12 +342,12 @@ static bool remove_hashed(hmap *m, const void *key, uint64_t hash, void *key_out
     void *k = slot_key(m, &f.b, f.slot), *v = slot_val(m, &f.b, f.slot);
     if (key_out)
         memmove(key_out, k, m->type.key_size); /* key_out may even be the key argument */
-    else if (m->type.key_drop)
-        m->type.key_drop(k);
+    else
+        call_key_drop(m, k);
     if (val_out && m->type.val_size)
         memmove(val_out, v, m->type.val_size);
-    else if (m->type.val_drop && m->type.val_size)
-        m->type.val_drop(v);
+    else
+        call_val_drop(m, v);
     set_slot_empty(m, f.t, f.i, &f.b, f.slot);
     m->count--;
     if (m->count == 0)
@@ -386,7 +385,7 @@ bool hmap_take(hmap *m, const void *key, void *key_out, void *val_out) {
 /* ---------------------------------------------------------------- creation and destruction */
 
 static key_kind choose_kind(const hmap_type *t) {
-    if (t->key_size == 8 && !t->hash && !t->equal)
+    if (t->key_size == 8 && !t->hash && !t->equal && !t->hash_ctx && !t->equal_ctx)
         return KEYS_U64;
     if (t->key_size == sizeof(char *) && t->hash == hmap_hash_cstr && t->equal == hmap_equal_cstr)
         return KEYS_CSTR;
@@ -397,7 +396,9 @@ static key_kind choose_kind(const hmap_type *t) {
 #define MAX_ITEM_SIZE ((size_t)1 << 24)
 
 hmap *hmap_new_opts(const hmap_type *type, size_t hint, const hmap_options *opts) {
-    if (!type || type->key_size == 0 || type->key_size > MAX_ITEM_SIZE || type->val_size > MAX_ITEM_SIZE) {
+    if (!type || type->key_size == 0 || type->key_size > MAX_ITEM_SIZE || type->val_size > MAX_ITEM_SIZE ||
+        (type->hash && type->hash_ctx) || (type->equal && type->equal_ctx) ||
+        (type->key_drop && type->key_drop_ctx) || (type->val_drop && type->val_drop_ctx)) {
         errno = EINVAL;
         return NULL;
     }

@@ -95,7 +95,7 @@ table *table_new(hmap *m, unsigned B) {
 }
 
 static void drop_table_entries(hmap *m, table *t) {
-    if (!m->type.key_drop && !(m->type.val_drop && m->type.val_size))
+    if (!has_key_drop(m) && !has_val_drop(m))
         return;
     for (size_t i = 0; i < t->nbuckets; i++) {
         bucket_ref b = table_bucket(m, t, i);
