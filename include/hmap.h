@@ -72,6 +72,8 @@ typedef struct hmap_options {
     bool fixed_seed;                 /* true: use `seed` (reproducible order, tests only) */
     uint64_t seed;
     const char *name; /* label in stats, traces and heap profiles; may be NULL. Copied. */
+    uint64_t reserved_[4]; /* must be zero (EINVAL otherwise): options added in minor versions go here, so a
+                              program built for a newer library fails clearly on an older one */
 } hmap_options;
 
 /* Creates a map sized for `hint` entries. NULL with errno EINVAL (NULL type, key_size 0, sizes too large)
@@ -174,11 +176,13 @@ typedef struct hmap_stats {
     uint64_t buckets_moved;    /* old buckets evacuated since creation */
     uint64_t max_moved_per_op; /* most old buckets evacuated by one call (excluding O(n) calls) */
     const char *name;          /* hmap_options.name or NULL */
+    uint64_t reserved_[8];     /* zero: room for fields added in minor versions */
 } hmap_stats;
 void hmap_get_stats(const hmap *m, hmap_stats *st);
 
 typedef struct hmap_memstats { /* everything the library allocated, all maps, all threads */
     uint64_t live_bytes, total_bytes, peak_bytes, mallocs, frees;
+    uint64_t reserved_[4]; /* zero: room for counters added in minor versions */
 } hmap_memstats;
 void hmap_read_memstats(hmap_memstats *ms);
 

@@ -996,6 +996,31 @@ static void test_callbacks_with_context(void **state) {
     assert_int_equal(errno, EINVAL);
 }
 
+/* Reserved words: options refuse non-zero ones; stats and memstats come back with them zeroed. */
+static void test_reserved_words(void **state) {
+    (void)state;
+    hmap_type t = {.key_size = 8, .val_size = 8};
+    hmap_options o = {0};
+    o.reserved_[3] = 1;
+    errno = 0;
+    assert_null(hmap_new_opts(&t, 0, &o));
+    assert_int_equal(errno, EINVAL);
+    o.reserved_[3] = 0;
+    hmap *m = hmap_new_opts(&t, 10, &o);
+    assert_non_null(m);
+    hmap_stats st;
+    memset(&st, 0xff, sizeof st);
+    hmap_get_stats(m, &st);
+    for (size_t i = 0; i < sizeof st.reserved_ / sizeof st.reserved_[0]; i++)
+        assert_int_equal(st.reserved_[i], 0);
+    hmap_memstats ms;
+    memset(&ms, 0xff, sizeof ms);
+    hmap_read_memstats(&ms);
+    for (size_t i = 0; i < sizeof ms.reserved_ / sizeof ms.reserved_[0]; i++)
+        assert_int_equal(ms.reserved_[i], 0);
+    hmap_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_new_rejects_bad_types),
@@ -1025,6 +1050,7 @@ int main(void) {
         cmocka_unit_test(test_memstats_return_to_start),
         cmocka_unit_test(test_concurrent_readers),
         cmocka_unit_test(test_callbacks_with_context),
+        cmocka_unit_test(test_reserved_words),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -402,6 +402,12 @@ hmap *hmap_new_opts(const hmap_type *type, size_t hint, const hmap_options *opts
         errno = EINVAL;
         return NULL;
     }
+    if (opts)
+        for (size_t i = 0; i < sizeof opts->reserved_ / sizeof opts->reserved_[0]; i++)
+            if (opts->reserved_[i]) {
+                errno = EINVAL;
+                return NULL;
+            }
     const hmap_allocator *a = opts && opts->allocator ? opts->allocator : &default_allocator;
     if (!a->alloc || !a->free) {
         errno = EINVAL;

@@ -56,6 +56,7 @@ void memstats_note_free(size_t size) {
 void hmap_read_memstats(hmap_memstats *ms) {
     if (!ms)
         return;
+    memset(ms, 0, sizeof *ms);
     ms->live_bytes = atomic_load_explicit(&live_bytes, memory_order_relaxed);
     ms->total_bytes = atomic_load_explicit(&total_bytes, memory_order_relaxed);
     ms->peak_bytes = atomic_load_explicit(&peak_bytes, memory_order_relaxed);
