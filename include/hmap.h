@@ -71,7 +71,7 @@ typedef struct hmap_options {
     bool no_shrink;                  /* true: keep memory after deletes, as Go's map does */
     bool fixed_seed;                 /* true: use `seed` (reproducible order, tests only) */
     uint64_t seed;
-    const char *name; /* label in stats, traces and heap profiles; may be NULL. Copied. */
+    const char *name;      /* label in stats, traces and heap profiles; may be NULL. Copied. */
     uint64_t reserved_[4]; /* must be zero (EINVAL otherwise): options added in minor versions go here, so a
                               program built for a newer library fails clearly on an older one */
 } hmap_options;
@@ -167,7 +167,7 @@ typedef struct hmap_stats {
     size_t buckets;          /* 2^B */
     size_t overflow_buckets; /* overflow buckets in use */
     size_t old_buckets;      /* buckets of the array being evacuated, 0 when none */
-    size_t evacuated;        /* old buckets already moved (in any order; Go's nevacuate is the lowest not moved) */
+    size_t evacuated; /* old buckets already moved (in any order; Go's nevacuate is the lowest not moved) */
     hmap_phase phase;
     size_t tombstones; /* slots marked deleted (emptyOne) */
     size_t bytes;      /* every byte the map holds now */

@@ -4,8 +4,8 @@
  * Everything above this file (map.c's lookups and writes, resize.c's evacuation, iter.c's walk) sees a
  * bucket through a bucket_ref (core.h): its tophash word, its slots and the link to the next bucket
  * of its chain. This file decides where a slot's key and value sit inside a bucket (set_layout), finds the
- * bucket holding a chain position (chain_at, inline in core.h), grows chains with overflow buckets (chain_extend) and
- * empties slots while keeping Go's EMPTY_REST invariant (set_slot_empty).
+ * bucket holding a chain position (chain_at, inline in core.h), grows chains with overflow buckets
+ * (chain_extend) and empties slots while keeping Go's EMPTY_REST invariant (set_slot_empty).
  *
  * Overflow buckets come first from the spare ones allocated with each array (1/16 of its buckets, as Go
  * preallocates), then from slabs that double in size, so that a table makes O(log n) allocations for them

@@ -11,7 +11,8 @@
 
 #ifndef NDEBUG
 _Noreturn void concurrent_write_detected(void) {
-    fprintf(stderr, "hmap: concurrent map writes (one thread at a time may write to an hmap; use hmap_sync)\n");
+    fprintf(stderr,
+            "hmap: concurrent map writes (one thread at a time may write to an hmap; use hmap_sync)\n");
     abort();
 }
 #endif
@@ -45,7 +46,8 @@ static int check_chain(const hmap *m, const table *t, bool is_old, size_t i, tab
             bool mark = top >= EVACUATED_X && top <= EVACUATED_EMPTY;
             if (mark != evacuated)
                 return fail(why, size, "bucket %zu: slot %u is %s in a bucket that is %s", i, s,
-                            mark ? "marked evacuated" : "not marked", evacuated ? "evacuated" : "not evacuated");
+                            mark ? "marked evacuated" : "not marked",
+                            evacuated ? "evacuated" : "not evacuated");
             if (evacuated)
                 continue;
             if (rest_seen && top != EMPTY_REST)
@@ -84,8 +86,8 @@ static int check_table(const hmap *m, const table *t, bool is_old, table_tally *
         return fail(why, size, "%s array: %zu tombstones counted, %zu found", is_old ? "old" : "current",
                     t->tombstones, tally->tombstones);
     if (tally->overflow != t->noverflow)
-        return fail(why, size, "%s array: %zu overflow buckets counted, %zu found", is_old ? "old" : "current",
-                    t->noverflow, tally->overflow);
+        return fail(why, size, "%s array: %zu overflow buckets counted, %zu found",
+                    is_old ? "old" : "current", t->noverflow, tally->overflow);
     return 0;
 }
 

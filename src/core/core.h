@@ -97,7 +97,7 @@ typedef struct table {
     size_t slab_bytes;
     void *mem; /* the single allocation holding tophash, overflow, slots and spare */
     size_t mem_bytes;
-    bool mapped;            /* mem came from the OS (mmap) rather than the allocator */
+    bool mapped;                /* mem came from the OS (mmap) rather than the allocator */
     struct table *next_retired; /* in hmap.retired */
 } table;
 
@@ -115,9 +115,9 @@ struct hmap {
     hmap_type type;
     key_kind kind;
     size_t key_stride, val_stride; /* distance between consecutive keys / values in a bucket */
-    size_t hash_off; /* 8 when each slot stores its key's hash before the key (string keys), else 0 */
-    size_t vals_offset;            /* where values[0] starts inside a bucket's slots */
-    size_t bucket_bytes;           /* slot storage of one bucket */
+    size_t hash_off;     /* 8 when each slot stores its key's hash before the key (string keys), else 0 */
+    size_t vals_offset;  /* where values[0] starts inside a bucket's slots */
+    size_t bucket_bytes; /* slot storage of one bucket */
     size_t count;
     size_t reserved; /* hmap_reserve(n) holds (no shrink below it) until the count first reaches n */
     uint64_t seed;

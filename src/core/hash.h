@@ -3,10 +3,10 @@
  *
  * The built-in hash is XXH3 (Debian's libxxhash-dev, used header-only so that it inlines): seeded and
  * fast for every length. 8-byte keys, the most common kind, get a dedicated bijective mix instead.
- * User-supplied hashes go through mix64() (base/mix.h), a bijective finalizer: the map takes bucket indexes from the
- * hash's high bits and tophash from its low byte, so a user hash that only varies in its low bits (the
- * identity on small integers, say) must be spread first. Being a bijection, the mix changes no equalities
- * between hashes.
+ * User-supplied hashes go through mix64() (base/mix.h), a bijective finalizer: the map takes bucket indexes
+ * from the hash's high bits and tophash from its low byte, so a user hash that only varies in its low bits
+ * (the identity on small integers, say) must be spread first. Being a bijection, the mix changes no
+ * equalities between hashes.
  */
 #ifndef HMAP_CORE_HASH_H
 #define HMAP_CORE_HASH_H

@@ -78,7 +78,7 @@ typedef struct iter_state {
     bool end_top;  /* the interval ends at 2^64 */
     uint8_t n, next;
     uint16_t yielded_mask; /* slot-order mode: cache entries yielded since the fill */
-    uint64_t end; /* the interval being taken ends here; in slot order it starts at P */
+    uint64_t end;          /* the interval being taken ends here; in slot order it starts at P */
     uint64_t insert_stamp, move_stamp;
     bucket_ref direct_b;  /* direct mode: the bucket being taken */
     uint64_t direct_live; /* ...and its slots still to look at (live_slots() bits, read on arrival) */
@@ -226,7 +226,7 @@ static inline __attribute__((always_inline)) void fill_kind(iter_state *it, buck
     /* Locals: the stores into the cache below could otherwise alias the map's fields for the compiler. */
     const size_t key_stride = m->key_stride, val_stride = m->val_stride;
     const size_t vals_offset = m->type.val_size ? m->vals_offset : m->hash_off; /* a set: its key */
-    const size_t val_step = m->type.val_size ? val_stride : key_stride; /* a set's value is its key */
+    const size_t val_step = m->type.val_size ? val_stride : key_stride;         /* a set's value is its key */
     const uint64_t seed = m->seed, order = it->s;
     const size_t hash_off = m->hash_off;
     unsigned n = 0;
@@ -292,8 +292,6 @@ static void remember_yielded(iter_state *it) {
     it->yielded_mask = 0;
     it->slot_yields = it->n_yielded;
 }
-
-
 
 /* Is the interval [P, end) exactly the bucket of t that covers P? */
 static bool chain_is_interval(const iter_state *it, const table *t) {
@@ -482,11 +480,13 @@ static inline __attribute__((always_inline)) int direct_step(iter_state *it, con
  * chain is pending. False when that does not apply (the general path then runs). */
 static bool next_bucket_steady(iter_state *it, hmap *m) {
     const table *t = m->cur;
-    if (m->old || it->ordered || !it->complete || t->B == 0 || it->end_top || !chain_is_interval_before(it, t))
+    if (m->old || it->ordered || !it->complete || t->B == 0 || it->end_top ||
+        !chain_is_interval_before(it, t))
         return false;
     for (unsigned k = 0; k < it->n_yielded; k++)
         if (it->yielded_g[k] >= it->end)
-            return false; /* hashes of a wider interval this one was split from: the general path keeps them */
+            return false; /* hashes of a wider interval this one was split from: the general path keeps them
+                           */
     it->P = it->end;
     uint64_t width = (uint64_t)1 << (64 - t->B);
     it->end = it->P + width;

@@ -22,10 +22,10 @@
  * bucket: a lookup reads that word (one load; the 8 bytes are matched at once with SWAR arithmetic) while
  * it prefetches the bucket's keys in parallel, so a hit costs about one memory latency, and a miss — which
  * usually needs only the tophash word — touches an array 17x smaller than the buckets, which stays in
- * cache far longer (measured when the layout was chosen: ~9 ns vs ~30 ns per miss at 1M entries). Within a bucket, keys and
- * values are stored as (key, value) pairs when they pack without padding (8-byte keys and values: a hit
- * reads one line of slots), else apart (keys[8] then values[8], as Go) so that padding is never needed.
- * Overflow buckets carry their own tophash word and link (core.h); bucket.c manages them.
+ * cache far longer (measured when the layout was chosen: ~9 ns vs ~30 ns per miss at 1M entries). Within a
+ * bucket, keys and values are stored as (key, value) pairs when they pack without padding (8-byte keys and
+ * values: a hit reads one line of slots), else apart (keys[8] then values[8], as Go) so that padding is never
+ * needed. Overflow buckets carry their own tophash word and link (core.h); bucket.c manages them.
  *
  * Tophash states (core.h) are Go's: EMPTY_REST marks an empty slot after which the bucket and its
  * overflow chain hold nothing, so lookups stop early; deletes leave EMPTY_ONE tombstones and turn trailing
@@ -95,7 +95,7 @@ static inline __attribute__((always_inline)) bool find(const hmap *m, const void
 }
 
 static inline __attribute__((always_inline)) void *get_hashed_kind(const hmap *m, const void *key,
-                                                                     uint64_t hash, key_kind kind) {
+                                                                   uint64_t hash, key_kind kind) {
     found f;
     if (!find(m, key, hash, kind, &f))
         return NULL;
@@ -204,9 +204,8 @@ static inline __attribute__((always_inline)) void fill_slot(hmap *m, table *t, b
  * the stored key through *stored_key), or NULL on ENOMEM, the map then unchanged. The caller ends the write
  * (end_write) once it has read the key and value it was given: until then arrays finished with stay
  * allocated (table_retire), so arguments that point into them are still readable. */
-static inline __attribute__((always_inline)) void *assign_kind(hmap *m, const void *key, uint64_t hash,
-                                                               bool *inserted, void **stored_key,
-                                                               key_kind kind) {
+static inline __attribute__((always_inline)) void *
+assign_kind(hmap *m, const void *key, uint64_t hash, bool *inserted, void **stored_key, key_kind kind) {
     begin_write(m);
     for (;;) {
         if (!m->cur && start_resize(m, 0, HMAP_GROWING) < 0)

@@ -77,7 +77,8 @@ table *table_new(hmap *m, unsigned B) {
     if (!t)
         return NULL;
     memset(t, 0, sizeof *t);
-    t->mem = mem_alloc_array(&m->mem, &total, slots_off, &t->mapped); /* tophash words and chain heads zeroed */
+    t->mem =
+        mem_alloc_array(&m->mem, &total, slots_off, &t->mapped); /* tophash words and chain heads zeroed */
     if (!t->mem) {
         mem_free(&m->mem, t, sizeof *t);
         return NULL;

@@ -21,10 +21,10 @@
  * indexed by 16 bits of the block's address hash, counts the live samples whose hash falls there. A free
  * reads its counter with one relaxed atomic load and returns when it is 0, with no lock and no write;
  * only a free whose counter is non-zero (its own sample, or another in the same slot: a share of about
- * live samples / 2^16 of the unsampled frees) takes the lock and looks in the table. The counters change only under the lock.
- * A free never misses its own sample: the sample's increment happened before the block was handed out,
- * hence before its free, and no decrement of another sample can bring the counter below the samples
- * still counted there. Counters saturate (never decremented again) rather than wrap.
+ * live samples / 2^16 of the unsampled frees) takes the lock and looks in the table. The counters change only
+ * under the lock. A free never misses its own sample: the sample's increment happened before the block was
+ * handed out, hence before its free, and no decrement of another sample can bring the counter below the
+ * samples still counted there. Counters saturate (never decremented again) rather than wrap.
  *
  * Names. A map's name labels its samples ("map" in pprof), and names come and go with maps: a program
  * may create millions of distinct names. Names are interned by hash with a count of the live samples that

@@ -58,7 +58,8 @@ void mem_free(mem_owner *o, void *p, size_t size);
 void *mem_alloc_array(mem_owner *o, size_t *size, size_t zero_prefix, bool *mapped);
 void mem_free_array(mem_owner *o, void *p, size_t size, bool mapped);
 /* Could an array of `size` bytes be had now? Asks for it and gives it back untouched (a mapping and an
- * unmapping with the built-in allocator; the hook's alloc and free otherwise, counted in memstats as such). */
+ * unmapping with the built-in allocator; the hook's alloc and free otherwise, counted in memstats as such).
+ */
 bool mem_probe_array(mem_owner *o, size_t size);
 
 /* Allocation before an owner exists (the struct that will embed it): counted in memstats, not in any
