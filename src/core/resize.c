@@ -125,6 +125,21 @@ void table_free(hmap *m, table *t, bool drop_entries) {
     m->move_stamp++; /* iterator caches may point into it */
 }
 
+/* Empties t in place, keeping its array: entries dropped, overflow slabs freed, every bucket empty again.
+ * O(buckets). */
+void table_reset(hmap *m, table *t) {
+    drop_table_entries(m, t);
+    free_overflow_slabs(m, t);
+    memset(t->tophash, 0, t->nbuckets * sizeof *t->tophash);
+    memset(t->overflow, 0, t->nbuckets * sizeof *t->overflow);
+    t->noverflow = t->tombstones = 0;
+    t->slab_bytes = 0;
+    t->spare = t->slots + t->nbuckets * m->bucket_bytes; /* the preallocated spares again */
+    t->spare_used = 0;
+    t->spare_cap = t->B >= 4 ? t->nbuckets >> 4 : 0;
+    m->move_stamp++;
+}
+
 /* A write may have been given pointers into this array (a key from an iteration, a value from hmap_get):
  * it stays allocated, unchanged, until the write returns. */
 void table_retire(hmap *m, table *t) {
