@@ -3,9 +3,10 @@
  * the requests stop. Run: build/examples/pool
  *
  * Each "request" counts the distinct values in a batch with a scratch map taken from the pool and puts
- * it back; reset empties it. Four threads serve requests at once and make at most one map each (a
- * thread's own cache keeps the map it put back), then two cycles without requests destroy every idle
- * map, and the library's memory is back where it started.
+ * it back; reset empties it with hmap_reset, which keeps its array, so the next request refills it without
+ * regrowing (hmap_clear would give the array back). Four threads serve requests at once and make at most one
+ * map each (a thread's own cache keeps the map it put back), then two cycles without requests destroy every
+ * idle map, and the library's memory is back where it started.
  */
 #include <hmap.h>
 #include <inttypes.h>
@@ -20,7 +21,7 @@ static void *make_map(void *ctx) {
 }
 static void reset_map(void *m, void *ctx) {
     (void)ctx;
-    hmap_clear(m);
+    hmap_reset(m); /* drop the entries, keep the array for the next request */
 }
 static void destroy_map(void *m, void *ctx) {
     (void)ctx;

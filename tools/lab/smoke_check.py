@@ -6,8 +6,8 @@ quick tour; the JSON and the report are checked, not just produced.
 
 Checks, for each experiment run alone with --n and --json: exit status 0; the JSON names the experiment,
 every claim has a verdict, and the figures are consistent — hmap's bytes fall after the deletes while
-no_shrink's do not, Go's B stays (when Go ran), every pooled map is destroyed within two cycles and one that
-keeps its arrays is reused without allocating, RSS falls where hmap gives memory back (not checked in a
+no_shrink's do not, Go's B stays (when Go ran), every pooled map is destroyed within two cycles, one reset by
+hmap_reset (or a no_shrink one emptied by deletes) is reused without allocating or regrowing, RSS falls where hmap gives memory back (not checked in a
 sanitizer build, whose allocator keeps freed memory); terminal lines are at most 120 columns. For the tour
 (--quick): the report parses as HTML and holds one section per experiment, each with at least one <svg>;
 the summary in the JSON has every claim. Also: --help lists every experiment and an unknown option fails.
@@ -108,8 +108,9 @@ def check_section(name, s, sanitized):
 
 def check_pool(s, go):
     """Every pooled map is destroyed by the second cycle, nothing is left after hmap_pool_free, and a pooled
-    map that keeps its arrays is reused without allocating (one reset by hmap_clear regrows them)."""
-    for impl in ("pool_clear", "pool_delete", "pool_keep"):
+    map that keeps its arrays (reset by hmap_reset, or no_shrink and emptied by deletes) is reused without
+    allocating or regrowing, on 1 and 2 threads; one reset by hmap_clear regrows them."""
+    for impl in ("pool_clear", "pool_reset", "pool_delete", "pool_keep"):
         for t in ("t1.", "t2."):
             made, destroyed = metric(s, impl, t + "made"), metric(s, impl, t + "destroyed")
             check(made is not None and 1 <= made <= int(t[1]) and made == destroyed,
@@ -120,9 +121,14 @@ def check_pool(s, go):
             check(metric(s, impl, t + "freed.bytes") == 0, f"pool: {impl} {t} bytes left after hmap_pool_free")
             check(metric(s, impl, t + "held.idle") >= 1, f"pool: {impl} {t} held no idle map when the load stopped")
     check(metric(s, "hmap", "t1.held.bytes") == 0, "pool: the unpooled loop left bytes behind")
-    none, keep = metric(s, "hmap", "t1.mallocs_per_req"), metric(s, "pool_keep", "t1.mallocs_per_req")
-    check(none >= 1 and keep < none / 10, f"pool: a no_shrink pooled map allocates {keep} per request (no pool: {none})")
-    check(metric(s, "pool_clear", "t1.grows_per_req") > 0, "pool: a map reset by hmap_clear did not regrow")
+    for impl in ("pool_reset", "pool_keep"):
+        for t in ("t1.", "t2."):
+            none, pooled = metric(s, "hmap", t + "mallocs_per_req"), metric(s, impl, t + "mallocs_per_req")
+            check(none >= 1 and pooled < none / 10,
+                  f"pool: {impl} {t} allocates {pooled} per request (no pool: {none})")
+            regrows = metric(s, impl, t + "regrows_per_req")
+            check(regrows == 0, f"pool: {impl} {t} reused maps regrew ({regrows} doublings per request)")
+    check(metric(s, "pool_clear", "t1.regrows_per_req") > 0, "pool: a map reset by hmap_clear did not regrow")
     if go:
         full = metric(s, "go", "map_bytes")
         for t in ("t1.", "t2."):
