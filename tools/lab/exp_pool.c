@@ -16,7 +16,9 @@
  * Figures from hmap_read_memstats: allocations per request (mallocs during the loop / requests), bytes the
  * library holds above the baseline (before the pool existed) once the load stops with the workers parked,
  * after one and after two hmap_pool_cycle calls, and after hmap_pool_free; the pool's counters (made =
- * misses, destroyed). Time per request is each worker's loop time summed over workers / requests.
+ * misses, destroyed). Time per request is each worker's loop time summed over workers / requests. Doublings
+ * per request (hmap_get_stats grows) are counted twice: all of them, and only those of reused maps
+ * (regrows_per_req), which leaves out the first fill of a map the pool has just made.
  *
  * Go's side (the companion's `pool`): the same loop with a map[uint64]uint64 per request, with and without
  * sync.Pool; runtime.GC() twice plays the two cycles (the victim cache drops its objects at the second).
@@ -447,8 +449,8 @@ static void reuse_claim(lab_section *s, lab_data *const h[])
 {
     char m[1200], b[12][32], p[2][96];
     double a[NVARIANTS], gr[NVARIANTS];
-    for (int v = 0; v < NVARIANTS;
-         v++) /* doublings: of each new map without a pool, of reused maps with one */
+    /* doublings: of each new map without a pool, of reused maps with one */
+    for (int v = 0; v < NVARIANTS; v++)
         a[v] = lab_num(h[v], "t1.mallocs_per_req"),
         gr[v] = lab_num(h[v], v == V_NONE ? "t1.grows_per_req" : "t1.regrows_per_req");
     double fresh = lab_num(h[V_NONE], "t1.full.map_bytes"), kept = lab_num(h[V_KEEP], "t1.reset.map_bytes"),
@@ -458,9 +460,9 @@ static void reuse_claim(lab_section *s, lab_data *const h[])
         "1 thread, allocations (doublings of a reused map; no pool: of the new map) per request: no pool "
         "%.1f (%.1f); pooled, reset by hmap_clear %.1f (%.1f), by hmap_reset %.2f (%.1f; 2 threads: "
         "%.2f (%.1f)), by deleting each entry %.1f (%.1f), a no_shrink map emptied by deletes %.2f (%.3f; "
-        "%.0f same-size grows in %llu "
-        "requests); time per request %s, %s, %s, %s, %s; a full new map holds %s; after the reset the "
-        "pooled map holds %s / %s / %s / %s (hmap_reset: %s, no_shrink: %s a full new map)",
+        "%.0f same-size grows in %llu requests); time per request %s, %s, %s, %s, %s; a full new map holds "
+        "%s; after the reset the pooled map holds %s / %s / %s / %s (hmap_reset: %s, no_shrink: %s a full "
+        "new map)",
         a[V_NONE], gr[V_NONE], a[V_CLEAR], gr[V_CLEAR], a[V_RESET], gr[V_RESET],
         lab_num(h[V_RESET], "t2.mallocs_per_req"), lab_num(h[V_RESET], "t2.regrows_per_req"), a[V_DELETE],
         gr[V_DELETE], a[V_KEEP], gr[V_KEEP], lab_num(h[V_KEEP], "t1.same_size_grows"),
@@ -564,10 +566,9 @@ static void run(lab_section *s, const lab_ctx *ctx)
         "worker thread and then 2. Without a pool each request makes and frees a map; with hmap_pool it gets "
         "one and puts it back, and the pool's reset empties it: by hmap_clear (which gives the arrays back), "
         "by hmap_reset (which keeps the array, as Go's clear() does), by deleting each entry (the map "
-        "shrinks "
-        "as it empties), or by deleting each entry of a no_shrink map (the arrays stay, as in Go). When the "
-        "load stops (the workers parked), hmap_pool_cycle runs twice; "
-        "Go does the same loop with sync.Pool and runtime.GC() twice.",
+        "shrinks as it empties), or by deleting each entry of a no_shrink map (the arrays stay, as in Go). "
+        "When the load stops (the workers parked), hmap_pool_cycle runs twice; Go does the same loop with "
+        "sync.Pool and runtime.GC() twice.",
         tc_fmt_count(s->n, b), POOL_ENTRIES);
     if (!g->ok)
         lab_go_missing(s, ctx, g);
