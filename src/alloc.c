@@ -104,11 +104,16 @@ void mem_free(hmap *m, void *p, size_t size) {
     m->alloc.free(p, size, m->alloc.ctx);
 }
 
+/* Cached on first use; two threads mapping their first arrays at once may both ask sysconf (the same
+ * answer), so the cache is a relaxed atomic rather than a plain variable (a data race under TSan). */
 static size_t page_size(void) {
-    static size_t cached;
-    if (!cached)
-        cached = (size_t)sysconf(_SC_PAGESIZE);
-    return cached;
+    static _Atomic size_t cached;
+    size_t size = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (!size) {
+        size = (size_t)sysconf(_SC_PAGESIZE);
+        atomic_store_explicit(&cached, size, memory_order_relaxed);
+    }
+    return size;
 }
 
 void *mem_alloc_array(hmap *m, size_t *size_io, size_t zero_prefix, bool *mapped) {

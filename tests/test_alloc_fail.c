@@ -162,7 +162,7 @@ static uint64_t run_once(const sweep_kind *kind, uint64_t fail_at, uint64_t *ops
                        .custom_allocator = true,
                        .fixed_seed = true, /* the same run every time, so that k names the same request */
                        .seed = 42,
-                       .strict = env_u64("HMAP_FUZZ_STRICT", 1) != 0};
+                       .rules = diff_rules_from_env()};
     diff_init(&r.d, &cfg);
     r.d.note = note;
     uint64_t calls_at_start = r.d.ta.calls;

@@ -8,7 +8,7 @@
  *
  * Expected drops are counted as the rules say they must happen, and compared with what the callbacks saw
  * at every diff_check: a replace drops the old value, and drops the key passed unless it is bitwise
- * identical to the stored key (strict; lenient accepts either for fixed-size keys, see diff.h); del, clear
+ * identical to the stored key (DIFF_RULE_SAME_KEY; without it either is accepted, see diff.h); del, clear
  * and free drop both; take drops the parts it does not hand over; assign never drops a value.
  */
 #include "diff.h"
@@ -258,6 +258,40 @@ static bool val_drops_counted(const diff *d) {
     return d->cfg.val_size && (d->cfg.owned_values || d->cfg.count_drops);
 }
 
+/* ---------------------------------------------------------------- rules */
+
+static const char *const RULE_NAMES[] = {"samekey", "alias", "abandon", "reinsert"};
+
+unsigned diff_rules_from_env(void) {
+    const char *s = getenv("HMAP_FUZZ_STRICT");
+    if (!s || !*s || strcmp(s, "1") == 0)
+        return DIFF_RULES_ALL;
+    unsigned rules = 0;
+    for (unsigned i = 0; i < 4; i++) {
+        const char *at = strstr(s, RULE_NAMES[i]);
+        size_t n = strlen(RULE_NAMES[i]);
+        if (at && (at == s || at[-1] == ',') && (at[n] == '\0' || at[n] == ','))
+            rules |= 1u << i;
+    }
+    return rules; /* "0", or names only */
+}
+
+const char *diff_rules_name(unsigned rules) {
+    static char buf[64];
+    if (rules == DIFF_RULES_ALL)
+        return "all";
+    if (rules == 0)
+        return "none";
+    buf[0] = '\0';
+    for (unsigned i = 0; i < 4; i++)
+        if (rules & (1u << i)) {
+            if (buf[0])
+                strcat(buf, ",");
+            strcat(buf, RULE_NAMES[i]);
+        }
+    return buf;
+}
+
 /* ---------------------------------------------------------------- bookkeeping */
 
 const char *diff_where(diff *d) {
@@ -309,7 +343,7 @@ static void expect_key_drop_of_replace(diff *d, bool identical_key) {
         return;
     if (!identical_key)
         d->expect_key_drops++;
-    else if (!d->cfg.strict)
+    else if (!(d->cfg.rules & DIFF_RULE_SAME_KEY))
         d->key_drop_slack++; /* the older rule dropped it anyway (fixed-size keys only: harmless) */
 }
 
@@ -603,7 +637,7 @@ int diff_compact(diff *d) {
 }
 
 int diff_put_from_get(diff *d, uint64_t dst, uint64_t src) {
-    if (!d->cfg.strict || d->cfg.owned_values || !d->cfg.val_size)
+    if (!(d->cfg.rules & DIFF_RULE_ALIAS) || d->cfg.owned_values || !d->cfg.val_size)
         return -1;
     key_arg ks, kd;
     lookup_key(d, diff_id_of(d, src), &ks);
@@ -668,7 +702,7 @@ void diff_iter_close(diff *d, int slot) {
 
 void diff_iter_abandon(diff *d, int slot) {
     check(diff_iter_is_open(d, slot), "abandoning an iteration that is not open");
-    if (!d->cfg.strict) {
+    if (!(d->cfg.rules & DIFF_RULE_ABANDON)) {
         diff_iter_close(d, slot);
         return;
     }
@@ -716,7 +750,7 @@ bool diff_iter_next(diff *d, int slot) {
     check(!d->cfg.val_size || memcmp(v, e->val, d->cfg.val_size) == 0, "%s iteration %d yielded a wrong value",
           diff_where(d), slot);
     check(!(e->flags & YIELD_BIT(slot)), "%s iteration %d yielded a key twice", diff_where(d), slot);
-    if (d->cfg.strict)
+    if (d->cfg.rules & DIFF_RULE_REINSERT)
         check(!model_find(&t->yielded, kb, klen),
               "%s iteration %d yielded a key twice (deleted and inserted again in between)", diff_where(d),
               slot);
@@ -745,8 +779,11 @@ bool diff_iter_alias(diff *d, int slot, diff_alias what, uint64_t other) {
     if (!diff_iter_is_open(d, slot))
         return false;
     diff_iter *t = &d->iters[slot];
-    if (t->yield_writes != d->writes || (!d->cfg.strict && what != DIFF_ALIAS_GET))
+    if (t->yield_writes != d->writes || (!(d->cfg.rules & DIFF_RULE_ALIAS) && what != DIFF_ALIAS_GET))
         return false;
+    bool replaces = what == DIFF_ALIAS_PUT_SAME || what == DIFF_ALIAS_PUT_NEW || what == DIFF_ALIAS_ASSIGN;
+    if (replaces && string_keys(d) && !(d->cfg.rules & DIFF_RULE_SAME_KEY))
+        return false; /* the older rule would free the map's own key */
     bool plain_values = d->cfg.val_size && !d->cfg.owned_values;
     if ((what == DIFF_ALIAS_PUT_SAME || what == DIFF_ALIAS_VAL_TO_OTHER) && !plain_values)
         return false;

@@ -22,16 +22,22 @@
  *
  * Iterations (up to DIFF_ITERS open at once) are checked against the iteration rules: a key present when
  * the iteration starts and not deleted before it is reached is yielded exactly once; a key is only yielded
- * while present, with its current value; a key inserted meanwhile is yielded at most once; and (strict) no
- * key is yielded twice by one iteration even when it was deleted and inserted again; an iteration ended by
+ * while present, with its current value; a key inserted meanwhile is yielded at most once; and no key is
+ * yielded twice by one iteration even when it was deleted and inserted again; an iteration ended by
  * hmap_clear yields nothing more.
  *
- * Strict mode (diff_config.strict) adds the rules on arguments that alias the map and on abandoned
- * iterations: writes through the key and value pointers an iteration just yielded, a value put straight
- * from hmap_get, a replace with a key bitwise identical to the stored one dropping nothing, iterations
- * dropped without hmap_iter_done (their storage is then poisoned and watched: the map must never write
- * to it again). Lenient mode skips those operations (they return false) and accepts the older rule that a
- * replace drops the key passed, so that the rest can be exercised on a library that lacks them.
+ * Four rules can be left out (diff_config.rules), so that the rest can be exercised on a library that
+ * lacks them:
+ *   DIFF_RULE_SAME_KEY  a replace with a key bitwise identical to the stored one drops nothing (without
+ *                       it, either is accepted for fixed-size keys, and string maps skip such replaces);
+ *   DIFF_RULE_ALIAS     writes through the key and value pointers an iteration just yielded, and a value
+ *                       put straight from hmap_get (without it, these operations are skipped);
+ *   DIFF_RULE_ABANDON   iterations dropped without hmap_iter_done: their storage is poisoned and watched,
+ *                       the map must never write to it again (without it, abandoning closes);
+ *   DIFF_RULE_REINSERT  no key is yielded twice by one iteration, also when it was deleted and inserted
+ *                       again in between (without it, once per insertion).
+ * diff_rules_from_env() reads them from HMAP_FUZZ_STRICT: unset or 1 all, 0 none, or a comma-separated
+ * list of samekey, alias, abandon, reinsert.
  *
  * Drop callbacks carry no context, so one diff is active at a time (per process): the last one made by
  * diff_init (a harness left behind by a failed test is simply forgotten).
@@ -71,8 +77,21 @@ typedef struct diff_config {
     bool no_shrink, fixed_seed;
     uint64_t seed; /* the map's seed with fixed_seed; always the seed of value contents */
     size_t hint;
-    bool strict;
+    unsigned rules; /* DIFF_RULE_* checked (above); DIFF_RULES_ALL normally */
 } diff_config;
+
+enum {
+    DIFF_RULE_SAME_KEY = 1u,
+    DIFF_RULE_ALIAS = 2u,
+    DIFF_RULE_ABANDON = 4u,
+    DIFF_RULE_REINSERT = 8u,
+    DIFF_RULES_ALL = 15u,
+};
+
+/* The rules named by HMAP_FUZZ_STRICT (see above); prints nothing, so callers report it. */
+unsigned diff_rules_from_env(void);
+/* "all", "none" or the list, for reports. */
+const char *diff_rules_name(unsigned rules);
 
 /* Writes through an iteration's own key and value pointers, right after it yielded them. */
 typedef enum {
@@ -89,7 +108,7 @@ typedef enum {
 typedef struct diff_iter {
     hmap_iter *it; /* on the heap, so that an abandoned one can be poisoned and watched */
     bool open, ended_by_clear;
-    model yielded; /* keys it yielded and that were removed since (strict: never yielded again) */
+    model yielded; /* keys it yielded and that were removed since (never to be yielded again) */
     uint64_t yield_writes; /* d->writes at the last yield: the pointers are valid while it is unchanged */
     void *kp, *vp;
     uint64_t id; /* of the key last yielded */
@@ -137,7 +156,7 @@ bool diff_take(diff *d, uint64_t id, bool want_key, bool want_val);
 void diff_clear(diff *d);
 int diff_reserve(diff *d, size_t n);         /* 0 or -ENOMEM */
 int diff_compact(diff *d);                   /* 0 or -ENOMEM */
-/* hmap_put(dst, hmap_get(src)): strict only, plain values only; -1 when skipped or src absent. */
+/* hmap_put(dst, hmap_get(src)): DIFF_RULE_ALIAS, plain values only; -1 when skipped or src absent. */
 int diff_put_from_get(diff *d, uint64_t dst, uint64_t src);
 
 /* Refuses the k-th allocation from now (custom allocator only; otherwise nothing). */
@@ -148,10 +167,11 @@ void diff_fail_in(diff *d, uint64_t k);
 int diff_iter_open(diff *d);
 bool diff_iter_next(diff *d, int slot);
 void diff_iter_close(diff *d, int slot);   /* hmap_iter_done */
-void diff_iter_abandon(diff *d, int slot); /* strict: never tell the map; lenient: close */
+void diff_iter_abandon(diff *d, int slot); /* never tell the map (without DIFF_RULE_ABANDON: close) */
 bool diff_iter_is_open(const diff *d, int slot);
-/* A write through slot's fresh key/value pointers; false when skipped (no fresh yield, lenient, or the
- * kind does not apply to the configuration). `other` names the other key of DIFF_ALIAS_VAL_TO_OTHER. */
+/* A write through slot's fresh key/value pointers; false when skipped (no fresh yield, or the
+ * kind does not apply to the configuration or a rule is left out). `other` names the other key of
+ * DIFF_ALIAS_VAL_TO_OTHER. */
 bool diff_iter_alias(diff *d, int slot, diff_alias what, uint64_t other);
 
 #endif /* HMAP_TEST_DIFF_H */
