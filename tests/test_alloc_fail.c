@@ -185,8 +185,8 @@ static void sweep(const sweep_kind *kind) {
     uint64_t stride = env_u64("HMAP_ALLOC_FAIL_STRIDE", 1);
     if (stride == 0)
         stride = 1;
-    print_message("  %s: %" PRIu64 " operations, %" PRIu64 " allocations; failing %s\n", kind->name, ops, total,
-                  stride == 1 ? "each in turn" : "every HMAP_ALLOC_FAIL_STRIDE-th");
+    print_message("  %s: %" PRIu64 " operations, %" PRIu64 " allocations; failing %s\n", kind->name, ops,
+                  total, stride == 1 ? "each in turn" : "every HMAP_ALLOC_FAIL_STRIDE-th");
     assert_true(ops >= 50000);
     assert_true(total >= 50);
     uint64_t reported = 0, absorbed = 0, runs = 0;

@@ -72,8 +72,9 @@ static double iteration_calls_per_entry(uint64_t n, uint64_t hashes) {
     assert_int_equal(yielded, n);
     double per_entry = (double)(calls() - before) / (double)n;
     hmap_free(m);
-    print_message("  %5" PRIu64 " keys, %" PRIu64 " distinct hash%s: %.1f hash/equality calls per yielded entry\n", n,
-                  hashes, hashes == 1 ? "" : "es", per_entry);
+    print_message("  %5" PRIu64 " keys, %" PRIu64
+                  " distinct hash%s: %.1f hash/equality calls per yielded entry\n",
+                  n, hashes, hashes == 1 ? "" : "es", per_entry);
     return per_entry;
 }
 
@@ -116,9 +117,11 @@ static void test_iteration_deleting_each_key_is_linear(void **state) {
     hmap_iter_done(&it);
     assert_int_equal(yielded, n);
     assert_int_equal(hmap_len(m), 0);
-    uint64_t dels_and_iteration = calls() - total_before - lookups; /* the deletes pay about `lookups` again */
+    uint64_t dels_and_iteration =
+        calls() - total_before - lookups; /* the deletes pay about `lookups` again */
     double beyond = ((double)dels_and_iteration - (double)lookups) / (double)n;
-    print_message("  deleting each yielded key of %" PRIu64 ": %.1f calls per entry beyond the lookups\n", n, beyond);
+    print_message("  deleting each yielded key of %" PRIu64 ": %.1f calls per entry beyond the lookups\n", n,
+                  beyond);
     assert_true(beyond <= 4.0);
     hmap_free(m);
 }

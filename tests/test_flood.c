@@ -88,8 +88,8 @@ static probes measure16(const unsigned char (*keys)[KEY16], size_t n, bool rando
 }
 
 static void print_probes(const char *what, probes p) {
-    print_message("  %-34s B %2u, %7zu overflow buckets, %.3f comparisons per lookup, worst %" PRIu64 "\n", what,
-                  p.B, p.overflow_buckets, p.mean_comparisons, p.max_comparisons);
+    print_message("  %-34s B %2u, %7zu overflow buckets, %.3f comparisons per lookup, worst %" PRIu64 "\n",
+                  what, p.B, p.overflow_buckets, p.mean_comparisons, p.max_comparisons);
 }
 
 /* Random 16-byte keys whose hash under `seed` has its top CRAFT_BITS bits equal to `target`. */
@@ -127,8 +127,8 @@ static void test_crafted_keys_spread_under_a_random_seed(void **state) {
     uint64_t tries;
     craft(crafted, N_KEYS, CRAFT_SEED, 0x2a & ((1u << CRAFT_BITS) - 1), &tries);
     random_keys(plain, N_KEYS);
-    print_message("  %u keys crafted for seed %#" PRIx64 " (top %d hash bits equal), %" PRIu64 " hashes\n", N_KEYS,
-                  CRAFT_SEED, CRAFT_BITS, tries);
+    print_message("  %u keys crafted for seed %#" PRIx64 " (top %d hash bits equal), %" PRIu64 " hashes\n",
+                  N_KEYS, CRAFT_SEED, CRAFT_BITS, tries);
 
     probes rnd = measure16((const void *)plain, N_KEYS, true, 0);
     probes attacked = measure16((const void *)crafted, N_KEYS, false, CRAFT_SEED);
@@ -178,10 +178,8 @@ static void test_structured_u64_keys_spread(void **state) {
         const char *name;
         uint64_t (*key_of)(uint64_t);
     } families[] = {
-        {"i << 44 (high bits only)", high_bits_only},
-        {"i (low bits only)", low_bits_only},
-        {"i << 20", multiples_of_2_pow_20},
-        {"0xabcd...123 | i << 20", middle_counter},
+        {"i << 44 (high bits only)", high_bits_only}, {"i (low bits only)", low_bits_only},
+        {"i << 20", multiples_of_2_pow_20},           {"0xabcd...123 | i << 20", middle_counter},
         {"i << 32 | 0xdeadbeef", shared_low_32},
     };
     size_t baseline = overflow_u64(random_u64);

@@ -107,9 +107,10 @@ static void test_children_of_a_busy_process_can_use_the_library(void **state) {
             fail_msg("worker: %s", (const char *)err);
     }
     hmap_set_profile_rate(512 << 10);
-    print_message("  %d children forked from a process with %d allocating threads: %d hung (killed after %d s), "
-                  "%d failed\n",
-                  forked, WORKERS, hung, CHILD_SECONDS, failed);
+    print_message(
+        "  %d children forked from a process with %d allocating threads: %d hung (killed after %d s), "
+        "%d failed\n",
+        forked, WORKERS, hung, CHILD_SECONDS, failed);
     assert_int_equal(hung, 0);
     assert_int_equal(failed, 0);
 }

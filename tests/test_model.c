@@ -14,8 +14,8 @@
  * a time, interleaved.
  *
  * Knobs: HMAP_FUZZ_OPS (total operations over all configurations, default 1320000), HMAP_FUZZ_SEED,
- * HMAP_FUZZ_STRICT (default 1: every rule; 0 or a list leaves rules out, see support/diff.h). The seed and operation number are in
- * every failure message.
+ * HMAP_FUZZ_STRICT (default 1: every rule; 0 or a list leaves rules out, see support/diff.h). The seed and
+ * operation number are in every failure message.
  */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -55,7 +55,6 @@ typedef struct run {
     uint64_t phase_end;
     unsigned emptied; /* coverage, printed and checked at the end */
 } run;
-
 
 /* ---- keys ---- */
 
@@ -104,9 +103,12 @@ static void write_inside(run *r, int slot) {
 static void op_iterate(run *r) {
     int a = diff_iter_open(&r->d);
     int b = prng_chance(&r->rng, 0.2) ? diff_iter_open(&r->d) : -1;
-    uint64_t abandon_after = prng_chance(&r->rng, 0.15) ? prng_below(&r->rng, 2 * hmap_len(r->d.m) + 1) : UINT64_MAX;
+    uint64_t abandon_after =
+        prng_chance(&r->rng, 0.15) ? prng_below(&r->rng, 2 * hmap_len(r->d.m) + 1) : UINT64_MAX;
     for (uint64_t n = 0; diff_iter_is_open(&r->d, a) || diff_iter_is_open(&r->d, b); n++) {
-        int slot = diff_iter_is_open(&r->d, b) && (!diff_iter_is_open(&r->d, a) || prng_chance(&r->rng, 0.5)) ? b : a;
+        int slot = diff_iter_is_open(&r->d, b) && (!diff_iter_is_open(&r->d, a) || prng_chance(&r->rng, 0.5))
+                       ? b
+                       : a;
         if (n == abandon_after) {
             diff_iter_abandon(&r->d, slot);
             continue;

@@ -27,8 +27,10 @@
  * rules on identical keys, aliasing, abandoning and re-insertion (see diff.h), to fuzz the rest on a
  * library that lacks them.
  */
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,7 +104,8 @@ static void step(fuzz *f) {
 static void write_inside(fuzz *f, int slot, prng *rng) {
     uint64_t x = prng_below(rng, 100);
     if (x < 10)
-        diff_iter_alias(&f->d, slot, (diff_alias)prng_below(rng, DIFF_ALIAS_KINDS), prng_below(rng, f->id_space));
+        diff_iter_alias(&f->d, slot, (diff_alias)prng_below(rng, DIFF_ALIAS_KINDS),
+                        prng_below(rng, f->id_space));
     else if (x < 20)
         diff_del(&f->d, f->d.iters[slot].id);
     else if (x < 34)
@@ -112,7 +115,8 @@ static void write_inside(fuzz *f, int slot, prng *rng) {
     else if (x < 46)
         diff_del(&f->d, diff_existing_id(&f->d, prng_next(rng), 0));
     else if (x < 49)
-        diff_take(&f->d, diff_existing_id(&f->d, prng_next(rng), 0), prng_chance(rng, 0.5), prng_chance(rng, 0.5));
+        diff_take(&f->d, diff_existing_id(&f->d, prng_next(rng), 0), prng_chance(rng, 0.5),
+                  prng_chance(rng, 0.5));
     else if (x < 51)
         diff_fail_in(&f->d, 1 + prng_below(rng, 8));
     else if (x < 52)
@@ -263,7 +267,25 @@ static void decode_config(input *in, diff_config *c, uint64_t *id_space) {
     *id_space = (uint64_t)1 << (2 + u8(in) % 13);
 }
 
+/* Totals over the run, printed at exit: libFuzzer counts inputs, these count what they did. */
+static uint64_t total_inputs, total_ops, total_yields, total_alias, total_refused;
+
+static void print_totals(void) {
+    fprintf(stderr,
+            "fuzz_map: %" PRIu64 " inputs, %" PRIu64 " operations (%" PRIu64 " iteration steps, %" PRIu64
+            " writes through map pointers, %" PRIu64 " allocations refused), rules checked: %s\n",
+            total_inputs, total_ops, total_yields, total_alias, total_refused, diff_rules_name(rules()));
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc;
+    (void)argv;
+    atexit(print_totals);
+    return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static fuzz f; /* large (the harness holds key buffers and iterators): not on the stack */
@@ -274,6 +296,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     diff_init(&f.d, &cfg);
     while (f.in.n > 0)
         one_op(&f);
+    total_inputs++;
+    total_ops += f.d.op;
+    total_yields += f.d.yields;
+    total_alias += f.d.alias_writes;
+    total_refused += f.d.ta.failures;
     diff_destroy(&f.d);
     return 0;
 }

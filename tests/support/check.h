@@ -27,10 +27,10 @@ void check_set_handler(check_handler handler);
 _Noreturn void check_fail_at(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 #define check_fail(...) check_fail_at(__FILE__, __LINE__, __VA_ARGS__)
-#define check(cond, ...)                                                                                      \
-    do {                                                                                                      \
-        if (!(cond))                                                                                          \
-            check_fail(__VA_ARGS__);                                                                          \
+#define check(cond, ...)                                                                                     \
+    do {                                                                                                     \
+        if (!(cond))                                                                                         \
+            check_fail(__VA_ARGS__);                                                                         \
     } while (0)
 
 void *xmalloc(size_t size);

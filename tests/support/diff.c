@@ -427,8 +427,9 @@ void diff_destroy(diff *d) {
     test_alloc_check_empty(&d->ta, diff_where(d));
     hmap_memstats ms;
     hmap_read_memstats(&ms);
-    check(ms.live_bytes == d->memstats_live_at_start, "%s memstats live bytes %" PRIu64 ", %" PRIu64 " before",
-          diff_where(d), ms.live_bytes, d->memstats_live_at_start);
+    check(ms.live_bytes == d->memstats_live_at_start,
+          "%s memstats live bytes %" PRIu64 ", %" PRIu64 " before", diff_where(d), ms.live_bytes,
+          d->memstats_live_at_start);
     check_graves(d);
     for (size_t g = 0; g < d->ngraves; g++)
         free(d->graves[g]);
@@ -533,7 +534,7 @@ bool diff_get(diff *d, uint64_t id) {
     return e != NULL;
 }
 
-#define START_BIT(slot) (1u << (2 * (slot)))    /* present at start, not yet reached or deleted */
+#define START_BIT(slot) (1u << (2 * (slot)))     /* present at start, not yet reached or deleted */
 #define YIELD_BIT(slot) (1u << (2 * (slot) + 1)) /* yielded since this entry was inserted */
 
 /* After a successful removal: the model forgets the key, and each open iteration that yielded it
@@ -747,8 +748,8 @@ bool diff_iter_next(diff *d, int slot) {
     memcpy(kb, bytes, klen);
     model_entry *e = model_find(&d->ref, kb, klen);
     check(e != NULL, "%s iteration %d yielded a key that is not in the map", diff_where(d), slot);
-    check(!d->cfg.val_size || memcmp(v, e->val, d->cfg.val_size) == 0, "%s iteration %d yielded a wrong value",
-          diff_where(d), slot);
+    check(!d->cfg.val_size || memcmp(v, e->val, d->cfg.val_size) == 0,
+          "%s iteration %d yielded a wrong value", diff_where(d), slot);
     check(!(e->flags & YIELD_BIT(slot)), "%s iteration %d yielded a key twice", diff_where(d), slot);
     if (d->cfg.rules & DIFF_RULE_REINSERT)
         check(!model_find(&t->yielded, kb, klen),

@@ -95,12 +95,12 @@ const char *diff_rules_name(unsigned rules);
 
 /* Writes through an iteration's own key and value pointers, right after it yielded them. */
 typedef enum {
-    DIFF_ALIAS_DEL,         /* hmap_del(m, kp) */
-    DIFF_ALIAS_TAKE,        /* hmap_take(m, kp, kout, vout) */
-    DIFF_ALIAS_PUT_SAME,    /* hmap_put(m, kp, vp) (plain values only) */
-    DIFF_ALIAS_PUT_NEW,     /* hmap_put(m, kp, fresh value) */
-    DIFF_ALIAS_ASSIGN,      /* hmap_assign(m, kp, ...) */
-    DIFF_ALIAS_GET,         /* hmap_get(m, kp) */
+    DIFF_ALIAS_DEL,          /* hmap_del(m, kp) */
+    DIFF_ALIAS_TAKE,         /* hmap_take(m, kp, kout, vout) */
+    DIFF_ALIAS_PUT_SAME,     /* hmap_put(m, kp, vp) (plain values only) */
+    DIFF_ALIAS_PUT_NEW,      /* hmap_put(m, kp, fresh value) */
+    DIFF_ALIAS_ASSIGN,       /* hmap_assign(m, kp, ...) */
+    DIFF_ALIAS_GET,          /* hmap_get(m, kp) */
     DIFF_ALIAS_VAL_TO_OTHER, /* hmap_put(m, another key, vp) (plain values only) */
     DIFF_ALIAS_KINDS
 } diff_alias;
@@ -108,7 +108,7 @@ typedef enum {
 typedef struct diff_iter {
     hmap_iter *it; /* on the heap, so that an abandoned one can be poisoned and watched */
     bool open, ended_by_clear;
-    model yielded; /* keys it yielded and that were removed since (never to be yielded again) */
+    model yielded;         /* keys it yielded and that were removed since (never to be yielded again) */
     uint64_t yield_writes; /* d->writes at the last yield: the pointers are valid while it is unchanged */
     void *kp, *vp;
     uint64_t id; /* of the key last yielded */
@@ -122,8 +122,8 @@ typedef struct diff {
     diff_iter iters[DIFF_ITERS];
     unsigned char *graves[DIFF_GRAVES]; /* abandoned iterators, poisoned */
     size_t ngraves;
-    uint64_t writes;   /* write calls so far: pointers yielded by the map die at each */
-    uint64_t serial;   /* values made */
+    uint64_t writes; /* write calls so far: pointers yielded by the map die at each */
+    uint64_t serial; /* values made */
     uint64_t expect_key_drops, expect_val_drops, key_drop_slack;
     uint64_t memstats_live_at_start;
     const char *note; /* the caller's state, printed in failure messages (may be NULL) */
@@ -148,14 +148,14 @@ uint64_t diff_id_of(const diff *d, uint64_t id);
 uint64_t diff_existing_id(const diff *d, uint64_t i, uint64_t fallback);
 
 /* Operations; each is checked against the model before it returns. */
-int diff_put(diff *d, uint64_t id);          /* 1, 0 or -ENOMEM, as hmap_put */
-int diff_assign(diff *d, uint64_t id);       /* 1 inserted, 0 present, -ENOMEM */
-bool diff_get(diff *d, uint64_t id);         /* present */
-bool diff_del(diff *d, uint64_t id);         /* was present */
+int diff_put(diff *d, uint64_t id);    /* 1, 0 or -ENOMEM, as hmap_put */
+int diff_assign(diff *d, uint64_t id); /* 1 inserted, 0 present, -ENOMEM */
+bool diff_get(diff *d, uint64_t id);   /* present */
+bool diff_del(diff *d, uint64_t id);   /* was present */
 bool diff_take(diff *d, uint64_t id, bool want_key, bool want_val);
 void diff_clear(diff *d);
-int diff_reserve(diff *d, size_t n);         /* 0 or -ENOMEM */
-int diff_compact(diff *d);                   /* 0 or -ENOMEM */
+int diff_reserve(diff *d, size_t n); /* 0 or -ENOMEM */
+int diff_compact(diff *d);           /* 0 or -ENOMEM */
 /* hmap_put(dst, hmap_get(src)): DIFF_RULE_ALIAS, plain values only; -1 when skipped or src absent. */
 int diff_put_from_get(diff *d, uint64_t dst, uint64_t src);
 
