@@ -1,7 +1,12 @@
 # hmap — the commands people type. CMake does the real work; this file only sequences it.
 #
 #   make check   install missing Debian packages, build with gcc and run every test, then build with clang
-#                under ASan+UBSan (build-asan/) and run every test again
+#                under ASan+UBSan (build-asan/) and run every test again (there also the fuzzer, 60 s)
+#   make check-tsan      clang ThreadSanitizer build (build-tsan/): the tests that start threads
+#   make check-valgrind  gcc build run under valgrind memcheck (build-valgrind/): the tests labelled
+#                        `valgrind`, with their sizes cut down (VALGRIND_ENV)
+#   make fuzz    run the libFuzzer target for FUZZ_SECONDS (default 60) in the ASan+UBSan build
+#   make fuzz-coverage  the same run in a coverage build (build-fuzzcov/): llvm-cov report of src/
 #   make lab     build quietly (the build's output only if it fails), run the lab's tour, print the report's
 #                path; LAB_ARGS is passed to hmap-lab (e.g. LAB_ARGS=delete, or LAB_ARGS='delete --n 10M')
 #   make bench   build and run the benchmark (BENCH_QUICK=1 for the short run)
@@ -18,6 +23,7 @@ BUILD_TYPE  ?= RelWithDebInfo
 CTEST_ARGS  ?=
 LAB_ARGS    ?=
 CTEST_TIMEOUT ?= 600
+FUZZ_SECONDS ?= 60
 GCC         ?= gcc
 GXX         ?= g++
 CLANG       ?= clang
@@ -26,6 +32,17 @@ CLANGXX     ?= clang++
 # Sanitizer runtime settings for the ASan build: fail on the first report, with a readable stack.
 SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_stack_use_after_return=1 \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+# ThreadSanitizer: fail on the first report; the fork test's children start threads after a
+# multi-threaded fork, which TSan refuses unless told otherwise, and take ~1 s each there: 50 of them.
+TSAN_ENV = TSAN_OPTIONS=halt_on_error=1:die_after_fork=0:second_deadlock_stack=1 HMAP_FORK_CHILDREN=50
+
+# Under memcheck everything runs ~50x slower: fewer operations for the differential test, every 4th
+# allocation for the sweep. Leaks of definite and indirect kinds are errors.
+VALGRIND_CMD = valgrind;--error-exitcode=99;--leak-check=full;--errors-for-leak-kinds=definite,indirect;-q
+VALGRIND_ENV = HMAP_FUZZ_OPS=300000 HMAP_ALLOC_FAIL_STRIDE=4
+
+FUZZ_RUN = -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -timeout=30
 
 # BENCH_QUICK=1 reaches the benchmark whether given in the environment or on the make command line.
 ifdef BENCH_QUICK
@@ -36,7 +53,7 @@ CTEST = ctest --output-on-failure --timeout $(CTEST_TIMEOUT) -j$(JOBS) $(CTEST_A
 
 # Every recipe is a sequence of steps; parallelism lives inside cmake --build and ctest.
 .NOTPARALLEL:
-.PHONY: all deps build build-asan check lab bench docs install clean
+.PHONY: all deps build build-asan check check-tsan check-valgrind fuzz fuzz-coverage lab bench docs install clean
 
 all: build
 
@@ -57,6 +74,31 @@ check: deps
 	cd build && $(CTEST)
 	$(MAKE) --no-print-directory build-asan
 	cd build-asan && $(SAN_ENV) $(CTEST)
+
+check-tsan: deps
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_C_COMPILER=$(CLANG) \
+	      -DCMAKE_CXX_COMPILER=$(CLANGXX) -DHMAP_TSAN=ON
+	cmake --build build-tsan -j$(JOBS)
+	cd build-tsan && $(TSAN_ENV) $(CTEST) -L threads
+
+check-valgrind: deps
+	cmake -S . -B build-valgrind -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_C_COMPILER=$(GCC) \
+	      -DCMAKE_CXX_COMPILER=$(GXX) "-DCMAKE_CROSSCOMPILING_EMULATOR=$(VALGRIND_CMD)"
+	cmake --build build-valgrind -j$(JOBS)
+	cd build-valgrind && $(VALGRIND_ENV) $(CTEST) -L valgrind
+
+fuzz: deps build-asan
+	cd build-asan && $(SAN_ENV) ./tests/fuzz/fuzz_map $(FUZZ_RUN) tests/fuzz/corpus-work ../tests/fuzz/corpus
+
+fuzz-coverage: deps
+	cmake -S . -B build-fuzzcov -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_C_COMPILER=$(CLANG) \
+	      -DCMAKE_CXX_COMPILER=$(CLANGXX) -DHMAP_FUZZ_COVERAGE=ON
+	cmake --build build-fuzzcov -j$(JOBS) --target fuzz_map
+	rm -rf build-fuzzcov/cov && mkdir -p build-fuzzcov/cov/corpus
+	cd build-fuzzcov && LLVM_PROFILE_FILE=cov/fuzz.profraw ./tests/fuzz/fuzz_map $(FUZZ_RUN) \
+	      cov/corpus ../tests/fuzz/corpus
+	llvm-profdata merge -o build-fuzzcov/cov/fuzz.profdata build-fuzzcov/cov/fuzz.profraw
+	llvm-cov report build-fuzzcov/tests/fuzz/fuzz_map -instr-profile=build-fuzzcov/cov/fuzz.profdata $(CURDIR)/src
 
 # The lab's build is quiet: its log is shown only when it fails, so the lab's first line is the first line.
 lab: deps
@@ -80,4 +122,4 @@ install:
 	cmake --install build --prefix $(PREFIX)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan build-valgrind build-fuzzcov

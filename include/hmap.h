@@ -146,8 +146,9 @@ int hmap_compact(hmap *m);
  * or shrinks meanwhile; a deleted key is not yielded after its deletion; a key inserted meanwhile is
  * yielded at most once, and a key already yielded is not yielded again when it is deleted and inserted
  * again. (One limit: with a custom hash that gives several keys the same 64-bit hash, those keys are told
- * apart by their bytes, so a key deleted and inserted again with different bytes that equal() calls equal
- * — a new copy of a string behind a pointer — may be yielded again.) hmap_clear, or the map becoming empty
+ * apart by their bytes — by their strings when equal is hmap_equal_cstr — so with another equal() a key
+ * deleted and inserted again with different bytes that equal() calls equal may be yielded again.)
+ * hmap_clear, or the map becoming empty
  * (it then draws a new seed), ends open iterations. Key and value pointers are valid until the next write
  * to the map, and may be passed to that write (see "Arguments may point into the map" above).
  *

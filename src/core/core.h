@@ -116,7 +116,7 @@ struct hmap {
     hmap_type type;
     key_kind kind;
     size_t key_stride, val_stride; /* distance between consecutive keys / values in a bucket */
-    size_t hash_off;     /* 8 when each slot stores its key's hash before the key (string keys), else 0 */
+    size_t hash_off;     /* 8 when each slot stores its key's hash before the key (stores_hashes()), else 0 */
     size_t vals_offset;  /* where values[0] starts inside a bucket's slots */
     size_t bucket_bytes; /* slot storage of one bucket */
     size_t count;
@@ -319,12 +319,17 @@ static inline __attribute__((always_inline)) uint64_t hash_key(const hmap *m, co
     }
 }
 
-/* The hash of the key stored in slot i: read back when the map stores hashes (string keys, whose hashing
- * would read the string — a cache miss — for every entry that evacuation or iteration looks at), else
- * computed. */
+/* Does this map keep each key's hash in its slot? String keys (hashing reads the string: a cache miss for
+ * every entry that evacuation or iteration looks at) and keys with a custom hash (a user function, maybe
+ * slow, maybe colliding: evacuation and iteration then never call it). */
+static inline __attribute__((always_inline)) bool stores_hashes(const hmap *m, key_kind kind) {
+    return kind == KEYS_CSTR || (kind == KEYS_GENERIC && m->hash_off);
+}
+
+/* The hash of the key stored in slot i: read back when the map stores hashes, else computed. */
 static inline __attribute__((always_inline)) uint64_t slot_hash(const hmap *m, const bucket_ref *b,
                                                                 unsigned i, key_kind kind) {
-    if (kind == KEYS_CSTR) {
+    if (stores_hashes(m, kind)) {
         uint64_t h;
         memcpy(&h, slot_item(m, b, i), 8);
         return h;

@@ -96,13 +96,20 @@ _Static_assert(TIE_INLINE >= 16 && TIE_INLINE <= 255, "a tie key holds at least 
 
 /* ---------------------------------------------------------------- tie keys */
 
+/* A key's tie key: what tells it apart from keys with the same 64-bit hash, the same for every copy of
+ * the key. Its bytes (up to TIE_INLINE, else their 128-bit XXH3) — or, for C-string keys, the 128-bit XXH3
+ * of the string, so that a new copy of a string deleted and inserted again is still the same key. */
 static unsigned tie_key(const hmap *m, const void *key, unsigned char out[TIE_INLINE]) {
     size_t n = m->type.key_size;
-    if (n <= TIE_INLINE) {
+    const void *bytes = key;
+    if (m->type.equal == hmap_equal_cstr) {
+        bytes = *(const char *const *)key;
+        n = strlen(bytes);
+    } else if (n <= TIE_INLINE) {
         memcpy(out, key, n);
         return (unsigned)n;
     }
-    XXH128_hash_t h = XXH3_128bits(key, n);
+    XXH128_hash_t h = XXH3_128bits(bytes, n);
     memcpy(out, &h.high64, 8);
     memcpy(out + 8, &h.low64, 8);
     return 16;

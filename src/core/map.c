@@ -63,15 +63,15 @@ typedef struct found {
 } found;
 
 /* The slot of bucket b (tophash word w) holding key, if any: the one loop every lookup runs. */
-/* (String keys: the stored hash is compared first, so that a tophash match with another key costs no
- * read of that key's string.) */
+/* (Where hashes are stored, the stored hash is compared first, so that a tophash match with another key
+ * costs no read of that key's string, and no call of a custom equal().) */
 static inline __attribute__((always_inline)) bool match_in_bucket(const hmap *m, const bucket_ref *b,
                                                                   uint64_t w, uint64_t hash, const void *key,
                                                                   key_kind kind, unsigned *slot) {
     uint8_t top = tophash_of(hash);
     for (uint64_t hits = match_byte(w, top); hits; hits &= hits - 1) {
         unsigned s = (unsigned)__builtin_ctzll(hits) / 8;
-        if (slot_top(b, s) == top && (kind != KEYS_CSTR || slot_hash(m, b, s, kind) == hash) &&
+        if (slot_top(b, s) == top && (!stores_hashes(m, kind) || slot_hash(m, b, s, kind) == hash) &&
             equal_key(m, slot_key(m, b, s), key, kind)) {
             *slot = s;
             return true;
@@ -191,7 +191,7 @@ static inline __attribute__((always_inline)) void fill_slot(hmap *m, table *t, b
     if (slot_top(b, slot) == EMPTY_ONE)
         t->tombstones--;
     set_slot_top(b, slot, tophash_of(hash));
-    if (kind == KEYS_CSTR)
+    if (stores_hashes(m, kind))
         memcpy(slot_item(m, b, slot), &hash, 8);
     copy_item(slot_key(m, b, slot), key, kind == KEYS_GENERIC ? m->type.key_size : 8);
     if (m->type.val_size == 8)
@@ -422,7 +422,7 @@ hmap *hmap_new_opts(const hmap_type *type, size_t hint, const hmap_options *opts
     mem_owner_init(&m->mem, a, NULL);
     m->mem.bytes = sizeof *m;
     m->kind = choose_kind(type);
-    m->hash_off = m->kind == KEYS_CSTR ? 8 : 0;
+    m->hash_off = m->kind == KEYS_CSTR || type->hash || type->hash_ctx ? 8 : 0; /* see stores_hashes() */
     set_layout(m);
     m->no_shrink = opts && opts->no_shrink;
     m->fixed_seed = opts && opts->fixed_seed;
