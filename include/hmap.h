@@ -174,4 +174,5 @@ uint64_t hmap_hash_bytes(const void *data, size_t n, uint64_t seed);
 #ifdef __cplusplus
 }
 #endif
+#include "hmap_sync.h" /* the concurrent map */
 #endif /* HMAP_H */
