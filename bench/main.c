@@ -10,12 +10,15 @@
  * (protocol in bench.h); this process parses them into report.c, which prints the medians as a
  * Markdown table, writes results.json and draws the SVG chart.
  *
+ * `hmap-bench --concurrent` runs the concurrent maps instead (concurrent.c has its own options).
+ *
  * Environment: BENCH_QUICK=1 (1Mi uint64 keys, one repetition), BENCH_REPS, BENCH_SIZES (e.g.
  * "1024,1048576"), BENCH_KEYS ("u64,str"), BENCH_IMPLS (e.g. "hmap,abseil,go"), BENCH_OUT_DIR (default:
  * the directory of this executable, i.e. build/bench).
  */
 #define _GNU_SOURCE
 #include "bench.h"
+#include "concurrent.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -302,7 +305,13 @@ static bool run_worker(const config *c, const impl *im, const keyset *ks, const 
 
 static double seconds_since(uint64_t t0) { return (double)(now_ns() - t0) / 1e9; }
 
-int main(void) {
+int main(int argc, char **argv) {
+#ifdef BENCH_WITH_HMAP
+    if (argc > 1 && strcmp(argv[1], "--concurrent") == 0)
+        return concurrent_main(argc - 1, argv + 1); /* the concurrent maps: concurrent.c */
+#endif
+    (void)argc;
+    (void)argv;
     config c;
     configure(&c);
     clock_init();

@@ -7,6 +7,10 @@
  * free there, or the child's epoch could never move past their stale announcements.
  *
  * The global epoch sits alone on its cache line: every pin reads it, and only an advance writes it.
+ *
+ * The asymmetric barrier (epoch.h): membarrier is registered once, before the first record exists, and
+ * again in a forked child; if the kernel refuses, pins keep their own barrier. Should a membarrier call
+ * ever fail afterwards, the epoch just does not advance (what waits stays queued: safe, not lost).
  */
 #include "epoch.h"
 
@@ -14,6 +18,12 @@
 
 #include <errno.h>
 #include <pthread.h>
+#if defined(__linux__) && defined(__x86_64__)
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#define HAVE_MEMBARRIER 1
+#endif
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +31,23 @@
 _Alignas(64) _Atomic uint64_t epoch_global = 1;
 static _Alignas(64) epoch_thread *_Atomic threads; /* every record ever made */
 _Thread_local epoch_thread *epoch_self __attribute__((tls_model("initial-exec")));
+bool epoch_asymmetric;
+
+#ifdef HAVE_MEMBARRIER
+static bool register_membarrier(void) {
+    long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    return cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+           syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+/* Every running thread of the process executes a full barrier before this returns. */
+static bool barrier_everywhere(void) {
+    return !epoch_asymmetric || syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+#else
+static bool register_membarrier(void) { return false; }
+static bool barrier_everywhere(void) { return true; }
+#endif
 
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t exit_key;
@@ -39,6 +66,8 @@ static void thread_exit(void *p) {
 
 /* In a forked child only the forking thread runs: the other records are free. */
 static void after_fork_child(void) {
+    if (epoch_asymmetric)
+        epoch_asymmetric = register_membarrier(); /* only this thread runs: it may switch modes */
     for (epoch_thread *t = atomic_load_explicit(&threads, memory_order_acquire); t; t = t->next) {
         if (t == epoch_self)
             continue;
@@ -49,6 +78,7 @@ static void after_fork_child(void) {
 }
 
 static void make_key(void) {
+    epoch_asymmetric = register_membarrier();
     have_exit_key = pthread_key_create(&exit_key, thread_exit) == 0;
     pthread_atfork(NULL, NULL, after_fork_child);
 }
@@ -96,6 +126,8 @@ epoch_thread *epoch_register(void) {
 
 /* One step from e, if every thread inside a read section announced e. */
 static bool advance_from(uint64_t e) {
+    if (!barrier_everywhere())
+        return false;
     for (epoch_thread *t = atomic_load_explicit(&threads, memory_order_acquire); t; t = t->next) {
         uint64_t s = atomic_load_explicit(&t->state, memory_order_seq_cst);
         if ((s & 1) && (s >> 1) != e)
@@ -107,6 +139,7 @@ static bool advance_from(uint64_t e) {
 }
 
 uint64_t epoch_try_advance(void) {
+    pthread_once(&key_once, make_key); /* the barrier mode is settled before any pin, seen by us too */
     uint64_t e = atomic_load_explicit(&epoch_global, memory_order_seq_cst);
     for (int step = 0; step < 2 && advance_from(e); step++)
         e = atomic_load_explicit(&epoch_global, memory_order_seq_cst);

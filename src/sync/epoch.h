@@ -9,9 +9,14 @@
  * section when the thing was removed has left it since, and every reader that entered later entered after
  * the removal and cannot find it.
  *
- * Costs. epoch_pin/unpin touch only the calling thread's own cache line (an exchange on entry, a store on
- * exit; nesting is a thread-private counter). epoch_try_advance reads every thread's record; the
- * reclaiming side calls it, rarely (sync/reclaim.c paces it).
+ * Costs. epoch_pin/unpin touch only the calling thread's own cache line; nesting is a thread-private
+ * counter. The announcement must be visible before the section's first shared read (a store-load
+ * barrier). Where Linux offers membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) on x86-64, the barrier is moved
+ * to the rare side: epoch_try_advance first makes every running thread of the process execute a full
+ * barrier, so a pin is a plain store and an unpin a release store (as liburcu's membarrier flavour).
+ * Elsewhere the pin is an exchange (one locked instruction on x86) or a store and a fence.
+ * epoch_try_advance reads every thread's record; the reclaiming side calls it, rarely (sync/reclaim.c
+ * paces it).
  *
  * Threads: a thread's record is made at its first pin and returned (for reuse by a later thread) when it
  * exits; a forked child keeps only its own. Records are never freed: a few cache lines per thread.
@@ -25,6 +30,7 @@
 #include <stdint.h>
 
 #define epoch_global hmap__epoch_global
+#define epoch_asymmetric hmap__epoch_asymmetric
 #define epoch_self hmap__epoch_self
 #define epoch_register hmap__epoch_register
 #define epoch_try_advance hmap__epoch_try_advance
@@ -39,6 +45,7 @@ typedef struct epoch_thread {
 } epoch_thread;
 
 extern _Atomic uint64_t epoch_global;
+extern bool epoch_asymmetric; /* membarrier on the advancing side; set before any thread's first pin */
 extern _Thread_local epoch_thread *epoch_self __attribute__((tls_model("initial-exec")));
 
 /* The calling thread's record, made on first use; NULL on ENOMEM. */
@@ -50,13 +57,17 @@ static inline bool epoch_pin(void) {
     if (__builtin_expect(t == NULL, 0) && (t = epoch_register()) == NULL)
         return false;
     if (t->nest++ == 0) {
-        uint64_t e = atomic_load_explicit(&epoch_global, memory_order_relaxed);
-        /* The announcement must be visible before any shared pointer is read: a full barrier. On x86
-         * the exchange is one (a locked instruction); elsewhere add the fence. */
-        atomic_exchange_explicit(&t->state, (e << 1) | 1, memory_order_seq_cst);
+        uint64_t v = (atomic_load_explicit(&epoch_global, memory_order_relaxed) << 1) | 1;
+        if (epoch_asymmetric) {
+            atomic_store_explicit(&t->state, v, memory_order_relaxed);
+            atomic_signal_fence(memory_order_seq_cst); /* the advancer's membarrier is our fence */
+        } else {
+            /* a full barrier: on x86 the exchange is one (a locked instruction); elsewhere add the fence */
+            atomic_exchange_explicit(&t->state, v, memory_order_seq_cst);
 #if !defined(__x86_64__) && !defined(__i386__)
-        atomic_thread_fence(memory_order_seq_cst);
+            atomic_thread_fence(memory_order_seq_cst);
 #endif
+        }
     }
     return true;
 }

@@ -13,7 +13,8 @@
  *
  * Writers take what is safe out of the queues under the lock (limbo_collect) and run it after unlocking
  * (limbo_run): user drop functions never run under a lock. Reclamation is paced by removals: every
- * ADVANCE_EVERY removals, or a free of ADVANCE_BYTES or more, a thread tries to move the epoch, so the
+ * ADVANCE_EVERY removals, or a free of ADVANCE_BYTES or more, a thread tries to move the epoch (after
+ * unlocking: with membarrier that is a system call), so the
  * queues hold a bounded number of entries per shard while readers come and go, and a large array freed
  * by a shrink goes back as soon as no reader is inside a section (at once, when none is).
  *
@@ -85,12 +86,21 @@ static void release_block(const hmap_sync *m, void *p, size_t size) {
 }
 
 static _Thread_local unsigned removals; /* since this thread last tried to move the epoch */
+static _Thread_local bool advance_due;  /* try once the shard's lock is released */
 
 void limbo_note_removal(size_t bytes) {
     if (bytes >= ADVANCE_BYTES || ++removals >= ADVANCE_EVERY) {
         removals = 0;
-        epoch_try_advance();
+        advance_due = true;
     }
+}
+
+bool limbo_advance_if_due(void) {
+    if (!advance_due)
+        return false;
+    advance_due = false;
+    epoch_try_advance(); /* outside the lock: it may cost a system call (membarrier) */
+    return true;
 }
 
 /* Called by the shard's hmap under the shard's lock (or while the map is created or freed). */

@@ -70,7 +70,7 @@ static inline uint64_t key_hash(const hmap_sync *m, const void *key) {
 }
 
 static inline shard *shard_of(hmap_sync *m, uint64_t hash) {
-    return &m->shards[(hash >> SHARD_SHIFT) & (shard_count(m) - 1)];
+    return &m->shards[(hash >> SHARD_SHIFT) & m->shard_mask];
 }
 
 /* ---------------------------------------------------------------- writing a shard */
@@ -96,7 +96,7 @@ static void write_end(const hmap_sync *m, shard *sh, limbo_batch *b) {
     pthread_mutex_unlock(&sh->lock);
 }
 
-static void after_write(hmap_sync *m, shard *sh, limbo_batch *b) {
+static void run_batch(hmap_sync *m, shard *sh, limbo_batch *b) {
     if (!b->chunks && !b->frees)
         return;
     limbo_run(m, sh, b);
@@ -104,6 +104,20 @@ static void after_write(hmap_sync *m, shard *sh, limbo_batch *b) {
         pthread_mutex_lock(&sh->lock);
         limbo_recycle(m, sh, b->chunks);
         pthread_mutex_unlock(&sh->lock);
+    }
+}
+
+/* After the unlock: what write_end collected runs; if this write's removals moved the epoch, what became
+ * safe by that (an array a shrink just freed, say) is collected and run too. */
+static void after_write(hmap_sync *m, shard *sh, limbo_batch *b) {
+    bool advanced = limbo_advance_if_due();
+    run_batch(m, sh, b);
+    if (advanced) {
+        limbo_batch more;
+        pthread_mutex_lock(&sh->lock);
+        limbo_collect(sh, &more);
+        pthread_mutex_unlock(&sh->lock);
+        run_batch(m, sh, &more);
     }
 }
 
@@ -143,7 +157,7 @@ static inline bool counter_unchanged(const shard *sh, uint64_t s) {
 }
 
 /* The optimistic read: 1 found (value copied), 0 absent, -1 not settled (take the lock). */
-static int peek(hmap_sync *m, shard *sh, const void *key, uint64_t hash, void *val_out) {
+static inline __attribute__((always_inline)) int peek(hmap_sync *m, shard *sh, const void *key, uint64_t hash, void *val_out) {
     _Alignas(16) unsigned char buf[PEEK_MAX_VAL];
     size_t vs = m->type.val_size;
     if (vs > PEEK_MAX_VAL || !epoch_pin())
@@ -160,8 +174,12 @@ static int peek(hmap_sync *m, shard *sh, const void *key, uint64_t hash, void *v
             result = r == MAP_PEEK_HIT;
     }
     epoch_unpin();
-    if (result == 1 && val_out && vs)
-        memcpy(val_out, buf, vs);
+    if (result == 1 && val_out) {
+        if (vs == 8)
+            __builtin_memcpy(val_out, buf, 8); /* the common case, without a call */
+        else
+            val_copy(val_out, buf, vs);
+    }
     return result;
 }
 
@@ -174,7 +192,7 @@ static bool locked_load(shard *sh, const void *key, uint64_t hash, void *val_out
     return v != NULL;
 }
 
-static bool load_hashed(hmap_sync *m, shard *sh, const void *key, uint64_t hash, void *val_out) {
+static inline __attribute__((always_inline)) bool load_hashed(hmap_sync *m, shard *sh, const void *key, uint64_t hash, void *val_out) {
     if (m->optimistic) {
         int r = peek(m, sh, key, hash, val_out);
         if (r >= 0)
@@ -542,7 +560,7 @@ size_t hmap_sync_reclaim(hmap_sync *m) {
         limbo_collect(sh, &b);
         left += limbo_pending(sh);
         pthread_mutex_unlock(&sh->lock);
-        after_write(m, sh, &b);
+        run_batch(m, sh, &b);
     }
     return left;
 }
@@ -664,6 +682,7 @@ hmap_sync *hmap_sync_new_opts(const hmap_type *type, size_t hint, const hmap_opt
     m->optimistic = type->equal == NULL;
     m->drops = type->key_drop || (type->val_drop && type->val_size);
     m->shard_bits = choose_shard_bits();
+    m->shard_mask = ((uint64_t)1 << m->shard_bits) - 1;
     set_limbo_layout(m);
     if (opts && opts->name) {
         size_t len = strlen(opts->name) + 1;

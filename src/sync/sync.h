@@ -36,6 +36,7 @@
 #define limbo_drain hmap__limbo_drain
 #define limbo_pending hmap__limbo_pending
 #define limbo_note_removal hmap__limbo_note_removal
+#define limbo_advance_if_due hmap__limbo_advance_if_due
 #define shard_hook_init hmap__shard_hook_init
 
 typedef struct hmap_sync hmap_sync;
@@ -85,6 +86,7 @@ struct hmap_sync {
     bool optimistic;  /* keys compare bytewise: reads take no lock */
     bool drops;       /* key_drop or val_drop: removals are deferred through the limbo */
     unsigned shard_bits;
+    uint64_t shard_mask; /* 2^shard_bits - 1 */
     size_t key_offset, val_offset, entry_size, chunk_entries; /* limbo entry layout */
     hmap_allocator user; /* the allocator the options gave (or the built-in one) */
     bool custom_alloc;
@@ -106,8 +108,10 @@ void shard_hook_init(hmap_sync *m, shard *sh);
 unsigned char *limbo_reserve(hmap_sync *m, shard *sh);
 void limbo_commit(hmap_sync *m, shard *sh, unsigned char *entry, unsigned parts);
 
-/* Something left the shard: paces the epoch's advance. */
+/* Something left the shard: paces the epoch's advance, which limbo_advance_if_due then makes (called by
+ * every write after its unlock). */
 void limbo_note_removal(size_t bytes);
+bool limbo_advance_if_due(void); /* true when it tried */
 
 /* Under the lock: detaches what is safe to reclaim now. */
 void limbo_collect(shard *sh, limbo_batch *b);

@@ -32,7 +32,7 @@ static _Atomic unsigned long failures;
     } while (0)
 
 enum { STABLE = 4000, REWRITTEN = 1000, CHURNED = 12000, KEYS = STABLE + REWRITTEN + CHURNED };
-enum { RANGES = 12, WAVES = 6 }; /* each ranger ranges at least RANGES times, and until every writer has
+enum { RANGES = 12, WAVES = 6 }; /* each ranger ranges at least RANGES times, and until the writers have
                                     done WAVES fill-and-empty cycles */
 
 /* Values say which key they belong to: value = key * 2^20 + serial (serial < 2^20). */
@@ -41,8 +41,9 @@ static uint64_t value_of(uint64_t k, uint64_t serial) { return (k << 20) | (seri
 typedef struct shared {
     hmap_sync *m;
     _Atomic int rangers_left;
-    _Atomic int writers_short; /* writers that have not done WAVES cycles yet */
-    pthread_barrier_t start;
+    _Atomic int cycles;   /* fill-and-empty cycles the writers completed together */
+    bool go_on;           /* decided by writer 0 between cycles */
+    pthread_barrier_t start, waves; /* everyone; the writers (who fill and empty in step) */
 } shared;
 
 typedef struct writer_arg {
@@ -57,16 +58,15 @@ static uint64_t rng_next(uint64_t *s) {
     return *s * 0x2545f4914f6cdd1dULL;
 }
 
-/* Waves over this writer's churned keys (fill all, empty all), with rewrites in between. */
+/* Waves over this writer's churned keys (fill all, empty all), with rewrites in between; the writers
+ * fill and empty in step, so that the shards really shrink. */
 static void *writer_thread(void *p) {
     writer_arg *a = p;
-    hmap_sync *m = a->s->m;
+    shared *sh = a->s;
+    hmap_sync *m = sh->m;
     uint64_t rng = 5 + (uint64_t)a->id, serial = 0;
-    int cycles = 0;
-    pthread_barrier_wait(&a->s->start);
-    while (atomic_load(&a->s->rangers_left) > 0) {
-        if (cycles++ == WAVES)
-            atomic_fetch_sub(&a->s->writers_short, 1);
+    pthread_barrier_wait(&sh->start);
+    for (;;) {
         for (int wave = 0; wave < 2; wave++) {
             for (uint64_t k = STABLE + REWRITTEN + (uint64_t)a->id; k < KEYS; k += (uint64_t)a->writers) {
                 if (wave == 0) {
@@ -80,9 +80,16 @@ static void *writer_thread(void *p) {
                     CHECK(hmap_sync_store(m, &r, &v) == 0);
                 }
             }
+            pthread_barrier_wait(&sh->waves);
         }
+        if (a->id == 0) {
+            atomic_fetch_add(&sh->cycles, 1);
+            sh->go_on = atomic_load(&sh->rangers_left) > 0;
+        }
+        pthread_barrier_wait(&sh->waves); /* go_on is read after writer 0 wrote it */
+        if (!sh->go_on)
+            return NULL;
     }
-    return NULL;
 }
 
 typedef struct ranger_arg {
@@ -120,7 +127,7 @@ static bool visit(const void *key, const void *val, void *ctx) {
 static void *ranger_thread(void *p) {
     ranger_arg *a = p;
     pthread_barrier_wait(&a->s->start);
-    for (int r = 0; r < RANGES || atomic_load(&a->s->writers_short) > 0; r++) {
+    for (int r = 0; r < RANGES || atomic_load(&a->s->cycles) < WAVES; r++) {
         memset(a->visits, 0, KEYS);
         hmap_sync_range(a->s->m, visit, a);
         for (uint64_t k = 0; k < STABLE + REWRITTEN; k++)
@@ -139,8 +146,8 @@ static void range_run(int writers, int rangers) {
         assert_int_equal(hmap_sync_store(s.m, &k, &v), 1);
     }
     atomic_store(&s.rangers_left, rangers);
-    atomic_store(&s.writers_short, writers);
     pthread_barrier_init(&s.start, NULL, (unsigned)(writers + rangers));
+    pthread_barrier_init(&s.waves, NULL, (unsigned)writers);
     pthread_t t[8];
     writer_arg wa[8];
     ranger_arg ra[8];
@@ -163,6 +170,7 @@ static void range_run(int writers, int rangers) {
     for (int i = 0; i < rangers; i++)
         free(ra[i].visits);
     pthread_barrier_destroy(&s.start);
+    pthread_barrier_destroy(&s.waves);
     hmap_sync_free(s.m);
 }
 
