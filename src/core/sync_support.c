@@ -146,10 +146,23 @@ peek_sized(const hmap *m, const void *key, uint64_t hash, void *val_out, const _
     }
 }
 
-RACY_READS map_peek_result map_peek_hashed(const hmap *m, const void *key, uint64_t hash, void *val_out,
-                                           const _Atomic uint64_t *seq, uint64_t start) {
-    size_t ks = m->type.key_size, vs = m->type.val_size;
-    if (ks == 8 && vs == 8)
-        return peek_sized(m, key, hash, val_out, seq, start, 8, 8);
-    return peek_sized(m, key, hash, val_out, seq, start, ks, vs);
+/* Two instances, each its own function, so that the 8-byte one keeps few registers live (a short
+ * prologue) and the dispatch below is a tail call. */
+RACY_READS static __attribute__((noinline)) map_peek_result
+peek_8_8(const hmap *m, const void *key, uint64_t hash, void *val_out, const _Atomic uint64_t *seq,
+         uint64_t start) {
+    return peek_sized(m, key, hash, val_out, seq, start, 8, 8);
+}
+
+RACY_READS static __attribute__((noinline)) map_peek_result
+peek_any(const hmap *m, const void *key, uint64_t hash, void *val_out, const _Atomic uint64_t *seq,
+         uint64_t start) {
+    return peek_sized(m, key, hash, val_out, seq, start, m->type.key_size, m->type.val_size);
+}
+
+map_peek_result map_peek_hashed(const hmap *m, const void *key, uint64_t hash, void *val_out,
+                                const _Atomic uint64_t *seq, uint64_t start) {
+    if (m->type.key_size == 8 && m->type.val_size == 8)
+        return peek_8_8(m, key, hash, val_out, seq, start);
+    return peek_any(m, key, hash, val_out, seq, start);
 }

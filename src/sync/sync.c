@@ -156,8 +156,10 @@ static inline bool counter_unchanged(const shard *sh, uint64_t s) {
     return atomic_load_explicit(&sh->seq, memory_order_relaxed) == s;
 }
 
-/* The optimistic read: 1 found (value copied), 0 absent, -1 not settled (take the lock). */
-static inline __attribute__((always_inline)) int peek(hmap_sync *m, shard *sh, const void *key, uint64_t hash, void *val_out) {
+/* The optimistic read, any value size, with retries: 1 found (value copied), 0 absent, -1 not settled
+ * (a writer kept the shard busy: take the lock). */
+static __attribute__((noinline)) int peek_retrying(hmap_sync *m, shard *sh, const void *key, uint64_t hash,
+                                                   void *val_out) {
     _Alignas(16) unsigned char buf[PEEK_MAX_VAL];
     size_t vs = m->type.val_size;
     if (vs > PEEK_MAX_VAL || !epoch_pin())
@@ -174,13 +176,25 @@ static inline __attribute__((always_inline)) int peek(hmap_sync *m, shard *sh, c
             result = r == MAP_PEEK_HIT;
     }
     epoch_unpin();
-    if (result == 1 && val_out) {
-        if (vs == 8)
-            __builtin_memcpy(val_out, buf, 8); /* the common case, without a call */
-        else
-            val_copy(val_out, buf, vs);
-    }
+    if (result == 1 && val_out)
+        val_copy(val_out, buf, vs);
     return result;
+}
+
+/* The common case inline: 8-byte values, one attempt; anything else goes to peek_retrying. */
+static inline __attribute__((always_inline)) int peek(hmap_sync *m, shard *sh, const void *key, uint64_t hash,
+                                                      void *val_out) {
+    if (m->type.val_size != 8 || !epoch_pin())
+        return peek_retrying(m, sh, key, hash, val_out);
+    uint64_t v, s = atomic_load_explicit(&sh->seq, memory_order_acquire);
+    map_peek_result r = s & 1 ? MAP_PEEK_TORN : map_peek_hashed(sh->map, key, hash, &v, &sh->seq, s);
+    bool settled = r != MAP_PEEK_TORN && counter_unchanged(sh, s);
+    epoch_unpin();
+    if (!settled)
+        return peek_retrying(m, sh, key, hash, val_out);
+    if (r == MAP_PEEK_HIT && val_out)
+        __builtin_memcpy(val_out, &v, 8);
+    return r == MAP_PEEK_HIT;
 }
 
 static bool locked_load(shard *sh, const void *key, uint64_t hash, void *val_out, size_t vs) {
