@@ -50,6 +50,11 @@ bool map_find_entry(const hmap *m, const void *key, uint64_t hash, void **key_sl
     }
 }
 
+bool map_u64_seed(const hmap *m, uint64_t *seed) {
+    *seed = m->seed;
+    return m->kind == KEYS_U64 && m->fixed_seed; /* a seed that never changes (see map_became_empty) */
+}
+
 /* ---------------------------------------------------------------- the lock-free lookup */
 
 static inline bool unchanged(const _Atomic uint64_t *seq, uint64_t start) {
@@ -146,23 +151,13 @@ peek_sized(const hmap *m, const void *key, uint64_t hash, void *val_out, const _
     }
 }
 
-/* Two instances, each its own function, so that the 8-byte one keeps few registers live (a short
- * prologue) and the dispatch below is a tail call. */
-RACY_READS static __attribute__((noinline)) map_peek_result
-peek_8_8(const hmap *m, const void *key, uint64_t hash, void *val_out, const _Atomic uint64_t *seq,
-         uint64_t start) {
+/* Two instances, each its own function, so that the 8-byte one keeps few registers live. */
+RACY_READS map_peek_result map_peek_8_8(const hmap *m, const void *key, uint64_t hash, void *val_out,
+                                        const _Atomic uint64_t *seq, uint64_t start) {
     return peek_sized(m, key, hash, val_out, seq, start, 8, 8);
 }
 
-RACY_READS static __attribute__((noinline)) map_peek_result
-peek_any(const hmap *m, const void *key, uint64_t hash, void *val_out, const _Atomic uint64_t *seq,
-         uint64_t start) {
+RACY_READS map_peek_result map_peek_hashed(const hmap *m, const void *key, uint64_t hash, void *val_out,
+                                           const _Atomic uint64_t *seq, uint64_t start) {
     return peek_sized(m, key, hash, val_out, seq, start, m->type.key_size, m->type.val_size);
-}
-
-map_peek_result map_peek_hashed(const hmap *m, const void *key, uint64_t hash, void *val_out,
-                                const _Atomic uint64_t *seq, uint64_t start) {
-    if (m->type.key_size == 8 && m->type.val_size == 8)
-        return peek_8_8(m, key, hash, val_out, seq, start);
-    return peek_any(m, key, hash, val_out, seq, start);
 }

@@ -66,6 +66,11 @@ static inline bool val_equal(const void *a, const void *b, size_t n) { return n 
 static size_t shard_count(const hmap_sync *m) { return (size_t)1 << m->shard_bits; }
 
 static inline uint64_t key_hash(const hmap_sync *m, const void *key) {
+    if (m->u64_hash) {
+        uint64_t k;
+        memcpy(&k, key, 8);
+        return map_u64_hash(k, m->hash_seed);
+    }
     return map_key_hash(m->shards[0].map, key);
 }
 
@@ -162,7 +167,7 @@ static __attribute__((noinline)) int peek_retrying(hmap_sync *m, shard *sh, cons
                                                    void *val_out) {
     _Alignas(16) unsigned char buf[PEEK_MAX_VAL];
     size_t vs = m->type.val_size;
-    if (vs > PEEK_MAX_VAL || !epoch_pin())
+    if (!m->optimistic || vs > PEEK_MAX_VAL || !epoch_pin())
         return -1;
     int result = -1;
     for (int tries = 0; tries < PEEK_TRIES && result < 0; tries++) {
@@ -181,22 +186,6 @@ static __attribute__((noinline)) int peek_retrying(hmap_sync *m, shard *sh, cons
     return result;
 }
 
-/* The common case inline: 8-byte values, one attempt; anything else goes to peek_retrying. */
-static inline __attribute__((always_inline)) int peek(hmap_sync *m, shard *sh, const void *key, uint64_t hash,
-                                                      void *val_out) {
-    if (m->type.val_size != 8 || !epoch_pin())
-        return peek_retrying(m, sh, key, hash, val_out);
-    uint64_t v, s = atomic_load_explicit(&sh->seq, memory_order_acquire);
-    map_peek_result r = s & 1 ? MAP_PEEK_TORN : map_peek_hashed(sh->map, key, hash, &v, &sh->seq, s);
-    bool settled = r != MAP_PEEK_TORN && counter_unchanged(sh, s);
-    epoch_unpin();
-    if (!settled)
-        return peek_retrying(m, sh, key, hash, val_out);
-    if (r == MAP_PEEK_HIT && val_out)
-        __builtin_memcpy(val_out, &v, 8);
-    return r == MAP_PEEK_HIT;
-}
-
 static bool locked_load(shard *sh, const void *key, uint64_t hash, void *val_out, size_t vs) {
     pthread_mutex_lock(&sh->lock);
     void *v = map_get_hashed(sh->map, key, hash);
@@ -206,13 +195,35 @@ static bool locked_load(shard *sh, const void *key, uint64_t hash, void *val_out
     return v != NULL;
 }
 
-static inline __attribute__((always_inline)) bool load_hashed(hmap_sync *m, shard *sh, const void *key, uint64_t hash, void *val_out) {
-    if (m->optimistic) {
-        int r = peek(m, sh, key, hash, val_out);
-        if (r >= 0)
-            return r;
-    }
-    return locked_load(sh, key, hash, val_out, m->type.val_size);
+/* Everything but the common case: retries, other value sizes, maps read under the lock. */
+static __attribute__((noinline)) bool load_slow(hmap_sync *m, shard *sh, const void *key, uint64_t hash,
+                                                void *val_out) {
+    int r = peek_retrying(m, sh, key, hash, val_out);
+    return r >= 0 ? r : locked_load(sh, key, hash, val_out, m->type.val_size);
+}
+
+/* One lock-free attempt for 8-byte keys and values: 1 found, 0 absent, -1 not settled. Kept small: the
+ * time of a read is mostly its cache misses, and fewer instructions let more reads overlap them. */
+static inline __attribute__((always_inline)) int peek_8_8(shard *sh, const void *key, uint64_t hash,
+                                                          void *val_out) {
+    if (!epoch_pin())
+        return -1;
+    uint64_t v, s = atomic_load_explicit(&sh->seq, memory_order_acquire);
+    map_peek_result r = s & 1 ? MAP_PEEK_TORN : map_peek_8_8(sh->map, key, hash, &v, &sh->seq, s);
+    bool settled = r != MAP_PEEK_TORN && counter_unchanged(sh, s);
+    epoch_unpin();
+    if (!settled)
+        return -1;
+    if (r == MAP_PEEK_HIT && val_out)
+        __builtin_memcpy(val_out, &v, 8);
+    return r == MAP_PEEK_HIT;
+}
+
+/* A read: the common case here, the rest in load_slow. */
+static inline __attribute__((always_inline)) int peek(hmap_sync *m, shard *sh, const void *key, uint64_t hash,
+                                                      void *val_out) {
+    int r = m->fast_reads ? peek_8_8(sh, key, hash, val_out) : -1;
+    return r >= 0 ? r : peek_retrying(m, sh, key, hash, val_out);
 }
 
 /* ---------------------------------------------------------------- the API: reads */
@@ -223,7 +234,9 @@ bool hmap_sync_load(hmap_sync *m, const void *key, void *val_out) {
         return false;
     }
     uint64_t hash = key_hash(m, key);
-    return load_hashed(m, shard_of(m, hash), key, hash, val_out);
+    shard *sh = shard_of(m, hash);
+    int r = m->fast_reads ? peek_8_8(sh, key, hash, val_out) : -1;
+    return r >= 0 ? r : load_slow(m, sh, key, hash, val_out);
 }
 
 bool hmap_sync_load_with(hmap_sync *m, const void *key, void (*fn)(const void *val, void *ctx), void *ctx) {
@@ -669,6 +682,7 @@ static bool make_shards(hmap_sync *m, size_t hint, const hmap_options *opts) {
         sh->defer_frees = m->optimistic; /* from now on readers may walk the shard without its lock */
     }
     pthread_mutexattr_destroy(&attr);
+    m->u64_hash = map_u64_seed(m->shards[0].map, &m->hash_seed);
     return true;
 }
 
@@ -694,6 +708,7 @@ hmap_sync *hmap_sync_new_opts(const hmap_type *type, size_t hint, const hmap_opt
     mem_owner_init(&m->mem, a, NULL);
     m->mem.bytes = sizeof *m;
     m->optimistic = type->equal == NULL;
+    m->fast_reads = m->optimistic && type->key_size == 8 && type->val_size == 8;
     m->drops = type->key_drop || (type->val_drop && type->val_size);
     m->shard_bits = choose_shard_bits();
     m->shard_mask = ((uint64_t)1 << m->shard_bits) - 1;

@@ -84,7 +84,10 @@ typedef struct shard {
 struct hmap_sync {
     hmap_type type;
     bool optimistic;  /* keys compare bytewise: reads take no lock */
+    bool fast_reads;  /* optimistic, and 8-byte keys and values: the inlined read */
     bool drops;       /* key_drop or val_drop: removals are deferred through the limbo */
+    bool u64_hash;    /* the shards hash with the built-in 8-byte hash and hash_seed: inline here */
+    uint64_t hash_seed;
     unsigned shard_bits;
     uint64_t shard_mask; /* 2^shard_bits - 1 */
     size_t key_offset, val_offset, entry_size, chunk_entries; /* limbo entry layout */
