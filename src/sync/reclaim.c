@@ -86,19 +86,19 @@ static void release_block(const hmap_sync *m, void *p, size_t size) {
 }
 
 static _Thread_local unsigned removals; /* since this thread last tried to move the epoch */
-static _Thread_local bool advance_due;  /* try once the shard's lock is released */
+_Thread_local bool limbo_advance_due __attribute__((tls_model("initial-exec"))); /* try after the unlock */
 
 void limbo_note_removal(size_t bytes) {
     if (bytes >= ADVANCE_BYTES || ++removals >= ADVANCE_EVERY) {
         removals = 0;
-        advance_due = true;
+        limbo_advance_due = true;
     }
 }
 
 bool limbo_advance_if_due(void) {
-    if (!advance_due)
+    if (!limbo_advance_due)
         return false;
-    advance_due = false;
+    limbo_advance_due = false;
     epoch_try_advance(); /* outside the lock: it may cost a system call (membarrier) */
     return true;
 }

@@ -97,7 +97,10 @@ static void write_end(const hmap_sync *m, shard *sh, limbo_batch *b) {
         atomic_store_explicit(&sh->seq, s + 1, memory_order_release);
     }
     atomic_store_explicit(&sh->count, hmap_len(sh->map), memory_order_relaxed);
-    limbo_collect(sh, b);
+    if (sh->drops || sh->frees)
+        limbo_collect(sh, b);
+    else
+        b->chunks = NULL, b->frees = NULL;
     pthread_mutex_unlock(&sh->lock);
 }
 
@@ -114,7 +117,9 @@ static void run_batch(hmap_sync *m, shard *sh, limbo_batch *b) {
 
 /* After the unlock: what write_end collected runs; if this write's removals moved the epoch, what became
  * safe by that (an array a shrink just freed, say) is collected and run too. */
-static void after_write(hmap_sync *m, shard *sh, limbo_batch *b) {
+static inline void after_write(hmap_sync *m, shard *sh, limbo_batch *b) {
+    if (!b->chunks && !b->frees && !limbo_advance_due)
+        return; /* the common case: nothing to reclaim */
     bool advanced = limbo_advance_if_due();
     run_batch(m, sh, b);
     if (advanced) {

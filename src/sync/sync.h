@@ -37,6 +37,7 @@
 #define limbo_pending hmap__limbo_pending
 #define limbo_note_removal hmap__limbo_note_removal
 #define limbo_advance_if_due hmap__limbo_advance_if_due
+#define limbo_advance_due hmap__limbo_advance_due
 #define shard_hook_init hmap__shard_hook_init
 
 typedef struct hmap_sync hmap_sync;
@@ -115,6 +116,7 @@ void limbo_commit(hmap_sync *m, shard *sh, unsigned char *entry, unsigned parts)
  * every write after its unlock). */
 void limbo_note_removal(size_t bytes);
 bool limbo_advance_if_due(void); /* true when it tried */
+extern _Thread_local bool limbo_advance_due __attribute__((tls_model("initial-exec"))); /* an advance is wanted (checked inline by writes) */
 
 /* Under the lock: detaches what is safe to reclaim now. */
 void limbo_collect(shard *sh, limbo_batch *b);
