@@ -88,7 +88,7 @@ static epoch_thread *reuse_record(void) {
     for (epoch_thread *t = atomic_load_explicit(&threads, memory_order_acquire); t; t = t->next) {
         bool expected = false;
         if (!atomic_load_explicit(&t->in_use, memory_order_relaxed) &&
-            atomic_compare_exchange_strong_explicit(&t->in_use, &expected, true, memory_order_acquire,
+            atomic_compare_exchange_strong_explicit(&t->in_use, &expected, true, memory_order_seq_cst,
                                                     memory_order_relaxed))
             return t;
     }
@@ -103,7 +103,7 @@ static epoch_thread *new_record(void) {
     memset(t, 0, sizeof *t);
     atomic_init(&t->in_use, true);
     t->next = atomic_load_explicit(&threads, memory_order_relaxed);
-    while (!atomic_compare_exchange_weak_explicit(&threads, &t->next, t, memory_order_release,
+    while (!atomic_compare_exchange_weak_explicit(&threads, &t->next, t, memory_order_seq_cst,
                                                   memory_order_relaxed)) {
     }
     return t;
@@ -125,8 +125,18 @@ epoch_thread *epoch_register(void) {
 }
 
 /* One step from e, if every thread inside a read section announced e. */
+/* Does any thread but the caller hold a record? A thread that takes one later does so by a seq_cst
+ * read-modify-write (a full barrier), after which it sees every removal stamped before this scan. */
+static bool others_registered(void) {
+    for (epoch_thread *t = atomic_load_explicit(&threads, memory_order_seq_cst); t; t = t->next)
+        if (t != epoch_self && atomic_load_explicit(&t->in_use, memory_order_seq_cst))
+            return true;
+    return false;
+}
+
 static bool advance_from(uint64_t e) {
-    if (!barrier_everywhere())
+    /* The barrier is only needed for other threads' pins; a program with one thread skips the call. */
+    if (others_registered() && !barrier_everywhere())
         return false;
     for (epoch_thread *t = atomic_load_explicit(&threads, memory_order_acquire); t; t = t->next) {
         uint64_t s = atomic_load_explicit(&t->state, memory_order_seq_cst);
