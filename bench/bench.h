@@ -96,7 +96,7 @@ typedef struct adapter {
     size_t (*len)(void *v);
 } adapter;
 
-extern const adapter adapter_hmap, adapter_hmap_noshrink, adapter_absl, adapter_glib, adapter_uthash;
+extern const adapter adapter_hmap, adapter_hmap_noshrink, adapter_absl, adapter_boost, adapter_glib, adapter_uthash;
 
 /* ---- suite.c: what a worker measures ---- */
 

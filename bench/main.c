@@ -11,7 +11,8 @@
  * Markdown table, writes results.json and draws the SVG chart.
  *
  * `hmap-bench --concurrent` runs the concurrent maps instead (concurrent.c has its own options).
- *
+ * Otherwise it takes no arguments but --help (any other is an error): the run is set by the environment, which
+ * `make bench` passes through.
  * Environment: BENCH_QUICK=1 (1Mi uint64 keys, one repetition), BENCH_REPS, BENCH_SIZES (e.g.
  * "1024,1048576"), BENCH_KEYS ("u64,str"), BENCH_IMPLS (e.g. "hmap,abseil,go"), BENCH_OUT_DIR (default:
  * the directory of this executable, i.e. build/bench).
@@ -49,6 +50,9 @@ static const impl ALL_IMPLS[] = {
 #endif
 #ifdef BENCH_WITH_ABSL
     {"abseil", RUN_ADAPTER, &adapter_absl},
+#endif
+#ifdef BENCH_WITH_BOOST
+    {"boost", RUN_ADAPTER, &adapter_boost},
 #endif
     {"go", RUN_GO, NULL},
 #ifdef BENCH_WITH_GLIB
@@ -305,13 +309,37 @@ static bool run_worker(const config *c, const impl *im, const keyset *ks, const 
 
 static double seconds_since(uint64_t t0) { return (double)(now_ns() - t0) / 1e9; }
 
+/* ---- the command line: --help, nothing else ---- */
+
+static const char USAGE[] =
+    "usage: hmap-bench [--help]   or   hmap-bench --concurrent [options of concurrent.c]\n"
+    "Runs every map implementation over every key set and size; prints a Markdown table on stdout,\n"
+    "progress on stderr, and writes results.json and hmap-bench.svg into BENCH_OUT_DIR.\n"
+    "Environment:\n"
+    "  BENCH_QUICK=1      1Mi uint64 keys, one repetition\n"
+    "  BENCH_REPS=N       repetitions (default 3)\n"
+    "  BENCH_SIZES=N,...  entry counts (default 1024,1048576,10485760)\n"
+    "  BENCH_KEYS=...     u64,str (default both)\n"
+    "  BENCH_IMPLS=...    e.g. hmap,abseil,go (default all that were built)\n"
+    "  BENCH_OUT_DIR=DIR  where the JSON and SVG files go (default: this program's directory)\n";
+
+static void parse_args(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(USAGE, stdout);
+            exit(0);
+        }
+        fprintf(stderr, "hmap-bench: unknown option '%s' (it takes no arguments; see --help)\n", argv[i]);
+        exit(2);
+    }
+}
+
 int main(int argc, char **argv) {
 #ifdef BENCH_WITH_HMAP
     if (argc > 1 && strcmp(argv[1], "--concurrent") == 0)
         return concurrent_main(argc - 1, argv + 1); /* the concurrent maps: concurrent.c */
 #endif
-    (void)argc;
-    (void)argv;
+    parse_args(argc, argv);
     config c;
     configure(&c);
     clock_init();

@@ -1,7 +1,7 @@
 /*
  * wordcount.c — counts the words of a text and prints the ten most frequent.
  *
- *   wordcount [FILE]      (reads stdin without FILE)
+ *   wordcount [FILE]      (reads stdin without FILE; --help says so)
  *
  * Shows how to keep strings in a map that owns them. The key stored in the map is a `char *` (key_size =
  * sizeof(char *)); hmap_hash_cstr / hmap_equal_cstr hash and compare the strings it points to, and
@@ -126,10 +126,22 @@ static int print_top(hmap *counts) {
     return 0;
 }
 
+static const char USAGE[] = "usage: wordcount [FILE]\n"
+                            "Counts the words of FILE (default: standard input) and prints the ten most\n"
+                            "frequent, then the number of words and of distinct words.\n";
+
 int main(int argc, char **argv) {
     FILE *in = stdin;
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
+    if (argc == 2 && argv[1][0] == '-') {
+        fprintf(stderr, "wordcount: unknown option '%s'\n%s", argv[1], USAGE);
+        return 2;
+    }
     if (argc > 2) {
-        fprintf(stderr, "usage: %s [FILE]\n", argv[0]);
+        fputs(USAGE, stderr);
         return 2;
     }
     if (argc == 2 && (in = fopen(argv[1], "r")) == NULL) {

@@ -12,8 +12,18 @@
  * Threads: one thread at a time may use a map. Concurrent hmap_get / hmap_len / hmap_get_stats calls with
  * no writer are safe (reads never move entries). hmap_read_memstats may be called from any thread.
  *
- * Errors: functions that can fail return -ENOMEM / -EINVAL (or NULL and set errno). After any failed
- * call the map is unchanged and nothing leaks. A NULL map or key is reported as EINVAL, never a crash.
+ * Errors, one rule per kind of function. After any failed call the map is unchanged, nothing leaks, and
+ * the caller still owns what it passed. A NULL map or key is an error, never a crash.
+ *  - Status calls return int: >= 0 on success (hmap_put: 1 inserted, 0 replaced), a negative errno on
+ *    failure (-EINVAL, -ENOMEM; hmap_write_heap_profile also the file system's), errno untouched:
+ *    hmap_put, hmap_reserve, hmap_compact, hmap_write_heap_profile.
+ *  - Calls that return a new object or a slot return NULL on failure and set errno (EINVAL, ENOMEM):
+ *    hmap_new, hmap_new_opts, hmap_assign, and hmap_pool_new / hmap_sync_new.
+ *  - Queries answer NULL or false for "not there", which is not an error and leaves errno alone; a NULL
+ *    map or key gets the same answer with errno set to EINVAL: hmap_get, hmap_del, hmap_take
+ *    (hmap_len: 0; hmap_iter_next: false).
+ *  - void calls accept NULL and do nothing: hmap_free, hmap_clear, hmap_iter_init, hmap_iter_done,
+ *    hmap_get_stats (zeroed stats), hmap_read_memstats.
  */
 #ifndef HMAP_H
 #define HMAP_H
@@ -21,6 +31,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "hmap_typed.h"   /* HMAP_DEFINE: typed maps over this API */
+#include "hmap_version.h" /* HMAP_VERSION, hmap_version() */
 
 #ifdef __cplusplus
 extern "C" {
@@ -36,6 +49,13 @@ typedef struct hmap_type {
     bool (*equal)(const void *a, const void *b);      /* NULL: byte comparison of key_size bytes */
     void (*key_drop)(void *key); /* NULL: nothing. Called once for each key that leaves the map */
     void (*val_drop)(void *val); /* likewise for values */
+    /* The same four callbacks receiving `ctx` (a per-map arena, a counter...): set either the plain one or
+     * the _ctx one of each, not both (EINVAL). Zero-initialised types leave them NULL. */
+    uint64_t (*hash_ctx)(const void *key, uint64_t seed, void *ctx);
+    bool (*equal_ctx)(const void *a, const void *b, void *ctx);
+    void (*key_drop_ctx)(void *key, void *ctx);
+    void (*val_drop_ctx)(void *val, void *ctx);
+    void *ctx;
 } hmap_type;
 
 /* Where the map's memory comes from. Every allocation the library makes goes through it. */
@@ -51,7 +71,9 @@ typedef struct hmap_options {
     bool no_shrink;                  /* true: keep memory after deletes, as Go's map does */
     bool fixed_seed;                 /* true: use `seed` (reproducible order, tests only) */
     uint64_t seed;
-    const char *name; /* label in stats, traces and heap profiles; may be NULL. Copied. */
+    const char *name;      /* label in stats, traces and heap profiles; may be NULL. Copied. */
+    uint64_t reserved_[4]; /* must be zero (EINVAL otherwise): options added in minor versions go here, so a
+                              program built for a newer library fails clearly on an older one */
 } hmap_options;
 
 /* Creates a map sized for `hint` entries. NULL with errno EINVAL (NULL type, key_size 0, sizes too large)
@@ -70,14 +92,24 @@ size_t hmap_len(const hmap *m);
  * Never moves entries: safe from several threads when nothing writes. */
 void *hmap_get(const hmap *m, const void *key);
 
+/*
+ * Arguments may point into the map. Any key or value passed to a write (put, assign, del, take) may point
+ * into the map's own storage — the key and value an iteration just yielded, the value hmap_get returned:
+ * the write reads them before anything they point to moves or is freed. A key passed that is bitwise
+ * identical to the stored key is the same object, and a value bitwise identical to the stored value
+ * likewise: neither is dropped. So `hmap_del(m, key_from_iteration)`, `hmap_put(m, k, hmap_get(m, k))`
+ * and re-putting an owned key through the iterator's key pointer are all safe.
+ */
+
 /* Inserts or replaces. Returns 1 inserted, 0 replaced, -ENOMEM, -EINVAL (NULL map/key, or val NULL while
  * val_size > 0). The map takes ownership of the key and value passed; on replace it drops the old value
- * and the key passed (the stored key stays). On error nothing changed and the caller still owns both. */
+ * and the key passed (the stored key stays) — except a key or value bitwise identical to the stored one,
+ * which is the same object and is not dropped. On error nothing changed and the caller still owns both. */
 int hmap_put(hmap *m, const void *key, const void *val);
 
 /* The slot for key's value, zeroed when new (*inserted = true), NULL on ENOMEM/EINVAL. The map takes
- * ownership of key when inserted; when the key was present the key passed is dropped. `inserted` may be
- * NULL. For a set the pointer is only a presence token. */
+ * ownership of key when inserted; when the key was present the key passed is dropped (unless it is
+ * bitwise the stored key). `inserted` may be NULL. For a set the pointer is only a presence token. */
 void *hmap_assign(hmap *m, const void *key, bool *inserted);
 
 /* Removes key, dropping key and value. false if absent (or NULL map/key). */
@@ -106,17 +138,26 @@ int hmap_compact(hmap *m);
  * may put, assign, delete and take on the same map, and open more iterations. A key present when the
  * iteration starts and not deleted before it is reached is yielded exactly once, even when the map grows
  * or shrinks meanwhile; a deleted key is not yielded after its deletion; a key inserted meanwhile is
- * yielded at most once (a key deleted and inserted again counts as a new key; it is not yielded twice
- * unless a custom hash gives it the same 64-bit hash as another key). Key and value pointers are valid
- * until the next write to the map.
- * An open iteration pins no memory: it holds only a position in hash space.
+ * yielded at most once, and a key already yielded is not yielded again when it is deleted and inserted
+ * again. (One limit: with a custom hash that gives several keys the same 64-bit hash, those keys are told
+ * apart by their bytes, so a key deleted and inserted again with different bytes that equal() calls equal
+ * — a new copy of a string behind a pointer — may be yielded again.) hmap_clear, or the map becoming empty
+ * (it then draws a new seed), ends open iterations. Key and value pointers are valid until the next write
+ * to the map, and may be passed to that write (see "Arguments may point into the map" above).
+ *
+ * An open iteration holds only a position in hash space: it pins no memory, and the map keeps no record
+ * of it. So an iteration may be abandoned at any point — a break or return out of the loop — and the
+ * hmap_iter simply goes out of scope. hmap_iter_done is optional: it marks the iterator finished (later
+ * hmap_iter_next calls return false), which helps when an iterator variable is reused. Cost: O(1)
+ * amortized per entry; each chain's keys are hashed once per iteration (again after a write inserts a key
+ * or moves entries), and a chain of n keys with equal hashes costs O(n) per 12 entries yielded from it.
  */
 typedef struct hmap_iter {
-    uint64_t opaque_[32];
+    uint64_t opaque_[80];
 } hmap_iter; /* size may grow; stack-allocated */
 void hmap_iter_init(hmap_iter *it, hmap *m);
 bool hmap_iter_next(hmap_iter *it, void **key, void **val); /* false at the end; key/val may be NULL */
-void hmap_iter_done(hmap_iter *it); /* once, whether or not the end was reached; before hmap_free */
+void hmap_iter_done(hmap_iter *it); /* optional: ends the iteration; abandoning it is fine too */
 
 typedef enum { HMAP_STEADY, HMAP_GROWING, HMAP_SAME_SIZE_GROWING, HMAP_SHRINKING } hmap_phase;
 
@@ -126,28 +167,55 @@ typedef struct hmap_stats {
     size_t buckets;          /* 2^B */
     size_t overflow_buckets; /* overflow buckets in use */
     size_t old_buckets;      /* buckets of the array being evacuated, 0 when none */
-    size_t evacuated;        /* nevacuate: old buckets already moved */
+    size_t evacuated; /* old buckets already moved (in any order; Go's nevacuate is the lowest not moved) */
     hmap_phase phase;
     size_t tombstones; /* slots marked deleted (emptyOne) */
     size_t bytes;      /* every byte the map holds now */
     uint64_t grows, same_size_grows, shrinks;
-    /* Additions to the contract: */
+    /* Beyond Go's hmap: */
     uint64_t buckets_moved;    /* old buckets evacuated since creation */
     uint64_t max_moved_per_op; /* most old buckets evacuated by one call (excluding O(n) calls) */
     const char *name;          /* hmap_options.name or NULL */
+    uint64_t reserved_[8];     /* zero: room for fields added in minor versions */
 } hmap_stats;
 void hmap_get_stats(const hmap *m, hmap_stats *st);
 
 typedef struct hmap_memstats { /* everything the library allocated, all maps, all threads */
     uint64_t live_bytes, total_bytes, peak_bytes, mallocs, frees;
+    uint64_t reserved_[4]; /* zero: room for counters added in minor versions */
 } hmap_memstats;
 void hmap_read_memstats(hmap_memstats *ms);
 
 /* Heap profiling: mean bytes between samples; 0 off; 1 every allocation; default 512 KiB
- * (HMAP_PROFILE_RATE in the environment sets it at start). */
+ * (HMAP_PROFILE_RATE in the environment sets it at start). Each sample counts with the rate it was
+ * taken at. Frees of unsampled blocks take no lock. */
 void hmap_set_profile_rate(size_t bytes);
-/* Writes a gzipped pprof protobuf heap profile: 0 or -errno. HMAP_HEAPPROFILE=path writes one at exit. */
+/* Writes a gzipped pprof protobuf heap profile: 0 or -errno. Stacks start at the caller of the hmap_
+ * function that allocated; `go tool pprof` symbolizes them from the binary (file:line, -list), or shows
+ * the function names the library wrote with -symbolize=none.
+ * Environment, read at start: HMAP_HEAPPROFILE=path writes one at exit; with it,
+ * HMAP_HEAPPROFILE_INTERVAL=N also writes path.0001.heap, path.0002.heap... after every N bytes the library
+ * allocates, and HMAP_HEAPPROFILE_SIGNAL=USR2 (or USR1, HUP, a number) installs a handler that makes the
+ * next allocation write the next one (the handler itself only sets a flag). In a forked child the names
+ * carry its pid. The profiler's own memory is mapped apart (not the C heap, not a map's allocator) and is
+ * not counted in hmap_read_memstats. */
 int hmap_write_heap_profile(const char *path);
+
+/*
+ * Resize trace: one line when a resize starts and one when it ends (on stderr, or appended to
+ * HMAP_TRACE_FILE=path):
+ *   hmap: resize start map=NAME kind=grow|same-size|shrink B=X->Y count=N bytes=X->Y @S.SSSSSSs
+ *   hmap: resize end map=NAME kind=K B=X->Y count=N bytes=X->Y ops=N max_step=T @S.SSSSSSs
+ * NAME is hmap_options.name or "-"; B is log2 of the bucket count before->after; count the live entries;
+ * bytes=X->Y what the map held when the resize started -> holds now (at the end: once the old array is
+ * released); ops the writes the evacuation was spread over; max_step its longest step (ns/us/ms); @ the
+ * seconds since the library was loaded. Fields may be added before @ (the source's src/diag/trace.c
+ * describes each in full). HMAP_TRACE=1 traces every map,
+ * HMAP_TRACE=name1,name2 only those ("-": maps without a name); HMAP_TRACE_MIN_BYTES=N only resizes of
+ * maps that held at least N bytes. hmap_set_trace changes the selection at run time, from any thread,
+ * with HMAP_TRACE's syntax (NULL, "" or "0": none).
+ */
+void hmap_set_trace(const char *spec);
 
 /*
  * Giving memory back to the OS. Large arrays (256 KiB and more, with the built-in allocator) are mapped
@@ -158,9 +226,12 @@ int hmap_write_heap_profile(const char *path);
  * free an array pay for its page work themselves (a longer tail of insert latency while growing).
  */
 void hmap_set_memory_thread(bool enabled);
-/* Returns once every array the library has freed is back with the OS (the background unmaps done) and the
- * C heap has been trimmed (malloc_trim): the counterpart of Go's debug.FreeOSMemory. It waits for the
- * memory thread (about 1 ms per 10 MiB queued) and walks the C heap's free lists. Always 0. */
+/* Returns once every array the library has freed is back with the OS: the background unmaps of freed
+ * arrays are done and the C heap is trimmed (malloc_trim), so RSS shows what the maps really hold. The
+ * counterpart of Go's debug.FreeOSMemory. Not needed for memory to go back (freed arrays are unmapped by
+ * themselves within milliseconds); it is for measuring, and before a fork or a snapshot of the process.
+ * Cost: the pending unmaps plus malloc_trim's walk of the C heap; nothing when nothing is pending and the
+ * heap is small. Any thread, any time. Returns 0. */
 int hmap_release_os_memory(void);
 
 /* Built-in string keys: the key is a `char *` to a NUL-terminated string (key_size = sizeof(char *)).
@@ -174,5 +245,8 @@ uint64_t hmap_hash_bytes(const void *data, size_t n, uint64_t seed);
 #ifdef __cplusplus
 }
 #endif
+
+#include "hmap_pool.h" /* the object pool */
 #include "hmap_sync.h" /* the concurrent map */
+
 #endif /* HMAP_H */

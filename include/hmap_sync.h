@@ -47,9 +47,10 @@ extern "C" {
 
 typedef struct hmap_sync hmap_sync;
 
-/* A map sized for `hint` entries in all. NULL with errno EINVAL or ENOMEM, as hmap_new. The options are
- * hmap's: allocator, no_shrink, fixed_seed/seed and name apply to every shard. */
+/* A map sized for `hint` entries in all. NULL with errno EINVAL or ENOMEM, as hmap_new. */
 hmap_sync *hmap_sync_new(const hmap_type *type, size_t hint);
+/* The same with hmap's options: allocator, no_shrink, fixed_seed/seed and name apply to every shard
+ * (reserved_ must be zero, EINVAL otherwise). */
 hmap_sync *hmap_sync_new_opts(const hmap_type *type, size_t hint, const hmap_options *opts);
 
 /* Drops every key and value (also those whose drop was deferred) and frees the map. No other thread may
@@ -117,6 +118,7 @@ bool hmap_sync_load_with(hmap_sync *m, const void *key, void (*fn)(const void *v
  * matching unpin. 0, or -ENOMEM when the thread's record could not be allocated (the thread then has no
  * pin: do not dereference loaded values). */
 int hmap_sync_pin(void);
+/* Ends the read section of the matching hmap_sync_pin (nothing when the thread holds none). */
 void hmap_sync_unpin(void);
 
 /* Waits until every read section open at the call has ended: then nothing removed before the call can

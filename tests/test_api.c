@@ -935,6 +935,92 @@ static void test_concurrent_readers(void **state) {
     hmap_free(m);
 }
 
+/* ---- callbacks with a context ---- */
+
+typedef struct callback_counts {
+    int hashes, equals, key_drops, val_drops;
+} callback_counts;
+
+static uint64_t ctx_hash(const void *key, uint64_t seed, void *ctx) {
+    ((callback_counts *)ctx)->hashes++;
+    uint64_t k;
+    memcpy(&k, key, 8);
+    return k ^ seed;
+}
+static bool ctx_equal(const void *a, const void *b, void *ctx) {
+    ((callback_counts *)ctx)->equals++;
+    return memcmp(a, b, 8) == 0;
+}
+static void ctx_key_drop(void *key, void *ctx) {
+    (void)key;
+    ((callback_counts *)ctx)->key_drops++;
+}
+static void ctx_val_drop(void *val, void *ctx) {
+    (void)val;
+    ((callback_counts *)ctx)->val_drops++;
+}
+
+/* Two maps, each with its own counters through ctx: no globals needed, and each map calls only its own. */
+static void test_callbacks_with_context(void **state) {
+    (void)state;
+    callback_counts a = {0}, b = {0};
+    hmap_type ta = {.key_size = 8, .val_size = 8, .hash_ctx = ctx_hash, .equal_ctx = ctx_equal,
+                    .key_drop_ctx = ctx_key_drop, .val_drop_ctx = ctx_val_drop, .ctx = &a};
+    hmap_type tb = ta;
+    tb.ctx = &b;
+    hmap *ma = hmap_new(&ta, 0), *mb = hmap_new(&tb, 0);
+    assert_non_null(ma);
+    assert_non_null(mb);
+    for (uint64_t i = 0; i < 100; i++)
+        assert_int_equal(hmap_put(ma, &i, &i), 1);
+    assert_true(a.hashes >= 100);
+    assert_int_equal(b.hashes, 0);
+    uint64_t k = 7, v = 70;
+    assert_int_equal(hmap_put(ma, &k, &v), 0); /* replace: the old value dropped, the same key bytes kept */
+    assert_true(a.equals >= 1);
+    assert_int_equal(a.val_drops, 1);
+    assert_int_equal(a.key_drops, 0);
+    assert_true(hmap_del(ma, &k));
+    assert_int_equal(a.key_drops, 1);
+    assert_int_equal(a.val_drops, 2);
+    hmap_free(ma);
+    assert_int_equal(a.key_drops, 100);
+    assert_int_equal(a.val_drops, 101);
+    hmap_free(mb);
+    assert_int_equal(b.key_drops, 0);
+
+    /* Both variants of one callback: refused. */
+    hmap_type both = {.key_size = 8, .val_size = 8, .key_drop_ctx = ctx_key_drop, .key_drop = tkey_drop};
+    errno = 0;
+    assert_null(hmap_new(&both, 0));
+    assert_int_equal(errno, EINVAL);
+}
+
+/* Reserved words: options refuse non-zero ones; stats and memstats come back with them zeroed. */
+static void test_reserved_words(void **state) {
+    (void)state;
+    hmap_type t = {.key_size = 8, .val_size = 8};
+    hmap_options o = {0};
+    o.reserved_[3] = 1;
+    errno = 0;
+    assert_null(hmap_new_opts(&t, 0, &o));
+    assert_int_equal(errno, EINVAL);
+    o.reserved_[3] = 0;
+    hmap *m = hmap_new_opts(&t, 10, &o);
+    assert_non_null(m);
+    hmap_stats st;
+    memset(&st, 0xff, sizeof st);
+    hmap_get_stats(m, &st);
+    for (size_t i = 0; i < sizeof st.reserved_ / sizeof st.reserved_[0]; i++)
+        assert_int_equal(st.reserved_[i], 0);
+    hmap_memstats ms;
+    memset(&ms, 0xff, sizeof ms);
+    hmap_read_memstats(&ms);
+    for (size_t i = 0; i < sizeof ms.reserved_ / sizeof ms.reserved_[0]; i++)
+        assert_int_equal(ms.reserved_[i], 0);
+    hmap_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_new_rejects_bad_types),
@@ -963,6 +1049,8 @@ int main(void) {
         cmocka_unit_test(test_get_stats),
         cmocka_unit_test(test_memstats_return_to_start),
         cmocka_unit_test(test_concurrent_readers),
+        cmocka_unit_test(test_callbacks_with_context),
+        cmocka_unit_test(test_reserved_words),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /*
- * test_iter.c — the iteration guarantee of PRODUCT.md, checked directly, key by key:
+ * test_iter.c — the iteration guarantee (include/hmap.h), checked directly, key by key:
  *
  *   - a key present when the iteration starts and not deleted during it is yielded exactly once;
  *   - a key is never yielded while it is absent from the map (so never after its deletion);

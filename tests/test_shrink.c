@@ -1,5 +1,5 @@
 /*
- * test_shrink.c — issue 3: the memory follows the live data down, without thrashing.
+ * test_shrink.c — the memory follows the live data down, without thrashing.
  *
  *   - After deleting 99% of N entries (N = 1M and 100k uint64 -> uint64, and 100k string keys), the map
  *     holds at most 2x the bytes of a fresh map built with the same survivors, right after the last

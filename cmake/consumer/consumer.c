@@ -1,13 +1,17 @@
 /*
  * consumer.c — the smallest program that uses an installed hmap: it must compile against the installed
  * header and link against the installed library (and, for a static library, against the dependencies the
- * package files declare: zlib, pthread). Built by the packaging tests in cmake/test_install.cmake, once
- * through find_package(hmap CONFIG) and once through pkg-config.
+ * package files declare: zlib, pthread, libm). Built by the packaging tests in cmake/test_install.cmake:
+ * through find_package(hmap CONFIG) against each library, and through pkg-config against the shared one.
+ * It also checks that the library it runs with is the version of the headers it was compiled with, and
+ * that the installed typed header works.
  */
 #include <hmap.h>
 
 #include <inttypes.h>
 #include <stdio.h>
+
+HMAP_DEFINE_STR(name_ids, int);
 
 int main(int argc, char **argv) {
     hmap_type type = {.key_size = sizeof(uint64_t), .val_size = sizeof(uint64_t)};
@@ -37,6 +41,17 @@ int main(int argc, char **argv) {
         ok = 0;
     }
     hmap_free(m);
+
+    if (hmap_version() != HMAP_VERSION) {
+        fprintf(stderr, "consumer: library version %d, headers " HMAP_VERSION_STRING " (%d)\n", hmap_version(),
+                HMAP_VERSION);
+        ok = 0;
+    }
+    name_ids *ids = name_ids_new(0);
+    ok = ok && ids != NULL && name_ids_put(ids, "one", 1) == 1 && name_ids_put(ids, "one", 2) == 0;
+    const int *id = ids ? name_ids_get(ids, "one") : NULL;
+    ok = ok && id != NULL && *id == 2 && name_ids_len(ids) == 1;
+    name_ids_free(ids);
 
     printf("consumer: %s\n", ok ? "ok" : "WRONG RESULT");
     return ok ? 0 : 1;

@@ -4,8 +4,8 @@
  * Everything above this file (map.c's lookups and writes, resize.c's evacuation, iter.c's walk) sees a
  * bucket through a bucket_ref (core.h): its tophash word, its slots and the link to the next bucket
  * of its chain. This file decides where a slot's key and value sit inside a bucket (set_layout), finds the
- * bucket holding a chain position (chain_at), grows chains with overflow buckets (chain_extend) and
- * empties slots while keeping Go's EMPTY_REST invariant (set_slot_empty).
+ * bucket holding a chain position (chain_at, inline in core.h), grows chains with overflow buckets
+ * (chain_extend) and empties slots while keeping Go's EMPTY_REST invariant (set_slot_empty).
  *
  * Overflow buckets come first from the spare ones allocated with each array (1/16 of its buckets, as Go
  * preallocates), then from slabs that double in size, so that a table makes O(log n) allocations for them
@@ -28,7 +28,7 @@ static size_t round_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
  * cache line; otherwise keys[8] then values[8], as Go, so that e.g. 1-byte keys with 8-byte values waste
  * nothing. slot_key()/slot_val() only see the two strides and the values' offset. */
 void set_layout(hmap *m) {
-    size_t ks = m->type.key_size, vs = m->type.val_size;
+    size_t ks = key_item_size(m), vs = m->type.val_size;
     size_t ka = alignment_of_size(ks), va = vs ? alignment_of_size(vs) : 1;
     if (vs && ks % va == 0 && (ks + vs) % ka == 0) {
         m->key_stride = m->val_stride = ks + vs;
@@ -45,6 +45,17 @@ void set_layout(hmap *m) {
 /* ---------------------------------------------------------------- keys and chains */
 
 uint64_t map_hash(const hmap *m, const void *key) { return hash_key(m, key, m->kind); }
+
+uint64_t stored_hash(const hmap *m, const bucket_ref *b, unsigned i) {
+    switch (m->kind) {
+    case KEYS_U64:
+        return slot_hash(m, b, i, KEYS_U64);
+    case KEYS_CSTR:
+        return slot_hash(m, b, i, KEYS_CSTR);
+    default:
+        return slot_hash(m, b, i, KEYS_GENERIC);
+    }
+}
 
 /* ---------------------------------------------------------------- overflow buckets */
 
@@ -95,11 +106,11 @@ size_t overflow_bucket_bytes(const hmap *m) {
 /* ---------------------------------------------------------------- emptying a slot */
 
 void drop_entry(const hmap *m, void *key, void *val) {
-    if (m->type.key_drop)
-        m->type.key_drop(key);
-    if (m->type.val_drop && m->type.val_size)
-        m->type.val_drop(val);
+    call_key_drop(m, key);
+    call_val_drop(m, val);
 }
+
+#define REST_WALK_BUCKETS 8
 
 /* Marks a slot empty and keeps Go's EMPTY_REST invariant: if nothing live follows it in the chain, it and
  * the tombstones right before it (possibly in earlier buckets of the chain) become EMPTY_REST. */
@@ -113,7 +124,9 @@ void set_slot_empty(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot) {
         return;
     }
     /* Walk backwards from the deleted slot turning EMPTY_ONE into EMPTY_REST. Buckets of a chain are
-     * singly linked, so the previous bucket is found by walking from the head again (rare and short). */
+     * singly linked, so the previous bucket is found by walking from the head again — only within the
+     * first REST_WALK_BUCKETS buckets of a chain: on a long chain (keys that collide) the tombstones before
+     * this bucket stay EMPTY_ONE, which costs lookups a little and keeps a delete O(1). */
     bucket_ref cur = *b;
     int s = (int)slot;
     for (;;) {
@@ -126,8 +139,12 @@ void set_slot_empty(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot) {
         bucket_ref prev = table_bucket(m, t, i);
         if (prev.tophash == cur.tophash)
             return; /* reached the head of the chain */
-        for (bucket_ref walk = prev; walk.tophash != cur.tophash; bucket_ref_next(m, &walk))
+        unsigned steps = 0;
+        for (bucket_ref walk = prev; walk.tophash != cur.tophash; bucket_ref_next(m, &walk)) {
+            if (++steps > REST_WALK_BUCKETS)
+                return;
             prev = walk;
+        }
         cur = prev;
         s = SLOTS_PER_BUCKET - 1;
     }

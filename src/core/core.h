@@ -9,8 +9,10 @@
  *           evacuation), iter.c (iteration), hash.c (the built-in hash, string keys)
  *   mem/    memory: alloc.c (the allocator hook, accounting by owner, mapped arrays, memstats),
  *           memthread.c (the background pre-faulting and unmapping thread)
- *   diag/   diagnostics: profile.c (sampled heap profile, pprof writer), trace.c (HMAP_TRACE lines)
+ *   diag/   diagnostics: profile.c (sampling and records), pprof.c (the pprof writer), symbols.c (ELF
+ *           symbols and mappings), table.c (the profiler's own memory and index table), trace.c (HMAP_TRACE)
  *   base/   mixing and randomness
+ * (and beside the core, on mem/ only: pool/, the object pool)
  *
  * Conventions: public names carry the hmap_ prefix and live in include/; internal functions shared between
  * files are declared in their layer's header without the prefix, which a macro there adds (hmap__) so that
@@ -31,15 +33,13 @@
 #include <string.h>
 
 #define B_for_count hmap__B_for_count
-#define iters_forget_tables hmap__iters_forget_tables
-#define iters_note_cleared hmap__iters_note_cleared
-#define iters_note_moved hmap__iters_note_moved
 #define chain_extend hmap__chain_extend
 #define drop_entry hmap__drop_entry
 #define end_resize hmap__end_resize
 #define finish_resize hmap__finish_resize
 #define map_became_empty hmap__map_became_empty
 #define map_hash hmap__map_hash
+#define stored_hash hmap__stored_hash
 #define maybe_start_shrink hmap__maybe_start_shrink
 #define overflow_bucket_bytes hmap__overflow_bucket_bytes
 #define resize_work hmap__resize_work
@@ -47,6 +47,8 @@
 #define set_slot_empty hmap__set_slot_empty
 #define start_resize hmap__start_resize
 #define table_free hmap__table_free
+#define table_retire hmap__table_retire
+#define free_retired_tables hmap__free_retired_tables
 #define table_new hmap__table_new
 
 #define SLOTS_PER_BUCKET 8
@@ -95,7 +97,8 @@ typedef struct table {
     size_t slab_bytes;
     void *mem; /* the single allocation holding tophash, overflow, slots and spare */
     size_t mem_bytes;
-    bool mapped; /* mem came from the OS (mmap) rather than the allocator */
+    bool mapped;                /* mem came from the OS (mmap) rather than the allocator */
+    struct table *next_retired; /* in hmap.retired */
 } table;
 
 /* A position in one bucket chain: the tophash word and slot storage of one bucket of the chain. */
@@ -108,14 +111,13 @@ typedef struct bucket_ref {
 /* How keys are compared and hashed: chosen once at creation, it selects the inlined fast path. */
 typedef enum { KEYS_GENERIC, KEYS_U64, KEYS_CSTR } key_kind;
 
-typedef struct iter_state iter_state;
-
 struct hmap {
     hmap_type type;
     key_kind kind;
     size_t key_stride, val_stride; /* distance between consecutive keys / values in a bucket */
-    size_t vals_offset;            /* where values[0] starts inside a bucket's slots */
-    size_t bucket_bytes;           /* slot storage of one bucket */
+    size_t hash_off;     /* 8 when each slot stores its key's hash before the key (string keys), else 0 */
+    size_t vals_offset;  /* where values[0] starts inside a bucket's slots */
+    size_t bucket_bytes; /* slot storage of one bucket */
     size_t count;
     size_t reserved; /* hmap_reserve(n) holds (no shrink below it) until the count first reaches n */
     uint64_t seed;
@@ -128,10 +130,14 @@ struct hmap {
     size_t old_evacuated; /* old buckets evacuated so far (in any order) */
     size_t evacuate_pace; /* old buckets to evacuate per write, besides the written one */
 
-    iter_state *iters;     /* open iterations (linked), told when entries move */
+    /* Iterations read these; the map never knows which iterations are open (iter.c). */
     uint64_t insert_stamp; /* bumped when a new key is stored: iterator caches re-read */
-    uint64_t move_stamp;   /* bumped when entries move between arrays */
-    uint64_t clear_stamp;  /* bumped by hmap_clear: open iterations end */
+    uint64_t move_stamp;   /* bumped when entries move between arrays or an array is freed */
+    uint64_t epoch;        /* bumped by hmap_clear and by a new seed: open iterations end */
+
+    /* Arrays a write has finished with, freed when the write returns (end_write): until then a key or value
+     * argument that points into them stays readable (arguments may alias the map's storage). */
+    table *retired;
 
     mem_owner mem;     /* allocator hook, label, and every byte this map holds now */
     size_t name_bytes; /* the label's copy, owned by the map (mem.name points to it) */
@@ -139,6 +145,9 @@ struct hmap {
     /* accounting */
     uint64_t grows, same_size_grows, shrinks, buckets_moved, max_moved_per_op;
     uint64_t moved_this_op;
+#ifndef NDEBUG
+    bool writing; /* a write is under way (the debug check for concurrent writers) */
+#endif
 
     /* the running resize, for its trace lines */
     uint64_t resize_ops, resize_max_step_ns;
@@ -151,6 +160,7 @@ void set_layout(hmap *m); /* where keys and values sit in a bucket, from the typ
 size_t overflow_bucket_bytes(const hmap *m);
 bool chain_extend(hmap *m, table *t, bucket_ref *last); /* appends an empty overflow bucket; false: ENOMEM */
 uint64_t map_hash(const hmap *m, const void *key);
+uint64_t stored_hash(const hmap *m, const bucket_ref *b, unsigned i); /* slot_hash, for any kind */
 void set_slot_empty(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot);
 void drop_entry(const hmap *m, void *key, void *val);
 
@@ -191,6 +201,16 @@ static inline unsigned count_bytes(uint64_t mask) { return (unsigned)(((mask >> 
 /* Bytes <= EMPTY_ONE: free for an insert. */
 static inline uint64_t free_slots(uint64_t w) { return zero_bytes(w & ~ONES); }
 
+/* The encodings the SWAR helpers and evacuation depend on. */
+_Static_assert(EMPTY_REST == 0 && EMPTY_ONE == 1,
+               "free_slots() finds bytes <= EMPTY_ONE by clearing bit 0 and looking for zero bytes; "
+               "has_empty_rest() and fresh (zeroed) arrays need EMPTY_REST to be 0");
+_Static_assert(EVACUATED_Y == EVACUATED_X + 1, "evacuate() marks a slot EVACUATED_X + destination (0 or 1)");
+_Static_assert(EVACUATED_X > EMPTY_ONE && EVACUATED_EMPTY < MIN_TOPHASH,
+               "evacuation marks are neither empty slots nor live entries");
+_Static_assert(MIN_TOPHASH < 0x80, "live_slots() adds 0x80 - MIN_TOPHASH to the low 7 bits of each byte");
+_Static_assert(SLOTS_PER_BUCKET == 8, "a bucket's tophash bytes are one 64-bit word");
+
 static inline bucket_ref table_bucket(const hmap *m, const table *t, size_t i) {
     bucket_ref b = {&t->tophash[i], t->slots + i * m->bucket_bytes, &t->overflow[i]};
     return b;
@@ -216,9 +236,17 @@ static inline bucket_ref chain_at(const hmap *m, const table *t, size_t i, size_
     return b;
 }
 
-static inline unsigned char *slot_key(const hmap *m, const bucket_ref *b, unsigned i) {
+/* A slot's key item: the stored hash (when the map keeps them) followed by the key. */
+static inline unsigned char *slot_item(const hmap *m, const bucket_ref *b, unsigned i) {
     return b->slots + (size_t)i * m->key_stride;
 }
+
+static inline unsigned char *slot_key(const hmap *m, const bucket_ref *b, unsigned i) {
+    return slot_item(m, b, i) + m->hash_off;
+}
+
+/* Bytes of a key item: the key, and its stored hash if the map keeps them. */
+static inline size_t key_item_size(const hmap *m) { return m->type.key_size + m->hash_off; }
 
 /* The value of slot i; for a set (val_size 0) the key's address, which serves as the presence token. */
 static inline unsigned char *slot_val(const hmap *m, const bucket_ref *b, unsigned i) {
@@ -284,8 +312,23 @@ static inline __attribute__((always_inline)) uint64_t hash_key(const hmap *m, co
     default:
         if (m->type.hash)
             return mix64(m->type.hash(key, m->seed));
+        if (m->type.hash_ctx)
+            return mix64(m->type.hash_ctx(key, m->seed, m->type.ctx));
         return hash_bytes_inline(key, m->type.key_size, m->seed);
     }
+}
+
+/* The hash of the key stored in slot i: read back when the map stores hashes (string keys, whose hashing
+ * would read the string — a cache miss — for every entry that evacuation or iteration looks at), else
+ * computed. */
+static inline __attribute__((always_inline)) uint64_t slot_hash(const hmap *m, const bucket_ref *b,
+                                                                unsigned i, key_kind kind) {
+    if (kind == KEYS_CSTR) {
+        uint64_t h;
+        memcpy(&h, slot_item(m, b, i), 8);
+        return h;
+    }
+    return hash_key(m, slot_key(m, b, i), kind);
 }
 
 static inline __attribute__((always_inline)) bool equal_key(const hmap *m, const void *a, const void *b,
@@ -298,8 +341,30 @@ static inline __attribute__((always_inline)) bool equal_key(const hmap *m, const
     default:
         if (m->type.equal)
             return m->type.equal(a, b);
+        if (m->type.equal_ctx)
+            return m->type.equal_ctx(a, b, m->type.ctx);
         return memcmp(a, b, m->type.key_size) == 0;
     }
+}
+
+/* The drop callbacks, plain or with the type's ctx; a set has no values to drop. */
+static inline bool has_key_drop(const hmap *m) { return m->type.key_drop || m->type.key_drop_ctx; }
+static inline bool has_val_drop(const hmap *m) {
+    return m->type.val_size && (m->type.val_drop || m->type.val_drop_ctx);
+}
+static inline void call_key_drop(const hmap *m, void *key) {
+    if (m->type.key_drop)
+        m->type.key_drop(key);
+    else if (m->type.key_drop_ctx)
+        m->type.key_drop_ctx(key, m->type.ctx);
+}
+static inline void call_val_drop(const hmap *m, void *val) {
+    if (!m->type.val_size)
+        return;
+    if (m->type.val_drop)
+        m->type.val_drop(val);
+    else if (m->type.val_drop_ctx)
+        m->type.val_drop_ctx(val, m->type.ctx);
 }
 
 /* ---- resize.c ---- */
@@ -309,15 +374,37 @@ static inline size_t load_limit(unsigned B) { return B == 0 ? 8 : (size_t)13 << 
 
 void map_became_empty(hmap *m); /* re-seed; give the arrays back */
 
-/* Every O(1) write is bracketed by these: they keep the per-call evacuation count. */
-static inline void begin_write(hmap *m) { m->moved_this_op = 0; }
+/* Every O(1) write is bracketed by these: they keep the per-call evacuation count, and in debug builds
+ * (without NDEBUG) catch a second thread writing at the same time, as Go's "concurrent map writes" does: a
+ * best-effort check (a plain flag), not a lock. */
+#ifndef NDEBUG
+#define concurrent_write_detected hmap__concurrent_write_detected
+_Noreturn void concurrent_write_detected(void);
+#endif
+
+static inline void begin_write(hmap *m) {
+#ifndef NDEBUG
+    if (m->writing)
+        concurrent_write_detected();
+    m->writing = true;
+#endif
+    m->moved_this_op = 0;
+}
+
+void free_retired_tables(hmap *m);
 
 static inline void end_write(hmap *m) {
+#ifndef NDEBUG
+    m->writing = false;
+#endif
     if (m->moved_this_op > m->max_moved_per_op)
         m->max_moved_per_op = m->moved_this_op;
+    if (m->retired)
+        free_retired_tables(m);
 }
 table *table_new(hmap *m, unsigned B);                 /* NULL on ENOMEM */
 void table_free(hmap *m, table *t, bool drop_entries); /* dropping entries is O(size) */
+void table_retire(hmap *m, table *t);                  /* freed at the end of the current write */
 unsigned B_for_count(size_t count);                    /* smallest B whose load-factor limit holds count */
 /* Called by every write before it touches bucket chain i (of cur): evacuates what it must. */
 int resize_work(hmap *m, uint64_t hash); /* -ENOMEM if the key's old bucket could not be evacuated */
@@ -331,12 +418,4 @@ int finish_resize(hmap *m); /* evacuates everything now: 0 or -ENOMEM */
  * drop_entries: only when the map is being emptied). */
 void end_resize(hmap *m, bool drop_entries);
 
-/* ---- iter.c ---- */
-/* Evacuation tells open iterations resuming at a position in [pos_lo, pos_hi] of old chain `i` that the
- * entries from there on now continue at dest_fill[d - d_first] of chain d of `to` (see iter.c). */
-void iters_note_moved(hmap *m, const table *from, size_t i, size_t pos_lo, size_t pos_hi, const table *to,
-                      size_t d_first, const size_t *dest_fill);
-void iters_note_cleared(hmap *m);  /* hmap_clear: open iterations end */
-void iters_forget_tables(hmap *m); /* the map became empty and its arrays go: drop references to them */
-
-#endif /* HMAP_INTERNAL_H */
+#endif /* HMAP_CORE_H */

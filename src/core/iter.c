@@ -1,281 +1,628 @@
 /*
- * iter.c — iteration that yields each key exactly once while the map grows, shrinks and is written to.
+ * core/iter.c — iteration that yields each key exactly once while the map grows, shrinks and is written
+ * to, and that the map never has to know about.
  *
  * Go's iterator walks the buckets of the array it started on and, when that array has been evacuated
  * meanwhile, re-reads the keys it finds in the old copies and looks them up again in the new array. In C
  * that is a use-after-free waiting to happen: a key deleted since may have been freed by key_drop. And Go's
  * scheme cannot follow a shrink, where buckets merge. We iterate differently.
  *
- * Position in hash space. Buckets are indexed by the high bits of the hash (map.c), so every bucket of
- * every array size covers one contiguous interval of hash values, and those intervals are ordered like
- * the bucket indexes. The iterator visits entries in increasing order of their 64-bit hash, starting at a
- * random point and wrapping around once. Its state is just a cursor P:
+ * An order that does not depend on where entries sit. Every entry has a 64-bit hash that never changes.
+ * The iteration visits entries in increasing order of g = hash ^ s, where s is drawn at random for each
+ * iteration (so orders differ between iterations, as Go's do). Buckets are indexed by the hash's high bits
+ * (map.c), so bucket i of a 2^B array holds exactly the hashes whose top B bits are i, and xor with s maps
+ * that set onto an aligned block of g values: the top B bits of g are i ^ (the top B bits of s). So in
+ * g-order the buckets of any array size are visited one after another, each as one contiguous interval,
+ * and the iterator's whole state is a cursor in g-space:
  *
- *     done = { entries with hash < P }  ∪  { entries with hash == P before position rpos of chain rchain }
+ *     done = { entries with g < P }  ∪  { entries with g == P that are "at or before" the last one yielded }
  *
- * A hash never changes, so P means the same thing whichever array an entry sits in, however many times
- * entries have moved between two calls: nothing is ever pinned, and nothing read by the iterator can be
- * freed under it. Each call finds where hash P lives now (the old bucket if not evacuated, else the cur
- * bucket — locate() in core.h), and looks in that one chain for the smallest pending hash below the
- * end of the chain's interval (the nearer end of the old and the cur bucket covering P, since a shrink
- * merges intervals of which some may still be in the old array). No candidate: P jumps to that end.
+ * Entries with equal g (equal 64-bit hashes: a custom hash that collides, or two byte keys XXH3 maps to one
+ * value) are ordered by a tie key taken from the key's own bytes (the bytes themselves up to TIE_INLINE,
+ * else their 128-bit XXH3), never by their position in a chain. When the entry yielded had no other pending
+ * entry of the same g, everything at P is done (all_at_P): a key deleted and inserted again inside the loop
+ * then is not yielded a second time, whatever its bytes.
  *
- * Keys with equal 64-bit hashes (only a custom hash produces those in practice) are told apart by chain
- * position: inserts never move entries within a chain, and evacuation keeps their order. The resume
- * position (rchain, rpos) is the only reference into an array the iterator holds, and evacuation updates
- * it (iters_note_moved), so the map keeps a list of open iterations.
+ * Because the cursor means the same thing in every array, nothing is pinned and nothing needs updating:
+ * the map keeps no list of open iterations, never writes into an iterator, and an iteration can be
+ * abandoned at any point (hmap_iter_done is optional). Each call finds where hash P ^ s lives now (the old
+ * bucket if it is not evacuated yet, else the cur bucket — locate() in core.h) and takes from that chain the
+ * pending entries below the end of the finer of the two buckets covering P (a shrink merges buckets of
+ * which some may still be in the old array; a grow splits them).
  *
- * Cost. Each yielded entry needs the hashes of the entries of its chain. They are cached (sorted by hash,
- * up to CACHE_SLOTS entries) until a key is inserted or entries move; a delete leaves the cache valid (the
- * slot's tophash says it is gone). A plain iteration thus hashes every key once.
+ * Within one interval the order need not be g-order, as long as the state says exactly what is done. The
+ * iterator hashes the live entries of the chain serving the interval into a cache. When they all fit
+ * (CACHE_SLOTS) and their hashes are distinct (always, for 8-byte keys: their built-in hash is a
+ * bijection), it yields them in slot order, remembering the hash of each one yielded (`yielded_g`): the
+ * done part of the interval is then that set, and a key deleted and inserted again has the same hash, so
+ * it stays done. Otherwise (a long chain, equal hashes) it sorts the pending entries by (g, tie key), keeps
+ * the CACHE_SLOTS smallest, and moves the cursor P through the interval in order, the hashes already
+ * yielded still excluded.
+ *
+ * Direct mode, for 8-byte keys with the built-in hash (whose hashes are a bijection of the keys, so never
+ * equal): slot order with no cache at all. The iterator holds a bucket of the chain and the bits of the
+ * slots it has not looked at yet (taken from the tophash word when it got there), and hashes each entry
+ * as it yields it, into yielded_g. That stays valid while nothing moves — an insert only adds entries the
+ * iteration may skip, and a key deleted and inserted again is caught by its hash in yielded_g.
+ *
+ * Cost. The cache stays valid while no key is inserted and nothing moves (the map's insert and move
+ * stamps); a delete leaves it valid: the slot's tophash says the entry is gone. So a plain iteration
+ * hashes every key once and sorts nothing; a write that inserts or moves makes the next call hash the
+ * current chain again; a long chain of colliding keys is read once per CACHE_SLOTS entries yielded.
  */
 #include "core.h"
 
 #include <string.h>
 
 #define CACHE_SLOTS 12
-#define CACHE_NONE 0xff
+#define TIE_INLINE 40 /* keys up to this size are their own tie key; longer ones use their 128-bit XXH3 */
 
-struct iter_state {
+typedef struct iter_state {
     hmap *m;
-    iter_state *next, *prev; /* the map's list of open iterations */
-    uint64_t start; /* random starting hash; the first lap covers [start, 2^64), the second [0, start) */
-    uint64_t P;
-    uint64_t clear_stamp;
-    const table *rt; /* resume reference for entries whose hash is P; NULL: all of them are pending */
-    size_t rchain, rpos;
-    bool p_done; /* every entry whose hash is P is done (no other key shared P when it was yielded) */
-    uint8_t lap;
+    uint64_t s;     /* the order: increasing hash ^ s, interval by interval */
+    uint64_t P;     /* the cursor (see the top of the file) */
+    uint64_t epoch; /* the map's epoch at the start: a clear or a new seed ends the iteration */
     bool done;
-    /* sorted (hash, position) of the live entries of one chain, the interval end it was used with, and
-     * where the next scan resumes (everything before it is done) */
-    uint8_t cache_n, cache_cursor;
-    bool cache_end_top; /* the end is 2^64 */
-    uint64_t cache_end;
-    const table *cache_t;
-    size_t cache_chain;
-    uint64_t cache_insert_stamp, cache_move_stamp;
-    uint64_t cache_hash[CACHE_SLOTS];
-    uint16_t cache_pos[CACHE_SLOTS];
-};
+    bool at_P;     /* an entry with g == P has been yielded (ordered mode) */
+    bool all_at_P; /* ...and no other entry with g == P was pending then: every entry at P is done */
+    bool ordered;  /* this interval is taken in g-order from P on (else in slot order) */
+    bool started;  /* the interval at P has been started */
+    bool direct;   /* 8-byte keys, slot order straight from the chain (no cache): direct_b, direct_live */
+    bool narrowed; /* the interval was cut short by a resize, or carries hashes of a wider one it came from */
+    uint8_t tie_len;
+    uint8_t n_yielded;   /* hashes in yielded_g */
+    uint8_t slot_yields; /* hashes yielded in slot order from this interval: n_yielded + the mask's bits */
+    /* The cache: the pending entries of the chain serving [P, end), in slot order or sorted by g. */
+    bool cached;
+    bool complete; /* every pending entry of the interval is in the cache */
+    bool end_top;  /* the interval ends at 2^64 */
+    uint8_t n, next;
+    uint16_t yielded_mask; /* slot-order mode: cache entries yielded since the fill */
+    uint64_t end;          /* the interval being taken ends here; in slot order it starts at P */
+    uint64_t insert_stamp, move_stamp;
+    bucket_ref direct_b;  /* direct mode: the bucket being taken */
+    uint64_t direct_live; /* ...and its slots still to look at (live_slots() bits, read on arrival) */
+    uint64_t g[CACHE_SLOTS];
+    uint8_t *top[CACHE_SLOTS]; /* the slot's tophash byte: still live? */
+    unsigned char *key[CACHE_SLOTS], *val[CACHE_SLOTS];
+    uint64_t yielded_g[CACHE_SLOTS]; /* hashes yielded in slot order from this interval: done */
+    unsigned char tie[TIE_INLINE];   /* tie key of the last entry yielded, when !all_at_P */
+} iter_state;
 
 _Static_assert(sizeof(iter_state) <= sizeof(hmap_iter), "hmap_iter is too small for the iterator state");
 _Static_assert(_Alignof(iter_state) <= _Alignof(hmap_iter), "hmap_iter is not aligned enough");
+_Static_assert(CACHE_SLOTS <= 16, "yielded_mask has a bit per cache entry");
+_Static_assert(TIE_INLINE >= 16 && TIE_INLINE <= 255, "a tie key holds at least a 128-bit hash");
 
-typedef unsigned __int128 u128; /* interval ends reach 2^64 */
+/* ---------------------------------------------------------------- tie keys */
 
-static u128 interval_end(uint64_t hash, unsigned B) {
-    if (B == 0)
-        return (u128)1 << 64;
-    return ((u128)(hash >> (64 - B)) + 1) << (64 - B);
+static unsigned tie_key(const hmap *m, const void *key, unsigned char out[TIE_INLINE]) {
+    size_t n = m->type.key_size;
+    if (n <= TIE_INLINE) {
+        memcpy(out, key, n);
+        return (unsigned)n;
+    }
+    XXH128_hash_t h = XXH3_128bits(key, n);
+    memcpy(out, &h.high64, 8);
+    memcpy(out + 8, &h.low64, 8);
+    return 16;
 }
 
-static bool pending(const iter_state *it, const table *t, size_t chain, uint64_t h, size_t pos) {
-    if (h != it->P)
-        return h > it->P;
-    if (it->p_done)
-        return false;
-    if (!it->rt)
+static int tie_compare(const hmap *m, const void *a, const void *b) {
+    unsigned char ta[TIE_INLINE], tb[TIE_INLINE];
+    unsigned n = tie_key(m, a, ta);
+    tie_key(m, b, tb);
+    return memcmp(ta, tb, n);
+}
+
+/* Is this entry, whose g equals the cursor, still to be yielded? (ordered mode) */
+static bool pending_at_P(const iter_state *it, const void *key) {
+    if (!it->at_P)
         return true;
-    return it->rt == t && it->rchain == chain && pos >= it->rpos;
+    if (it->all_at_P)
+        return false;
+    unsigned char t[TIE_INLINE];
+    tie_key(it->m, key, t);
+    return memcmp(t, it->tie, it->tie_len) > 0;
 }
 
-/* Is (h, pos) before (best_h, best_pos)? */
-static bool earlier(uint64_t h, size_t pos, uint64_t best_h, size_t best_pos) {
-    return h < best_h || (h == best_h && pos < best_pos);
-}
-
-static bool cache_valid(const iter_state *it, const table *t, size_t chain) {
-    const hmap *m = it->m;
-    return it->cache_t == t && it->cache_chain == chain && it->cache_insert_stamp == m->insert_stamp &&
-           it->cache_move_stamp == m->move_stamp;
-}
-
-/* Hashes the chain's live entries into the cache, sorted; CACHE_NONE if there are too many. */
-static void cache_fill(iter_state *it, const table *t, size_t chain) {
-    const hmap *m = it->m;
-    it->cache_t = t;
-    it->cache_chain = chain;
-    it->cache_insert_stamp = m->insert_stamp;
-    it->cache_move_stamp = m->move_stamp;
-    it->cache_cursor = 0;
-    uint8_t n = 0;
-    size_t pos = 0;
-    bucket_ref b = table_bucket(m, t, chain);
-    do {
-        for (unsigned s = 0; s < SLOTS_PER_BUCKET; s++, pos++) {
-            if (slot_top(&b, s) < MIN_TOPHASH)
-                continue;
-            if (n == CACHE_SLOTS || pos > UINT16_MAX) {
-                it->cache_n = CACHE_NONE;
-                return;
-            }
-            uint64_t h = map_hash(m, slot_key(m, &b, s));
-            uint8_t j = n++;
-            for (; j > 0 && earlier(h, pos, it->cache_hash[j - 1], it->cache_pos[j - 1]); j--) {
-                it->cache_hash[j] = it->cache_hash[j - 1];
-                it->cache_pos[j] = it->cache_pos[j - 1];
-            }
-            it->cache_hash[j] = h;
-            it->cache_pos[j] = (uint16_t)pos;
-        }
-    } while (bucket_ref_next(m, &b));
-    it->cache_n = n;
-}
-
-static bool slot_live(const hmap *m, const table *t, size_t chain, size_t pos) {
-    bucket_ref b = chain_at(m, t, chain, pos);
-    return slot_top(&b, (unsigned)(pos % SLOTS_PER_BUCKET)) >= MIN_TOPHASH;
-}
-
-/* The pending entry of chain (t, chain) with the smallest (hash, position) and hash < end; *tie tells
- * whether another pending entry has the same hash. */
-static bool next_in_chain(iter_state *it, const table *t, size_t chain, u128 end, uint64_t *h_out,
-                          size_t *pos_out, bucket_ref *b_out, bool *tie) {
-    const hmap *m = it->m;
-    *tie = false;
-    if (!cache_valid(it, t, chain))
-        cache_fill(it, t, chain);
-    if (it->cache_n != CACHE_NONE) {
-        /* P only grows, so entries before the cursor stay done: each entry is looked at about once. */
-        it->cache_end = (uint64_t)end;
-        it->cache_end_top = end == (u128)1 << 64;
-        for (uint8_t j = it->cache_cursor; j < it->cache_n; j++) {
-            uint64_t h = it->cache_hash[j];
-            size_t pos = it->cache_pos[j];
-            if ((u128)h >= end) {
-                it->cache_cursor = j;
-                return false;
-            }
-            if (!pending(it, t, chain, h, pos))
-                continue;
-            bucket_ref b = chain_at(m, t, chain, pos);
-            if (slot_top(&b, (unsigned)(pos % SLOTS_PER_BUCKET)) < MIN_TOPHASH)
-                continue; /* deleted since the cache was filled */
-            *b_out = b;
-            *h_out = h;
-            *pos_out = pos;
-            it->cache_cursor = j + 1;
-            for (uint8_t k = j + 1; k < it->cache_n && it->cache_hash[k] == h && !*tie; k++)
-                *tie = slot_live(m, t, chain, it->cache_pos[k]);
+static bool yielded_before(const iter_state *it, uint64_t g) {
+    for (unsigned k = 0; k < it->n_yielded; k++)
+        if (it->yielded_g[k] == g)
             return true;
-        }
-        it->cache_cursor = it->cache_n;
-        return false;
+    return false;
+}
+
+/* ---------------------------------------------------------------- the chain cache */
+
+/* The end of the finer of the buckets that cover P in the map's arrays (*top: the end is 2^64). */
+static uint64_t finer_bucket_end(const iter_state *it, bool *top) {
+    const hmap *m = it->m;
+    unsigned B = m->cur->B;
+    if (m->old && m->old->B > B)
+        B = m->old->B;
+    uint64_t block = B == 0 ? 0 : (it->P >> (64 - B)) + 1;
+    *top = B == 0 || block == (uint64_t)1 << B;
+    return *top ? 0 : block << (64 - B);
+}
+
+/* Narrows the interval to the finer bucket covering P: a resize since the interval started may have split
+ * the bucket whose chain served it, and a chain only holds its own bucket's hashes. */
+static void narrow_interval(iter_state *it) {
+    bool top;
+    uint64_t end = finer_bucket_end(it, &top);
+    if (!top && (it->end_top || end < it->end)) {
+        it->end = end;
+        it->end_top = false;
+        it->narrowed = true;
     }
-    /* A long chain (colliding keys): scan it whole. (This loop and cache_fill's walk the chain alike; a
-     * shared walking helper measured ~43 more instructions per yielded entry, so they stay apart.) */
-    bool found = false;
-    size_t pos = 0;
-    *h_out = 0;
-    *pos_out = 0;
-    bucket_ref b = table_bucket(m, t, chain);
+}
+
+/* Starts the interval at P: nothing of it is done, except hashes yielded in slot order from a wider
+ * interval it was split from (those at or above P stay in yielded_g). */
+static void start_interval(iter_state *it) {
+    it->end = finer_bucket_end(it, &it->end_top);
+    it->at_P = false;
+    it->ordered = false;
+    it->started = true;
+    it->yielded_mask = 0;
+    unsigned kept = 0;
+    for (unsigned k = 0; k < it->n_yielded; k++)
+        if (it->yielded_g[k] >= it->P)
+            it->yielded_g[kept++] = it->yielded_g[k];
+    it->n_yielded = it->slot_yields = (uint8_t)kept;
+    it->narrowed = kept > 0;
+}
+
+static void cache_move(iter_state *it, unsigned to, unsigned from) {
+    it->g[to] = it->g[from];
+    it->top[to] = it->top[from];
+    it->key[to] = it->key[from];
+    it->val[to] = it->val[from];
+}
+
+/* Ordered mode: entry j goes to its place among the sorted ones before it; the CACHE_SLOTS smallest stay. */
+static void cache_sort_in(iter_state *it, unsigned j) {
+    const hmap *m = it->m;
+    uint64_t g = it->g[j];
+    uint8_t *top = it->top[j];
+    unsigned char *key = it->key[j], *val = it->val[j];
+    unsigned i = j;
+    for (; i > 0 && (it->g[i - 1] > g || (it->g[i - 1] == g && tie_compare(m, key, it->key[i - 1]) < 0)); i--)
+        cache_move(it, i, i - 1);
+    it->g[i] = g;
+    it->top[i] = top;
+    it->key[i] = key;
+    it->val[i] = val;
+}
+
+/* Is entry (g, key) still to be yielded from this interval? (In slot order P stays at the interval's
+ * start; the done ones are the hashes in yielded_g.) */
+static bool pending(const iter_state *it, uint64_t g, const void *key) {
+    if (g < it->P || (!it->end_top && g >= it->end) || yielded_before(it, g))
+        return false;
+    if (!it->ordered)
+        return true;
+    return g > it->P || (g == it->P && pending_at_P(it, key));
+}
+
+/* True when two cached entries share a hash (only possible for keys other than the built-in 8-byte kind). */
+static bool cache_has_equal_hashes(const iter_state *it) {
+    if (it->m->kind == KEYS_U64)
+        return false;
+    for (unsigned i = 1; i < it->n; i++)
+        for (unsigned k = 0; k < i; k++)
+            if (it->g[i] == it->g[k])
+                return true;
+    return false;
+}
+
+/* The cache fill, with the key kind a constant so that each kind's hash is inlined. `filter`: some live
+ * entries of the chain may be outside the interval or done; without it (the common case: a fresh interval
+ * that is exactly the chain's bucket) every live entry is pending. */
+static inline __attribute__((always_inline)) void fill_kind(iter_state *it, bucket_ref b, key_kind kind,
+                                                            bool filter) {
+    const hmap *m = it->m;
+    /* Locals: the stores into the cache below could otherwise alias the map's fields for the compiler. */
+    const size_t key_stride = m->key_stride, val_stride = m->val_stride;
+    const size_t vals_offset = m->type.val_size ? m->vals_offset : m->hash_off; /* a set: its key */
+    const size_t val_step = m->type.val_size ? val_stride : key_stride;         /* a set's value is its key */
+    const uint64_t seed = m->seed, order = it->s;
+    const size_t hash_off = m->hash_off;
+    unsigned n = 0;
     do {
-        for (unsigned s = 0; s < SLOTS_PER_BUCKET; s++, pos++) {
-            if (slot_top(&b, s) < MIN_TOPHASH)
-                continue;
-            uint64_t h = map_hash(m, slot_key(m, &b, s));
-            if ((u128)h >= end || !pending(it, t, chain, h, pos))
-                continue;
-            if (found && h == *h_out)
-                *tie = true; /* positions rise during the scan: the first one found stays the best */
-            else if (!found || h < *h_out) {
-                *h_out = h;
-                *pos_out = pos;
-                *tie = false;
-                found = true;
-                *b_out = b;
+        for (uint64_t live = live_slots(*b.tophash); live; live &= live - 1) {
+            unsigned s = (unsigned)__builtin_ctzll(live) / 8;
+            unsigned char *key = b.slots + s * key_stride + hash_off;
+            uint64_t g;
+            if (kind == KEYS_U64) {
+                uint64_t k;
+                memcpy(&k, key, 8);
+                g = hash_u64_inline(k, seed) ^ order;
+            } else {
+                g = slot_hash(m, &b, s, kind) ^ order;
             }
+            if (filter && !pending(it, g, key))
+                continue;
+            if (n == CACHE_SLOTS) {
+                it->complete = false;
+                if (!it->ordered)
+                    continue; /* too many for slot order: the caller switches to ordered mode */
+                if (it->g[n - 1] < g || (it->g[n - 1] == g && tie_compare(m, key, it->key[n - 1]) > 0))
+                    continue;
+                n--; /* the largest falls out */
+            }
+            it->g[n] = g;
+            it->top[n] = (uint8_t *)b.tophash + s;
+            it->key[n] = key;
+            it->val[n] = b.slots + vals_offset + s * val_step;
+            if (filter && it->ordered)
+                cache_sort_in(it, n);
+            n++;
         }
     } while (bucket_ref_next(m, &b));
-    return found;
+    it->n = (uint8_t)n;
 }
 
-static void iter_finish(iter_state *it) { it->done = true; }
+static void fill_once(iter_state *it, bucket_ref b, bool filter) {
+    it->n = it->next = 0;
+    it->yielded_mask = 0;
+    it->complete = true;
+    switch (it->m->kind) {
+    case KEYS_U64:
+        if (filter)
+            fill_kind(it, b, KEYS_U64, true);
+        else
+            fill_kind(it, b, KEYS_U64, false);
+        break;
+    case KEYS_CSTR:
+        fill_kind(it, b, KEYS_CSTR, true);
+        break;
+    default:
+        fill_kind(it, b, KEYS_GENERIC, true);
+    }
+}
 
-/* Yields the next pending entry of chain (t, chain) below end, if any, and moves the cursor past it. */
-static bool yield_next(iter_state *it, table *t, size_t chain, u128 end, void **key, void **val) {
-    uint64_t h = 0;
-    size_t pos = 0;
-    bool tie;
-    bucket_ref b;
-    if (!next_in_chain(it, t, chain, end, &h, &pos, &b, &tie))
-        return false;
-    /* With no other key of the same hash, everything at P is done: a key deleted and inserted again
-     * right away (it may land further down the chain) is then not yielded a second time. */
-    it->P = h;
-    it->p_done = !tie;
-    it->rt = tie ? t : NULL;
-    it->rchain = chain;
-    it->rpos = pos + 1;
+/* Before a refill in slot-order mode: what the cache yielded joins the done set (there is always room: a
+ * slot-order yield that would fill it turns the interval to ordered mode first, see hmap_iter_next). */
+static void remember_yielded(iter_state *it) {
+    for (unsigned j = 0; j < it->n; j++)
+        if (it->yielded_mask & (1u << j))
+            it->yielded_g[it->n_yielded++] = it->g[j];
+    it->yielded_mask = 0;
+    it->slot_yields = it->n_yielded;
+}
+
+/* Is the interval [P, end) exactly the bucket of t that covers P? */
+static bool chain_is_interval(const iter_state *it, const table *t) {
+    unsigned B = t->B;
+    if (B == 0)
+        return it->P == 0 && it->end_top;
+    if ((it->P << B) != 0)
+        return false; /* P is not where the bucket starts */
+    uint64_t block = (it->P >> (64 - B)) + 1;
+    if (block == (uint64_t)1 << B)
+        return it->end_top;
+    return !it->end_top && it->end == block << (64 - B);
+}
+
+/* Was the interval just taken, [P, end), exactly one bucket of t? (Its width tells.) */
+static bool chain_is_interval_before(const iter_state *it, const table *t) {
+    uint64_t width = (uint64_t)1 << (64 - t->B);
+    return (it->P & (width - 1)) == 0 && it->end - it->P == width;
+}
+
+/* The next interval's bucket, in the same array (a guess: the common case), so that its tophash word and
+ * first slots are on their way while this one's entries are yielded. */
+static void prefetch_next_interval(const iter_state *it, const table *t) {
+    if (it->end_top || t->B == 0)
+        return;
+    size_t i = bucket_index(it->end ^ it->s, t->B);
+    __builtin_prefetch(&t->tophash[i]);
+    __builtin_prefetch(t->slots + i * it->m->bucket_bytes);
+}
+
+/* Fills the cache from chain `head` of t, in slot order when its entries fit and their hashes differ,
+ * else in g-order. */
+static void fill_interval(iter_state *it, const table *t, bucket_ref head, bool filter) {
+    fill_once(it, head, filter);
+    if (!it->ordered && (!it->complete || cache_has_equal_hashes(it))) {
+        it->ordered = true; /* from the interval's start (P), the hashes yielded so far excluded */
+        fill_once(it, head, true);
+    }
+    it->cached = true;
+    it->insert_stamp = it->m->insert_stamp;
+    it->move_stamp = it->m->move_stamp;
+    prefetch_next_interval(it, t);
+}
+
+/* Live entries of the chain at b, at most limit + 1 counted. */
+static unsigned chain_live(const hmap *m, bucket_ref b, unsigned limit) {
+    unsigned n = 0;
+    do
+        n += count_bytes(live_slots(*b.tophash));
+    while (n <= limit && bucket_ref_next(m, &b));
+    return n;
+}
+
+/* Takes the interval [P, end), served by the chain at head of t, in direct mode if it can. */
+static bool try_direct(iter_state *it, const table *t, bucket_ref head) {
     const hmap *m = it->m;
-    unsigned s = (unsigned)(pos % SLOTS_PER_BUCKET);
-    if (key)
-        *key = slot_key(m, &b, s);
-    if (val)
-        *val = slot_val(m, &b, s);
+    if (m->kind != KEYS_U64 || it->ordered || chain_live(m, head, CACHE_SLOTS) > CACHE_SLOTS)
+        return false;
+    it->direct = true;
+    it->direct_b = head;
+    it->direct_live = live_slots(*head.tophash);
+    it->cached = false;
+    it->complete = true;
+    it->n = it->next = 0;
+    it->yielded_mask = 0;
+    it->insert_stamp = m->insert_stamp;
+    it->move_stamp = m->move_stamp;
+    prefetch_next_interval(it, t);
     return true;
 }
 
-/* The interval [P, end) is done: moves P to end, or to the second lap, or finishes. */
-static bool advance_past(iter_state *it, u128 end) {
-    u128 lap_end = it->lap == 0 ? (u128)1 << 64 : (u128)it->start;
-    it->rt = NULL;
-    it->p_done = false;
-    if (end < lap_end) {
-        it->P = (uint64_t)end;
-    } else if (it->lap == 0 && it->start != 0) {
-        it->lap = 1;
-        it->P = 0;
-        it->cache_t = NULL; /* P went back: the cached interval and cursor no longer apply */
-    } else {
-        iter_finish(it);
-        return false;
-    }
-    return true;
-}
-
-/* The end of the interval to take from the chain holding P: the nearer end of P's buckets in the two
- * arrays, and of the lap. */
-static u128 interval_for(const iter_state *it) {
-    const hmap *m = it->m;
-    u128 end = interval_end(it->P, m->cur->B);
-    if (m->old) {
-        u128 old_end = interval_end(it->P, m->old->B);
-        end = old_end < end ? old_end : end;
-    }
-    u128 lap_end = it->lap == 0 ? (u128)1 << 64 : (u128)it->start;
-    return lap_end < end ? lap_end : end;
-}
-
-bool hmap_iter_next(hmap_iter *opaque, void **key, void **val) {
-    iter_state *it = (iter_state *)opaque;
-    if (!it || !it->m || it->done)
-        return false;
+/* Hashes the live entries of the chain holding P and caches the pending ones of the interval. */
+static void cache_fill(iter_state *it) {
     hmap *m = it->m;
-    if (it->clear_stamp != m->clear_stamp || m->count == 0 || !m->cur) {
-        iter_finish(it);
+    if (!it->started)
+        start_interval(it);
+    narrow_interval(it);
+    table *t;
+    size_t chain;
+    locate(m, it->P ^ it->s, &t, &chain);
+    bucket_ref head = table_bucket(m, t, chain);
+    if (!it->ordered)
+        remember_yielded(it);
+    /* Every live entry is pending when the interval is fresh and is the chain's whole bucket. */
+    bool fresh = !it->ordered && !it->n_yielded && chain_is_interval(it, t);
+    if (fresh && try_direct(it, t, head))
+        return;
+    fill_interval(it, t, head, !fresh);
+}
+
+static bool cache_valid(const iter_state *it, const hmap *m) {
+    return it->cached && it->insert_stamp == m->insert_stamp && it->move_stamp == m->move_stamp;
+}
+
+/* ---------------------------------------------------------------- stepping */
+
+/* Ordered mode: could an entry after cache[j] share its g? Another live cached one, or an uncached one. */
+static bool tie_after(const iter_state *it, unsigned j) {
+    uint64_t g = it->g[j];
+    for (unsigned k = j + 1; k < it->n && it->g[k] == g; k++)
+        if (*it->top[k] >= MIN_TOPHASH)
+            return true;
+    return !it->complete && it->g[it->n - 1] == g;
+}
+
+/* Ordered mode: the cursor moves to cache entry j, just yielded. */
+static void advance_to(iter_state *it, unsigned j) {
+    bool tie = tie_after(it, j);
+    it->P = it->g[j];
+    it->at_P = true;
+    it->all_at_P = !tie;
+    if (tie)
+        it->tie_len = (uint8_t)tie_key(it->m, it->key[j], it->tie);
+}
+
+/* The interval is done: the cursor moves to its end; false when that is the end of g-space. */
+static bool next_interval(iter_state *it) {
+    it->cached = false;
+    if (it->end_top)
+        return false;
+    it->P = it->end;
+    start_interval(it);
+    return true;
+}
+
+/* Takes the next live cache entry, if any (the cache is valid). */
+static inline __attribute__((always_inline)) bool yield_cached(iter_state *it, void **key, void **val) {
+    while (it->next < it->n) {
+        unsigned j = it->next++;
+        if (*it->top[j] < MIN_TOPHASH)
+            continue; /* deleted since the cache was filled */
+        if (it->ordered) {
+            advance_to(it, j);
+        } else if (it->slot_yields == CACHE_SLOTS) {
+            /* The done set is full: the rest of the interval goes in g-order (which adds nothing to it),
+             * refilled from the interval's start with everything yielded so far excluded. */
+            remember_yielded(it);
+            it->ordered = true;
+            it->cached = false;
+            return false;
+        } else {
+            it->yielded_mask |= (uint16_t)(1u << j);
+            it->slot_yields++;
+        }
+        if (key)
+            *key = it->key[j];
+        if (val)
+            *val = it->val[j];
+        return true;
+    }
+    return false;
+}
+
+/* Direct mode, within the current bucket: 1 an entry yielded, 0 the bucket is done, -1 the rest of the
+ * interval needs the general path (the done set is full). */
+static inline __attribute__((always_inline)) int direct_step(iter_state *it, const hmap *m, void **key,
+                                                             void **val) {
+    while (it->direct_live) {
+        unsigned s = (unsigned)__builtin_ctzll(it->direct_live) / 8;
+        it->direct_live &= it->direct_live - 1;
+        if (slot_top(&it->direct_b, s) < MIN_TOPHASH)
+            continue; /* deleted since */
+        unsigned char *k = slot_key(m, &it->direct_b, s);
+        uint64_t word;
+        memcpy(&word, k, 8);
+        uint64_t g = hash_u64_inline(word, m->seed) ^ it->s;
+        if (it->insert_stamp != m->insert_stamp && yielded_before(it, g))
+            continue; /* already yielded, deleted and inserted again */
+        if (it->slot_yields == CACHE_SLOTS) {
+            it->direct_live |= (uint64_t)0x80 << (8 * s); /* not taken: the general path will see it */
+            return -1;
+        }
+        it->yielded_g[it->n_yielded++] = g;
+        it->slot_yields++;
+        if (key)
+            *key = k;
+        if (val)
+            *val = slot_val(m, &it->direct_b, s);
+        return 1;
+    }
+    return 0;
+}
+
+/* The next interval when nothing is moving: the map has one array and the interval just done was one of
+ * its buckets, so the next is the following bucket-wide block of g-space, and every live entry of its
+ * chain is pending. False when that does not apply (the general path then runs). */
+static bool next_bucket_steady(iter_state *it, hmap *m) {
+    const table *t = m->cur;
+    if (m->old || it->ordered || !it->complete || t->B == 0 || it->end_top ||
+        !chain_is_interval_before(it, t))
+        return false;
+    for (unsigned k = 0; k < it->n_yielded; k++)
+        if (it->yielded_g[k] >= it->end)
+            return false; /* hashes of a wider interval this one was split from: the general path keeps them
+                           */
+    it->P = it->end;
+    uint64_t width = (uint64_t)1 << (64 - t->B);
+    it->end = it->P + width;
+    it->end_top = it->end == 0;
+    it->yielded_mask = 0;
+    it->slot_yields = it->n_yielded = 0;
+    it->at_P = false;
+    bucket_ref head = table_bucket(m, t, bucket_index(it->P ^ it->s, t->B));
+    if (!try_direct(it, t, head))
+        fill_interval(it, t, head, false);
+    return true;
+}
+
+/* Direct mode, the interval done: when nothing is moving and it was one bucket of the only array, the next
+ * interval is the next bucket-wide block, taken at once if its chain is a single bucket (at most 8 live
+ * entries, so the done set has room). False: the general path decides. */
+static inline bool direct_next_bucket_steady(iter_state *it, const hmap *m) {
+    const table *t = m->cur;
+    if (m->old || it->end_top || t->B == 0 || it->narrowed)
+        return false;
+    uint64_t width = (uint64_t)1 << (64 - t->B);
+    if (it->end - it->P != width)
+        return false;
+    uint64_t next = it->end;
+    bucket_ref head = table_bucket(m, t, bucket_index(next ^ it->s, t->B));
+    if (*head.next)
+        return false; /* a chain with overflow buckets: counted by the general path */
+    it->P = next;
+    it->end = next + width;
+    it->end_top = it->end == 0;
+    it->n_yielded = it->slot_yields = 0;
+    it->direct_b = head;
+    it->direct_live = live_slots(*head.tophash);
+    prefetch_next_interval(it, t);
+    return true;
+}
+
+/* Direct mode: the next entry of the interval, or false when the interval is done (or must continue on
+ * the general path: then `direct` is off and the cache invalid, so the caller refills). */
+static bool direct_next(iter_state *it, hmap *m, void **key, void **val) {
+    for (;;) {
+        int r = direct_step(it, m, key, val);
+        if (r > 0)
+            return true;
+        if (r < 0) {
+            it->direct = false;
+            it->ordered = true; /* the done set is full: the rest in g-order, from the interval's start */
+            return false;
+        }
+        if (bucket_ref_next(m, &it->direct_b)) {
+            it->direct_live = live_slots(*it->direct_b.tophash);
+            continue;
+        }
+        if (!direct_next_bucket_steady(it, m)) {
+            it->direct = false;
+            it->complete = true;
+            return false;
+        }
+    }
+}
+
+/* The iteration is over: later calls return false at once (the empty cache keeps them off the fast path). */
+static void finish(iter_state *it) {
+    it->done = true;
+    it->cached = false;
+    it->direct = false;
+    it->n = it->next = 0;
+}
+
+static __attribute__((noinline)) bool iter_next_slow(iter_state *it, void **key, void **val) {
+    hmap *m = it->m;
+    if (it->epoch != m->epoch || m->count == 0) {
+        finish(it); /* everything present at the start has been deleted since */
         return false;
     }
     for (;;) {
-        table *t;
-        size_t chain;
-        u128 end;
-        if (it->cache_t && it->cache_n != CACHE_NONE && cache_valid(it, it->cache_t, it->cache_chain) &&
-            (it->cache_end_top || it->P < it->cache_end)) {
-            /* Nothing moved or was inserted since the last call: same chain, same interval. */
-            t = (table *)it->cache_t;
-            chain = it->cache_chain;
-            end = it->cache_end_top ? (u128)1 << 64 : it->cache_end;
-        } else {
-            locate(m, it->P, &t, &chain);
-            end = interval_for(it);
+        if (it->direct) {
+            if (it->move_stamp == m->move_stamp) {
+                if (direct_next(it, m, key, val))
+                    return true;
+                if (it->ordered)
+                    continue; /* cache invalid: refilled below */
+                goto interval_done;
+            }
+            it->direct = false; /* entries moved: the general path, with the hashes yielded so far */
         }
-        if (yield_next(it, t, chain, end, key, val))
+        if (!cache_valid(it, m))
+            cache_fill(it);
+        if (it->direct)
+            continue;
+        if (yield_cached(it, key, val))
             return true;
-        if (!advance_past(it, end))
+        if (!it->cached)
+            continue; /* switched to ordered mode */
+        if (!it->complete) {
+            it->cached = false; /* more entries of this interval: take the next CACHE_SLOTS of them */
+            continue;
+        }
+    interval_done:
+        if (next_bucket_steady(it, m))
+            continue;
+        if (!next_interval(it)) {
+            finish(it);
             return false;
+        }
     }
+}
+
+/* The common calls, inline: direct mode, or the next cache entry is live, the cache is valid (nothing
+ * inserted or moved since the last call) and in slot order with room to remember it. (An ended iteration
+ * has an empty cache; hmap_clear and a new seed always free or retire an array or insert, so a valid cache
+ * also means the iteration has not been ended by them.) */
+bool hmap_iter_next(hmap_iter *opaque, void **key, void **val) {
+    iter_state *it = (iter_state *)opaque;
+    /* Direct mode: an insert does not stop it, so the epoch (a clear, a new seed) is checked here too. */
+    if (it && it->direct && it->move_stamp == it->m->move_stamp && it->epoch == it->m->epoch &&
+        direct_step(it, it->m, key, val) > 0)
+        return true;
+    if (it && it->next < it->n) {
+        const hmap *m = it->m;
+        unsigned j = it->next;
+        if (it->insert_stamp == m->insert_stamp && it->move_stamp == m->move_stamp && !it->ordered &&
+            it->slot_yields < CACHE_SLOTS && *it->top[j] >= MIN_TOPHASH) {
+            it->next = (uint8_t)(j + 1);
+            it->yielded_mask |= (uint16_t)(1u << j);
+            it->slot_yields++;
+            if (key)
+                *key = it->key[j];
+            if (val)
+                *val = it->val[j];
+            return true;
+        }
+    }
+    if (!it || !it->m || it->done)
+        return false;
+    return iter_next_slow(it, key, val);
 }
 
 void hmap_iter_init(hmap_iter *opaque, hmap *m) {
@@ -288,50 +635,15 @@ void hmap_iter_init(hmap_iter *opaque, hmap *m) {
         it->done = true;
         return;
     }
-    /* A fixed seed (tests) makes the order reproducible: the start then derives from the seed too. */
-    it->start = it->P = m->fixed_seed ? mix64(m->seed ^ 0x5bd1e995u) : fast_random();
-    it->clear_stamp = m->clear_stamp;
-    it->next = m->iters;
-    if (m->iters)
-        m->iters->prev = it;
-    m->iters = it;
+    /* A fixed seed (tests) makes the order reproducible: s then derives from the seed too. */
+    it->s = m->fixed_seed ? mix64(m->seed ^ 0x5bd1e995u) : fast_random();
+    it->epoch = m->epoch;
 }
 
 void hmap_iter_done(hmap_iter *opaque) {
     iter_state *it = (iter_state *)opaque;
-    if (!it || !it->m)
+    if (!it)
         return;
-    hmap *m = it->m;
-    if (it->prev)
-        it->prev->next = it->next;
-    else
-        m->iters = it->next;
-    if (it->next)
-        it->next->prev = it->prev;
+    finish(it);
     it->m = NULL;
-    it->done = true;
-}
-
-void iters_note_moved(hmap *m, const table *from, size_t i, size_t pos_lo, size_t pos_hi, const table *to,
-                      size_t d_first, const size_t *dest_fill) {
-    for (iter_state *it = m->iters; it; it = it->next) {
-        if (it->rt != from || it->rchain != i || it->rpos < pos_lo || it->rpos > pos_hi)
-            continue;
-        size_t d = bucket_index(it->P, to->B);
-        it->rt = to;
-        it->rchain = d;
-        it->rpos = dest_fill[d - d_first];
-    }
-}
-
-void iters_forget_tables(hmap *m) {
-    for (iter_state *it = m->iters; it; it = it->next) {
-        it->rt = NULL;
-        it->cache_t = NULL;
-    }
-}
-
-void iters_note_cleared(hmap *m) {
-    m->clear_stamp++;
-    iters_forget_tables(m);
 }

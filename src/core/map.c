@@ -22,10 +22,10 @@
  * bucket: a lookup reads that word (one load; the 8 bytes are matched at once with SWAR arithmetic) while
  * it prefetches the bucket's keys in parallel, so a hit costs about one memory latency, and a miss — which
  * usually needs only the tophash word — touches an array 17x smaller than the buckets, which stays in
- * cache far longer (the issue's probe: ~9 ns vs ~30 ns per miss at 1M entries). Within a bucket, keys and
- * values are stored as (key, value) pairs when they pack without padding (8-byte keys and values: a hit
- * reads one line of slots), else apart (keys[8] then values[8], as Go) so that padding is never needed.
- * Overflow buckets carry their own tophash word and link (core.h); bucket.c manages them.
+ * cache far longer (measured when the layout was chosen: ~9 ns vs ~30 ns per miss at 1M entries). Within a
+ * bucket, keys and values are stored as (key, value) pairs when they pack without padding (8-byte keys and
+ * values: a hit reads one line of slots), else apart (keys[8] then values[8], as Go) so that padding is never
+ * needed. Overflow buckets carry their own tophash word and link (core.h); bucket.c manages them.
  *
  * Tophash states (core.h) are Go's: EMPTY_REST marks an empty slot after which the bucket and its
  * overflow chain hold nothing, so lookups stop early; deletes leave EMPTY_ONE tombstones and turn trailing
@@ -63,12 +63,16 @@ typedef struct found {
 } found;
 
 /* The slot of bucket b (tophash word w) holding key, if any: the one loop every lookup runs. */
+/* (String keys: the stored hash is compared first, so that a tophash match with another key costs no
+ * read of that key's string.) */
 static inline __attribute__((always_inline)) bool match_in_bucket(const hmap *m, const bucket_ref *b,
-                                                                  uint64_t w, uint8_t top, const void *key,
+                                                                  uint64_t w, uint64_t hash, const void *key,
                                                                   key_kind kind, unsigned *slot) {
+    uint8_t top = tophash_of(hash);
     for (uint64_t hits = match_byte(w, top); hits; hits &= hits - 1) {
         unsigned s = (unsigned)__builtin_ctzll(hits) / 8;
-        if (slot_top(b, s) == top && equal_key(m, slot_key(m, b, s), key, kind)) {
+        if (slot_top(b, s) == top && (kind != KEYS_CSTR || slot_hash(m, b, s, kind) == hash) &&
+            equal_key(m, slot_key(m, b, s), key, kind)) {
             *slot = s;
             return true;
         }
@@ -81,10 +85,9 @@ static inline __attribute__((always_inline)) bool find(const hmap *m, const void
     locate(m, hash, &f->t, &f->i);
     f->b = table_bucket(m, f->t, f->i);
     __builtin_prefetch(f->b.slots);
-    uint8_t top = tophash_of(hash);
     for (;;) {
         uint64_t w = *f->b.tophash;
-        if (match_in_bucket(m, &f->b, w, top, key, kind, &f->slot))
+        if (match_in_bucket(m, &f->b, w, hash, key, kind, &f->slot))
             return true;
         if (has_empty_rest(w) || !bucket_ref_next(m, &f->b))
             return false;
@@ -92,7 +95,7 @@ static inline __attribute__((always_inline)) bool find(const hmap *m, const void
 }
 
 static inline __attribute__((always_inline)) void *get_hashed_kind(const hmap *m, const void *key,
-                                                                     uint64_t hash, key_kind kind) {
+                                                                   uint64_t hash, key_kind kind) {
     found f;
     if (!find(m, key, hash, kind, &f))
         return NULL;
@@ -153,10 +156,9 @@ static inline __attribute__((always_inline)) bool find_or_free(hmap *m, const vo
     f->b = table_bucket(m, f->t, f->i);
     __builtin_prefetch(f->b.slots, 1); /* the key is compared or written there: overlap the two misses */
     *have_free = false;
-    uint8_t top = tophash_of(hash);
     for (;;) {
         uint64_t w = *f->b.tophash;
-        if (match_in_bucket(m, &f->b, w, top, key, kind, &f->slot))
+        if (match_in_bucket(m, &f->b, w, hash, key, kind, &f->slot))
             return true;
         if (!*have_free) {
             /* empty slots are the bytes <= EMPTY_ONE: clear bit 0 and look for zero bytes */
@@ -185,10 +187,12 @@ static bool too_many_overflow(const table *t) { return t->noverflow >= t->nbucke
 
 /* Writes key into a free slot: tophash, key bytes, zeroed value. */
 static inline __attribute__((always_inline)) void fill_slot(hmap *m, table *t, bucket_ref *b, unsigned slot,
-                                                            uint8_t top, const void *key, key_kind kind) {
+                                                            uint64_t hash, const void *key, key_kind kind) {
     if (slot_top(b, slot) == EMPTY_ONE)
         t->tombstones--;
-    set_slot_top(b, slot, top);
+    set_slot_top(b, slot, tophash_of(hash));
+    if (kind == KEYS_CSTR)
+        memcpy(slot_item(m, b, slot), &hash, 8);
     copy_item(slot_key(m, b, slot), key, kind == KEYS_GENERIC ? m->type.key_size : 8);
     if (m->type.val_size == 8)
         __builtin_memset(slot_val(m, b, slot), 0, 8);
@@ -196,10 +200,12 @@ static inline __attribute__((always_inline)) void fill_slot(hmap *m, table *t, b
         memset(slot_val(m, b, slot), 0, m->type.val_size);
 }
 
-/* The heart of put and assign: finds key's slot, inserting the key if absent. Returns the value slot, or
- * NULL with -ENOMEM in *err. The map is unchanged on failure. */
-static inline __attribute__((always_inline)) void *assign_kind(hmap *m, const void *key, uint64_t hash,
-                                                               bool *inserted, key_kind kind) {
+/* The heart of put and assign: finds key's slot, inserting the key if absent. Returns the value slot (and
+ * the stored key through *stored_key), or NULL on ENOMEM, the map then unchanged. The caller ends the write
+ * (end_write) once it has read the key and value it was given: until then arrays finished with stay
+ * allocated (table_retire), so arguments that point into them are still readable. */
+static inline __attribute__((always_inline)) void *
+assign_kind(hmap *m, const void *key, uint64_t hash, bool *inserted, void **stored_key, key_kind kind) {
     begin_write(m);
     for (;;) {
         if (!m->cur && start_resize(m, 0, HMAP_GROWING) < 0)
@@ -210,6 +216,7 @@ static inline __attribute__((always_inline)) void *assign_kind(hmap *m, const vo
         bool have_free;
         if (find_or_free(m, key, hash, kind, &f, &free_slot, &have_free)) {
             *inserted = false;
+            *stored_key = slot_key(m, &f.b, f.slot);
             return slot_val(m, &f.b, f.slot);
         }
         bool grow = !m->old && over_load(m->count + 1, m->cur->B);
@@ -225,39 +232,49 @@ static inline __attribute__((always_inline)) void *assign_kind(hmap *m, const vo
             free_slot = f;
             free_slot.slot = 0;
         }
-        fill_slot(m, free_slot.t, &free_slot.b, free_slot.slot, tophash_of(hash), key, kind);
+        fill_slot(m, free_slot.t, &free_slot.b, free_slot.slot, hash, key, kind);
         m->count++;
         m->insert_stamp++;
         if (m->count >= m->reserved)
             m->reserved = 0; /* the reservation is filled: from now on the map may shrink again */
         *inserted = true;
+        *stored_key = slot_key(m, &free_slot.b, free_slot.slot);
         return slot_val(m, &free_slot.b, free_slot.slot);
     }
 }
 
-static __attribute__((noinline)) void *assign_u64(hmap *m, const void *key, bool *inserted) {
-    return assign_kind(m, key, hash_key(m, key, KEYS_U64), inserted, KEYS_U64);
+static __attribute__((noinline)) void *assign_u64(hmap *m, const void *key, bool *inserted, void **sk) {
+    return assign_kind(m, key, hash_key(m, key, KEYS_U64), inserted, sk, KEYS_U64);
 }
-static __attribute__((noinline)) void *assign_cstr(hmap *m, const void *key, bool *inserted) {
-    return assign_kind(m, key, hash_key(m, key, KEYS_CSTR), inserted, KEYS_CSTR);
+static __attribute__((noinline)) void *assign_cstr(hmap *m, const void *key, bool *inserted, void **sk) {
+    return assign_kind(m, key, hash_key(m, key, KEYS_CSTR), inserted, sk, KEYS_CSTR);
 }
-static __attribute__((noinline)) void *assign_generic(hmap *m, const void *key, bool *inserted) {
-    return assign_kind(m, key, hash_key(m, key, KEYS_GENERIC), inserted, KEYS_GENERIC);
+static __attribute__((noinline)) void *assign_generic(hmap *m, const void *key, bool *inserted, void **sk) {
+    return assign_kind(m, key, hash_key(m, key, KEYS_GENERIC), inserted, sk, KEYS_GENERIC);
 }
 
-static void *assign(hmap *m, const void *key, bool *inserted) {
+static void *assign(hmap *m, const void *key, bool *inserted, void **stored_key) {
     switch (m->kind) {
     case KEYS_U64:
-        return assign_u64(m, key, inserted);
+        return assign_u64(m, key, inserted, stored_key);
     case KEYS_CSTR:
-        return assign_cstr(m, key, inserted);
+        return assign_cstr(m, key, inserted, stored_key);
     default:
-        return assign_generic(m, key, inserted);
+        return assign_generic(m, key, inserted, stored_key);
     }
 }
 
+/* When a write finds its key present, the key passed is dropped (the map keeps its own) — unless it is
+ * bitwise the stored key: then it is the same object (say, the key an iteration just yielded), and
+ * dropping it would free the map's own key. */
+static void drop_passed_key(hmap *m, const void *key, const void *stored_key) {
+    if (has_key_drop(m) && memcmp(key, stored_key, m->type.key_size) != 0)
+        call_key_drop(m, (void *)key);
+}
+
 void *map_assign_hashed(hmap *m, const void *key, uint64_t hash, bool *inserted) {
-    void *val = assign_kind(m, key, hash, inserted, m->kind);
+    void *stored_key;
+    void *val = assign_kind(m, key, hash, inserted, &stored_key, m->kind);
     end_write(m);
     return val;
 }
@@ -268,14 +285,15 @@ void *hmap_assign(hmap *m, const void *key, bool *inserted) {
         return NULL;
     }
     bool ins;
-    void *val = assign(m, key, &ins);
+    void *stored_key;
+    void *val = assign(m, key, &ins, &stored_key);
+    if (val && !ins)
+        drop_passed_key(m, key, stored_key);
     end_write(m);
     if (!val) {
         errno = ENOMEM;
         return NULL;
     }
-    if (!ins && m->type.key_drop)
-        m->type.key_drop((void *)key); /* the map keeps its own copy of an equal key */
     if (inserted)
         *inserted = ins;
     return val;
@@ -285,17 +303,24 @@ int hmap_put(hmap *m, const void *key, const void *val) {
     if (!m || !key || (!val && m->type.val_size))
         return -EINVAL;
     bool ins;
-    void *slot = assign(m, key, &ins);
-    end_write(m);
-    if (!slot)
+    void *stored_key;
+    void *slot = assign(m, key, &ins, &stored_key);
+    if (!slot) {
+        end_write(m);
         return -ENOMEM;
-    if (!ins) {
-        if (m->type.key_drop)
-            m->type.key_drop((void *)key);
-        if (m->type.val_drop && m->type.val_size)
-            m->type.val_drop(slot);
     }
-    copy_item(slot, val, m->type.val_size);
+    size_t vs = m->type.val_size;
+    if (ins) {
+        copy_item(slot, val, vs);
+    } else {
+        drop_passed_key(m, key, stored_key);
+        /* A value bitwise equal to the stored one is the same object (say, hmap_get's result put back). */
+        if (vs && memcmp(slot, val, vs) != 0) {
+            call_val_drop(m, slot);
+            memmove(slot, val, vs);
+        }
+    }
+    end_write(m);
     return ins ? 1 : 0;
 }
 
@@ -315,13 +340,13 @@ static bool remove_hashed(hmap *m, const void *key, uint64_t hash, void *key_out
     }
     void *k = slot_key(m, &f.b, f.slot), *v = slot_val(m, &f.b, f.slot);
     if (key_out)
-        memcpy(key_out, k, m->type.key_size);
-    else if (m->type.key_drop)
-        m->type.key_drop(k);
+        memmove(key_out, k, m->type.key_size); /* key_out may even be the key argument */
+    else
+        call_key_drop(m, k);
     if (val_out && m->type.val_size)
-        memcpy(val_out, v, m->type.val_size);
-    else if (m->type.val_drop && m->type.val_size)
-        m->type.val_drop(v);
+        memmove(val_out, v, m->type.val_size);
+    else
+        call_val_drop(m, v);
     set_slot_empty(m, f.t, f.i, &f.b, f.slot);
     m->count--;
     if (m->count == 0)
@@ -359,7 +384,7 @@ bool hmap_take(hmap *m, const void *key, void *key_out, void *val_out) {
 /* ---------------------------------------------------------------- creation and destruction */
 
 static key_kind choose_kind(const hmap_type *t) {
-    if (t->key_size == 8 && !t->hash && !t->equal)
+    if (t->key_size == 8 && !t->hash && !t->equal && !t->hash_ctx && !t->equal_ctx)
         return KEYS_U64;
     if (t->key_size == sizeof(char *) && t->hash == hmap_hash_cstr && t->equal == hmap_equal_cstr)
         return KEYS_CSTR;
@@ -370,10 +395,18 @@ static key_kind choose_kind(const hmap_type *t) {
 #define MAX_ITEM_SIZE ((size_t)1 << 24)
 
 hmap *hmap_new_opts(const hmap_type *type, size_t hint, const hmap_options *opts) {
-    if (!type || type->key_size == 0 || type->key_size > MAX_ITEM_SIZE || type->val_size > MAX_ITEM_SIZE) {
+    if (!type || type->key_size == 0 || type->key_size > MAX_ITEM_SIZE || type->val_size > MAX_ITEM_SIZE ||
+        (type->hash && type->hash_ctx) || (type->equal && type->equal_ctx) ||
+        (type->key_drop && type->key_drop_ctx) || (type->val_drop && type->val_drop_ctx)) {
         errno = EINVAL;
         return NULL;
     }
+    if (opts)
+        for (size_t i = 0; i < sizeof opts->reserved_ / sizeof opts->reserved_[0]; i++)
+            if (opts->reserved_[i]) {
+                errno = EINVAL;
+                return NULL;
+            }
     const hmap_allocator *a = opts && opts->allocator ? opts->allocator : &default_allocator;
     if (!a->alloc || !a->free) {
         errno = EINVAL;
@@ -389,6 +422,7 @@ hmap *hmap_new_opts(const hmap_type *type, size_t hint, const hmap_options *opts
     mem_owner_init(&m->mem, a, NULL);
     m->mem.bytes = sizeof *m;
     m->kind = choose_kind(type);
+    m->hash_off = m->kind == KEYS_CSTR ? 8 : 0;
     set_layout(m);
     m->no_shrink = opts && opts->no_shrink;
     m->fixed_seed = opts && opts->fixed_seed;
@@ -423,6 +457,7 @@ static void drop_all(hmap *m) {
         table_free(m, m->cur, true);
         m->cur = NULL;
     }
+    free_retired_tables(m);
     m->count = 0;
 }
 
@@ -441,7 +476,7 @@ void hmap_clear(hmap *m) {
         return;
     m->reserved = 0;
     drop_all(m);
-    iters_note_cleared(m);
+    m->epoch++; /* open iterations end */
     if (!m->fixed_seed)
         m->seed = random_seed();
 }

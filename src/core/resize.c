@@ -9,7 +9,7 @@
  *
  *   kind        when (checked by writes)                       new size        old bucket i goes to
  *   grow        an insert would exceed 6.5 entries/bucket      2^(B+1)         2i or 2i+1 (next hash bit)
- *   same-size   overflow buckets >= 2^min(B,15) (Go's rule)    2^B             i (tombstones dropped)
+ *   same-size   overflow buckets >= 2^B (Go: >= 2^min(B,15))   2^B             i (tombstones dropped)
  *   shrink      a delete leaves < 1/4 of the 6.5 load limit    fit(count)*2    i >> (B - B')
  *
  * Hysteresis. After a shrink the map is at most half full (the target is the smallest size that holds the
@@ -48,9 +48,12 @@ unsigned B_for_count(size_t count) {
 
 /* ---------------------------------------------------------------- arrays */
 
-table *table_new(hmap *m, unsigned B) {
+/* The bytes of a 2^B array (tophash words, chain heads, slots, spare overflow buckets); false when they do
+ * not fit in a size_t. */
+static bool table_bytes(const hmap *m, unsigned B, size_t *slots_off_out, size_t *slots_bytes_out,
+                        size_t *total_out) {
     if (B > MAX_B)
-        return NULL;
+        return false;
     size_t nb = (size_t)1 << B, nspare = B >= 4 ? nb >> 4 : 0;
     size_t slots_off = (2 * sizeof(uint64_t) * nb + 63) & ~(size_t)63;
     size_t slots_bytes, spare_bytes, total;
@@ -58,12 +61,24 @@ table *table_new(hmap *m, unsigned B) {
         __builtin_mul_overflow(nspare, overflow_bucket_bytes(m), &spare_bytes) ||
         __builtin_add_overflow(slots_off, slots_bytes, &total) ||
         __builtin_add_overflow(total, spare_bytes, &total))
+        return false;
+    *slots_off_out = slots_off;
+    *slots_bytes_out = slots_bytes;
+    *total_out = total;
+    return true;
+}
+
+table *table_new(hmap *m, unsigned B) {
+    size_t slots_off, slots_bytes, total;
+    if (!table_bytes(m, B, &slots_off, &slots_bytes, &total))
         return NULL;
+    size_t nb = (size_t)1 << B, nspare = B >= 4 ? nb >> 4 : 0;
     table *t = mem_alloc(&m->mem, sizeof *t);
     if (!t)
         return NULL;
     memset(t, 0, sizeof *t);
-    t->mem = mem_alloc_array(&m->mem, &total, slots_off, &t->mapped); /* tophash words and chain heads zeroed */
+    t->mem =
+        mem_alloc_array(&m->mem, &total, slots_off, &t->mapped); /* tophash words and chain heads zeroed */
     if (!t->mem) {
         mem_free(&m->mem, t, sizeof *t);
         return NULL;
@@ -81,7 +96,7 @@ table *table_new(hmap *m, unsigned B) {
 }
 
 static void drop_table_entries(hmap *m, table *t) {
-    if (!m->type.key_drop && !(m->type.val_drop && m->type.val_size))
+    if (!has_key_drop(m) && !has_val_drop(m))
         return;
     for (size_t i = 0; i < t->nbuckets; i++) {
         bucket_ref b = table_bucket(m, t, i);
@@ -107,6 +122,23 @@ void table_free(hmap *m, table *t, bool drop_entries) {
     free_overflow_slabs(m, t);
     mem_free_array(&m->mem, t->mem, t->mem_bytes, t->mapped);
     mem_free(&m->mem, t, sizeof *t);
+    m->move_stamp++; /* iterator caches may point into it */
+}
+
+/* A write may have been given pointers into this array (a key from an iteration, a value from hmap_get):
+ * it stays allocated, unchanged, until the write returns. */
+void table_retire(hmap *m, table *t) {
+    t->next_retired = m->retired;
+    m->retired = t;
+    m->move_stamp++;
+}
+
+void free_retired_tables(hmap *m) {
+    while (m->retired) {
+        table *t = m->retired;
+        m->retired = t->next_retired;
+        table_free(m, t, false);
+    }
 }
 
 /* ---------------------------------------------------------------- evacuation */
@@ -138,7 +170,7 @@ static size_t dest_of(const hmap *m, const bucket_ref *b, unsigned s, size_t nde
     if (ndest == 1)
         return 0;
     /* growth by one doubling: the next hash bit below the old index chooses X (0) or Y (1) */
-    return bucket_index(map_hash(m, slot_key(m, b, s)), m->cur->B) & 1;
+    return bucket_index(stored_hash(m, b, s), m->cur->B) & 1;
 }
 
 /* Destinations of a chain's first 64 positions, one bit each (1: Y), so that growth hashes each key once;
@@ -173,7 +205,7 @@ static int prepare_destinations(hmap *m, destination *d, size_t ndest) {
 
 static void move_entry(hmap *m, const bucket_ref *from, unsigned s, destination *d) {
     unsigned ts = (unsigned)(d->fill % SLOTS_PER_BUCKET);
-    copy_item(slot_key(m, &d->at, ts), slot_key(m, from, s), m->type.key_size);
+    copy_item(slot_item(m, &d->at, ts), slot_item(m, from, s), key_item_size(m));
     if (m->type.val_size)
         copy_item(slot_val(m, &d->at, ts), slot_val(m, from, s), m->type.val_size);
     set_slot_top(&d->at, ts, slot_top(from, s));
@@ -182,16 +214,6 @@ static void move_entry(hmap *m, const bucket_ref *from, unsigned s, destination 
 }
 
 static void complete_resize(hmap *m);
-
-/* Tells open iterations about chain positions [*noted, upto] before the entry at `upto` moves. */
-static void note_positions(hmap *m, size_t oi, size_t *noted, size_t upto, size_t first,
-                           const destination *d) {
-    if (!m->iters || *noted > upto)
-        return;
-    size_t fills[2] = {d[0].fill, d[1].fill};
-    iters_note_moved(m, m->old, oi, *noted, upto, m->cur, first, fills);
-    *noted = upto + 1;
-}
 
 /* Moves old bucket oi (its whole chain) into cur. 0, or -ENOMEM with nothing moved. */
 static int evacuate(hmap *m, size_t oi) {
@@ -225,7 +247,6 @@ static int evacuate(hmap *m, size_t oi) {
         return -ENOMEM;
 
     /* Pass 2: move, then mark every slot of the old chain evacuated (X, Y, or empty). */
-    size_t noted = 0;
     base = 0;
     b = table_bucket(m, o, oi);
     do {
@@ -234,7 +255,6 @@ static int evacuate(hmap *m, size_t oi) {
         for (; live; live &= live - 1) {
             unsigned s = (unsigned)__builtin_ctzll(live) / 8;
             size_t k = dest_at(m, &b, s, base + s, ndest, &bits);
-            note_positions(m, oi, &noted, base + s, first, d);
             move_entry(m, &b, s, &d[k]);
             marks += (uint64_t)k << (8 * s); /* EVACUATED_Y is EVACUATED_X + 1 */
         }
@@ -242,7 +262,6 @@ static int evacuate(hmap *m, size_t oi) {
         *b.tophash = marks;
         base += SLOTS_PER_BUCKET;
     } while (bucket_ref_next(m, &b));
-    note_positions(m, oi, &noted, base, first, d);
 
     m->move_stamp++;
     m->old_evacuated++;
@@ -282,7 +301,8 @@ static void trace_resize_event(const hmap *m, bool end) {
 }
 
 /* The one way a resize ends, whether evacuation finished, the map became empty, or it is cleared or
- * freed: the trace's end line, then the old array goes (its entries dropped if they are still its own). */
+ * freed: the trace's end line, then the old array goes — dropping its entries first if they are still its
+ * own (clear, free), else retired until the current write returns. */
 void end_resize(hmap *m, bool drop_entries) {
     if (trace_enabled())
         trace_resize_event(m, true);
@@ -290,7 +310,10 @@ void end_resize(hmap *m, bool drop_entries) {
     m->old = NULL;
     m->phase = HMAP_STEADY;
     m->nevacuate = m->old_evacuated = 0;
-    table_free(m, o, drop_entries);
+    if (drop_entries)
+        table_free(m, o, true);
+    else
+        table_retire(m, o);
 }
 
 static void complete_resize(hmap *m) { end_resize(m, false); }
@@ -311,11 +334,13 @@ int resize_work(hmap *m, uint64_t hash) {
     return rc;
 }
 
+/* Only for calls that take no key or value (reserve, compact): arrays are freed as they are finished. */
 int finish_resize(hmap *m) {
     while (m->old) {
         if (evacuate(m, m->nevacuate) < 0)
             return -ENOMEM;
     }
+    free_retired_tables(m);
     return 0;
 }
 
@@ -336,10 +361,8 @@ int start_resize(hmap *m, unsigned new_B, hmap_phase phase) {
     if (!t)
         return -ENOMEM;
     if (!m->cur || m->count == 0) { /* nothing to move: just install the new array */
-        if (m->cur) {
-            iters_forget_tables(m);
-            table_free(m, m->cur, false);
-        }
+        if (m->cur)
+            table_retire(m, m->cur);
         m->cur = t;
         return 0;
     }
@@ -379,18 +402,19 @@ void maybe_start_shrink(hmap *m) {
 
 /* Gives both arrays back; only for a map with no entries. */
 static void release_arrays(hmap *m) {
-    iters_forget_tables(m);
     if (m->old)
         end_resize(m, false);
     if (m->cur) {
-        table_free(m, m->cur, false);
+        table_retire(m, m->cur);
         m->cur = NULL;
     }
 }
 
 void map_became_empty(hmap *m) {
-    if (!m->fixed_seed)
+    if (!m->fixed_seed) {
         m->seed = random_seed(); /* as Go: a fresh seed whenever the map is empty */
+        m->epoch++;              /* open iterations' cursors were in the old seed's hash space */
+    }
     if (!m->no_shrink && !m->reserved)
         release_arrays(m);
 }
@@ -414,7 +438,12 @@ int hmap_reserve(hmap *m, size_t n) {
     if (!m)
         return -EINVAL;
     unsigned target = B_for_count(n);
-    if (target > MAX_B)
+    size_t slots_off, slots_bytes, total;
+    if (!table_bytes(m, target, &slots_off, &slots_bytes, &total))
+        return -ENOMEM;
+    /* A reservation that cannot be met fails before it builds anything: the final array is asked for (and
+     * given back untouched) first. */
+    if ((!m->cur || m->cur->B < target) && !mem_probe_array(&m->mem, total))
         return -ENOMEM;
     size_t previous = m->reserved;
     if (n > m->count)
@@ -426,8 +455,10 @@ int hmap_reserve(hmap *m, size_t n) {
             map_became_empty(m);
         else
             maybe_start_shrink(m);
+        free_retired_tables(m);
         return -ENOMEM;
     }
+    free_retired_tables(m);
     return 0;
 }
 
@@ -455,9 +486,9 @@ int hmap_compact(hmap *m) {
         return -EINVAL;
     size_t previous = m->reserved;
     m->reserved = 0; /* compacting ends any reservation, once it succeeds */
-    if (rebuild_to_fit(m) < 0) {
+    int rc = rebuild_to_fit(m);
+    if (rc < 0)
         m->reserved = previous;
-        return -ENOMEM;
-    }
-    return 0;
+    free_retired_tables(m);
+    return rc;
 }

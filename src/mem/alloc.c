@@ -56,6 +56,7 @@ void memstats_note_free(size_t size) {
 void hmap_read_memstats(hmap_memstats *ms) {
     if (!ms)
         return;
+    memset(ms, 0, sizeof *ms);
     ms->live_bytes = atomic_load_explicit(&live_bytes, memory_order_relaxed);
     ms->total_bytes = atomic_load_explicit(&total_bytes, memory_order_relaxed);
     ms->peak_bytes = atomic_load_explicit(&peak_bytes, memory_order_relaxed);
@@ -156,6 +157,24 @@ static void default_free(void *p, size_t size, void *ctx) {
 }
 
 const hmap_allocator default_allocator = {default_alloc, default_free, NULL};
+
+bool mem_probe_array(mem_owner *o, size_t size) {
+    if (!o->custom_alloc && size >= MAP_THRESHOLD) {
+        void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return false;
+        munmap(p, size); /* never touched: nothing to give back but the address range */
+        return true;
+    }
+    /* Through the hook, so memstats see it as the hook does: one allocation and one free. */
+    void *p = o->alloc.alloc(size, o->alloc.ctx);
+    if (!p)
+        return false;
+    memstats_note_alloc(size);
+    memstats_note_free(size);
+    o->alloc.free(p, size, o->alloc.ctx);
+    return true;
+}
 
 int hmap_release_os_memory(void) {
     memthread_drain();

@@ -25,6 +25,7 @@
 #define mem_free hmap__mem_free
 #define mem_alloc_array hmap__mem_alloc_array
 #define mem_free_array hmap__mem_free_array
+#define mem_probe_array hmap__mem_probe_array
 #define mem_raw_alloc hmap__mem_raw_alloc
 #define mem_raw_free hmap__mem_raw_free
 #define memstats_note_alloc hmap__memstats_note_alloc
@@ -56,6 +57,10 @@ void mem_free(mem_owner *o, void *p, size_t size);
  * *mapped tells mem_free_array how to give it back. */
 void *mem_alloc_array(mem_owner *o, size_t *size, size_t zero_prefix, bool *mapped);
 void mem_free_array(mem_owner *o, void *p, size_t size, bool mapped);
+/* Could an array of `size` bytes be had now? Asks for it and gives it back untouched (a mapping and an
+ * unmapping with the built-in allocator; the hook's alloc and free otherwise, counted in memstats as such).
+ */
+bool mem_probe_array(mem_owner *o, size_t size);
 
 /* Allocation before an owner exists (the struct that will embed it): counted in memstats, not in any
  * owner's bytes. */

@@ -200,10 +200,10 @@ static void run_drops(const hmap_sync *m, const limbo_chunk *c) {
     for (; c; c = c->next) {
         for (unsigned i = 0; i < c->used; i++) {
             unsigned char *e = (unsigned char *)c->entries + (size_t)i * m->entry_size;
-            if ((e[0] & DROP_KEY) && m->type.key_drop)
-                m->type.key_drop(e + m->key_offset);
-            if ((e[0] & DROP_VAL) && m->type.val_drop)
-                m->type.val_drop(e + m->val_offset);
+            if (e[0] & DROP_KEY)
+                drop_key(&m->type, e + m->key_offset);
+            if (e[0] & DROP_VAL)
+                drop_val(&m->type, e + m->val_offset);
         }
     }
 }

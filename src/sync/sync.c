@@ -131,16 +131,16 @@ static inline void after_write(hmap_sync *m, shard *sh, limbo_batch *b) {
     }
 }
 
-/* The value slot for key, inserting it if absent (*inserted). *drop_key: the key passed must be dropped
+/* The value slot for key, inserting it if absent (*inserted). *drop_passed: the key passed must be dropped
  * after the unlock (it was present, and the stored key is another object). NULL on ENOMEM. */
 static void *slot_for(hmap_sync *m, shard *sh, const void *key, uint64_t hash, bool *inserted,
-                      bool *drop_key) {
-    *drop_key = false;
-    if (m->type.key_drop) {
+                      bool *drop_passed) {
+    *drop_passed = false;
+    if (type_drops_key(&m->type)) {
         void *kslot, *vslot;
         if (map_find_entry(sh->map, key, hash, &kslot, &vslot)) {
             *inserted = false;
-            *drop_key = memcmp(kslot, key, m->type.key_size) != 0;
+            *drop_passed = memcmp(kslot, key, m->type.key_size) != 0;
             return vslot;
         }
     }
@@ -149,7 +149,7 @@ static void *slot_for(hmap_sync *m, shard *sh, const void *key, uint64_t hash, b
 
 /* Queues the value in slot for its drop (when the map drops values): false on ENOMEM. */
 static bool retire_value(hmap_sync *m, shard *sh, const void *slot) {
-    if (!m->type.val_drop || !m->type.val_size)
+    if (!type_drops_val(&m->type))
         return true;
     unsigned char *e = limbo_reserve(m, sh);
     if (!e)
@@ -286,10 +286,10 @@ static int put(hmap_sync *m, const void *key, const void *val, void *old_out) {
     uint64_t hash = key_hash(m, key);
     shard *sh = shard_of(m, hash);
     limbo_batch b;
-    bool inserted, drop_key;
+    bool inserted, drop_passed;
     int rc;
     write_begin(m, sh);
-    void *slot = slot_for(m, sh, key, hash, &inserted, &drop_key);
+    void *slot = slot_for(m, sh, key, hash, &inserted, &drop_passed);
     if (!slot) {
         rc = -ENOMEM;
     } else if (inserted) {
@@ -300,11 +300,11 @@ static int put(hmap_sync *m, const void *key, const void *val, void *old_out) {
         rc = 0;
     } else {
         rc = -ENOMEM; /* the old value's drop could not be queued: nothing changed */
-        drop_key = false;
+        drop_passed = false;
     }
     write_end(m, sh, &b);
-    if (drop_key)
-        m->type.key_drop((void *)key);
+    if (drop_passed)
+        drop_key(&m->type, (void *)key);
     after_write(m, sh, &b);
     return rc;
 }
@@ -358,8 +358,8 @@ static int remove_locked(hmap_sync *m, shard *sh, const void *key, uint64_t hash
     unsigned char *e = limbo_reserve(m, sh);
     if (!e)
         return -ENOMEM;
-    void *kout = m->type.key_drop ? e + m->key_offset : NULL;
-    void *vout = val_out ? val_out : (m->type.val_drop && vs ? e + m->val_offset : NULL);
+    void *kout = type_drops_key(&m->type) ? e + m->key_offset : NULL;
+    void *vout = val_out ? val_out : (type_drops_val(&m->type) ? e + m->val_offset : NULL);
     if (!map_remove_hashed(sh->map, key, hash, kout, vout))
         return 0;
     unsigned parts = (kout ? DROP_KEY : 0) | (!val_out && vout ? DROP_VAL : 0);
@@ -430,14 +430,14 @@ int hmap_sync_update(hmap_sync *m, const void *key, void (*fn)(void *val, bool i
     uint64_t hash = key_hash(m, key);
     shard *sh = shard_of(m, hash);
     limbo_batch b;
-    bool inserted, drop_key;
+    bool inserted, drop_passed;
     write_begin(m, sh);
-    void *slot = slot_for(m, sh, key, hash, &inserted, &drop_key);
+    void *slot = slot_for(m, sh, key, hash, &inserted, &drop_passed);
     if (slot)
         fn(slot, inserted, ctx);
     write_end(m, sh, &b);
-    if (drop_key)
-        m->type.key_drop((void *)key);
+    if (drop_passed)
+        drop_key(&m->type, (void *)key);
     after_write(m, sh, &b);
     return !slot ? -ENOMEM : inserted ? 1 : 0;
 }
@@ -701,6 +701,11 @@ hmap_sync *hmap_sync_new_opts(const hmap_type *type, size_t hint, const hmap_opt
         errno = EINVAL;
         return NULL;
     }
+    for (size_t i = 0; opts && i < sizeof opts->reserved_ / sizeof opts->reserved_[0]; i++)
+        if (opts->reserved_[i]) { /* as hmap_new_opts: options this version does not know */
+            errno = EINVAL;
+            return NULL;
+        }
     hmap_sync *m = mem_raw_alloc(a, sizeof *m);
     if (!m) {
         errno = ENOMEM;
@@ -712,9 +717,9 @@ hmap_sync *hmap_sync_new_opts(const hmap_type *type, size_t hint, const hmap_opt
     m->custom_alloc = a != &default_allocator;
     mem_owner_init(&m->mem, a, NULL);
     m->mem.bytes = sizeof *m;
-    m->optimistic = type->equal == NULL;
+    m->optimistic = !type->equal && !type->equal_ctx;
     m->fast_reads = m->optimistic && type->key_size == 8 && type->val_size == 8;
-    m->drops = type->key_drop || (type->val_drop && type->val_size);
+    m->drops = type_drops_key(type) || type_drops_val(type);
     m->shard_bits = choose_shard_bits();
     m->shard_mask = ((uint64_t)1 << m->shard_bits) - 1;
     set_limbo_layout(m);

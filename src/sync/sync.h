@@ -101,6 +101,24 @@ struct hmap_sync {
     shard *shards;
 };
 
+/* The type's drops, plain or with its ctx (hmap_type allows either variant of each). */
+static inline bool type_drops_key(const hmap_type *t) { return t->key_drop || t->key_drop_ctx; }
+static inline bool type_drops_val(const hmap_type *t) { return t->val_size && (t->val_drop || t->val_drop_ctx); }
+
+static inline void drop_key(const hmap_type *t, void *key) {
+    if (t->key_drop)
+        t->key_drop(key);
+    else if (t->key_drop_ctx)
+        t->key_drop_ctx(key, t->ctx);
+}
+
+static inline void drop_val(const hmap_type *t, void *val) {
+    if (t->val_drop)
+        t->val_drop(val);
+    else if (t->val_drop_ctx)
+        t->val_drop_ctx(val, t->ctx);
+}
+
 /* ---- reclaim.c ---- */
 
 /* The allocator hook of a shard's hmap: with defer_frees (set once the shard is made, in optimistic maps)

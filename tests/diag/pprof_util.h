@@ -53,10 +53,20 @@ static inline bool go_available(void)
     return true;
 }
 
-/* Runs `go tool pprof <args> <binary> <profile>` and returns its stdout+stderr (malloc'd), or NULL. */
+/*
+ * Runs `go tool pprof <args> <binary> <profile>` and returns its stdout+stderr (malloc'd), or NULL.
+ * pprof symbolizes from the binary, so "/proc/self/exe" is resolved here: in pprof's process it would
+ * name pprof itself.
+ */
 static inline char *pprof_run(const char *args, const char *binary, const char *profile)
 {
-    char cmd[2048];
+    char self[1024];
+    if (strcmp(binary, "/proc/self/exe") == 0) {
+        ssize_t n = readlink(binary, self, sizeof self - 1);
+        self[n > 0 ? n : 0] = '\0';
+        binary = self;
+    }
+    char cmd[4096];
     snprintf(cmd, sizeof cmd, "go tool pprof %s '%s' '%s' 2>&1", args, binary, profile);
     FILE *p = popen(cmd, "r");
     if (p == NULL)

@@ -3,10 +3,11 @@
  *
  * The tests call the allocation hooks of src/diag/profile.c directly (profile_note_alloc / profile_note_free,
  * as alloc.c does) from two functions of this program, write profiles, and read them back with
- * `go tool pprof`: exact values at rate 1, frees leaving the in-use figures, the "map" label, the
- * unsampling at a coarse rate landing near the true total, several threads at once, and the environment
- * variables (HMAP_PROFILE_RATE, HMAP_HEAPPROFILE written at exit). Each test runs in a forked child so that its
- * profile holds only its own samples (records are process-wide, as Go's are).
+ * `go tool pprof`: exact values at rate 1 (and still after the rate is switched), frees leaving the in-use
+ * figures, the "map" label, source lines (pprof's -list), the unsampling at a coarse rate landing near the
+ * true total, several threads at once, and the environment variables (HMAP_PROFILE_RATE, HMAP_HEAPPROFILE
+ * written at exit). Each test runs in a forked child so that its profile holds only its own samples
+ * (records are process-wide, as Go's are).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,6 +31,7 @@ enum { BIG_BLOCK = 1 << 20, BIG_COUNT = 40, SMALL_BLOCK = 160, SMALL_COUNT = 100
 static char big_blocks[BIG_COUNT][1]; /* only the addresses matter: the hooks never touch memory */
 static char small_blocks[SMALL_COUNT][1];
 
+static const int fake_big_line = __LINE__ + 4; /* the line of the profile_note_alloc call below */
 __attribute__((noinline)) void fake_big_allocations(void)
 {
     for (int i = 0; i < BIG_COUNT; i++)
@@ -119,6 +121,76 @@ static void test_rate1_exact(void **state)
     assert_non_null(strstr(raw, "Period: 1\n"));
     assert_non_null(strstr(raw, "alloc_objects/count alloc_space/bytes inuse_objects/count inuse_space/bytes"));
     free(raw);
+}
+
+static int child_rate_switch(void)
+{
+    hmap_set_profile_rate(1);
+    fake_big_allocations();
+    fake_small_allocations();
+    hmap_set_profile_rate(512 * 1024); /* nothing allocated after the switch */
+    return hmap_write_heap_profile(path_in_scratch("switch.pb.gz")) == 0 ? 0 : 1;
+}
+
+/* Each sample is unsampled with the rate it was taken at: exact at rate 1, still exact after a switch. */
+static void test_rate_switch_keeps_exact(void **state)
+{
+    (void)state;
+    if (!go_available()) {
+        print_message("SKIPPED: `go` not found on PATH (install golang-go, e.g. scripts/deps)\n");
+        skip();
+    }
+    in_child(child_rate_switch);
+    const char *prof = path_in_scratch("switch.pb.gz");
+    char *top = pprof_top("/proc/self/exe", prof, "alloc_space");
+    assert_non_null(top);
+    assert_int_equal(top_cum(top, "fake_big_allocations"), (int64_t)BIG_BLOCK * BIG_COUNT);
+    assert_int_equal(top_cum(top, "fake_small_allocations"), (int64_t)SMALL_BLOCK * SMALL_COUNT);
+    free(top);
+    top = pprof_top("/proc/self/exe", prof, "alloc_objects");
+    assert_non_null(top);
+    assert_int_equal(top_cum(top, "fake_small_allocations"), SMALL_COUNT);
+    free(top);
+    char *raw = pprof_run("-raw", "/proc/self/exe", prof);
+    assert_non_null(raw);
+    assert_non_null(strstr(raw, "Period: 524288\n")); /* the period is the rate now */
+    free(raw);
+}
+
+/* pprof symbolizes the locations from the binary (the mappings do not claim to be symbolized): `-list`
+ * shows this file's source lines with their bytes, without -symbolize=force. */
+static void test_source_lines(void **state)
+{
+    (void)state;
+    if (!go_available()) {
+        print_message("SKIPPED: `go` not found on PATH (install golang-go, e.g. scripts/deps)\n");
+        skip();
+    }
+    in_child(child_rate1);
+    /* pprof looks for sources relative to its working directory after cutting their paths at that
+     * directory's basename (here "diag", which this file's path also contains): point it at this file's. */
+    char args[1024], dir[512];
+    snprintf(dir, sizeof dir, "%s", strchr(__FILE__, '/') ? __FILE__ : "./x");
+    *strrchr(dir, '/') = '\0';
+    snprintf(args, sizeof args, "-list=fake_big_allocations -sample_index=alloc_space -source_path='%s'",
+             dir);
+    char *list = pprof_run(args, "/proc/self/exe", path_in_scratch("rate1.pb.gz"));
+    assert_non_null(list);
+    if (getenv("HMAP_DIAG_VERBOSE") != NULL)
+        print_message("%s\n", list);
+    assert_null(strstr(list, "No source information"));
+    assert_non_null(strstr(list, "ROUTINE ======================== fake_big_allocations"));
+    assert_non_null(strstr(list, "test_diag_pprof.c"));
+    assert_non_null(strstr(list, "profile_note_alloc(big_blocks[i], BIG_BLOCK, \"fake-big\");"));
+    assert_non_null(strstr(list, "40MB")); /* the line's bytes: 40 blocks of 1 MiB */
+    free(list);
+    char *lines = pprof_run("-top -lines -sample_index=alloc_space", "/proc/self/exe",
+                            path_in_scratch("rate1.pb.gz"));
+    assert_non_null(lines);
+    char where[64];
+    snprintf(where, sizeof where, "test_diag_pprof.c:%d", fake_big_line);
+    assert_non_null(strstr(lines, where)); /* -lines: a row per file:line */
+    free(lines);
 }
 
 static int child_sampled(void)
@@ -260,6 +332,8 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rate1_exact),
+        cmocka_unit_test(test_rate_switch_keeps_exact),
+        cmocka_unit_test(test_source_lines),
         cmocka_unit_test(test_unsampled_estimate),
         cmocka_unit_test(test_rate0_records_nothing),
         cmocka_unit_test(test_threads),

@@ -1,7 +1,7 @@
 /*
  * test_diag_profile.c — heap profiles of real maps, read with `go tool pprof`.
  *
- * The scenario of issue 5: a big map (1M uint64 -> uint64) built in one function, a small one (200k) in
+ * The scenario: a big map (1M uint64 -> uint64) built in one function, a small one (200k) in
  * another. A forked child (so that each profile holds only its own samples) sets the rate, builds both,
  * writes a profile, frees the big map and writes a second one, and reports hmap_get_stats().bytes of
  * each map and the bytes the library allocated while building each (hmap_read_memstats). The parent then

@@ -487,6 +487,55 @@ static void test_range(void **state) {
     hmap_sync_free(m);
 }
 
+/* The _ctx variants of the callbacks: drops with the type's ctx (deferred like the plain ones), and an
+ * equal_ctx map reads under the lock. */
+static void count_drop_ctx(void *val, void *ctx) {
+    (void)val;
+    (*(unsigned long *)ctx)++;
+}
+
+static bool equal_ctx_u64(const void *a, const void *b, void *ctx) {
+    (*(unsigned long *)ctx)++;
+    return memcmp(a, b, 8) == 0;
+}
+
+static void test_ctx_callbacks(void **state) {
+    (void)state;
+    unsigned long drops = 0, compares = 0;
+    hmap_type t = {.key_size = 8, .val_size = 8, .val_drop_ctx = count_drop_ctx, .ctx = &drops};
+    hmap_sync *m = hmap_sync_new(&t, 0);
+    for (uint64_t k = 0; k < 100; k++)
+        store_u64(m, k, k, 1);
+    for (uint64_t k = 0; k < 100; k += 2)
+        store_u64(m, k, k + 1, 0); /* 50 old values dropped */
+    for (uint64_t k = 1; k < 100; k += 2)
+        assert_true(hmap_sync_delete(m, &k)); /* 50 more */
+    hmap_sync_reclaim(m);
+    assert_int_equal(drops, 100);
+    hmap_sync_free(m);
+    assert_int_equal(drops, 150);
+
+    hmap_type both = t;
+    both.val_drop = obj_drop; /* either variant of each, not both */
+    errno = 0;
+    assert_null(hmap_sync_new(&both, 0));
+    assert_int_equal(errno, EINVAL);
+
+    hmap_type eq = {.key_size = 8, .val_size = 8, .equal_ctx = equal_ctx_u64, .ctx = &compares};
+    m = hmap_sync_new(&eq, 0);
+    store_u64(m, 5, 50, 1);
+    bool found;
+    assert_int_equal(load_u64(m, 5, &found), 50);
+    assert_true(found);
+    assert_true(compares > 0); /* the user's equal() decided, under the lock */
+    hmap_sync_free(m);
+
+    hmap_options bad = {.reserved_ = {1}};
+    errno = 0;
+    assert_null(hmap_sync_new_opts(&u64_type, 0, &bad));
+    assert_int_equal(errno, EINVAL);
+}
+
 /* ---- allocation failure: every allocation of a scenario made to fail in turn ---- */
 
 typedef struct failing {
@@ -586,6 +635,7 @@ int main(void) {
         cmocka_unit_test(test_load_with),
         cmocka_unit_test(test_string_keys),
         cmocka_unit_test(test_range),
+        cmocka_unit_test(test_ctx_callbacks),
         cmocka_unit_test(test_allocation_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

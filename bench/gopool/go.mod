@@ -1,0 +1,3 @@
+module hmapbenchpool
+
+go 1.19

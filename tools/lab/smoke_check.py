@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""smoke_check.py — the lab's smoke test (ctest lab_smoke): every experiment at a small size, then the
+quick tour; the JSON and the report are checked, not just produced.
+
+    smoke_check.py HMAP_LAB WORK_DIR
+
+Checks, for each experiment run alone with --n and --json: exit status 0; the JSON names the experiment,
+every claim has a verdict, and the figures are consistent — hmap's bytes fall after the deletes while
+no_shrink's do not, Go's B stays (when Go ran), RSS falls where hmap gives memory back (not checked in a
+sanitizer build, whose allocator keeps freed memory); terminal lines are at most 120 columns. For the tour
+(--quick): the report parses as HTML and holds one section per experiment, each with at least one <svg>;
+the summary in the JSON has every claim. Also: --help lists every experiment and an unknown option fails.
+Only the standard library is used (python3 from scripts/deps).
+"""
+import html.parser
+import json
+import os
+import subprocess
+import sys
+
+EXPERIMENTS = {"grow": 20000, "delete": 20000, "tophash": 8, "values": 8, "iterate": 20000, "signals": 10000,
+               "release": 20000}
+VERDICTS = {"holds", "does not hold", "partly", "not measured"}
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def run(lab, args, work):
+    env = dict(os.environ, LAB_OUT=work)
+    p = subprocess.run([lab] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, timeout=400)
+    return p
+
+
+def metric(section, impl, key):
+    return section["implementations"].get(impl, {}).get("metrics", {}).get(key)
+
+
+def go_ran(section):
+    g = section["implementations"].get("go")
+    return bool(g and g.get("ok"))
+
+
+def check_terminal(name, out):
+    wide = [l for l in out.splitlines() if len(l) > 120]
+    check(not wide, f"{name}: {len(wide)} terminal lines wider than 120 columns, e.g. {wide[:1]}")
+
+
+def check_section(name, s, sanitized):
+    check(s["experiment"] == name, f"{name}: JSON names experiment {s['experiment']}")
+    check(len(s["claims"]) > 0, f"{name}: no claims")
+    for c in s["claims"]:
+        check(c["verdict"] in VERDICTS, f"{name}: claim {c['claim']!r} has verdict {c['verdict']!r}")
+        check(bool(c["measured"]) and bool(c["reason"]), f"{name}: claim {c['claim']!r} without figures or reason")
+    check(s["plots"] >= 1, f"{name}: no plot")
+    hmap = s["implementations"].get("hmap", {})
+    check(hmap.get("ok"), f"{name}: hmap's run failed: {hmap.get('why')}")
+    go = go_ran(s)
+    if name == "delete":
+        for impl in ("hmap", "no_shrink"):
+            for k in ("filled.bytes", "deleted99.bytes", "deletedall.bytes", "fresh.bytes"):
+                check(metric(s, impl, k) is not None, f"delete: {impl} {k} missing")
+        hf, hd = metric(s, "hmap", "filled.bytes"), metric(s, "hmap", "deleted99.bytes")
+        check(hd < hf / 10, f"delete: hmap's bytes did not fall after the deletes ({hf} -> {hd})")
+        check(hd <= 2.5 * metric(s, "hmap", "fresh.bytes"), "delete: hmap holds more than 2.5x a fresh map")
+        check(metric(s, "hmap", "deletedall.bytes") < hd, "delete: hmap's bytes did not fall after deleting all")
+        nf, nd = metric(s, "no_shrink", "filled.bytes"), metric(s, "no_shrink", "deleted99.bytes")
+        check(nd >= nf, f"delete: no_shrink's bytes fell ({nf} -> {nd})")
+        if go:
+            B = [metric(s, "go", k + ".B") for k in ("filled", "deleted99", "deletedall")]
+            check(B[0] == B[1] == B[2] and B[0] > 0, f"delete: Go's B did not stay: {B}")
+            check(metric(s, "go", "deleted99.bytes") >= 0.9 * metric(s, "go", "filled.bytes"),
+                  "delete: Go's heap fell after the deletes")
+    if name == "grow":
+        check(metric(s, "hmap", "grow.growths") == metric(s, "hmap", "grow.load_rule_ok"),
+              "grow: an hmap growth started off the load rule")
+        check(metric(s, "hmap", "grow.lookup_evacuations") == 0, "grow: an hmap lookup moved buckets")
+        if go:
+            check(metric(s, "go", "grow.max_evacuated_per_write") <= 2, "grow: a Go write evacuated more than 2")
+            check(metric(s, "go", "fake.B_start") == metric(s, "go", "fake.B_end"), "grow: Go's B changed under churn")
+    if name == "iterate":
+        for impl in ("hmap", "go") if go else ("hmap",):
+            check(metric(s, impl, "survivors") == metric(s, impl, "survivors_once"),
+                  f"iterate: {impl} did not yield every survivor exactly once")
+            check(metric(s, impl, "yielded_after_delete") == 0, f"iterate: {impl} yielded a deleted key")
+        check(metric(s, "hmap", "shrinks") > 0, "iterate: hmap did not shrink under the iteration")
+    if sanitized:  # ASan keeps freed memory in quarantine: RSS says nothing about the map
+        return
+    if name == "values":
+        check(metric(s, "hmap", "deleted.rss") < metric(s, "hmap", "filled.rss") / 2,
+              "values: hmap's RSS did not fall after the deletes")
+    if name == "release":
+        check(metric(s, "no_shrink", "settled.rss") < metric(s, "no_shrink", "deleted.rss"),
+              "release: RSS did not fall after hmap_compact")
+        check(metric(s, "hmap", "compact.bytes") <= 1.2 * metric(s, "hmap", "fresh.bytes"),
+              "release: hmap_compact left more than 1.2x a fresh map")
+    if name == "signals":
+        check(metric(s, "no_shrink", "map_bytes") > 5 * metric(s, "hmap", "map_bytes"),
+              "signals: no_shrink does not hold more than hmap")
+
+
+class Report(html.parser.HTMLParser):
+    """Counts <svg> elements per <section id=...>, and checks that tags nest."""
+
+    VOID = {"meta", "br", "img", "input", "link", "hr", "line", "rect", "circle", "polyline", "path"}
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.sections, self.current, self.errors = [], {}, None, []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "section":
+            self.current = dict(attrs).get("id")
+            self.sections[self.current] = 0
+        if tag == "svg" and self.current:
+            self.sections[self.current] += 1
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        if tag == "svg" and self.current:
+            self.sections[self.current] += 1
+
+    def handle_endtag(self, tag):
+        if tag in self.VOID:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes <{self.stack[-1] if self.stack else None}>")
+            return
+        self.stack.pop()
+        if tag == "section":
+            self.current = None
+
+
+def main():
+    lab, work = sys.argv[1], sys.argv[2]
+    os.makedirs(work, exist_ok=True)
+    p = run(lab, ["--help"], work)
+    check(p.returncode == 0 and all(e in p.stdout for e in EXPERIMENTS), "--help does not list every experiment")
+    p = run(lab, ["--no-such-option"], work)
+    check(p.returncode == 2, f"an unknown option exits {p.returncode}, not 2")
+    p = run(lab, ["grow", "--n"], work)
+    check(p.returncode == 2, "--n without a value is accepted")
+
+    for name, n in EXPERIMENTS.items():
+        out = os.path.join(work, name + ".json")
+        p = run(lab, [name, "--n", str(n), "--json", out], work)
+        check(p.returncode == 0, f"{name} exited {p.returncode}: {p.stderr[-500:]}")
+        if p.returncode != 0:
+            continue
+        check_terminal(name, p.stdout)
+        with open(out) as f:
+            doc = json.load(f)
+        check_section(name, doc["experiments"][name], doc["sanitized"])
+        print(f"ok: {name} (go: {go_ran(doc['experiments'][name])})")
+
+    report, out = os.path.join(work, "report.html"), os.path.join(work, "tour.json")
+    p = run(lab, ["--quick", "--report", report, "--json", out], work)
+    check(p.returncode == 0, f"the quick tour exited {p.returncode}: {p.stderr[-500:]}")
+    if p.returncode == 0:
+        check_terminal("tour", p.stdout)
+        check(report in p.stdout, "the tour does not print the report's path")
+        parser = Report()
+        with open(report) as f:
+            parser.feed(f.read())
+        check(not parser.errors, f"report: badly nested HTML: {parser.errors[:3]}")
+        check(not parser.stack or parser.stack == [], f"report: unclosed tags {parser.stack[:5]}")
+        for name in EXPERIMENTS:
+            check(parser.sections.get(name, 0) >= 1, f"report: section {name} has no <svg>")
+        with open(out) as f:
+            doc = json.load(f)
+        claims = sum(len(s["claims"]) for s in doc["experiments"].values())
+        check(len(doc["summary"]) == claims and claims > 0, "tour: the summary does not hold every claim")
+        print(f"ok: tour, {claims} claims, sections {parser.sections}")
+    print(f"{len(failures)} failed" if failures else "lab smoke test passed")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
