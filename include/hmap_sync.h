@@ -94,7 +94,8 @@ bool hmap_sync_compare_and_delete(hmap_sync *m, const void *key, const void *old
  * atomically with respect to every other writer of the key: the way to change a value in place. fn runs
  * under the shard's lock: it must not call hmap_sync functions on this map, and must not free a value that
  * readers may hold (see the reclamation rule). 1 inserted, 0 updated, -ENOMEM, -EINVAL. */
-int hmap_sync_update(hmap_sync *m, const void *key, void (*fn)(void *val, bool inserted, void *ctx), void *ctx);
+int hmap_sync_update(hmap_sync *m, const void *key, void (*fn)(void *val, bool inserted, void *ctx),
+                     void *ctx);
 
 /* Calls fn for the entries, with copies of each key and value, until it returns false. A key present and
  * unchanged throughout is visited exactly once; no key is visited twice; a key stored or deleted

@@ -134,7 +134,9 @@ void shard_hook_init(hmap_sync *m, shard *sh) {
 
 /* ---------------------------------------------------------------- deferred drops */
 
-static size_t chunk_bytes(const hmap_sync *m) { return sizeof(limbo_chunk) + m->chunk_entries * m->entry_size; }
+static size_t chunk_bytes(const hmap_sync *m) {
+    return sizeof(limbo_chunk) + m->chunk_entries * m->entry_size;
+}
 
 unsigned char *limbo_reserve(hmap_sync *m, shard *sh) {
     limbo_chunk *c = sh->drops_tail;

@@ -37,12 +37,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SHARD_SHIFT 8      /* shard index from hash bits 8.. (see the top of this file) */
-#define MIN_SHARD_BITS 4   /* 16 shards */
-#define MAX_SHARD_BITS 8   /* 256: SHARD_SHIFT + 8 bits stay clear of any bucket index */
-#define SHARDS_PER_CPU 4   /* threads on different cores rarely meet on one shard */
-#define PEEK_TRIES 4       /* optimistic attempts before a reader takes the lock */
-#define PEEK_MAX_VAL 256   /* larger values are copied under the lock (a long copy would be torn often) */
+#define SHARD_SHIFT 8    /* shard index from hash bits 8.. (see the top of this file) */
+#define MIN_SHARD_BITS 4 /* 16 shards */
+#define MAX_SHARD_BITS 8 /* 256: SHARD_SHIFT + 8 bits stay clear of any bucket index */
+#define SHARDS_PER_CPU 4 /* threads on different cores rarely meet on one shard */
+#define PEEK_TRIES 4     /* optimistic attempts before a reader takes the lock */
+#define PEEK_MAX_VAL 256 /* larger values are copied under the lock (a long copy would be torn often) */
 
 _Static_assert(MAX_SHARD_BITS + SHARD_SHIFT <= 64 - 48, "shard bits must stay below every bucket index");
 _Static_assert(sizeof(shard) % 128 == 0, "a shard must fill whole 128-byte blocks");
@@ -61,7 +61,9 @@ static inline void val_copy(void *dst, const void *src, size_t n) {
         memcpy(dst, src, n);
 }
 
-static inline bool val_equal(const void *a, const void *b, size_t n) { return n == 0 || memcmp(a, b, n) == 0; }
+static inline bool val_equal(const void *a, const void *b, size_t n) {
+    return n == 0 || memcmp(a, b, n) == 0;
+}
 
 static size_t shard_count(const hmap_sync *m) { return (size_t)1 << m->shard_bits; }
 
@@ -424,7 +426,8 @@ bool hmap_sync_compare_and_swap(hmap_sync *m, const void *key, const void *old_v
     return rc > 0;
 }
 
-int hmap_sync_update(hmap_sync *m, const void *key, void (*fn)(void *val, bool inserted, void *ctx), void *ctx) {
+int hmap_sync_update(hmap_sync *m, const void *key, void (*fn)(void *val, bool inserted, void *ctx),
+                     void *ctx) {
     if (!m || !key || !fn)
         return -EINVAL;
     uint64_t hash = key_hash(m, key);
@@ -635,8 +638,8 @@ static void free_shards(hmap_sync *m, size_t made) {
     for (size_t i = 0; i < made; i++) {
         shard *sh = &m->shards[i];
         sh->defer_frees = false; /* no reader is left: frees from here on are immediate */
-        hmap_free(sh->map);       /* drops what is still in the map */
-        limbo_drain(m, sh);       /* then what was waiting */
+        hmap_free(sh->map);      /* drops what is still in the map */
+        limbo_drain(m, sh);      /* then what was waiting */
         pthread_mutex_destroy(&sh->lock);
     }
     mem_free(&m->mem, m->shards_mem, m->shards_bytes);

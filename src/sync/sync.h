@@ -84,17 +84,17 @@ typedef struct shard {
 
 struct hmap_sync {
     hmap_type type;
-    bool optimistic;  /* keys compare bytewise: reads take no lock */
-    bool fast_reads;  /* optimistic, and 8-byte keys and values: the inlined read */
-    bool drops;       /* key_drop or val_drop: removals are deferred through the limbo */
-    bool u64_hash;    /* the shards hash with the built-in 8-byte hash and hash_seed: inline here */
+    bool optimistic; /* keys compare bytewise: reads take no lock */
+    bool fast_reads; /* optimistic, and 8-byte keys and values: the inlined read */
+    bool drops;      /* key_drop or val_drop: removals are deferred through the limbo */
+    bool u64_hash;   /* the shards hash with the built-in 8-byte hash and hash_seed: inline here */
     uint64_t hash_seed;
     unsigned shard_bits;
-    uint64_t shard_mask; /* 2^shard_bits - 1 */
+    uint64_t shard_mask;                                      /* 2^shard_bits - 1 */
     size_t key_offset, val_offset, entry_size, chunk_entries; /* limbo entry layout */
     hmap_allocator user; /* the allocator the options gave (or the built-in one) */
     bool custom_alloc;
-    mem_owner mem;    /* this struct, the shards, the name */
+    mem_owner mem; /* this struct, the shards, the name */
     size_t name_bytes;
     void *shards_mem; /* the allocation holding the aligned shards */
     size_t shards_bytes;
@@ -103,7 +103,9 @@ struct hmap_sync {
 
 /* The type's drops, plain or with its ctx (hmap_type allows either variant of each). */
 static inline bool type_drops_key(const hmap_type *t) { return t->key_drop || t->key_drop_ctx; }
-static inline bool type_drops_val(const hmap_type *t) { return t->val_size && (t->val_drop || t->val_drop_ctx); }
+static inline bool type_drops_val(const hmap_type *t) {
+    return t->val_size && (t->val_drop || t->val_drop_ctx);
+}
 
 static inline void drop_key(const hmap_type *t, void *key) {
     if (t->key_drop)
@@ -134,7 +136,8 @@ void limbo_commit(hmap_sync *m, shard *sh, unsigned char *entry, unsigned parts)
  * every write after its unlock). */
 void limbo_note_removal(size_t bytes);
 bool limbo_advance_if_due(void); /* true when it tried */
-extern _Thread_local bool limbo_advance_due __attribute__((tls_model("initial-exec"))); /* an advance is wanted (checked inline by writes) */
+extern _Thread_local bool limbo_advance_due
+    __attribute__((tls_model("initial-exec"))); /* an advance is wanted (checked inline by writes) */
 
 /* Under the lock: detaches what is safe to reclaim now. */
 void limbo_collect(shard *sh, limbo_batch *b);

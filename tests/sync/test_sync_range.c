@@ -23,17 +23,20 @@
 #include "hmap.h"
 
 static _Atomic unsigned long failures;
-#define CHECK(cond)                                                                                         \
-    do {                                                                                                    \
-        if (!(cond)) {                                                                                      \
-            if (atomic_fetch_add(&failures, 1) < 10)                                                        \
-                fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                    \
-        }                                                                                                   \
+#define CHECK(cond)                                                                                          \
+    do {                                                                                                     \
+        if (!(cond)) {                                                                                       \
+            if (atomic_fetch_add(&failures, 1) < 10)                                                         \
+                fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                     \
+        }                                                                                                    \
     } while (0)
 
 enum { STABLE = 4000, REWRITTEN = 1000, CHURNED = 12000, KEYS = STABLE + REWRITTEN + CHURNED };
-enum { RANGES = 12, WAVES = 6 }; /* each ranger ranges at least RANGES times, and until the writers have
-                                    done WAVES fill-and-empty cycles */
+enum {
+    RANGES = 12,
+    WAVES = 6
+}; /* each ranger ranges at least RANGES times, and until the writers have
+      done WAVES fill-and-empty cycles */
 
 /* Values say which key they belong to: value = key * 2^20 + serial (serial < 2^20). */
 static uint64_t value_of(uint64_t k, uint64_t serial) { return (k << 20) | (serial & 0xfffff); }
@@ -41,8 +44,8 @@ static uint64_t value_of(uint64_t k, uint64_t serial) { return (k << 20) | (seri
 typedef struct shared {
     hmap_sync *m;
     _Atomic int rangers_left;
-    _Atomic int cycles;   /* fill-and-empty cycles the writers completed together */
-    bool go_on;           /* decided by writer 0 between cycles */
+    _Atomic int cycles;             /* fill-and-empty cycles the writers completed together */
+    bool go_on;                     /* decided by writer 0 between cycles */
     pthread_barrier_t start, waves; /* everyone; the writers (who fill and empty in step) */
 } shared;
 
@@ -164,8 +167,9 @@ static void range_run(int writers, int rangers) {
     assert_int_equal(atomic_load(&failures), 0);
     hmap_stats st;
     hmap_sync_get_stats(s.m, &st);
-    print_message("%d writers, %d rangers: %d ranges by the first; %llu grows, %llu shrinks across the shards\n",
-                  writers, rangers, ra[0].ranges, (unsigned long long)st.grows, (unsigned long long)st.shrinks);
+    print_message(
+        "%d writers, %d rangers: %d ranges by the first; %llu grows, %llu shrinks across the shards\n",
+        writers, rangers, ra[0].ranges, (unsigned long long)st.grows, (unsigned long long)st.shrinks);
     assert_true(st.shrinks > 0);
     for (int i = 0; i < rangers; i++)
         free(ra[i].visits);

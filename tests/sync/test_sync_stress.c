@@ -35,12 +35,12 @@
 
 /* Failures inside worker threads: cmocka's asserts longjmp and must stay on the main thread. */
 static _Atomic unsigned long failures;
-#define CHECK(cond)                                                                                         \
-    do {                                                                                                    \
-        if (!(cond)) {                                                                                      \
-            if (atomic_fetch_add(&failures, 1) < 10)                                                        \
-                fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                    \
-        }                                                                                                   \
+#define CHECK(cond)                                                                                          \
+    do {                                                                                                     \
+        if (!(cond)) {                                                                                       \
+            if (atomic_fetch_add(&failures, 1) < 10)                                                         \
+                fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                     \
+        }                                                                                                    \
     } while (0)
 
 static uint64_t rng_next(uint64_t *s) {
@@ -86,8 +86,8 @@ typedef struct mixed_arg {
     hmap_sync *m;
     int id, nthreads;
     uint64_t keys, ops;
-    bool phases;        /* fill and empty in turns (large key space) */
-    uint64_t *serial;   /* log: serial of each own key (index k / nthreads), 0 = absent */
+    bool phases;      /* fill and empty in turns (large key space) */
+    uint64_t *serial; /* log: serial of each own key (index k / nthreads), 0 = absent */
     uint64_t next_serial;
     pthread_barrier_t *start;
 } mixed_arg;
@@ -245,8 +245,14 @@ static void mixed_run(uint64_t keys, uint64_t ops, bool phases) {
         /* with phases, each quarter writes every own key about three times: the shards really empty */
         uint64_t per_thread = phases && 24 * keys / (uint64_t)n > ops ? 24 * keys / (uint64_t)n : ops;
         for (int i = 0; i < n; i++) {
-            args[i] = (mixed_arg){.m = m, .id = i, .nthreads = n, .keys = keys, .ops = per_thread, .phases = phases,
-                                  .serial = calloc(keys / (uint64_t)n + 1, sizeof(uint64_t)), .start = &start};
+            args[i] = (mixed_arg){.m = m,
+                                  .id = i,
+                                  .nthreads = n,
+                                  .keys = keys,
+                                  .ops = per_thread,
+                                  .phases = phases,
+                                  .serial = calloc(keys / (uint64_t)n + 1, sizeof(uint64_t)),
+                                  .start = &start};
         }
         run_threads(n, mixed_thread, args, sizeof args[0]);
         check_against_logs(m, args, n, keys);
