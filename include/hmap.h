@@ -22,8 +22,8 @@
  *  - Queries answer NULL or false for "not there", which is not an error and leaves errno alone; a NULL
  *    map or key gets the same answer with errno set to EINVAL: hmap_get, hmap_del, hmap_take
  *    (hmap_len: 0; hmap_iter_next: false).
- *  - void calls accept NULL and do nothing: hmap_free, hmap_clear, hmap_iter_init, hmap_iter_done,
- *    hmap_get_stats (zeroed stats), hmap_read_memstats.
+ *  - void calls accept NULL and do nothing: hmap_free, hmap_clear, hmap_reset, hmap_iter_init,
+ * hmap_iter_done, hmap_get_stats (zeroed stats), hmap_read_memstats.
  */
 #ifndef HMAP_H
 #define HMAP_H
@@ -122,6 +122,12 @@ bool hmap_take(hmap *m, const void *key, void *key_out, void *val_out);
 /* Drops every entry and gives the arrays back (unlike Go's clear(), which keeps them). O(n).
  * Open iterations end: their next hmap_iter_next returns false. */
 void hmap_clear(hmap *m);
+
+/* Drops every entry and keeps the current array (as Go's clear() does): a map that will be filled to the
+ * same size again — a pooled scratch map, say — does not regrow. Overflow buckets and an array being
+ * evacuated are freed. O(buckets). Open iterations end. The kept array shrinks later like any other when
+ * the map stays small (deletes), or at hmap_compact. */
+void hmap_reset(hmap *m);
 
 /* Makes room for n entries without further growth: 0, -ENOMEM or -EINVAL. O(n): finishes any resize.
  * The room is kept (no shrinking below it, also when entries are deleted meanwhile) until the count first

@@ -1021,6 +1021,51 @@ static void test_reserved_words(void **state) {
     hmap_free(m);
 }
 
+/* hmap_reset drops everything and keeps the array: refilling to the same size allocates nothing. */
+static void test_reset_keeps_the_array(void **state) {
+    (void)state;
+    callback_counts c = {0};
+    hmap_type t = {.key_size = 8, .val_size = 8, .key_drop_ctx = ctx_key_drop, .val_drop_ctx = ctx_val_drop,
+                   .ctx = &c};
+    hmap *m = hmap_new(&t, 0);
+    assert_non_null(m);
+    for (uint64_t i = 0; i < 5000; i++)
+        assert_int_equal(hmap_put(m, &i, &i), 1);
+    hmap_stats before, after;
+    hmap_get_stats(m, &before);
+    assert_true(before.old_buckets > 0 || before.phase == HMAP_STEADY);
+    hmap_iter it;
+    hmap_iter_init(&it, m);
+    void *k, *v;
+    assert_true(hmap_iter_next(&it, &k, &v));
+    hmap_reset(m);
+    assert_false(hmap_iter_next(&it, &k, &v)); /* open iterations end */
+    assert_int_equal(hmap_len(m), 0);
+    assert_int_equal(c.key_drops, 5000);
+    assert_int_equal(c.val_drops, 5000);
+    hmap_get_stats(m, &after);
+    assert_int_equal(after.buckets, before.buckets);
+    assert_int_equal(after.old_buckets, 0);
+    assert_int_equal(after.overflow_buckets, 0);
+    assert_int_equal(after.tombstones, 0);
+    hmap_memstats ms0, ms1;
+    hmap_read_memstats(&ms0);
+    for (uint64_t i = 0; i < 4000; i++) /* fits the kept array: no growth, no allocation */
+        assert_int_equal(hmap_put(m, &i, &i), 1);
+    hmap_read_memstats(&ms1);
+    hmap_get_stats(m, &after);
+    assert_int_equal(after.grows, before.grows);
+    assert_true(ms1.mallocs - ms0.mallocs <= 2); /* at most overflow slabs */
+    for (uint64_t i = 0; i < 4000; i++) {
+        uint64_t *got = hmap_get(m, &i);
+        assert_non_null(got);
+        assert_int_equal(*got, i);
+    }
+    hmap_reset(NULL);
+    hmap_free(m);
+    assert_int_equal(c.key_drops, 9000);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_new_rejects_bad_types),
@@ -1051,6 +1096,7 @@ int main(void) {
         cmocka_unit_test(test_concurrent_readers),
         cmocka_unit_test(test_callbacks_with_context),
         cmocka_unit_test(test_reserved_words),
+        cmocka_unit_test(test_reset_keeps_the_array),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

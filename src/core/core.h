@@ -48,6 +48,7 @@
 #define start_resize hmap__start_resize
 #define table_free hmap__table_free
 #define table_retire hmap__table_retire
+#define table_reset hmap__table_reset
 #define free_retired_tables hmap__free_retired_tables
 #define table_new hmap__table_new
 
@@ -405,6 +406,7 @@ static inline void end_write(hmap *m) {
 table *table_new(hmap *m, unsigned B);                 /* NULL on ENOMEM */
 void table_free(hmap *m, table *t, bool drop_entries); /* dropping entries is O(size) */
 void table_retire(hmap *m, table *t);                  /* freed at the end of the current write */
+void table_reset(hmap *m, table *t);                   /* drops the entries, keeps the array: O(buckets) */
 unsigned B_for_count(size_t count);                    /* smallest B whose load-factor limit holds count */
 /* Called by every write before it touches bucket chain i (of cur): evacuates what it must. */
 int resize_work(hmap *m, uint64_t hash); /* -ENOMEM if the key's old bucket could not be evacuated */

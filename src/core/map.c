@@ -481,6 +481,21 @@ void hmap_clear(hmap *m) {
         m->seed = random_seed();
 }
 
+void hmap_reset(hmap *m) {
+    if (!m)
+        return;
+    m->reserved = 0;
+    if (m->old)
+        end_resize(m, true); /* its entries not yet evacuated are dropped with it */
+    if (m->cur)
+        table_reset(m, m->cur);
+    free_retired_tables(m);
+    m->count = 0;
+    m->epoch++; /* open iterations end */
+    if (!m->fixed_seed)
+        m->seed = random_seed();
+}
+
 /* ---------------------------------------------------------------- stats */
 
 void hmap_get_stats(const hmap *m, hmap_stats *st) {

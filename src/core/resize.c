@@ -125,6 +125,21 @@ void table_free(hmap *m, table *t, bool drop_entries) {
     m->move_stamp++; /* iterator caches may point into it */
 }
 
+/* Empties t in place, keeping its array: entries dropped, overflow slabs freed, every bucket empty again.
+ * O(buckets). */
+void table_reset(hmap *m, table *t) {
+    drop_table_entries(m, t);
+    free_overflow_slabs(m, t);
+    memset(t->tophash, 0, t->nbuckets * sizeof *t->tophash);
+    memset(t->overflow, 0, t->nbuckets * sizeof *t->overflow);
+    t->noverflow = t->tombstones = 0;
+    t->slab_bytes = 0;
+    t->spare = t->slots + t->nbuckets * m->bucket_bytes; /* the preallocated spares again */
+    t->spare_used = 0;
+    t->spare_cap = t->B >= 4 ? t->nbuckets >> 4 : 0;
+    m->move_stamp++;
+}
+
 /* A write may have been given pointers into this array (a key from an iteration, a value from hmap_get):
  * it stays allocated, unchanged, until the write returns. */
 void table_retire(hmap *m, table *t) {
@@ -166,11 +181,14 @@ typedef struct destination {
     bucket_ref at;   /* the bucket holding position fill */
 } destination;
 
-static size_t dest_of(const hmap *m, const bucket_ref *b, unsigned s, size_t ndest) {
+/* (The helpers below take the key kind as a constant: evacuate() is written once and inlined for each kind,
+ * as the lookups are, so that the hash and the copy sizes are the kind's own.) */
+static inline __attribute__((always_inline)) size_t dest_of(const hmap *m, const bucket_ref *b, unsigned s,
+                                                            size_t ndest, key_kind kind) {
     if (ndest == 1)
         return 0;
     /* growth by one doubling: the next hash bit below the old index chooses X (0) or Y (1) */
-    return bucket_index(stored_hash(m, b, s), m->cur->B) & 1;
+    return bucket_index(slot_hash(m, b, s, kind), m->cur->B) & 1;
 }
 
 /* Destinations of a chain's first 64 positions, one bit each (1: Y), so that growth hashes each key once;
@@ -179,11 +197,12 @@ typedef struct dest_bits {
     uint64_t y;
 } dest_bits;
 
-static size_t dest_at(const hmap *m, const bucket_ref *b, unsigned s, size_t pos, size_t ndest,
-                      const dest_bits *bits) {
+static inline __attribute__((always_inline)) size_t dest_at(const hmap *m, const bucket_ref *b, unsigned s,
+                                                            size_t pos, size_t ndest, const dest_bits *bits,
+                                                            key_kind kind) {
     if (ndest == 1)
         return 0;
-    return pos < 64 ? (bits->y >> pos) & 1 : dest_of(m, b, s, ndest);
+    return pos < 64 ? (bits->y >> pos) & 1 : dest_of(m, b, s, ndest, kind);
 }
 
 /* Makes room for the incoming entries at the end of each destination chain: the only allocation. */
@@ -203,9 +222,11 @@ static int prepare_destinations(hmap *m, destination *d, size_t ndest) {
     return 0;
 }
 
-static void move_entry(hmap *m, const bucket_ref *from, unsigned s, destination *d) {
+static inline __attribute__((always_inline)) void move_entry(hmap *m, const bucket_ref *from, unsigned s,
+                                                             destination *d, key_kind kind) {
     unsigned ts = (unsigned)(d->fill % SLOTS_PER_BUCKET);
-    copy_item(slot_item(m, &d->at, ts), slot_item(m, from, s), key_item_size(m));
+    size_t item = kind == KEYS_U64 ? 8 : kind == KEYS_CSTR ? 16 : key_item_size(m);
+    copy_item(slot_item(m, &d->at, ts), slot_item(m, from, s), item);
     if (m->type.val_size)
         copy_item(slot_val(m, &d->at, ts), slot_val(m, from, s), m->type.val_size);
     set_slot_top(&d->at, ts, slot_top(from, s));
@@ -216,10 +237,8 @@ static void move_entry(hmap *m, const bucket_ref *from, unsigned s, destination 
 static void complete_resize(hmap *m);
 
 /* Moves old bucket oi (its whole chain) into cur. 0, or -ENOMEM with nothing moved. */
-static int evacuate(hmap *m, size_t oi) {
+static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t oi, key_kind kind) {
     table *o = m->old;
-    if (table_bucket_evacuated(o, oi))
-        return 0;
     size_t ndest = m->cur->B > o->B ? 2 : 1;
     size_t first = m->cur->B > o->B ? oi << 1 : oi >> (o->B - m->cur->B);
     destination d[2] = {{.chain = first}, {.chain = first + 1}};
@@ -235,7 +254,7 @@ static int evacuate(hmap *m, size_t oi) {
         } else {
             for (; live; live &= live - 1) {
                 unsigned s = (unsigned)__builtin_ctzll(live) / 8;
-                size_t k = dest_of(m, &b, s, ndest);
+                size_t k = dest_of(m, &b, s, ndest, kind);
                 d[k].incoming++;
                 if (base + s < 64)
                     bits.y |= (uint64_t)k << (base + s);
@@ -254,8 +273,8 @@ static int evacuate(hmap *m, size_t oi) {
         uint64_t marks = ONES * EVACUATED_EMPTY - (live >> 7) * (EVACUATED_EMPTY - EVACUATED_X);
         for (; live; live &= live - 1) {
             unsigned s = (unsigned)__builtin_ctzll(live) / 8;
-            size_t k = dest_at(m, &b, s, base + s, ndest, &bits);
-            move_entry(m, &b, s, &d[k]);
+            size_t k = dest_at(m, &b, s, base + s, ndest, &bits, kind);
+            move_entry(m, &b, s, &d[k], kind);
             marks += (uint64_t)k << (8 * s); /* EVACUATED_Y is EVACUATED_X + 1 */
         }
         o->tombstones -= count_bytes(zero_bytes(w ^ (ONES * EMPTY_ONE)));
@@ -272,6 +291,29 @@ static int evacuate(hmap *m, size_t oi) {
     if (m->old_evacuated == o->nbuckets)
         complete_resize(m);
     return 0;
+}
+
+static __attribute__((noinline)) int evacuate_u64(hmap *m, size_t oi) {
+    return evacuate_kind(m, oi, KEYS_U64);
+}
+static __attribute__((noinline)) int evacuate_cstr(hmap *m, size_t oi) {
+    return evacuate_kind(m, oi, KEYS_CSTR);
+}
+static __attribute__((noinline)) int evacuate_generic(hmap *m, size_t oi) {
+    return evacuate_kind(m, oi, KEYS_GENERIC);
+}
+
+static int evacuate(hmap *m, size_t oi) {
+    if (table_bucket_evacuated(m->old, oi))
+        return 0;
+    switch (m->kind) {
+    case KEYS_U64:
+        return evacuate_u64(m, oi);
+    case KEYS_CSTR:
+        return evacuate_cstr(m, oi);
+    default:
+        return evacuate_generic(m, oi);
+    }
 }
 
 static const char *phase_name(hmap_phase phase) {

@@ -186,7 +186,7 @@ typedef struct lab_experiment {
 } lab_experiment;
 
 extern const lab_experiment lab_grow, lab_delete, lab_tophash, lab_values, lab_iterate, lab_signals,
-    lab_release_exp;
+    lab_release_exp, lab_pool;
 
 /* ---- colours shared by every plot: one per implementation ---- */
 #define LAB_C_HMAP "#1f77b4"

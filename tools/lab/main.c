@@ -2,7 +2,7 @@
  * main.c — hmap-lab: Go's map and hmap side by side, one experiment per claim people make about Go's map
  * memory, each with a verdict.
  *
- *   hmap-lab [--quick] [--json FILE] [--report FILE]      the whole tour (experiments 1-7)
+ *   hmap-lab [--quick] [--json FILE] [--report FILE]      the whole tour (experiments 1-8)
  *   hmap-lab EXPERIMENT [--n N] [--json FILE] [--report FILE]
  *   hmap-lab --help
  *
@@ -33,15 +33,29 @@
 #ifndef LAB_GO_TOOL
 #define LAB_GO_TOOL ""
 #endif
+/*
+ * The place of the "sync" experiment (Go's sync.Map against hmap_sync, the concurrent map, after deleting
+ * 99%): it joins the tour after "pool" once it is written. Until then the tour says it was not run, and
+ * why: the library has no hmap_sync yet, or it has one and the experiment is still missing.
+ */
+#if defined(__has_include)
+#if __has_include("hmap_sync.h")
+#define LAB_HAVE_HMAP_SYNC 1
+#endif
+#endif
+#ifdef LAB_HAVE_HMAP_SYNC
+#define LAB_SYNC_NOT_RUN "hmap_sync exists, the lab has no experiment for it yet"
+#else
+#define LAB_SYNC_NOT_RUN "the library has no hmap_sync (a concurrent map) yet"
+#endif
+
 #ifndef LAB_DEFAULT_OUTPUT_DIR
 #define LAB_DEFAULT_OUTPUT_DIR "build/lab"
 #endif
 
-/* The experiments in tour order. The pool and the concurrent map (hmap_pool, hmap_sync) are not part
- * of the library yet; their experiment, number 8 ("pool": a request loop with and without a pool of
- * scratch maps; "sync": Go's sync.Map against the concurrent map after deleting 99%), goes at the end. */
+/* The experiments in tour order. */
 static const lab_experiment *const experiments[] = {
-    &lab_grow, &lab_delete, &lab_tophash, &lab_values, &lab_iterate, &lab_signals, &lab_release_exp,
+    &lab_grow, &lab_delete, &lab_tophash, &lab_values, &lab_iterate, &lab_signals, &lab_release_exp, &lab_pool,
 };
 enum { NEXP = sizeof experiments / sizeof experiments[0] };
 
@@ -60,14 +74,14 @@ static void usage(FILE *out)
     for (size_t i = 0; i < NEXP; i++)
         fprintf(out, "  %-9s %s (--n: %s, default %llu)\n", experiments[i]->name, experiments[i]->help,
                 experiments[i]->n_means, (unsigned long long)experiments[i]->default_n);
-    fprintf(out, "  (8, pool and sync: once the library has hmap_pool and hmap_sync)\n\n"
+    fprintf(out, "  sync      Go's sync.Map vs hmap_sync after deleting 99%% (not run: %s)\n\n"
                  "  --n N         size of the experiment (1000, 10k, 1M, 10M)\n"
                  "  --json FILE   every figure, table and verdict as JSON\n"
                  "  --report FILE the HTML report (default: %s/report.html, or report-EXPERIMENT.html)\n"
                  "  --quick       the tour at small sizes (seconds; what the smoke test runs)\n"
                  "  --help        this text\n"
                  "Environment: LAB_OUT (output directory), LAB_GO (the Go companion program).\n",
-            LAB_DEFAULT_OUTPUT_DIR);
+            LAB_SYNC_NOT_RUN, LAB_DEFAULT_OUTPUT_DIR);
 }
 
 static void die_usage(const char *fmt, const char *arg)
@@ -267,7 +281,7 @@ int main(int argc, char **argv)
     }
     double secs = (double)(tc_now_ns() - t0) / 1e9;
     if (!o.only)
-        printf("\n8. pool, sync — not run: the library has no hmap_pool or hmap_sync yet\n");
+        printf("\n9. sync — not run: %s\n", LAB_SYNC_NOT_RUN);
     lab_print_summary(stdout, sections, nsec);
 
     char cmd[1024], report[4096];

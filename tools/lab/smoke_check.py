@@ -6,7 +6,8 @@ quick tour; the JSON and the report are checked, not just produced.
 
 Checks, for each experiment run alone with --n and --json: exit status 0; the JSON names the experiment,
 every claim has a verdict, and the figures are consistent — hmap's bytes fall after the deletes while
-no_shrink's do not, Go's B stays (when Go ran), RSS falls where hmap gives memory back (not checked in a
+no_shrink's do not, Go's B stays (when Go ran), every pooled map is destroyed within two cycles and one that
+keeps its arrays is reused without allocating, RSS falls where hmap gives memory back (not checked in a
 sanitizer build, whose allocator keeps freed memory); terminal lines are at most 120 columns. For the tour
 (--quick): the report parses as HTML and holds one section per experiment, each with at least one <svg>;
 the summary in the JSON has every claim. Also: --help lists every experiment and an unknown option fails.
@@ -19,7 +20,7 @@ import subprocess
 import sys
 
 EXPERIMENTS = {"grow": 20000, "delete": 20000, "tophash": 8, "values": 8, "iterate": 20000, "signals": 10000,
-               "release": 20000}
+               "release": 20000, "pool": 200}
 VERDICTS = {"holds", "does not hold", "partly", "not measured"}
 failures = []
 
@@ -88,6 +89,8 @@ def check_section(name, s, sanitized):
                   f"iterate: {impl} did not yield every survivor exactly once")
             check(metric(s, impl, "yielded_after_delete") == 0, f"iterate: {impl} yielded a deleted key")
         check(metric(s, "hmap", "shrinks") > 0, "iterate: hmap did not shrink under the iteration")
+    if name == "pool":
+        check_pool(s, go)
     if sanitized:  # ASan keeps freed memory in quarantine: RSS says nothing about the map
         return
     if name == "values":
@@ -101,6 +104,32 @@ def check_section(name, s, sanitized):
     if name == "signals":
         check(metric(s, "no_shrink", "map_bytes") > 5 * metric(s, "hmap", "map_bytes"),
               "signals: no_shrink does not hold more than hmap")
+
+
+def check_pool(s, go):
+    """Every pooled map is destroyed by the second cycle, nothing is left after hmap_pool_free, and a pooled
+    map that keeps its arrays is reused without allocating (one reset by hmap_clear regrows them)."""
+    for impl in ("pool_clear", "pool_delete", "pool_keep"):
+        for t in ("t1.", "t2."):
+            made, destroyed = metric(s, impl, t + "made"), metric(s, impl, t + "destroyed")
+            check(made is not None and 1 <= made <= int(t[1]) and made == destroyed,
+                  f"pool: {impl} {t} made {made} maps, destroyed {destroyed}")
+            check(metric(s, impl, t + "cycle2.idle") == 0, f"pool: {impl} {t} still holds maps after two cycles")
+            check(metric(s, impl, t + "cycle2.bytes") < metric(s, impl, t + "full.map_bytes"),
+                  f"pool: {impl} {t} holds a map's worth of bytes after two cycles")
+            check(metric(s, impl, t + "freed.bytes") == 0, f"pool: {impl} {t} bytes left after hmap_pool_free")
+            check(metric(s, impl, t + "held.idle") >= 1, f"pool: {impl} {t} held no idle map when the load stopped")
+    check(metric(s, "hmap", "t1.held.bytes") == 0, "pool: the unpooled loop left bytes behind")
+    none, keep = metric(s, "hmap", "t1.mallocs_per_req"), metric(s, "pool_keep", "t1.mallocs_per_req")
+    check(none >= 1 and keep < none / 10, f"pool: a no_shrink pooled map allocates {keep} per request (no pool: {none})")
+    check(metric(s, "pool_clear", "t1.grows_per_req") > 0, "pool: a map reset by hmap_clear did not regrow")
+    if go:
+        full = metric(s, "go", "map_bytes")
+        for t in ("t1.", "t2."):
+            check(metric(s, "go", t + "pool.mallocs_per_req") < metric(s, "go", t + "none.mallocs_per_req") / 10,
+                  f"pool: Go's sync.Pool did not save allocations ({t})")
+            check(metric(s, "go", t + "pool.cycle1.bytes") >= full / 2, f"pool: Go's idle map did not survive one GC ({t})")
+            check(metric(s, "go", t + "pool.cycle2.bytes") < full / 4, f"pool: Go's idle map survived two GCs ({t})")
 
 
 class Report(html.parser.HTMLParser):
