@@ -10,7 +10,8 @@
  * (protocol in bench.h); this process parses them into report.c, which prints the medians as a
  * Markdown table, writes results.json and draws the SVG chart.
  *
- * It takes no arguments but --help (any other is an error): the run is set by the environment, which
+ * `hmap-bench --concurrent` runs the concurrent maps instead (concurrent.c has its own options).
+ * Otherwise it takes no arguments but --help (any other is an error): the run is set by the environment, which
  * `make bench` passes through.
  * Environment: BENCH_QUICK=1 (1Mi uint64 keys, one repetition), BENCH_REPS, BENCH_SIZES (e.g.
  * "1024,1048576"), BENCH_KEYS ("u64,str"), BENCH_IMPLS (e.g. "hmap,abseil,go"), BENCH_OUT_DIR (default:
@@ -18,6 +19,7 @@
  */
 #define _GNU_SOURCE
 #include "bench.h"
+#include "concurrent.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -310,7 +312,7 @@ static double seconds_since(uint64_t t0) { return (double)(now_ns() - t0) / 1e9;
 /* ---- the command line: --help, nothing else ---- */
 
 static const char USAGE[] =
-    "usage: hmap-bench [--help]\n"
+    "usage: hmap-bench [--help]   or   hmap-bench --concurrent [options of concurrent.c]\n"
     "Runs every map implementation over every key set and size; prints a Markdown table on stdout,\n"
     "progress on stderr, and writes results.json and hmap-bench.svg into BENCH_OUT_DIR.\n"
     "Environment:\n"
@@ -333,6 +335,10 @@ static void parse_args(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+#ifdef BENCH_WITH_HMAP
+    if (argc > 1 && strcmp(argv[1], "--concurrent") == 0)
+        return concurrent_main(argc - 1, argv + 1); /* the concurrent maps: concurrent.c */
+#endif
     parse_args(argc, argv);
     config c;
     configure(&c);

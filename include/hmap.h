@@ -254,5 +254,6 @@ uint64_t hmap_hash_bytes(const void *data, size_t n, uint64_t seed);
 #endif
 
 #include "hmap_pool.h" /* the object pool */
+#include "hmap_sync.h" /* the concurrent map */
 
 #endif /* HMAP_H */

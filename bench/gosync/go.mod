@@ -1,0 +1,3 @@
+module hmapbenchsync
+
+go 1.19

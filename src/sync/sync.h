@@ -1,0 +1,155 @@
+/*
+ * sync/sync.h — what the files of the concurrent map share: the map and shard structures, and the
+ * deferred reclamation of each shard (reclaim.c). Nothing here is public API.
+ *
+ * The sync layer sits above the core and sees the map only through hmap.h, core/hashed.h and
+ * core/sync_support.h; it uses mem/ for its own memory and the memory thread, and base/ for seeds.
+ *
+ *   hmap_sync
+ *   +-------------+----------------------------------------------------------------------------------+
+ *   | type, flags | shards[2^s], each on its own 256-byte block (two cache lines and their prefetch   |
+ *   | mem owner   | pair):  seq | map | lock | count | limbo (deferred drops, deferred frees) | hook |  |
+ *   +-------------+----------------------------------------------------------------------------------+
+ *
+ * A reader touches the first line of its shard (seq, map pointer) and the shard's hmap; a writer also
+ * takes the lock on the same line. Shards never share a line, and each shard's hmap and arrays come from
+ * its own allocations (aligned to a cache line by the built-in hook), so two threads working on two
+ * shards never write the same line.
+ */
+#ifndef HMAP_SYNC_SYNC_H
+#define HMAP_SYNC_SYNC_H
+
+#include "../mem/mem.h"
+#include "hmap.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define limbo_reserve hmap__limbo_reserve
+#define limbo_commit hmap__limbo_commit
+#define limbo_collect hmap__limbo_collect
+#define limbo_run hmap__limbo_run
+#define limbo_recycle hmap__limbo_recycle
+#define limbo_drain hmap__limbo_drain
+#define limbo_pending hmap__limbo_pending
+#define limbo_note_removal hmap__limbo_note_removal
+#define limbo_advance_if_due hmap__limbo_advance_if_due
+#define limbo_advance_due hmap__limbo_advance_due
+#define shard_hook_init hmap__shard_hook_init
+
+typedef struct hmap_sync hmap_sync;
+
+/* A chunk of deferred drops: entries of one fixed size (which parts to drop, then a key, then a value),
+ * freed together once the newest of them is safe (its epoch stamp). */
+typedef struct limbo_chunk {
+    struct limbo_chunk *next;
+    uint64_t stamp; /* of the newest entry */
+    unsigned used;
+    _Alignas(16) unsigned char entries[];
+} limbo_chunk;
+
+enum { DROP_KEY = 1, DROP_VAL = 2 };
+
+/* A deferred free: written just past the freed block (sync/reclaim.c's allocator hook makes room). */
+typedef struct deferred_free {
+    struct deferred_free *next;
+    uint64_t stamp;
+    size_t size;
+} deferred_free;
+
+/* What a writer took out of a shard's limbo under the lock, to run after unlocking. */
+typedef struct limbo_batch {
+    limbo_chunk *chunks;
+    deferred_free *frees;
+} limbo_batch;
+
+typedef struct shard {
+    _Alignas(128) _Atomic uint64_t seq; /* odd while a writer changes the map (optimistic maps only) */
+    hmap *map;
+    pthread_mutex_t lock;
+    _Atomic size_t count; /* the map's count, for hmap_sync_len without the lock */
+    hmap_sync *owner;
+    /* under the lock: */
+    limbo_chunk *drops, *drops_tail, *spare; /* deferred drops, oldest first; one empty chunk kept */
+    deferred_free *frees, *frees_tail;       /* deferred frees, oldest first */
+    size_t deferred_drops, deferred_frees;   /* entries and blocks waiting */
+    _Atomic size_t deferred_bytes;           /* bytes of the blocks waiting (read by get_stats) */
+    bool defer_frees;                        /* false once the map is being freed */
+    mem_owner mem;                           /* the limbo chunks */
+    hmap_allocator hook;                     /* what the shard's hmap allocates through */
+} shard;
+
+struct hmap_sync {
+    hmap_type type;
+    bool optimistic; /* keys compare bytewise: reads take no lock */
+    bool fast_reads; /* optimistic, and 8-byte keys and values: the inlined read */
+    bool drops;      /* key_drop or val_drop: removals are deferred through the limbo */
+    bool u64_hash;   /* the shards hash with the built-in 8-byte hash and hash_seed: inline here */
+    uint64_t hash_seed;
+    unsigned shard_bits;
+    uint64_t shard_mask;                                      /* 2^shard_bits - 1 */
+    size_t key_offset, val_offset, entry_size, chunk_entries; /* limbo entry layout */
+    hmap_allocator user; /* the allocator the options gave (or the built-in one) */
+    bool custom_alloc;
+    mem_owner mem; /* this struct, the shards, the name */
+    size_t name_bytes;
+    void *shards_mem; /* the allocation holding the aligned shards */
+    size_t shards_bytes;
+    shard *shards;
+};
+
+/* The type's drops, plain or with its ctx (hmap_type allows either variant of each). */
+static inline bool type_drops_key(const hmap_type *t) { return t->key_drop || t->key_drop_ctx; }
+static inline bool type_drops_val(const hmap_type *t) {
+    return t->val_size && (t->val_drop || t->val_drop_ctx);
+}
+
+static inline void drop_key(const hmap_type *t, void *key) {
+    if (t->key_drop)
+        t->key_drop(key);
+    else if (t->key_drop_ctx)
+        t->key_drop_ctx(key, t->ctx);
+}
+
+static inline void drop_val(const hmap_type *t, void *val) {
+    if (t->val_drop)
+        t->val_drop(val);
+    else if (t->val_drop_ctx)
+        t->val_drop_ctx(val, t->ctx);
+}
+
+/* ---- reclaim.c ---- */
+
+/* The allocator hook of a shard's hmap: with defer_frees (set once the shard is made, in optimistic maps)
+ * every free waits for the epoch, else it is immediate. */
+void shard_hook_init(hmap_sync *m, shard *sh);
+
+/* A slot for one deferred drop (key and value areas at m->key_offset / m->val_offset), NULL on ENOMEM.
+ * Under the lock; the entry counts only once committed. */
+unsigned char *limbo_reserve(hmap_sync *m, shard *sh);
+void limbo_commit(hmap_sync *m, shard *sh, unsigned char *entry, unsigned parts);
+
+/* Something left the shard: paces the epoch's advance, which limbo_advance_if_due then makes (called by
+ * every write after its unlock). */
+void limbo_note_removal(size_t bytes);
+bool limbo_advance_if_due(void); /* true when it tried */
+extern _Thread_local bool limbo_advance_due
+    __attribute__((tls_model("initial-exec"))); /* an advance is wanted (checked inline by writes) */
+
+/* Under the lock: detaches what is safe to reclaim now. */
+void limbo_collect(shard *sh, limbo_batch *b);
+/* After unlocking: runs the drops and frees of a batch; the emptied chunks need the lock again
+ * (limbo_recycle), so the caller passes them back. */
+void limbo_run(hmap_sync *m, shard *sh, limbo_batch *b);
+void limbo_recycle(hmap_sync *m, shard *sh, limbo_chunk *chunks);
+
+/* No reader left (the map is being freed): everything, now. */
+void limbo_drain(hmap_sync *m, shard *sh);
+
+/* Deferred entries and blocks still waiting in the shard (under the lock). */
+size_t limbo_pending(const shard *sh);
+
+#endif /* HMAP_SYNC_SYNC_H */
