@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # hmap — the commands people type. CMake does the real work; this file only sequences it.
 #
 #   make check   install missing Debian packages, build with gcc and run every test, then build with clang

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench.h — what the files of hmap-bench share.
  *
@@ -33,11 +34,11 @@ typedef enum { KEYS_U64, KEYS_STR } key_kind;
  * lookups (they are the misses, and later the new keys of the churn). Value of key i is i + 1. */
 typedef struct keyset {
     key_kind kind;
-    size_t count;        /* n + extra */
-    uint64_t *u64;       /* KEYS_U64: splitmix64(i) */
-    const char **str;    /* KEYS_STR: NUL-terminated, 16..40 bytes, unique */
-    uint32_t *len;       /* KEYS_STR: strlen(str[i]) */
-    char *arena;         /* the bytes of all strings */
+    size_t count;     /* n + extra */
+    uint64_t *u64;    /* KEYS_U64: splitmix64(i) */
+    const char **str; /* KEYS_STR: NUL-terminated, 16..40 bytes, unique */
+    uint32_t *len;    /* KEYS_STR: strlen(str[i]) */
+    char *arena;      /* the bytes of all strings */
 } keyset;
 
 uint64_t splitmix64(uint64_t x);
@@ -48,10 +49,10 @@ const char *key_kind_name(key_kind k);
 
 /* ---- clock.c: a cheap per-operation clock ---- */
 
-void clock_init(void);                /* calibrates the TSC against CLOCK_MONOTONIC */
-uint64_t now_ns(void);                /* CLOCK_MONOTONIC */
+void clock_init(void); /* calibrates the TSC against CLOCK_MONOTONIC */
+uint64_t now_ns(void); /* CLOCK_MONOTONIC */
 double ticks_per_ns(void);
-double timer_cost_ns(void);           /* median cost of one timed empty region (two clock reads) */
+double timer_cost_ns(void); /* median cost of one timed empty region (two clock reads) */
 const char *clock_name(void);
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -75,8 +76,8 @@ static inline uint64_t ticks(void) { return now_ns(); }
 typedef struct adapter {
     const char *name;
     bool (*supports)(key_kind kind);
-    void *(*create)(key_kind kind, size_t reserve);   /* reserve 0: no hint */
-    bool can_reserve;                                 /* create() honours reserve */
+    void *(*create)(key_kind kind, size_t reserve); /* reserve 0: no hint */
+    bool can_reserve;                               /* create() honours reserve */
     void (*destroy)(void *v);
     void (*insert)(void *v, const keyset *ks, size_t from, size_t to);
     /* Like insert, but stores the ticks() each insert took in lat[i - from]. Between inserts, every
@@ -86,25 +87,26 @@ typedef struct adapter {
     /* Lookups of keys from + j*stride for j in [0, count). */
     uint64_t (*lookup)(void *v, const keyset *ks, size_t from, size_t stride, size_t count, size_t *found);
     /* Deletes keys [from, to); calls sample() as insert_timed does. Returns how many were deleted. */
-    size_t (*erase)(void *v, const keyset *ks, size_t from, size_t to,
-                    size_t sample_every, void (*sample)(void *ctx, size_t i), void *ctx);
+    size_t (*erase)(void *v, const keyset *ks, size_t from, size_t to, size_t sample_every,
+                    void (*sample)(void *ctx, size_t i), void *ctx);
     uint64_t (*iterate)(void *v, size_t *count);
     /* count times: insert key ins_from + j, delete key del_from + j. */
     void (*churn)(void *v, const keyset *ks, size_t ins_from, size_t del_from, size_t count);
-    size_t (*bytes)(void *v);        /* bytes the map holds now (see each adapter for how it counts) */
-    int (*compact)(void *v);         /* NULL when the implementation has no such call */
+    size_t (*bytes)(void *v); /* bytes the map holds now (see each adapter for how it counts) */
+    int (*compact)(void *v);  /* NULL when the implementation has no such call */
     size_t (*len)(void *v);
 } adapter;
 
-extern const adapter adapter_hmap, adapter_hmap_noshrink, adapter_absl, adapter_boost, adapter_glib, adapter_uthash;
+extern const adapter adapter_hmap, adapter_hmap_noshrink, adapter_absl, adapter_boost, adapter_glib,
+    adapter_uthash;
 
 /* ---- suite.c: what a worker measures ---- */
 
 typedef struct suite_config {
-    size_t n;            /* entries at full size */
-    size_t lookups;      /* lookups / churn operations per round (n capped) */
-    size_t rounds;       /* rounds of the speed measurements (small n is repeated to be timeable) */
-    bool series;         /* emit the fill-then-delete bytes series and latency distribution */
+    size_t n;       /* entries at full size */
+    size_t lookups; /* lookups / churn operations per round (n capped) */
+    size_t rounds;  /* rounds of the speed measurements (small n is repeated to be timeable) */
+    bool series;    /* emit the fill-then-delete bytes series and latency distribution */
 } suite_config;
 
 void suite_run_map(const adapter *a, const keyset *ks, const suite_config *cfg, FILE *out);
@@ -130,8 +132,8 @@ int report_json(const char *path);
 int report_svg(const char *path, const char *title, size_t n_fill); /* n_fill: where deletes start */
 
 /* ---- helpers shared by adapters ---- */
-size_t rss_bytes(void);              /* resident set size of this process, from /proc/self/statm */
-size_t malloc_in_use(void);          /* bytes glibc's malloc has handed out and not taken back */
+size_t rss_bytes(void);     /* resident set size of this process, from /proc/self/statm */
+size_t malloc_in_use(void); /* bytes glibc's malloc has handed out and not taken back */
 
 #ifdef __cplusplus
 }

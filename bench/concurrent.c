@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * concurrent.c — `hmap-bench --concurrent`: hmap_sync against locked and concurrent maps, by threads.
  *
@@ -57,17 +58,18 @@ static void hs_destroy(void *m) { hmap_sync_free(m); }
 
 static uint64_t hs_work(void *p, const cc_work *w) {
     hmap_sync *m = p;
-    CC_LOOP(w,
-            {
-                uint64_t v;
-                if (hmap_sync_load(m, &key, &v))
-                    cc_sum += v;
-            },
-            {
-                uint64_t v = idx + 1;
-                hmap_sync_store(m, &key, &v);
-            },
-            { hmap_sync_delete(m, &key); })
+    CC_LOOP(
+        w,
+        {
+            uint64_t v;
+            if (hmap_sync_load(m, &key, &v))
+                cc_sum += v;
+        },
+        {
+            uint64_t v = idx + 1;
+            hmap_sync_store(m, &key, &v);
+        },
+        { hmap_sync_delete(m, &key); })
 }
 
 static const cc_adapter cc_hmap_sync = {"hmap_sync", hs_create, hs_destroy, NULL, NULL, hs_work};
@@ -134,30 +136,31 @@ static void lf_thread_end(void *m) {
 
 static uint64_t lf_work(void *p, const cc_work *w) {
     struct cds_lfht *ht = p;
-    CC_LOOP(w,
-            {
-                struct cds_lfht_iter it;
-                rcu_read_lock();
-                cds_lfht_lookup(ht, lf_hash(key), lf_match, &key, &it);
-                struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
-                if (node)
-                    cc_sum += caa_container_of(node, lf_node, node)->val;
-                rcu_read_unlock();
-            },
-            { lf_store(ht, key, idx + 1); },
-            {
-                struct cds_lfht_iter it;
-                rcu_read_lock();
-                cds_lfht_lookup(ht, lf_hash(key), lf_match, &key, &it);
-                struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
-                if (node && cds_lfht_del(ht, node) == 0)
-                    call_rcu(&caa_container_of(node, lf_node, node)->rcu, lf_free);
-                rcu_read_unlock();
-            })
+    CC_LOOP(
+        w,
+        {
+            struct cds_lfht_iter it;
+            rcu_read_lock();
+            cds_lfht_lookup(ht, lf_hash(key), lf_match, &key, &it);
+            struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
+            if (node)
+                cc_sum += caa_container_of(node, lf_node, node)->val;
+            rcu_read_unlock();
+        },
+        { lf_store(ht, key, idx + 1); },
+        {
+            struct cds_lfht_iter it;
+            rcu_read_lock();
+            cds_lfht_lookup(ht, lf_hash(key), lf_match, &key, &it);
+            struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
+            if (node && cds_lfht_del(ht, node) == 0)
+                call_rcu(&caa_container_of(node, lf_node, node)->rcu, lf_free);
+            rcu_read_unlock();
+        })
 }
 
-static const cc_adapter cc_cds_lfht = {"cds_lfht", lf_create, lf_destroy, lf_thread_begin, lf_thread_end,
-                                       lf_work};
+static const cc_adapter cc_cds_lfht = {"cds_lfht",      lf_create,     lf_destroy,
+                                       lf_thread_begin, lf_thread_end, lf_work};
 #endif
 
 /* ---------------------------------------------------------------- configuration */
@@ -459,8 +462,7 @@ static void memory_check(FILE *out) {
 static const cc_adapter *const C_IMPLS[] = {
     &cc_hmap_sync,
 #ifdef BENCH_WITH_ABSL
-    &cc_mutex_absl,
-    &cc_rwlock_absl,
+    &cc_mutex_absl, &cc_rwlock_absl,
 #endif
 #ifdef BENCH_WITH_TBB
     &cc_tbb,
@@ -529,7 +531,7 @@ int concurrent_main(int argc, char **argv) {
     bool have_go = access(c.gosync, X_OK) == 0 && listed(c.impls, "sync.Map");
     char threads[128];
     list_threads(&c, threads, sizeof threads);
-    printf("# hmap-bench --concurrent\n\n- %ld online CPUs; %u ms per cell; threads %s; maps:", 
+    printf("# hmap-bench --concurrent\n\n- %ld online CPUs; %u ms per cell; threads %s; maps:",
            sysconf(_SC_NPROCESSORS_ONLN), c.ms, threads);
     for (size_t i = 0; i < NUM_C_IMPLS; i++)
         if (listed(c.impls, C_IMPLS[i]->name))

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * concurrent.h — what concurrent.c (the driver, hmap_sync and liburcu's cds_lfht) and
  * concurrent_peers.cc (abseil behind a mutex or an rwlock, TBB's concurrent_hash_map) share.
@@ -57,24 +58,24 @@ extern volatile uint64_t cc_sink; /* lookup results, so that nothing is elided *
 
 /* The body of every work(): LOAD, STORE and ERASE are statements using `key` and `idx`; LOAD adds what
  * it found to `cc_sum`. The stop flag is read every 256 operations. */
-#define CC_LOOP(w, LOAD, STORE, ERASE)                                                                      \
+#define CC_LOOP(w, LOAD, STORE, ERASE)                                                                       \
     uint64_t cc_s = (w)->seed | 1, cc_ops = 0, cc_sum = 0, cc_space = 2 * (w)->n;                            \
-    unsigned cc_read = (w)->read_pct;                                                                       \
-    while (!__atomic_load_n((w)->stop, __ATOMIC_RELAXED)) {                                                 \
-        for (int cc_i = 0; cc_i < 256; cc_i++) {                                                            \
-            uint64_t cc_r = cc_next(&cc_s);                                                                 \
-            uint64_t idx = ((cc_r >> 32) * cc_space) >> 32, key = cc_splitmix64(idx);                       \
-            if ((unsigned)(cc_r & 0xffff) % 100 < cc_read) {                                                \
-                LOAD                                                                                        \
-            } else if ((cc_r >> 16) & 1) {                                                                  \
-                STORE                                                                                       \
-            } else {                                                                                        \
-                ERASE                                                                                       \
-            }                                                                                               \
-        }                                                                                                   \
-        cc_ops += 256;                                                                                      \
-    }                                                                                                       \
-    cc_sink += cc_sum;                                                                                      \
+    unsigned cc_read = (w)->read_pct;                                                                        \
+    while (!__atomic_load_n((w)->stop, __ATOMIC_RELAXED)) {                                                  \
+        for (int cc_i = 0; cc_i < 256; cc_i++) {                                                             \
+            uint64_t cc_r = cc_next(&cc_s);                                                                  \
+            uint64_t idx = ((cc_r >> 32) * cc_space) >> 32, key = cc_splitmix64(idx);                        \
+            if ((unsigned)(cc_r & 0xffff) % 100 < cc_read) {                                                 \
+                LOAD                                                                                         \
+            } else if ((cc_r >> 16) & 1) {                                                                   \
+                STORE                                                                                        \
+            } else {                                                                                         \
+                ERASE                                                                                        \
+            }                                                                                                \
+        }                                                                                                    \
+        cc_ops += 256;                                                                                       \
+    }                                                                                                        \
+    cc_sink += cc_sum;                                                                                       \
     return cc_ops;
 
 #ifdef __cplusplus

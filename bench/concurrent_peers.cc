@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * concurrent_peers.cc — the C++ peers of hmap_sync in the concurrent bench (cells in concurrent.h):
  *
@@ -38,51 +39,53 @@ void absl_destroy(void *p) { delete static_cast<locked_absl *>(p); }
 
 uint64_t mutex_work(void *p, const cc_work *w) {
     auto *m = static_cast<locked_absl *>(p);
-    CC_LOOP(w,
-            {
-                std::lock_guard<std::mutex> g(m->mu);
-                auto it = m->map.find(key);
-                if (it != m->map.end())
-                    cc_sum += it->second;
-            },
-            {
-                std::lock_guard<std::mutex> g(m->mu);
-                m->map[key] = idx + 1;
-            },
-            {
-                std::lock_guard<std::mutex> g(m->mu);
-                m->map.erase(key);
-            })
+    CC_LOOP(
+        w,
+        {
+            std::lock_guard<std::mutex> g(m->mu);
+            auto it = m->map.find(key);
+            if (it != m->map.end())
+                cc_sum += it->second;
+        },
+        {
+            std::lock_guard<std::mutex> g(m->mu);
+            m->map[key] = idx + 1;
+        },
+        {
+            std::lock_guard<std::mutex> g(m->mu);
+            m->map.erase(key);
+        })
 }
 
 uint64_t rwlock_work(void *p, const cc_work *w) {
     auto *m = static_cast<locked_absl *>(p);
-    CC_LOOP(w,
-            {
-                pthread_rwlock_rdlock(&m->rw);
-                auto it = m->map.find(key);
-                if (it != m->map.end())
-                    cc_sum += it->second;
-                pthread_rwlock_unlock(&m->rw);
-            },
-            {
-                pthread_rwlock_wrlock(&m->rw);
-                m->map[key] = idx + 1;
-                pthread_rwlock_unlock(&m->rw);
-            },
-            {
-                pthread_rwlock_wrlock(&m->rw);
-                m->map.erase(key);
-                pthread_rwlock_unlock(&m->rw);
-            })
+    CC_LOOP(
+        w,
+        {
+            pthread_rwlock_rdlock(&m->rw);
+            auto it = m->map.find(key);
+            if (it != m->map.end())
+                cc_sum += it->second;
+            pthread_rwlock_unlock(&m->rw);
+        },
+        {
+            pthread_rwlock_wrlock(&m->rw);
+            m->map[key] = idx + 1;
+            pthread_rwlock_unlock(&m->rw);
+        },
+        {
+            pthread_rwlock_wrlock(&m->rw);
+            m->map.erase(key);
+            pthread_rwlock_unlock(&m->rw);
+        })
 }
 
 } // namespace
 
-extern "C" const cc_adapter cc_mutex_absl = {"mutex+abseil", absl_create, absl_destroy, nullptr, nullptr,
-                                             mutex_work};
-extern "C" const cc_adapter cc_rwlock_absl = {"rwlock+abseil", absl_create, absl_destroy, nullptr, nullptr,
-                                              rwlock_work};
+extern "C" const cc_adapter cc_mutex_absl = {"mutex+abseil", absl_create, absl_destroy,
+                                             nullptr,        nullptr,     mutex_work};
+extern "C" const cc_adapter cc_rwlock_absl = {"rwlock+abseil", absl_create, absl_destroy,
+                                              nullptr,         nullptr,     rwlock_work};
 #endif
 
 #ifdef BENCH_WITH_TBB
@@ -103,18 +106,19 @@ void tbb_destroy(void *p) { delete static_cast<tbb_map *>(p); }
 
 uint64_t tbb_work(void *p, const cc_work *w) {
     auto *m = static_cast<tbb_map *>(p);
-    CC_LOOP(w,
-            {
-                tbb_map::const_accessor a;
-                if (m->find(a, key))
-                    cc_sum += a->second;
-            },
-            {
-                tbb_map::accessor a;
-                m->insert(a, key);
-                a->second = idx + 1;
-            },
-            { m->erase(key); })
+    CC_LOOP(
+        w,
+        {
+            tbb_map::const_accessor a;
+            if (m->find(a, key))
+                cc_sum += a->second;
+        },
+        {
+            tbb_map::accessor a;
+            m->insert(a, key);
+            a->second = idx + 1;
+        },
+        { m->erase(key); })
 }
 
 } // namespace

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * impl_flat.h — one C++ adapter for the flat hash maps of C++ libraries (abseil's flat_hash_map, boost's
  * unordered_flat_map), written once: each impl_*.cc includes it after naming its two map types.
@@ -25,12 +26,10 @@ namespace {
 
 size_t g_bytes_held; // live bytes of every map of this library in this process
 
-template <class T>
-struct counting_allocator {
+template <class T> struct counting_allocator {
     using value_type = T;
     counting_allocator() = default;
-    template <class U>
-    counting_allocator(const counting_allocator<U> &) {}
+    template <class U> counting_allocator(const counting_allocator<U> &) {}
     T *allocate(size_t n) {
         g_bytes_held += n * sizeof(T);
         return static_cast<T *>(::operator new(n * sizeof(T)));
@@ -39,10 +38,8 @@ struct counting_allocator {
         g_bytes_held -= n * sizeof(T);
         ::operator delete(p);
     }
-    template <class U>
-    bool operator==(const counting_allocator<U> &) const { return true; }
-    template <class U>
-    bool operator!=(const counting_allocator<U> &) const { return false; }
+    template <class U> bool operator==(const counting_allocator<U> &) const { return true; }
+    template <class U> bool operator!=(const counting_allocator<U> &) const { return false; }
 };
 
 using u64_map = flat_u64_map<counting_allocator<std::pair<const uint64_t, uint64_t>>>;
@@ -77,13 +74,15 @@ inline void fl_put_str(void *m, const char *key, uint32_t len, uint64_t val) {
 }
 inline bool fl_get_u64(void *m, uint64_t key, uint64_t *val) {
     auto it = F(m)->u.find(key);
-    if (it == F(m)->u.end()) return false;
+    if (it == F(m)->u.end())
+        return false;
     *val = it->second;
     return true;
 }
 inline bool fl_get_str(void *m, const char *key, uint32_t len, uint64_t *val) {
     auto it = F(m)->s.find(std::string_view(key, len));
-    if (it == F(m)->s.end()) return false;
+    if (it == F(m)->s.end())
+        return false;
     *val = it->second;
     return true;
 }
@@ -121,6 +120,7 @@ size_t fl_len(void *m) { return F(m)->u.size() + F(m)->s.size(); }
 
 } // namespace
 
-#define FLAT_DEFINE_ADAPTER(symbol, name) extern "C" const adapter symbol = ADAPTER(fl, name, true, fl_compact);
+#define FLAT_DEFINE_ADAPTER(symbol, name)                                                                    \
+    extern "C" const adapter symbol = ADAPTER(fl, name, true, fl_compact);
 
 #endif /* HMAP_BENCH_IMPL_FLAT_H */

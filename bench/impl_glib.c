@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * impl_glib.c — GLib's GHashTable, as C programs commonly use it.
  *
@@ -21,12 +22,16 @@ typedef struct gmap {
     size_t base; /* malloc_in_use() before the table existed */
 } gmap;
 
-static bool gl_supports(key_kind kind) { (void)kind; return true; }
+static bool gl_supports(key_kind kind) {
+    (void)kind;
+    return true;
+}
 
 static void *gl_create(key_kind kind, size_t reserve) {
     (void)reserve;
     gmap *g = malloc(sizeof *g);
-    if (!g) abort();
+    if (!g)
+        abort();
     g->base = malloc_in_use();
     g->t = kind == KEYS_U64 ? g_hash_table_new(g_direct_hash, g_direct_equal)
                             : g_hash_table_new(g_str_hash, g_str_equal);

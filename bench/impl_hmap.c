@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * impl_hmap.c — hmap through its public API, twice: as shipped (shrinks after deletes) and with
  * hmap_options.no_shrink (keeps its memory, as Go's map does).
@@ -17,7 +18,10 @@ static void die_nomem(void) {
     exit(1);
 }
 
-static bool hm_supports(key_kind kind) { (void)kind; return true; }
+static bool hm_supports(key_kind kind) {
+    (void)kind;
+    return true;
+}
 
 static void *hm_create_with(key_kind kind, size_t reserve, bool no_shrink) {
     hmap_type type = {0};
@@ -33,7 +37,8 @@ static void *hm_create_with(key_kind kind, size_t reserve, bool no_shrink) {
     opts.no_shrink = no_shrink;
     opts.name = no_shrink ? "bench-noshrink" : "bench";
     hmap *m = hmap_new_opts(&type, reserve, &opts);
-    if (!m) die_nomem();
+    if (!m)
+        die_nomem();
     return m;
 }
 
@@ -43,22 +48,26 @@ static void *hmns_create(key_kind kind, size_t reserve) { return hm_create_with(
 static void hm_destroy(void *m) { hmap_free(m); }
 
 static inline void hm_put_u64(void *m, uint64_t key, uint64_t val) {
-    if (hmap_put(m, &key, &val) < 0) die_nomem();
+    if (hmap_put(m, &key, &val) < 0)
+        die_nomem();
 }
 static inline void hm_put_str(void *m, const char *key, uint32_t len, uint64_t val) {
     (void)len;
-    if (hmap_put(m, &key, &val) < 0) die_nomem();
+    if (hmap_put(m, &key, &val) < 0)
+        die_nomem();
 }
 static inline bool hm_get_u64(void *m, uint64_t key, uint64_t *val) {
     const uint64_t *p = hmap_get(m, &key);
-    if (!p) return false;
+    if (!p)
+        return false;
     *val = *p;
     return true;
 }
 static inline bool hm_get_str(void *m, const char *key, uint32_t len, uint64_t *val) {
     (void)len;
     const uint64_t *p = hmap_get(m, &key);
-    if (!p) return false;
+    if (!p)
+        return false;
     *val = *p;
     return true;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * impl_uthash.c — uthash, the intrusive header-only hash table many C programs embed.
  *
@@ -30,7 +31,8 @@ static void *ut_alloc(size_t n) {
 }
 
 static void ut_release(void *p) {
-    if (!p) return;
+    if (!p)
+        return;
     ut_bytes_held -= malloc_usable_size(p) + 8;
     free(p);
 }
@@ -52,7 +54,10 @@ typedef struct utmap {
     node *head;
 } utmap;
 
-static bool ut_supports(key_kind kind) { (void)kind; return true; }
+static bool ut_supports(key_kind kind) {
+    (void)kind;
+    return true;
+}
 
 static void *ut_create(key_kind kind, size_t reserve) {
     (void)kind;
@@ -101,14 +106,16 @@ static inline void ut_put_str(void *m, const char *key, uint32_t len, uint64_t v
 static inline bool ut_get_u64(void *m, uint64_t key, uint64_t *val) {
     node *e;
     HASH_FIND(hh, ((utmap *)m)->head, &key, sizeof key, e);
-    if (!e) return false;
+    if (!e)
+        return false;
     *val = e->val;
     return true;
 }
 static inline bool ut_get_str(void *m, const char *key, uint32_t len, uint64_t *val) {
     node *e;
     HASH_FIND(hh, ((utmap *)m)->head, key, len, e);
-    if (!e) return false;
+    if (!e)
+        return false;
     *val = e->val;
     return true;
 }
@@ -116,7 +123,8 @@ static inline bool ut_del_u64(void *m, uint64_t key) {
     utmap *u = m;
     node *e;
     HASH_FIND(hh, u->head, &key, sizeof key, e);
-    if (!e) return false;
+    if (!e)
+        return false;
     HASH_DEL(u->head, e);
     ut_release(e);
     return true;
@@ -125,7 +133,8 @@ static inline bool ut_del_str(void *m, const char *key, uint32_t len) {
     utmap *u = m;
     node *e;
     HASH_FIND(hh, u->head, key, len, e);
-    if (!e) return false;
+    if (!e)
+        return false;
     HASH_DEL(u->head, e);
     ut_release(e);
     return true;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * keys.c — the key streams every implementation is measured on.
  *
@@ -91,9 +92,11 @@ uint64_t keyset_checksum(const keyset *ks) {
     const uint64_t prime = 1099511628211ULL;
     for (size_t i = 0; i < ks->count; i++) {
         if (ks->kind == KEYS_U64) {
-            for (int b = 0; b < 8; b++) h = (h ^ ((ks->u64[i] >> (8 * b)) & 0xff)) * prime;
+            for (int b = 0; b < 8; b++)
+                h = (h ^ ((ks->u64[i] >> (8 * b)) & 0xff)) * prime;
         } else {
-            for (const char *p = ks->str[i]; *p; p++) h = (h ^ (unsigned char)*p) * prime;
+            for (const char *p = ks->str[i]; *p; p++)
+                h = (h ^ (unsigned char)*p) * prime;
             h = (h ^ 0) * prime;
         }
     }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * main.c — hmap-bench's driver: which implementations, key sets and sizes run, in what order, and where
  * the results go.
@@ -11,11 +12,10 @@
  * Markdown table, writes results.json and draws the SVG chart.
  *
  * `hmap-bench --concurrent` runs the concurrent maps instead (concurrent.c has its own options).
- * Otherwise it takes no arguments but --help (any other is an error): the run is set by the environment, which
- * `make bench` passes through.
- * Environment: BENCH_QUICK=1 (1Mi uint64 keys, one repetition), BENCH_REPS, BENCH_SIZES (e.g.
- * "1024,1048576"), BENCH_KEYS ("u64,str"), BENCH_IMPLS (e.g. "hmap,abseil,go"), BENCH_OUT_DIR (default:
- * the directory of this executable, i.e. build/bench).
+ * Otherwise it takes no arguments but --help (any other is an error): the run is set by the environment,
+ * which `make bench` passes through. Environment: BENCH_QUICK=1 (1Mi uint64 keys, one repetition),
+ * BENCH_REPS, BENCH_SIZES (e.g. "1024,1048576"), BENCH_KEYS ("u64,str"), BENCH_IMPLS (e.g. "hmap,abseil,go"),
+ * BENCH_OUT_DIR (default: the directory of this executable, i.e. build/bench).
  */
 #define _GNU_SOURCE
 #include "bench.h"
@@ -82,12 +82,14 @@ typedef struct config {
 /* ---- configuration ---- */
 
 static bool listed(const char *list, const char *name) {
-    if (!list) return true;
+    if (!list)
+        return true;
     size_t len = strlen(name);
     for (const char *p = list; (p = strstr(p, name)) != NULL; p += len) {
         bool starts = p == list || p[-1] == ',';
         bool ends = p[len] == '\0' || p[len] == ',';
-        if (starts && ends) return true;
+        if (starts && ends)
+            return true;
     }
     return false;
 }
@@ -107,14 +109,17 @@ static void configure(config *c) {
     memset(c, 0, sizeof *c);
     bool quick = getenv("BENCH_QUICK") && strcmp(getenv("BENCH_QUICK"), "0") != 0;
     c->reps = quick ? 1 : 3;
-    if (getenv("BENCH_REPS")) c->reps = atoi(getenv("BENCH_REPS"));
-    if (c->reps < 1) c->reps = 1;
+    if (getenv("BENCH_REPS"))
+        c->reps = atoi(getenv("BENCH_REPS"));
+    if (c->reps < 1)
+        c->reps = 1;
 
     const char *sizes = getenv("BENCH_SIZES");
     if (sizes) {
         for (char *end; *sizes && c->nsizes < 8; sizes = *end ? end + 1 : end) {
             c->sizes[c->nsizes++] = strtoull(sizes, &end, 10);
-            if (end == sizes) break;
+            if (end == sizes)
+                break;
         }
     } else if (quick) {
         c->sizes[c->nsizes++] = (size_t)1 << 20;
@@ -124,18 +129,24 @@ static void configure(config *c) {
         c->sizes[c->nsizes++] = (size_t)10 << 20;
     }
     const char *keys = getenv("BENCH_KEYS");
-    if (!keys && quick) keys = "u64";
-    if (listed(keys, "u64")) c->keys[c->nkeys++] = KEYS_U64;
-    if (listed(keys, "str")) c->keys[c->nkeys++] = KEYS_STR;
+    if (!keys && quick)
+        keys = "u64";
+    if (listed(keys, "u64"))
+        c->keys[c->nkeys++] = KEYS_U64;
+    if (listed(keys, "str"))
+        c->keys[c->nkeys++] = KEYS_STR;
 
     exe_dir(c->out_dir, sizeof c->out_dir);
     snprintf(c->go_path, sizeof c->go_path, "%s/hmap-bench-go", c->out_dir);
     c->have_go = access(c->go_path, X_OK) == 0;
-    if (getenv("BENCH_OUT_DIR")) snprintf(c->out_dir, sizeof c->out_dir, "%s", getenv("BENCH_OUT_DIR"));
+    if (getenv("BENCH_OUT_DIR"))
+        snprintf(c->out_dir, sizeof c->out_dir, "%s", getenv("BENCH_OUT_DIR"));
 
     for (size_t i = 0; i < NUM_IMPLS; i++) {
-        if (!listed(getenv("BENCH_IMPLS"), ALL_IMPLS[i].name)) continue;
-        if (ALL_IMPLS[i].kind == RUN_GO && !c->have_go) continue;
+        if (!listed(getenv("BENCH_IMPLS"), ALL_IMPLS[i].name))
+            continue;
+        if (ALL_IMPLS[i].kind == RUN_GO && !c->have_go)
+            continue;
         c->impls[c->nimpls++] = &ALL_IMPLS[i];
     }
 }
@@ -155,7 +166,8 @@ static const char *size_name(size_t n, char *buf, size_t size) {
 static void cpu_model(char *buf, size_t size) {
     snprintf(buf, size, "unknown");
     FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
+    if (!f)
+        return;
     char line[512];
     while (fgets(line, sizeof line, f)) {
         char *colon = strchr(line, ':');
@@ -170,12 +182,15 @@ static void cpu_model(char *buf, size_t size) {
 
 static void go_version(const config *c, char *buf, size_t size) {
     snprintf(buf, size, "not found (Go rows skipped)");
-    if (!c->have_go) return;
+    if (!c->have_go)
+        return;
     char cmd[PATH_MAX + 64];
     snprintf(cmd, sizeof cmd, "'%s' -version", c->go_path);
     FILE *p = popen(cmd, "r");
-    if (!p) return;
-    if (fgets(buf, (int)size, p)) buf[strcspn(buf, "\n")] = '\0';
+    if (!p)
+        return;
+    if (fgets(buf, (int)size, p))
+        buf[strcspn(buf, "\n")] = '\0';
     pclose(p);
 }
 
@@ -183,8 +198,10 @@ static void go_version(const config *c, char *buf, size_t size) {
 static void load_average(char *buf, size_t size) {
     snprintf(buf, size, "unknown");
     FILE *f = fopen("/proc/loadavg", "r");
-    if (!f) return;
-    if (fgets(buf, (int)size, f)) buf[strcspn(buf, "\n")] = '\0';
+    if (!f)
+        return;
+    if (fgets(buf, (int)size, f))
+        buf[strcspn(buf, "\n")] = '\0';
     fclose(f);
 }
 
@@ -219,8 +236,8 @@ static void make_header(const config *c, char *h, size_t size) {
              "string views / Go string headers, key bytes counted by none). Lookups and churn: up to %zu "
              "per round, hits spread evenly over the whole key set; sizes below 1Mi repeated to 1Mi "
              "operations\n",
-             date, sysconf(_SC_NPROCESSORS_ONLN), cpu, u.sysname, u.release, u.machine, load, __VERSION__, gov,
-             clock_name(), ticks_per_ns(), timer_cost_ns(), sizes, keys, impls, c->reps,
+             date, sysconf(_SC_NPROCESSORS_ONLN), cpu, u.sysname, u.release, u.machine, load, __VERSION__,
+             gov, clock_name(), ticks_per_ns(), timer_cost_ns(), sizes, keys, impls, c->reps,
              c->reps == 1 ? "" : "s", LOOKUP_CAP);
 }
 
@@ -239,7 +256,8 @@ static bool parse_line(const char *impl, key_kind keys, size_t n, char *line) {
         series_add_point(impl, metric, strcmp(x, "max") == 0 ? -1.0 : atof(x), y);
         return true;
     }
-    if (line[0] == 'I') return true;
+    if (line[0] == 'I')
+        return true;
     return false;
 }
 
@@ -259,7 +277,8 @@ static void run_child(const config *c, const impl *im, const keyset *ks, const s
         _exit(127);
     }
     FILE *out = fdopen(fd, "w");
-    if (!out) _exit(126);
+    if (!out)
+        _exit(126);
     if (im->kind == RUN_ADAPTER)
         suite_run_map(im->a, ks, cfg, out);
     else if (im->kind == RUN_LIMIT)
@@ -272,14 +291,16 @@ static void run_child(const config *c, const impl *im, const keyset *ks, const s
 
 static bool run_worker(const config *c, const impl *im, const keyset *ks, const suite_config *cfg) {
     int fds[2];
-    if (pipe(fds) != 0) return false;
+    if (pipe(fds) != 0)
+        return false;
     if (cfg->series) {
         series_reset(im->name, "lat");
         series_reset(im->name, "bytes");
     }
     fflush(NULL);
     pid_t pid = fork();
-    if (pid < 0) return false;
+    if (pid < 0)
+        return false;
     if (pid == 0) {
         close(fds[0]);
         run_child(c, im, ks, cfg, fds[1]);
@@ -295,7 +316,8 @@ static bool run_worker(const config *c, const impl *im, const keyset *ks, const 
             ok = false;
         }
     free(line);
-    if (in) fclose(in);
+    if (in)
+        fclose(in);
     int status;
     waitpid(pid, &status, 0);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -349,7 +371,8 @@ int main(int argc, char **argv) {
 
     size_t largest = 0;
     for (int i = 0; i < c.nsizes; i++)
-        if (c.sizes[i] > largest) largest = c.sizes[i];
+        if (c.sizes[i] > largest)
+            largest = c.sizes[i];
 
     int failures = 0;
     uint64_t start = now_ns();
@@ -385,9 +408,11 @@ int main(int argc, char **argv) {
     report_markdown(stdout, header);
     printf("\nTotal run time: %.0f s%s\n", seconds_since(start), failures ? " (some workers FAILED)" : "");
     snprintf(path, sizeof path, "%s/results.json", c.out_dir);
-    if (report_json(path) == 0) printf("JSON: %s\n", path);
+    if (report_json(path) == 0)
+        printf("JSON: %s\n", path);
     snprintf(path, sizeof path, "%s/hmap-bench.svg", c.out_dir);
     snprintf(title, sizeof title, "u64 keys, n = %zu", largest);
-    if (report_svg(path, title, largest) == 0) printf("SVG: %s\n", path);
+    if (report_svg(path, title, largest) == 0)
+        printf("SVG: %s\n", path);
     return failures ? 1 : 0;
 }

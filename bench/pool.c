@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pool.c — hmap-bench-pool: hmap_pool's get+put pair beside malloc+free (glibc, jemalloc, mimalloc) and
  * Go's sync.Pool, whole hmaps made and freed beside hmaps reused from a pool, and how soon idle memory

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * suite.c — what one worker measures, for one implementation, key set and size.
  *
@@ -14,9 +15,9 @@
  *     timed region) for the chart.
  *  2. The speed rounds, cfg->rounds times (small maps are repeated until they are timeable): insert
  *     from empty, lookups of L present keys spread over the whole set, lookups of L absent keys,
- *     iteration, L churn steps (insert a new key, delete an old one: the size stays n); then, where the map takes a size hint, insert after reserve. Each phase is timed as a whole with
- *     CLOCK_MONOTONIC. Lookup sums go to a volatile sink and every count is checked, so that nothing
- *     is elided and a broken map stops the run.
+ *     iteration, L churn steps (insert a new key, delete an old one: the size stays n); then, where the map
+ * takes a size hint, insert after reserve. Each phase is timed as a whole with CLOCK_MONOTONIC. Lookup sums
+ * go to a volatile sink and every count is checked, so that nothing is elided and a broken map stops the run.
  *
  * The "limit" and "noise" workers measure the machine instead of a map: random cache-line reads and
  * writes in an array of n * 32 bytes (about a map's size), a sequential read of n * 16 bytes, and n
@@ -43,7 +44,8 @@ size_t rss_bytes(void) {
     FILE *f = fopen("/proc/self/statm", "r");
     unsigned long size = 0, resident = 0;
     if (f) {
-        if (fscanf(f, "%lu %lu", &size, &resident) != 2) resident = 0;
+        if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+            resident = 0;
         fclose(f);
     }
     return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
@@ -64,7 +66,8 @@ static void *xcalloc(size_t n, size_t size) {
 }
 
 static void check(bool ok, const char *impl, const char *what, size_t got, size_t want) {
-    if (ok) return;
+    if (ok)
+        return;
     fprintf(stderr, "hmap-bench: %s: %s: got %zu, want %zu\n", impl, what, got, want);
     exit(2);
 }
@@ -81,9 +84,12 @@ static void radix_sort_u32(uint32_t *a, size_t n) {
     size_t *count = xcalloc(65536 + 1, sizeof *count);
     for (int shift = 0; shift < 32; shift += 16) {
         memset(count, 0, (65536 + 1) * sizeof *count);
-        for (size_t i = 0; i < n; i++) count[((a[i] >> shift) & 0xffff) + 1]++;
-        for (size_t d = 0; d < 65536; d++) count[d + 1] += count[d];
-        for (size_t i = 0; i < n; i++) tmp[count[(a[i] >> shift) & 0xffff]++] = a[i];
+        for (size_t i = 0; i < n; i++)
+            count[((a[i] >> shift) & 0xffff) + 1]++;
+        for (size_t d = 0; d < 65536; d++)
+            count[d + 1] += count[d];
+        for (size_t i = 0; i < n; i++)
+            tmp[count[(a[i] >> shift) & 0xffff]++] = a[i];
         memcpy(a, tmp, n * sizeof *a);
     }
     free(count);
@@ -92,7 +98,8 @@ static void radix_sort_u32(uint32_t *a, size_t n) {
 
 static double percentile_ns(const uint32_t *sorted, size_t n, double fraction) {
     size_t idx = fraction >= 1.0 ? n - 1 : (size_t)(fraction * (double)n);
-    if (idx >= n) idx = n - 1;
+    if (idx >= n)
+        idx = n - 1;
     return (double)sorted[idx] / ticks_per_ns();
 }
 
@@ -103,10 +110,12 @@ static void emit_latencies(FILE *out, uint32_t *lat, size_t n, bool series) {
     for (int p = 0; p < LAT_POINTS; p++)
         emit(out, lat_metric[p], percentile_ns(lat, n, lat_fraction[p]), "ns");
     emit(out, "timer_cost", timer_cost_ns(), "ns");
-    if (!series) return;
+    if (!series)
+        return;
     for (int k = 0;; k++) {
         double nines = k / 8.0, f = 1.0 - 1.0 / pow(10.0, nines);
-        if ((1.0 - f) * (double)n < 1.0) break;
+        if ((1.0 - f) * (double)n < 1.0)
+            break;
         fprintf(out, "S lat %.4f %.6g\n", nines, percentile_ns(lat, n, f));
     }
     fprintf(out, "S lat max %.6g\n", percentile_ns(lat, n, 1.0));
@@ -128,7 +137,8 @@ typedef struct sampler {
 
 static void take_sample(void *ctx, size_t i) {
     sampler *s = ctx;
-    if (s->count == MAX_SAMPLES) return;
+    if (s->count == MAX_SAMPLES)
+        return;
     uint64_t t0 = now_ns();
     s->x[s->count] = (double)(s->offset + i - s->from);
     s->y[s->count] = (double)s->a->bytes(s->m);
@@ -163,7 +173,8 @@ static void memory_experiment(const adapter *a, const keyset *ks, const suite_co
     emit(out, "delete", (double)delete_ns / (double)deleted, "ns/op");
     size_t after = a->bytes(m);
     size_t rss_after = rss_bytes();
-    if (cfg->series) take_sample(s, n);
+    if (cfg->series)
+        take_sample(s, n);
     size_t compacted = 0;
     if (a->compact) {
         a->compact(m);
@@ -177,11 +188,13 @@ static void memory_experiment(const adapter *a, const keyset *ks, const suite_co
     a->destroy(fresh);
 
     emit(out, "held_after_del99", (double)after / (double)fresh_bytes, "x");
-    if (a->compact) emit(out, "held_after_compact", (double)compacted / (double)fresh_bytes, "x");
+    if (a->compact)
+        emit(out, "held_after_compact", (double)compacted / (double)fresh_bytes, "x");
     emit(out, "rss_after_del99", ((double)rss_after - (double)rss0) / MiB, "MiB");
     emit_latencies(out, lat, n, cfg->series);
     if (cfg->series)
-        for (size_t i = 0; i < s->count; i++) fprintf(out, "S bytes %.0f %.0f\n", s->x[i], s->y[i]);
+        for (size_t i = 0; i < s->count; i++)
+            fprintf(out, "S bytes %.0f %.0f\n", s->x[i], s->y[i]);
     free(s);
     free(lat);
 }
@@ -231,10 +244,12 @@ static void speed_round(const adapter *a, const keyset *ks, const suite_config *
 
 static void speed(const adapter *a, const keyset *ks, const suite_config *cfg, FILE *out) {
     phase_times t = {0};
-    for (size_t r = 0; r < cfg->rounds; r++) speed_round(a, ks, cfg, &t);
+    for (size_t r = 0; r < cfg->rounds; r++)
+        speed_round(a, ks, cfg, &t);
     double ops = (double)cfg->n * (double)cfg->rounds, lops = (double)cfg->lookups * (double)cfg->rounds;
     emit(out, "insert", (double)t.insert / ops, "ns/op");
-    if (a->can_reserve) emit(out, "insert_reserved", (double)t.reserved / ops, "ns/op");
+    if (a->can_reserve)
+        emit(out, "insert_reserved", (double)t.reserved / ops, "ns/op");
     emit(out, "lookup_hit", (double)t.hit / lops, "ns/op");
     emit(out, "lookup_miss", (double)t.miss / lops, "ns/op");
     emit(out, "iterate", (double)t.iterate / ops, "ns/entry");
@@ -263,11 +278,14 @@ void suite_run_limit(const keyset *ks, const suite_config *cfg, FILE *out) {
     uint64_t read = 0, write = 0, seq = 0, sum = 0;
     for (size_t r = 0; r < cfg->rounds; r++) {
         uint64_t t0 = now_ns();
-        for (size_t j = 0; j < L; j++) sum += arr[random_index(j + r * L, lines) * 8];
+        for (size_t j = 0; j < L; j++)
+            sum += arr[random_index(j + r * L, lines) * 8];
         uint64_t t1 = now_ns();
-        for (size_t j = 0; j < L; j++) arr[random_index((j + r * L) ^ 0x5555555555ULL, lines) * 8] += j;
+        for (size_t j = 0; j < L; j++)
+            arr[random_index((j + r * L) ^ 0x5555555555ULL, lines) * 8] += j;
         uint64_t t2 = now_ns();
-        for (size_t w = 0; w < 2 * n; w++) sum += arr[w]; /* n entries of 16 bytes */
+        for (size_t w = 0; w < 2 * n; w++)
+            sum += arr[w]; /* n entries of 16 bytes */
         uint64_t t3 = now_ns();
         read += t1 - t0;
         write += t2 - t1;

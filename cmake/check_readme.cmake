@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # check_readme.cmake — a README code block must be an example file, so that the code people copy from the
 # README is the code `make check` compiles and runs. The file's leading one-line comments (license line,
 # what the file is) are not part of the block.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # run_and_match.cmake — run a program and require BOTH its exit status and output matching a regex.
 # (ctest's PASS_REGULAR_EXPRESSION alone ignores the exit status, so a sanitizer report at exit would pass.)
 #   cmake -DCMD=<program;args...> -DEXPECT=<regex for stdout> [-DEXPECT_STATUS=<n>, default 0]

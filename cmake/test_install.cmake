@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # test_install.cmake — the install packaging tests (ctest install_contents, install_find_package,
 # install_pkgconfig).
 #

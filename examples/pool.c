@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pool.c — hmap_pool: scratch maps reused instead of made and freed for every request, and let go once
  * the requests stop. Run: build/examples/pool

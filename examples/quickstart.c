@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* quickstart.c — the README example: a uint64 -> uint64 map. Run: build/examples/quickstart */
 #include <hmap.h>
 #include <inttypes.h>

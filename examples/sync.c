@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync.c — hmap_sync from several threads: counters updated in place, a range that sums them, and
  * heap-allocated values read safely while another thread replaces them.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wordcount.c — counts the words of a text and prints the ten most frequent.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hmap — Go's runtime hash map in C, that gives memory back.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hmap_pool — a per-thread object pool that lets idle objects go (Go's sync.Pool, for C).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hmap_sync.h — a concurrent map: many threads load, store and delete at once (included by hmap.h).
  *

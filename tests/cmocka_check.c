@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmocka_check.c — linked into every cmocka test that uses the support library: a failed support check
  * (tests/support/check.h) fails the running cmocka test, with the check's message, instead of aborting

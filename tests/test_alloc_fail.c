@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_alloc_fail.c — every allocation made to fail in turn, and failed calls that must leave nothing.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_api.c — every public map function of include/hmap.h, one concern per test.
  *
@@ -964,8 +965,13 @@ static void ctx_val_drop(void *val, void *ctx) {
 static void test_callbacks_with_context(void **state) {
     (void)state;
     callback_counts a = {0}, b = {0};
-    hmap_type ta = {.key_size = 8, .val_size = 8, .hash_ctx = ctx_hash, .equal_ctx = ctx_equal,
-                    .key_drop_ctx = ctx_key_drop, .val_drop_ctx = ctx_val_drop, .ctx = &a};
+    hmap_type ta = {.key_size = 8,
+                    .val_size = 8,
+                    .hash_ctx = ctx_hash,
+                    .equal_ctx = ctx_equal,
+                    .key_drop_ctx = ctx_key_drop,
+                    .val_drop_ctx = ctx_val_drop,
+                    .ctx = &a};
     hmap_type tb = ta;
     tb.ctx = &b;
     hmap *ma = hmap_new(&ta, 0), *mb = hmap_new(&tb, 0);
@@ -1025,8 +1031,8 @@ static void test_reserved_words(void **state) {
 static void test_reset_keeps_the_array(void **state) {
     (void)state;
     callback_counts c = {0};
-    hmap_type t = {.key_size = 8, .val_size = 8, .key_drop_ctx = ctx_key_drop, .val_drop_ctx = ctx_val_drop,
-                   .ctx = &c};
+    hmap_type t = {
+        .key_size = 8, .val_size = 8, .key_drop_ctx = ctx_key_drop, .val_drop_ctx = ctx_val_drop, .ctx = &c};
     hmap *m = hmap_new(&t, 0);
     assert_non_null(m);
     for (uint64_t i = 0; i < 5000; i++)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_collisions.c — a bad custom hash costs bounded damage: nothing per entry grows with the chain
  * beyond the lookup itself. Counted (calls of the hash and equality functions), never timed.

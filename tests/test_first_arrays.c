@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_first_arrays.c — two threads making the process's first OS-mapped arrays at the same moment.
  *

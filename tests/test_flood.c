@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_flood.c — hash flooding: keys crafted to collide for one seed stay spread under the map's own
  * random seed. Counted, never timed.

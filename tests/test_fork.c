@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_fork.c — fork() while maps are live and other threads allocate: the child can use the library.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_iter.c — the iteration guarantee (include/hmap.h), checked directly, key by key:
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_iter_safety.c — the loops people really write, checked under ASan (make check runs this file with
  * detect_stack_use_after_return=1):

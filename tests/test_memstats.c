@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_memstats.c — hmap_read_memstats is exact.
  *

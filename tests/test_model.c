@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_model.c — differential testing: seeded random operations on hmap and on the reference model,
  * through the shared harness (support/diff.h), which compares every answer and, at checkpoints, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_pool.c — hmap_pool: reuse, the two-cycle release, max_idle, threads that exit, hmap_pool_free,
  * bad input, memory accounting and heap profile labels.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_shrink.c — the memory follows the live data down, without thrashing.
  *

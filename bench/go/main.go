@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Command hmap-bench-go measures Go's built-in map for hmap-bench, on the very same keys, with the very
 // same suite and output lines as the C workers (../suite.c, protocol in ../bench.h):
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Command hmap-bench-pool-go measures Go's sync.Pool for hmap-bench-pool: Get+Put pairs of []byte buffers
 // of one size, on one or more goroutines at once (GOMAXPROCS = goroutines), touching one byte or the
 // whole buffer between Get and Put, as the C workers do (../pool.c; the whole-buffer write is a clear

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Command hmap-bench-gosync measures Go's sync.Map for `hmap-bench --concurrent`, in the same cells and
 // with the same output lines as the C maps (../concurrent.h, ../concurrent.c):
 //

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * consumer.c — the smallest program that uses an installed hmap: it must compile against the installed
  * header and link against the installed library (and, for a static library, against the dependencies the

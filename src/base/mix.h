@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * base/mix.h — the bottom layer: 64-bit mixing that every other layer may use (no dependencies).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * base/random.c — seeds from the kernel, and a cheap per-thread stream (see random.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * base/random.h — randomness for seeds and sampling (bottom layer).
  *

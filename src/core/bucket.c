@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bucket.c — the storage primitives under the map: slot layout, bucket chains, overflow buckets.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * core/check.c — the consistency walker (what it checks: check.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * core/check.h — the map's consistency walker, for tests and debugging.
  *

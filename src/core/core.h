@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * core/core.h — what the files of the core share: the map's structures and its hot inline helpers.
  * Nothing here is public API.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * core/hash.c — the public face of the built-in hash and the string-key helpers.
  *

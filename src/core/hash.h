@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * core/hash.h — the built-in seeded hash, inlined into the lookup paths.
  *

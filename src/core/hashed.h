@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * core/hashed.h — the map's entry points for layers built on top of it (a sharded concurrent map, say)
  * that hash each key once: they compute map_key_hash() themselves (to pick a shard from bits the map does

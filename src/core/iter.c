@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * core/iter.c — iteration that yields each key exactly once while the map grows, shrinks and is written
  * to, and that the map never has to know about.

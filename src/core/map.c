@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * map.c — the core of hmap: lookup, insert, delete, creation; and the design of the whole, below.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * resize.c — growth, same-size growth, shrinking: all incremental, none ever an O(n) pause.
  *

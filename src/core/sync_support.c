@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * core/sync_support.c — the concurrent map's two lookups (contracts in sync_support.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * core/sync_support.h — two lookups for the concurrent map (src/sync) that the hashed entry points
  * (hashed.h) cannot give, implemented in sync_support.c against the core's structures.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * diag/diag.h — what the files of the diagnostics layer share. Nothing here leaves diag/: the layers above
  * see only profile.h (the memory layer's hooks) and trace.h (the core's resize record).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * diag/pprof.c — hmap_write_heap_profile: the sampled records (profile.c) written as pprof's protobuf
  * (github.com/google/pprof proto/profile.proto), gzipped with zlib.

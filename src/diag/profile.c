@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * diag/profile.c — the sampled heap profile of every allocation the library makes: which call sites' maps
  * hold the library's memory, the way Go's heap profile tells it for Go's heap. The writer is pprof.c.

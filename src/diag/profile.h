@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * diag/profile.h — what the memory layer tells the heap profiler (diag/profile.c).
  *

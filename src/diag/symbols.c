@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * diag/symbols.c — what a profile needs to know about the code that is loaded (see diag.h).
  *

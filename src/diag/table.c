@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * diag/table.c — the diagnostics layer's own memory, and its one index table (see diag.h).
  *

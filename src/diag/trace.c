@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * diag/trace.c — the resize trace: one line when a resize starts and one when it ends, like Go's
  * GODEBUG=gctrace=1 line for a collection.

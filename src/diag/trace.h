@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * diag/trace.h — the resize trace (HMAP_TRACE, hmap_set_trace): what the core reports, as plain values.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mem/alloc.c — the allocator hook, accounting by owner, mapped arrays, memstats (see mem.h).
  *

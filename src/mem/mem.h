@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mem/mem.h — the memory layer: every byte the library takes, counted by its owner.
  *

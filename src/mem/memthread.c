@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mem/memthread.c — the memory thread (what it does and how to turn it off: memthread.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mem/memthread.h — the memory thread: page work taken off the writers of the map.
  *

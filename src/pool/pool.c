@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pool/pool.c — hmap_pool: per-thread object caches with a two-generation victim release (API and
  * contract: include/hmap_pool.h). The pool layer sits above mem/ and base/ and knows nothing of the map.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync/epoch.c — the global epoch and the threads' records (the rule is in epoch.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync/epoch.h — epoch-based reclamation: when may memory that a reader could still be looking at go?
  *

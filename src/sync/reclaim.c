@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync/reclaim.c — deferred reclamation per shard: drops of keys and values that left the map, and frees
  * of the map's own memory, each waiting until no reader that could see it remains (sync/epoch.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync/sync.c — hmap_sync: the concurrent map, as 2^s shards of hmap (structures in sync.h).
  *

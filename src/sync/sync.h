@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync/sync.h — what the files of the concurrent map share: the map and shard structures, and the
  * deferred reclamation of each shard (reclaim.c). Nothing here is public API.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * map.c — a program's own file that happens to share its name with one of the library's. Heap profiles
  * must keep its functions, static ones included: the library's frames are told apart by the library's
@@ -9,8 +10,7 @@
 #include <stdlib.h>
 
 /* Static, in a file called map.c, allocating through hmap_put: the frame a profile must show. */
-__attribute__((noinline)) static void fill_in_user_map_c(hmap *m, uint64_t n)
-{
+__attribute__((noinline)) static void fill_in_user_map_c(hmap *m, uint64_t n) {
     for (uint64_t i = 0; i < n; i++) {
         uint64_t k = (i + 1) * 0x9E3779B97F4A7C15u;
         if (hmap_put(m, &k, &i) != 1)
@@ -18,8 +18,7 @@ __attribute__((noinline)) static void fill_in_user_map_c(hmap *m, uint64_t n)
     }
 }
 
-static uint64_t allocated_total(void)
-{
+static uint64_t allocated_total(void) {
     hmap_memstats ms;
     hmap_read_memstats(&ms);
     return ms.total_bytes;
@@ -27,8 +26,7 @@ static uint64_t allocated_total(void)
 
 /* Builds a map of n entries through hmap_new (which calls hmap_new_opts: two API frames on one stack) and
  * fill_in_user_map_c; *fill_bytes receives what the fill allocated. */
-hmap *user_map_c_build(uint64_t n, uint64_t *fill_bytes)
-{
+hmap *user_map_c_build(uint64_t n, uint64_t *fill_bytes) {
     static const hmap_type type = {.key_size = sizeof(uint64_t), .val_size = sizeof(uint64_t)};
     hmap *m = hmap_new(&type, 0);
     if (m == NULL)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pprof_util.h — what the diag tests share: running `go tool pprof` on a profile and reading its -top table.
  *
@@ -16,8 +17,7 @@
 #include <unistd.h>
 
 /* A scratch directory for this process, created once: profiles, GOCACHE and HOME live there. */
-static inline const char *scratch_dir(void)
-{
+static inline const char *scratch_dir(void) {
     static char dir[256];
     if (dir[0] == '\0') {
         const char *tmp = getenv("TMPDIR");
@@ -31,8 +31,7 @@ static inline const char *scratch_dir(void)
 }
 
 /* Removes the scratch directory (go's cache included). */
-static inline void scratch_remove(void)
-{
+static inline void scratch_remove(void) {
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch_dir());
     if (system(cmd) != 0)
@@ -40,8 +39,7 @@ static inline void scratch_remove(void)
 }
 
 /* True when `go` is on PATH; points GOCACHE and HOME at the scratch directory. */
-static inline bool go_available(void)
-{
+static inline bool go_available(void) {
     if (system("command -v go >/dev/null 2>&1") != 0)
         return false;
     char path[512];
@@ -58,8 +56,7 @@ static inline bool go_available(void)
  * pprof symbolizes from the binary, so "/proc/self/exe" is resolved here: in pprof's process it would
  * name pprof itself.
  */
-static inline char *pprof_run(const char *args, const char *binary, const char *profile)
-{
+static inline char *pprof_run(const char *args, const char *binary, const char *profile) {
     char self[1024];
     if (strcmp(binary, "/proc/self/exe") == 0) {
         ssize_t n = readlink(binary, self, sizeof self - 1);
@@ -99,27 +96,22 @@ static inline char *pprof_run(const char *args, const char *binary, const char *
 }
 
 /* The -top table of one sample index, every node, exact byte/count values. */
-static inline char *pprof_top(const char *binary, const char *profile, const char *sample_index)
-{
+static inline char *pprof_top(const char *binary, const char *profile, const char *sample_index) {
     char args[256];
-    snprintf(args, sizeof args, "-top -nodefraction=0 -edgefraction=0 -nodecount=1000 -unit=B -sample_index=%s",
-             sample_index);
+    snprintf(args, sizeof args,
+             "-top -nodefraction=0 -edgefraction=0 -nodecount=1000 -unit=B -sample_index=%s", sample_index);
     return pprof_run(args, binary, profile);
 }
 
 /* Parses a -top value such as "104857600B", "123" or "0". */
-static inline int64_t top_value(const char *field)
-{
-    return (int64_t)strtoll(field, NULL, 10);
-}
+static inline int64_t top_value(const char *field) { return (int64_t)strtoll(field, NULL, 10); }
 
 /*
  * The cumulative value of `function` in a -top table ("flat flat% sum% cum cum% name" rows), or -1 when
  * no row names it. A row matches when its name is `function` or starts with `function.` (a compiler clone
  * such as build_big_map.constprop.0).
  */
-static inline int64_t top_cum(const char *top, const char *function)
-{
+static inline int64_t top_cum(const char *top, const char *function) {
     size_t flen = strlen(function);
     for (const char *line = top; line != NULL && *line != '\0';) {
         const char *end = strchr(line, '\n');

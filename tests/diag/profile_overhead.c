@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * profile_overhead.c — what heap-profile sampling costs on inserts. Not a test (timings on a shared
  * machine are too noisy to assert); run it by hand:
@@ -22,8 +23,8 @@
  * usual state at the default rate), from one thread and from two at once, and the time per map and RSS
  * growth of creating and freeing many maps with distinct names at rate 1 (first thousand against last).
  */
-#include "hmap.h"
 #include "diag/profile.h" /* profile_note_alloc / profile_note_free, timed on their own below */
+#include "hmap.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -35,16 +36,14 @@
 #define NRATES 3
 static const size_t rates[NRATES] = {0, 512 * 1024, 1};
 
-static double now_seconds(void)
-{
+static double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Seconds to insert n keys into a new map at the given profile rate. */
-static double time_fill(size_t n, size_t rate)
-{
+static double time_fill(size_t n, size_t rate) {
     static const hmap_type type = {.key_size = sizeof(uint64_t), .val_size = sizeof(uint64_t)};
     hmap_set_profile_rate(rate);
     hmap *m = hmap_new(&type, 0);
@@ -61,15 +60,13 @@ static double time_fill(size_t n, size_t rate)
     return t;
 }
 
-static int compare_doubles(const void *a, const void *b)
-{
+static int compare_doubles(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
 /* ns per profile_note_alloc + profile_note_free pair of `size` bytes at `rate`. */
-static double hook_cost(size_t rate, size_t size, size_t calls)
-{
+static double hook_cost(size_t rate, size_t size, size_t calls) {
     static char blocks[1024];
     hmap_set_profile_rate(rate);
     double t0 = now_seconds();
@@ -80,8 +77,7 @@ static double hook_cost(size_t rate, size_t size, size_t calls)
     return (now_seconds() - t0) / (double)calls * 1e9;
 }
 
-static double wall_seconds(void)
-{
+static double wall_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -89,8 +85,7 @@ static double wall_seconds(void)
 
 static size_t free_calls = 20000000;
 
-static void *free_unsampled_loop(void *arg)
-{
+static void *free_unsampled_loop(void *arg) {
     static char blocks[2][4096]; /* never allocated: what a free of an unsampled block looks like */
     char *mine = blocks[arg != NULL];
     for (size_t i = 0; i < free_calls; i++)
@@ -100,8 +95,7 @@ static void *free_unsampled_loop(void *arg)
 
 /* ns (wall) per profile_note_free of a block that was not sampled, while one sampled block stays live (at
  * the default rate some sample is almost always live), with 1 or 2 threads freeing at once. */
-static double free_cost(int nthreads)
-{
+static double free_cost(int nthreads) {
     static char anchor[1];
     hmap_set_profile_rate(1);
     profile_note_alloc(anchor, 4096, NULL); /* sampled, live until the end */
@@ -117,8 +111,7 @@ static double free_cost(int nthreads)
     return ns;
 }
 
-static long rss_kib(void)
-{
+static long rss_kib(void) {
     FILE *f = fopen("/proc/self/statm", "r");
     long pages = 0, resident = 0;
     if (f != NULL) {
@@ -131,8 +124,7 @@ static long rss_kib(void)
 
 /* Creates and frees `n` maps with distinct names at rate 1, a few inserts each; prints the time per map of
  * the first and the last thousand and the growth of RSS. */
-static void named_maps_churn(int n)
-{
+static void named_maps_churn(int n) {
     static const hmap_type type = {.key_size = sizeof(uint64_t), .val_size = sizeof(uint64_t)};
     hmap_set_profile_rate(1);
     long rss0 = rss_kib();
@@ -157,8 +149,7 @@ static void named_maps_churn(int n)
     hmap_set_profile_rate(512 * 1024);
 }
 
-static void print_hook_costs(void)
-{
+static void print_hook_costs(void) {
     double free1 = free_cost(1), free2 = free_cost(2);
     printf("profile_note_free of an unsampled block while a sample is live: %.2f ns (1 thread), %.2f ns per "
            "call with 2 threads freeing at once (wall)\n",
@@ -176,10 +167,11 @@ static void print_hook_costs(void)
     double bytes = (double)(after.total_bytes - before.total_bytes);
     double samples = bytes / (512.0 * 1024);
     double extra = mallocs * (dflt - off) + samples * sample; /* ns */
-    printf("hook (alloc+free of %zu B): off %.2f ns, default rate %.2f ns, one sample (rate 1) %.0f ns\n", size,
-           off, dflt, sample);
-    printf("a 1M-insert fill: %.0f allocations, %.1f MB allocated -> ~%.0f samples at 512 KiB, fill %.1f ms\n",
-           mallocs, bytes / 1e6, samples, fill * 1e3);
+    printf("hook (alloc+free of %zu B): off %.2f ns, default rate %.2f ns, one sample (rate 1) %.0f ns\n",
+           size, off, dflt, sample);
+    printf(
+        "a 1M-insert fill: %.0f allocations, %.1f MB allocated -> ~%.0f samples at 512 KiB, fill %.1f ms\n",
+        mallocs, bytes / 1e6, samples, fill * 1e3);
     printf("predicted sampling overhead at the default rate: %.0f us = %.3f%% of the fill; hooks when off: "
            "%.0f us = %.3f%%\n",
            extra / 1e3, 100 * extra / (fill * 1e9), mallocs * off / 1e3, 100 * mallocs * off / (fill * 1e9));
@@ -187,8 +179,7 @@ static void print_hook_costs(void)
            100 * mallocs * sample / (fill * 1e9));
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "free") == 0) { /* only the free path, e.g. under callgrind */
         free_calls = argc > 2 ? (size_t)atol(argv[2]) : free_calls;
         printf("profile_note_free, unsampled block, a sample live: %.2f ns\n", free_cost(1));

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_diag_dump.c — heap profiles written while a program runs: every HMAP_HEAPPROFILE_INTERVAL bytes,
  * and after HMAP_HEAPPROFILE_SIGNAL.
@@ -16,6 +17,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include "diag/profile.h"
@@ -33,16 +35,14 @@ enum { MIB = 1 << 20, BLOCKS = 40, INTERVAL = 4 * MIB };
 
 static char blocks[BLOCKS][1]; /* only the addresses matter: the hook never touches memory */
 
-__attribute__((noinline)) void fake_mib_allocations(void)
-{
+__attribute__((noinline)) void fake_mib_allocations(void) {
     for (int i = 0; i < BLOCKS; i++)
         profile_note_alloc(blocks[i], MIB, NULL);
 }
 
 static char small_block[1];
 
-__attribute__((noinline)) void one_small_allocation(void)
-{
+__attribute__((noinline)) void one_small_allocation(void) {
     profile_note_alloc(small_block, 100, NULL);
     profile_note_free(small_block, 100);
 }
@@ -52,8 +52,7 @@ __attribute__((noinline)) void one_small_allocation(void)
 static bool exists(const char *path) { return access(path, F_OK) == 0; }
 
 /* Raises the signal, checks that nothing was written yet, allocates once, checks the file is there. */
-static int signal_then_allocate(const char *expected)
-{
+static int signal_then_allocate(const char *expected) {
     raise(SIGUSR2);
     if (exists(expected))
         return 10; /* the handler must not write */
@@ -61,8 +60,7 @@ static int signal_then_allocate(const char *expected)
     return exists(expected) ? 0 : 11;
 }
 
-static int signal_child(const char *prefix)
-{
+static int signal_child(const char *prefix) {
     char path[600];
     snprintf(path, sizeof path, "%s.0001.heap", prefix);
     int rc = signal_then_allocate(path);
@@ -87,8 +85,7 @@ static int signal_child(const char *prefix)
 
 /* ---- the parent ---------------------------------------------------------------------------------------- */
 
-static void run_self(const char *env, const char *mode)
-{
+static void run_self(const char *env, const char *mode) {
     char self[512], cmd[2048];
     ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
     assert_true(len > 0);
@@ -99,8 +96,7 @@ static void run_self(const char *env, const char *mode)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
-static int64_t alloc_space_of(const char *profile, const char *function)
-{
+static int64_t alloc_space_of(const char *profile, const char *function) {
     char *top = pprof_top("/proc/self/exe", profile, "alloc_space");
     assert_non_null(top);
     int64_t v = top_cum(top, function);
@@ -108,8 +104,7 @@ static int64_t alloc_space_of(const char *profile, const char *function)
     return v;
 }
 
-static void test_interval(void **state)
-{
+static void test_interval(void **state) {
     (void)state;
     char prefix[512], env[1024], path[600];
     snprintf(prefix, sizeof prefix, "%s/interval", scratch_dir());
@@ -135,8 +130,7 @@ static void test_interval(void **state)
     assert_int_equal(alloc_space_of(prefix, "fake_mib_allocations"), (int64_t)BLOCKS * MIB);
 }
 
-static void test_signal(void **state)
-{
+static void test_signal(void **state) {
     (void)state;
     char prefix[512], env[1024], path[600];
     snprintf(prefix, sizeof prefix, "%s/signal", scratch_dir());
@@ -153,8 +147,7 @@ static void test_signal(void **state)
     assert_int_equal(alloc_space_of(path, "one_small_allocation"), 200); /* both allocations, each 100 B */
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--interval") == 0) {
         fake_mib_allocations();
         return 0; /* exit writes the profile at the prefix itself */

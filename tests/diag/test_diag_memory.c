@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_diag_memory.c — the profiler's own memory, its names, and fork.
  *
@@ -17,6 +18,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include "diag/diag.h" /* own_bytes, profile_record_count, profile_name_count */
@@ -35,8 +37,7 @@
 #include <unistd.h>
 
 /* Runs fn in a child process; asserts it exited with 0. */
-static void in_child(int (*fn)(void))
-{
+static void in_child(int (*fn)(void)) {
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -52,8 +53,7 @@ static void in_child(int (*fn)(void))
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
-static void put_n(hmap *m, uint64_t n)
-{
+static void put_n(hmap *m, uint64_t n) {
     for (uint64_t i = 0; i < n; i++) {
         uint64_t k = (i + 1) * 0x9E3779B97F4A7C15u;
         if (hmap_put(m, &k, &i) != 1)
@@ -66,8 +66,7 @@ static void put_n(hmap *m, uint64_t n)
 /* The C heap's bytes in use: the sanitizer's count under ASan (which replaces malloc), else glibc's. */
 extern size_t __sanitizer_get_current_allocated_bytes(void) __attribute__((weak));
 
-static size_t c_heap_in_use(void)
-{
+static size_t c_heap_in_use(void) {
     if (__sanitizer_get_current_allocated_bytes != NULL)
         return __sanitizer_get_current_allocated_bytes();
     return mallinfo2().uordblks;
@@ -77,8 +76,7 @@ static size_t c_heap_in_use(void)
 static unsigned char arena[96 << 20] __attribute__((aligned(64)));
 static size_t arena_used;
 
-static void *arena_alloc(size_t size, void *ctx)
-{
+static void *arena_alloc(size_t size, void *ctx) {
     (void)ctx;
     size = (size + 63) & ~(size_t)63;
     if (arena_used + size > sizeof arena)
@@ -88,13 +86,9 @@ static void *arena_alloc(size_t size, void *ctx)
     return p;
 }
 
-static void arena_free(void *p, size_t size, void *ctx)
-{
-    (void)p, (void)size, (void)ctx;
-}
+static void arena_free(void *p, size_t size, void *ctx) { (void)p, (void)size, (void)ctx; }
 
-static int child_hook_map(void)
-{
+static int child_hook_map(void) {
     static const hmap_type type = {.key_size = sizeof(uint64_t), .val_size = sizeof(uint64_t)};
     static const hmap_allocator hook = {arena_alloc, arena_free, NULL};
     hmap_set_profile_rate(1);
@@ -118,8 +112,7 @@ static int child_hook_map(void)
     return after == before ? 0 : 2;
 }
 
-static void test_hook_map_leaves_c_heap_alone(void **state)
-{
+static void test_hook_map_leaves_c_heap_alone(void **state) {
     (void)state;
     in_child(child_hook_map);
 }
@@ -131,8 +124,7 @@ static size_t warm_records, warm_names, warm_bytes; /* measured after NAMED_WARM
 
 /* One map named session-<i>, with 200 entries, created and freed. Not inlined, and called from one loop
  * without branches, so that every round has the same stacks. */
-__attribute__((noinline)) void named_map_round(int i)
-{
+__attribute__((noinline)) void named_map_round(int i) {
     static const hmap_type type = {.key_size = sizeof(uint64_t), .val_size = sizeof(uint64_t)};
     if (i == NAMED_WARMUP)
         warm_records = profile_record_count(), warm_names = profile_name_count(), warm_bytes = own_bytes();
@@ -146,8 +138,7 @@ __attribute__((noinline)) void named_map_round(int i)
     hmap_free(m);
 }
 
-static int child_named_maps(void)
-{
+static int child_named_maps(void) {
     hmap_set_profile_rate(1);
     for (int i = 0; i < NAMED_MAPS; i++)
         named_map_round(i);
@@ -159,8 +150,7 @@ static int child_named_maps(void)
                : 1;
 }
 
-static void test_named_maps_leave_no_growth(void **state)
-{
+static void test_named_maps_leave_no_growth(void **state) {
     (void)state;
     in_child(child_named_maps);
 }
@@ -168,8 +158,7 @@ static void test_named_maps_leave_no_growth(void **state)
 /* The alloc figures of the names' records are kept, unlabelled, once the maps are gone. */
 static char named_facts[512], named_profile[512];
 
-static int child_named_profile(void)
-{
+static int child_named_profile(void) {
     hmap_set_profile_rate(1);
     hmap_memstats before, after;
     hmap_read_memstats(&before);
@@ -184,8 +173,7 @@ static int child_named_profile(void)
     return hmap_write_heap_profile(named_profile) == 0 ? 0 : 2;
 }
 
-static void test_retired_names_keep_alloc_figures(void **state)
-{
+static void test_retired_names_keep_alloc_figures(void **state) {
     (void)state;
     if (!go_available()) {
         print_message("SKIPPED: `go` not found on PATH (install golang-go, e.g. scripts/deps)\n");
@@ -217,21 +205,18 @@ static atomic_bool stop_threads;
 /* The threads' maps take their memory straight from mmap, so that no thread holds the C heap's lock when
  * the main thread forks: what is tested is the profiler's locks (a sanitizer's allocator, unlike glibc's
  * malloc, does not prepare itself for fork). */
-static void *page_alloc(size_t size, void *ctx)
-{
+static void *page_alloc(size_t size, void *ctx) {
     (void)ctx;
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
 
-static void page_free(void *p, size_t size, void *ctx)
-{
+static void page_free(void *p, size_t size, void *ctx) {
     (void)ctx;
     munmap(p, size);
 }
 
-static void *allocate_until_stopped(void *arg)
-{
+static void *allocate_until_stopped(void *arg) {
     static const hmap_type type = {.key_size = sizeof(uint64_t), .val_size = sizeof(uint64_t)};
     static const hmap_allocator pages = {page_alloc, page_free, NULL};
     char name[32];
@@ -248,8 +233,7 @@ static void *allocate_until_stopped(void *arg)
     return NULL;
 }
 
-static int forked_child(int i)
-{
+static int forked_child(int i) {
     alarm(30); /* a deadlock ends as SIGALRM */
     static const hmap_type type = {.key_size = sizeof(uint64_t), .val_size = sizeof(uint64_t)};
     hmap_options opts = {.name = "in-child"};
@@ -264,8 +248,7 @@ static int forked_child(int i)
     return err == 0 ? 0 : 2;
 }
 
-static int child_fork_storm(void)
-{
+static int child_fork_storm(void) {
     hmap_set_profile_rate(1);
     pthread_t t[ALLOCATING_THREADS];
     for (int i = 0; i < ALLOCATING_THREADS; i++)
@@ -296,14 +279,12 @@ static int child_fork_storm(void)
     return bad;
 }
 
-static void test_fork_while_threads_allocate(void **state)
-{
+static void test_fork_while_threads_allocate(void **state) {
     (void)state;
     in_child(child_fork_storm);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hook_map_leaves_c_heap_alone),
         cmocka_unit_test(test_named_maps_leave_no_growth),

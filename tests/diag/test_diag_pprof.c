@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_diag_pprof.c — the heap profiler and its pprof writer on their own, without any map.
  *
@@ -12,6 +13,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include "diag/profile.h"
@@ -19,10 +21,10 @@
 #include "pprof_util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,28 +33,24 @@ enum { BIG_BLOCK = 1 << 20, BIG_COUNT = 40, SMALL_BLOCK = 160, SMALL_COUNT = 100
 static char big_blocks[BIG_COUNT][1]; /* only the addresses matter: the hooks never touch memory */
 static char small_blocks[SMALL_COUNT][1];
 
-static const int fake_big_line = __LINE__ + 4; /* the line of the profile_note_alloc call below */
-__attribute__((noinline)) void fake_big_allocations(void)
-{
+static const int fake_big_line = __LINE__ + 3; /* the line of the profile_note_alloc call below */
+__attribute__((noinline)) void fake_big_allocations(void) {
     for (int i = 0; i < BIG_COUNT; i++)
         profile_note_alloc(big_blocks[i], BIG_BLOCK, "fake-big");
 }
 
-__attribute__((noinline)) void fake_small_allocations(void)
-{
+__attribute__((noinline)) void fake_small_allocations(void) {
     for (int i = 0; i < SMALL_COUNT; i++)
         profile_note_alloc(small_blocks[i], SMALL_BLOCK, NULL);
 }
 
-static void free_big_half(void)
-{
+static void free_big_half(void) {
     for (int i = 0; i < BIG_COUNT / 2; i++)
         profile_note_free(big_blocks[i], BIG_BLOCK);
 }
 
 /* Runs fn in a child process; asserts it exited with 0. */
-static void in_child(int (*fn)(void))
-{
+static void in_child(int (*fn)(void)) {
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -66,14 +64,12 @@ static void in_child(int (*fn)(void))
 
 static char profile_path[512];
 
-static const char *path_in_scratch(const char *name)
-{
+static const char *path_in_scratch(const char *name) {
     snprintf(profile_path, sizeof profile_path, "%s/%s", scratch_dir(), name);
     return profile_path;
 }
 
-static int child_rate1(void)
-{
+static int child_rate1(void) {
     hmap_set_profile_rate(1);
     fake_big_allocations();
     fake_small_allocations();
@@ -81,8 +77,7 @@ static int child_rate1(void)
     return hmap_write_heap_profile(path_in_scratch("rate1.pb.gz")) == 0 ? 0 : 1;
 }
 
-static void test_rate1_exact(void **state)
-{
+static void test_rate1_exact(void **state) {
     (void)state;
     if (!go_available()) {
         print_message("SKIPPED: `go` not found on PATH (install golang-go, e.g. scripts/deps)\n");
@@ -119,12 +114,12 @@ static void test_rate1_exact(void **state)
     assert_non_null(raw);
     assert_non_null(strstr(raw, "PeriodType: space bytes"));
     assert_non_null(strstr(raw, "Period: 1\n"));
-    assert_non_null(strstr(raw, "alloc_objects/count alloc_space/bytes inuse_objects/count inuse_space/bytes"));
+    assert_non_null(
+        strstr(raw, "alloc_objects/count alloc_space/bytes inuse_objects/count inuse_space/bytes"));
     free(raw);
 }
 
-static int child_rate_switch(void)
-{
+static int child_rate_switch(void) {
     hmap_set_profile_rate(1);
     fake_big_allocations();
     fake_small_allocations();
@@ -133,8 +128,7 @@ static int child_rate_switch(void)
 }
 
 /* Each sample is unsampled with the rate it was taken at: exact at rate 1, still exact after a switch. */
-static void test_rate_switch_keeps_exact(void **state)
-{
+static void test_rate_switch_keeps_exact(void **state) {
     (void)state;
     if (!go_available()) {
         print_message("SKIPPED: `go` not found on PATH (install golang-go, e.g. scripts/deps)\n");
@@ -159,8 +153,7 @@ static void test_rate_switch_keeps_exact(void **state)
 
 /* pprof symbolizes the locations from the binary (the mappings do not claim to be symbolized): `-list`
  * shows this file's source lines with their bytes, without -symbolize=force. */
-static void test_source_lines(void **state)
-{
+static void test_source_lines(void **state) {
     (void)state;
     if (!go_available()) {
         print_message("SKIPPED: `go` not found on PATH (install golang-go, e.g. scripts/deps)\n");
@@ -184,8 +177,8 @@ static void test_source_lines(void **state)
     assert_non_null(strstr(list, "profile_note_alloc(big_blocks[i], BIG_BLOCK, \"fake-big\");"));
     assert_non_null(strstr(list, "40MB")); /* the line's bytes: 40 blocks of 1 MiB */
     free(list);
-    char *lines = pprof_run("-top -lines -sample_index=alloc_space", "/proc/self/exe",
-                            path_in_scratch("rate1.pb.gz"));
+    char *lines =
+        pprof_run("-top -lines -sample_index=alloc_space", "/proc/self/exe", path_in_scratch("rate1.pb.gz"));
     assert_non_null(lines);
     char where[64];
     snprintf(where, sizeof where, "test_diag_pprof.c:%d", fake_big_line);
@@ -193,8 +186,7 @@ static void test_source_lines(void **state)
     free(lines);
 }
 
-static int child_sampled(void)
-{
+static int child_sampled(void) {
     hmap_set_profile_rate(20000); /* a small block is sampled with probability ~0.8% */
     for (int round = 0; round < 100; round++)
         fake_small_allocations();
@@ -202,8 +194,7 @@ static int child_sampled(void)
 }
 
 /* 100k blocks of 160 bytes at a mean of 20000 bytes between samples: ~800 samples, each scaled back up. */
-static void test_unsampled_estimate(void **state)
-{
+static void test_unsampled_estimate(void **state) {
     (void)state;
     if (!go_available()) {
         print_message("SKIPPED: `go` not found on PATH (install golang-go, e.g. scripts/deps)\n");
@@ -219,15 +210,13 @@ static void test_unsampled_estimate(void **state)
     free(top);
 }
 
-static int child_off(void)
-{
+static int child_off(void) {
     hmap_set_profile_rate(0);
     fake_big_allocations();
     return hmap_write_heap_profile(path_in_scratch("off.pb.gz")) == 0 ? 0 : 1;
 }
 
-static void test_rate0_records_nothing(void **state)
-{
+static void test_rate0_records_nothing(void **state) {
     (void)state;
     if (!go_available()) {
         print_message("SKIPPED: `go` not found on PATH (install golang-go, e.g. scripts/deps)\n");
@@ -244,8 +233,7 @@ enum { THREADS = 4, THREAD_BLOCKS = 20000 };
 static char thread_blocks[THREADS][THREAD_BLOCKS];
 
 /* Each thread allocates its blocks, frees every other one, writing profiles meanwhile from thread 0. */
-__attribute__((noinline)) void *fake_thread_allocations(void *arg)
-{
+__attribute__((noinline)) void *fake_thread_allocations(void *arg) {
     char *blocks = arg;
     for (int i = 0; i < THREAD_BLOCKS; i++)
         profile_note_alloc(&blocks[i], 64, "threads");
@@ -258,8 +246,7 @@ __attribute__((noinline)) void *fake_thread_allocations(void *arg)
     return NULL;
 }
 
-static int child_threads(void)
-{
+static int child_threads(void) {
     hmap_set_profile_rate(1);
     pthread_t t[THREADS];
     for (int i = 0; i < THREADS; i++)
@@ -275,8 +262,7 @@ static int child_threads(void)
 }
 
 /* Several threads sampling and freeing at once (rate 1): every allocation and free is accounted. */
-static void test_threads(void **state)
-{
+static void test_threads(void **state) {
     (void)state;
     if (!go_available()) {
         print_message("SKIPPED: `go` not found on PATH (install golang-go, e.g. scripts/deps)\n");
@@ -295,8 +281,7 @@ static void test_threads(void **state)
 
 /* HMAP_PROFILE_RATE and HMAP_HEAPPROFILE, read when the library loads: this program run again with both
  * set (rate 1) makes the fake allocations and exits without writing anything itself. */
-static void test_environment(void **state)
-{
+static void test_environment(void **state) {
     (void)state;
     if (!go_available()) {
         print_message("SKIPPED: `go` not found on PATH (install golang-go, e.g. scripts/deps)\n");
@@ -316,29 +301,23 @@ static void test_environment(void **state)
     free(top);
 }
 
-static void test_write_errors(void **state)
-{
+static void test_write_errors(void **state) {
     (void)state;
     assert_int_equal(hmap_write_heap_profile(NULL), -EINVAL);
     assert_true(hmap_write_heap_profile("/nonexistent-dir/x.pb.gz") < 0);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--env-child") == 0) {
         fake_big_allocations();
         fake_small_allocations();
         return 0; /* the profile is written at exit */
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rate1_exact),
-        cmocka_unit_test(test_rate_switch_keeps_exact),
-        cmocka_unit_test(test_source_lines),
-        cmocka_unit_test(test_unsampled_estimate),
-        cmocka_unit_test(test_rate0_records_nothing),
-        cmocka_unit_test(test_threads),
-        cmocka_unit_test(test_environment),
-        cmocka_unit_test(test_write_errors),
+        cmocka_unit_test(test_rate1_exact),           cmocka_unit_test(test_rate_switch_keeps_exact),
+        cmocka_unit_test(test_source_lines),          cmocka_unit_test(test_unsampled_estimate),
+        cmocka_unit_test(test_rate0_records_nothing), cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_environment),           cmocka_unit_test(test_write_errors),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     scratch_remove();

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_diag_profile.c — heap profiles of real maps, read with `go tool pprof`.
  *
@@ -13,6 +14,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include "hmap.h"
@@ -29,15 +31,13 @@
 enum { BIG_ENTRIES = 1000000, SMALL_ENTRIES = 200000 };
 #define DEFAULT_RATE (512u * 1024u)
 
-static hmap *new_u64_map(const char *name)
-{
+static hmap *new_u64_map(const char *name) {
     static const hmap_type type = {.key_size = sizeof(uint64_t), .val_size = sizeof(uint64_t)};
     hmap_options opts = {.name = name};
     return hmap_new_opts(&type, 0, &opts);
 }
 
-static void fill(hmap *m, uint64_t n, uint64_t salt)
-{
+static void fill(hmap *m, uint64_t n, uint64_t salt) {
     for (uint64_t i = 0; i < n; i++) {
         uint64_t k = (i + salt) * 0x9E3779B97F4A7C15u, v = i;
         if (hmap_put(m, &k, &v) != 1)
@@ -46,15 +46,13 @@ static void fill(hmap *m, uint64_t n, uint64_t salt)
 }
 
 /* The two call sites the profile must tell apart. External and noinline so they keep their names. */
-__attribute__((noinline)) hmap *build_big_map(void)
-{
+__attribute__((noinline)) hmap *build_big_map(void) {
     hmap *m = new_u64_map("big");
     fill(m, BIG_ENTRIES, 1);
     return m;
 }
 
-__attribute__((noinline)) hmap *build_small_map(void)
-{
+__attribute__((noinline)) hmap *build_small_map(void) {
     hmap *m = new_u64_map("small");
     fill(m, SMALL_ENTRIES, 1u << 30);
     return m;
@@ -62,27 +60,24 @@ __attribute__((noinline)) hmap *build_small_map(void)
 
 /* What the child measured, written to <scratch>/<tag>.facts for the parent. */
 typedef struct facts {
-    unsigned long long big_bytes, small_bytes;  /* hmap_get_stats().bytes */
-    unsigned long long big_alloc, small_alloc;  /* memstats total_bytes allocated while building */
+    unsigned long long big_bytes, small_bytes; /* hmap_get_stats().bytes */
+    unsigned long long big_alloc, small_alloc; /* memstats total_bytes allocated while building */
 } facts;
 
 static char path_buf[4][512];
 
-static const char *scratch_file(int slot, const char *tag, const char *suffix)
-{
+static const char *scratch_file(int slot, const char *tag, const char *suffix) {
     snprintf(path_buf[slot], sizeof path_buf[slot], "%s/%s%s", scratch_dir(), tag, suffix);
     return path_buf[slot];
 }
 
-static uint64_t allocated_total(void)
-{
+static uint64_t allocated_total(void) {
     hmap_memstats ms;
     hmap_read_memstats(&ms);
     return ms.total_bytes;
 }
 
-static int profile_child(size_t rate, const char *tag)
-{
+static int profile_child(size_t rate, const char *tag) {
     hmap_set_profile_rate(rate);
     facts f;
     uint64_t before = allocated_total();
@@ -110,8 +105,7 @@ static int profile_child(size_t rate, const char *tag)
 }
 
 /* Runs profile_child(rate, tag) in a fork and reads back its facts. */
-static facts run_profile_child(size_t rate, const char *tag)
-{
+static facts run_profile_child(size_t rate, const char *tag) {
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -124,16 +118,15 @@ static facts run_profile_child(size_t rate, const char *tag)
     facts f;
     FILE *in = fopen(scratch_file(1, tag, ".facts"), "r");
     assert_non_null(in);
-    assert_int_equal(fscanf(in, "%llu %llu %llu %llu", &f.big_bytes, &f.small_bytes, &f.big_alloc,
-                            &f.small_alloc), 4);
+    assert_int_equal(
+        fscanf(in, "%llu %llu %llu %llu", &f.big_bytes, &f.small_bytes, &f.big_alloc, &f.small_alloc), 4);
     fclose(in);
     print_message("%s: big map %llu bytes (allocated %llu), small map %llu bytes (allocated %llu)\n", tag,
                   f.big_bytes, f.big_alloc, f.small_bytes, f.small_alloc);
     return f;
 }
 
-static int64_t cum_of(const char *profile, const char *index, const char *function)
-{
+static int64_t cum_of(const char *profile, const char *index, const char *function) {
     char *top = pprof_top("/proc/self/exe", profile, index);
     assert_non_null(top);
     if (getenv("HMAP_DIAG_VERBOSE") != NULL)
@@ -144,10 +137,9 @@ static int64_t cum_of(const char *profile, const char *index, const char *functi
 }
 
 /* The library's frames are trimmed: each stack starts at the caller of the public API. */
-static void assert_library_trimmed(const char *profile)
-{
-    static const char *const library[] = {"hmap_put", "hmap_new_opts", "mem_alloc", "mem_alloc_array",
-                                          "mem_raw_alloc", "profile_note_alloc"};
+static void assert_library_trimmed(const char *profile) {
+    static const char *const library[] = {"hmap_put",        "hmap_new_opts", "mem_alloc",
+                                          "mem_alloc_array", "mem_raw_alloc", "profile_note_alloc"};
     char *top = pprof_top("/proc/self/exe", profile, "alloc_space");
     assert_non_null(top);
     for (size_t i = 0; i < sizeof library / sizeof *library; i++)
@@ -156,8 +148,7 @@ static void assert_library_trimmed(const char *profile)
     free(top);
 }
 
-static void assert_near(int64_t got, unsigned long long want, double tolerance, const char *what)
-{
+static void assert_near(int64_t got, unsigned long long want, double tolerance, const char *what) {
     double ratio = want ? (double)got / (double)want : 0;
     print_message("  %-34s profile %lld, truth %llu (%.2f%%)\n", what, (long long)got, want, 100 * ratio);
     if (tolerance == 0)
@@ -173,12 +164,13 @@ static void assert_near(int64_t got, unsigned long long want, double tolerance, 
  * allocated 160-byte overflow buckets (~530 KB), of which about one is sampled and then stands for
  * 512 KiB: the estimate moves in 512 KiB steps, ~10% of the map each.
  */
-static void check_profiles(const char *tag, facts f, double tolerance, double small_tolerance)
-{
+static void check_profiles(const char *tag, facts f, double tolerance, double small_tolerance) {
     const char *live = scratch_file(2, tag, "-live.pb.gz"), *freed = scratch_file(3, tag, "-freed.pb.gz");
     assert_library_trimmed(live);
-    assert_near(cum_of(live, "inuse_space", "build_big_map"), f.big_bytes, tolerance, "inuse_space build_big_map");
-    assert_near(cum_of(live, "alloc_space", "build_big_map"), f.big_alloc, tolerance, "alloc_space build_big_map");
+    assert_near(cum_of(live, "inuse_space", "build_big_map"), f.big_bytes, tolerance,
+                "inuse_space build_big_map");
+    assert_near(cum_of(live, "alloc_space", "build_big_map"), f.big_alloc, tolerance,
+                "alloc_space build_big_map");
     int64_t small_inuse = cum_of(live, "inuse_space", "build_small_map");
     int64_t small_alloc = cum_of(live, "alloc_space", "build_small_map");
     if (small_tolerance >= 0) {
@@ -199,8 +191,7 @@ static void check_profiles(const char *tag, facts f, double tolerance, double sm
     assert_int_equal(cum_of(freed, "inuse_space", "build_small_map"), small_inuse);
 }
 
-static void test_rate1_exact(void **state)
-{
+static void test_rate1_exact(void **state) {
     (void)state;
     if (!go_available()) {
         print_message("SKIPPED: `go` not found on PATH (install golang-go, e.g. scripts/deps)\n");
@@ -209,8 +200,7 @@ static void test_rate1_exact(void **state)
     check_profiles("rate1", run_profile_child(1, "rate1"), 0, 0);
 }
 
-static void test_default_rate_within_10_percent(void **state)
-{
+static void test_default_rate_within_10_percent(void **state) {
     (void)state;
     if (!go_available()) {
         print_message("SKIPPED: `go` not found on PATH (install golang-go, e.g. scripts/deps)\n");
@@ -220,8 +210,7 @@ static void test_default_rate_within_10_percent(void **state)
 }
 
 /* The map's name is the "map" label of its samples. */
-static void test_map_label(void **state)
-{
+static void test_map_label(void **state) {
     (void)state;
     if (!go_available()) {
         print_message("SKIPPED: `go` not found on PATH (install golang-go, e.g. scripts/deps)\n");
@@ -235,8 +224,7 @@ static void test_map_label(void **state)
     free(tags);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rate1_exact),
         cmocka_unit_test(test_default_rate_within_10_percent),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_diag_trace.c — the resize trace's lines, parsed and checked against the maps' own counts, and how
  * they are selected and where they go.
@@ -16,6 +17,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include "hmap.h"
@@ -30,8 +32,7 @@
 
 /* ---- the child ---------------------------------------------------------------------------------------- */
 
-static void put_range(hmap *m, uint64_t from, uint64_t to)
-{
+static void put_range(hmap *m, uint64_t from, uint64_t to) {
     for (uint64_t i = from; i < to; i++) {
         uint64_t k = i * 0x9E3779B97F4A7C15u;
         if (hmap_put(m, &k, &i) < 0)
@@ -39,8 +40,7 @@ static void put_range(hmap *m, uint64_t from, uint64_t to)
     }
 }
 
-static void del_range(hmap *m, uint64_t from, uint64_t to)
-{
+static void del_range(hmap *m, uint64_t from, uint64_t to) {
     for (uint64_t i = from; i < to; i++) {
         uint64_t k = i * 0x9E3779B97F4A7C15u;
         if (!hmap_del(m, &k))
@@ -48,16 +48,14 @@ static void del_range(hmap *m, uint64_t from, uint64_t to)
     }
 }
 
-static void print_stats(const char *label, const hmap *m)
-{
+static void print_stats(const char *label, const hmap *m) {
     hmap_stats st;
     hmap_get_stats(m, &st);
-    printf("%s %llu %llu %llu %d\n", label, (unsigned long long)st.grows, (unsigned long long)st.same_size_grows,
-           (unsigned long long)st.shrinks, (int)st.phase);
+    printf("%s %llu %llu %llu %d\n", label, (unsigned long long)st.grows,
+           (unsigned long long)st.same_size_grows, (unsigned long long)st.shrinks, (int)st.phase);
 }
 
-static int child(void)
-{
+static int child(void) {
     static const hmap_type type = {.key_size = sizeof(uint64_t), .val_size = sizeof(uint64_t)};
     hmap_options opts = {.name = "traced"};
     hmap *named = hmap_new_opts(&type, 0, &opts);
@@ -79,8 +77,7 @@ static int child(void)
 
 /* Inserts keys [from, to), then more until no resize is under way, so that none straddles a switch of the
  * trace. Returns the next key. */
-static uint64_t grow_steady(hmap *m, uint64_t from, uint64_t to)
-{
+static uint64_t grow_steady(hmap *m, uint64_t from, uint64_t to) {
     put_range(m, from, to);
     hmap_stats st;
     for (hmap_get_stats(m, &st); st.phase != HMAP_STEADY; hmap_get_stats(m, &st))
@@ -90,8 +87,7 @@ static uint64_t grow_steady(hmap *m, uint64_t from, uint64_t to)
 
 /* Phases, marked on stderr: 0 nothing traced (map a grows); 1 hmap_set_trace("b") (a and b grow: only b
  * prints); 2 hmap_set_trace(NULL) (b grows: nothing); 3 hmap_set_trace("x,c") (c grows). */
-static int runtime_child(void)
-{
+static int runtime_child(void) {
     static const hmap_type type = {.key_size = sizeof(uint64_t), .val_size = sizeof(uint64_t)};
     hmap *m[3];
     for (int i = 0; i < 3; i++) {
@@ -131,8 +127,7 @@ typedef struct map_trace {
 static map_trace maps[2];
 static int nmaps;
 
-static map_trace *map_named(const char *name)
-{
+static map_trace *map_named(const char *name) {
     for (int i = 0; i < nmaps; i++)
         if (strcmp(maps[i].name, name) == 0)
             return &maps[i];
@@ -141,8 +136,7 @@ static map_trace *map_named(const char *name)
     return &maps[nmaps++];
 }
 
-static int kind_of(const char *name)
-{
+static int kind_of(const char *name) {
     for (int k = 0; k < NKINDS; k++)
         if (strcmp(name, kind_names[k]) == 0)
             return k;
@@ -158,8 +152,7 @@ typedef struct trace_line {
 } trace_line;
 
 /* One trace line: checks its fields, counts it in its map's trace. */
-static trace_line parse_line(const char *line)
-{
+static trace_line parse_line(const char *line) {
     trace_line t;
     char kind[16];
     unsigned b0, b1;
@@ -199,8 +192,7 @@ static trace_line parse_line(const char *line)
 static char out_path[512], err_path[512], log_path[512];
 
 /* Runs this program again as `mode` with `env` set, stdout and stderr to files of the scratch directory. */
-static void run_child(const char *env, const char *mode)
-{
+static void run_child(const char *env, const char *mode) {
     snprintf(out_path, sizeof out_path, "%s/trace.out", scratch_dir());
     snprintf(err_path, sizeof err_path, "%s/trace.err", scratch_dir());
     snprintf(log_path, sizeof log_path, "%s/trace.log", scratch_dir());
@@ -220,8 +212,7 @@ static trace_line lines[MAX_LINES];
 
 /* Parses the trace lines of `path` up to a line starting with `stop` (NULL: to the end); returns how many.
  * Lines that are not trace lines (the markers) are skipped. */
-static int read_trace(const char *path, const char *stop)
-{
+static int read_trace(const char *path, const char *stop) {
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     char line[1024];
@@ -237,8 +228,7 @@ static int read_trace(const char *path, const char *stop)
 }
 
 /* Reads the stats the child printed and checks the counted lines against them. */
-static void check_against_stats(void)
-{
+static void check_against_stats(void) {
     FILE *out = fopen(out_path, "r");
     assert_non_null(out);
     char label[64];
@@ -259,9 +249,10 @@ static void check_against_stats(void)
         assert_int_equal(m->starts[KIND_SAME], m->same);
         assert_int_equal(m->starts[KIND_SHRINK], m->shrinks);
         /* Every resize ended, except one still under way when the child printed its stats. */
-        int open_kind = m->phase == HMAP_GROWING ? KIND_GROW
-                      : m->phase == HMAP_SAME_SIZE_GROWING ? KIND_SAME
-                      : m->phase == HMAP_SHRINKING ? KIND_SHRINK : -1;
+        int open_kind = m->phase == HMAP_GROWING             ? KIND_GROW
+                        : m->phase == HMAP_SAME_SIZE_GROWING ? KIND_SAME
+                        : m->phase == HMAP_SHRINKING         ? KIND_SHRINK
+                                                             : -1;
         for (int kk = 0; kk < NKINDS; kk++)
             assert_int_equal(m->ends[kk], m->starts[kk] - (kk == open_kind ? 1 : 0));
     }
@@ -269,8 +260,7 @@ static void check_against_stats(void)
     assert_true(maps[0].shrinks > 0 || maps[1].shrinks > 0);
 }
 
-static void test_trace_lines_match_stats(void **state)
-{
+static void test_trace_lines_match_stats(void **state) {
     (void)state;
     run_child("HMAP_TRACE=1", "--child");
     int n = read_trace(err_path, "-- stats printed");
@@ -281,8 +271,7 @@ static void test_trace_lines_match_stats(void **state)
 }
 
 /* HMAP_TRACE_FILE: the same lines, appended to the file; none on stderr. */
-static void test_trace_file(void **state)
-{
+static void test_trace_file(void **state) {
     (void)state;
     char env[1024];
     snprintf(env, sizeof env, "HMAP_TRACE=1 HMAP_TRACE_FILE='%s/trace.log'", scratch_dir());
@@ -309,8 +298,7 @@ static void test_trace_file(void **state)
 }
 
 /* HMAP_TRACE=name: that map's lines only, all of them; "-" selects the unnamed map. */
-static void test_trace_filter_by_name(void **state)
-{
+static void test_trace_filter_by_name(void **state) {
     (void)state;
     run_child("HMAP_TRACE=other,traced", "--child");
     int n = read_trace(err_path, "-- stats printed");
@@ -333,8 +321,7 @@ static void test_trace_filter_by_name(void **state)
 }
 
 /* HMAP_TRACE_MIN_BYTES: only resizes of maps that held that much when they started, both lines of each. */
-static void test_trace_min_bytes(void **state)
-{
+static void test_trace_min_bytes(void **state) {
     (void)state;
     run_child("HMAP_TRACE=1", "--child");
     int all = read_trace(err_path, "-- stats printed");
@@ -355,8 +342,7 @@ static void test_trace_min_bytes(void **state)
 }
 
 /* hmap_set_trace at run time: see runtime_child for the phases. */
-static void test_set_trace_at_run_time(void **state)
-{
+static void test_set_trace_at_run_time(void **state) {
     (void)state;
     run_child("", "--runtime-child");
     static const char *const expect[] = {NULL, "b", NULL, "c"}; /* the only map traced in each phase */
@@ -385,17 +371,14 @@ static void test_set_trace_at_run_time(void **state)
             assert_int_equal(maps[i].starts[k], maps[i].ends[k]);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--child") == 0)
         return child();
     if (argc > 1 && strcmp(argv[1], "--runtime-child") == 0)
         return runtime_child();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_trace_lines_match_stats),
-        cmocka_unit_test(test_trace_file),
-        cmocka_unit_test(test_trace_filter_by_name),
-        cmocka_unit_test(test_trace_min_bytes),
+        cmocka_unit_test(test_trace_lines_match_stats), cmocka_unit_test(test_trace_file),
+        cmocka_unit_test(test_trace_filter_by_name),    cmocka_unit_test(test_trace_min_bytes),
         cmocka_unit_test(test_set_trace_at_run_time),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);

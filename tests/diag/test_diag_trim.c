@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_diag_trim.c — where heap profile stacks are cut: exactly at the library's public API.
  *
@@ -13,6 +14,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include "hmap.h"
@@ -30,8 +32,7 @@ enum { ENTRIES = 200000 };
 
 static char profile[512], facts[512];
 
-static int child(void)
-{
+static int child(void) {
     hmap_set_profile_rate(1);
     uint64_t fill_bytes = 0;
     hmap *m = user_map_c_build(ENTRIES, &fill_bytes);
@@ -47,8 +48,7 @@ static int child(void)
     return fclose(f) == 0 ? 0 : 3;
 }
 
-static void test_user_map_c_kept(void **state)
-{
+static void test_user_map_c_kept(void **state) {
     (void)state;
     if (!go_available()) {
         print_message("SKIPPED: `go` not found on PATH (install golang-go, e.g. scripts/deps)\n");
@@ -80,8 +80,8 @@ static void test_user_map_c_kept(void **state)
                   (long long)fill, fill_bytes);
     assert_int_equal(fill, (int64_t)fill_bytes);
     assert_true(top_cum(top, "user_map_c_build") > fill);
-    static const char *const library[] = {"hmap_put",     "hmap_new",        "hmap_new_opts",
-                                          "mem_alloc",    "mem_alloc_array", "mem_raw_alloc",
+    static const char *const library[] = {"hmap_put",           "hmap_new",        "hmap_new_opts",
+                                          "mem_alloc",          "mem_alloc_array", "mem_raw_alloc",
                                           "profile_note_alloc", "record_sample"};
     for (size_t i = 0; i < sizeof library / sizeof *library; i++)
         if (top_cum(top, library[i]) != -1)
@@ -95,8 +95,7 @@ static void test_user_map_c_kept(void **state)
     free(top);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_user_map_c_kept),
     };

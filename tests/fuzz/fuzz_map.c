@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_map.c — libFuzzer target: the input is decoded into a map configuration and a sequence of
  * operations, applied to an hmap and to the reference model through the shared differential harness

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """make_corpus.py - writes the seed corpus of fuzz_map (corpus/), one small input per scenario.
 
 The byte format is described at the top of fuzz_map.c; the opcodes below follow its enum. Run from this

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check.c — failed checks go to the installed handler (see check.h); the default one aborts.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check.h — how the test support code reports a failed check, without depending on a test framework.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * diff.c — the differential operations of diff.h.
  *
@@ -11,8 +12,8 @@
  * identical to the stored key (DIFF_RULE_SAME_KEY; without it either is accepted, see diff.h); del, clear
  * and free drop both; take drops the parts it does not hand over; assign never drops a value.
  */
-#include "core/check.h" /* the library's own consistency walker */
 #include "diff.h"
+#include "core/check.h" /* the library's own consistency walker */
 
 #include <errno.h>
 #include <inttypes.h>

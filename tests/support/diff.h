@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * diff.h — differential operations: each call applies one operation to an hmap and to the reference
  * model (model.h), and checks the map's answer against the model's before returning.

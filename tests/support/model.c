@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * model.c — the reference model (see model.h): a dense array of entries and an index into it.
  * Nothing clever on purpose; the only goal is to be obviously right. Failed checks go through check.h,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * model.h — the reference model the tests compare hmap against, and the helpers around it.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_alloc.c — the counting, checking, refusing allocator of test_alloc.h.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_alloc.h — an allocator hook for tests: it counts, checks, refuses on demand, and scribbles.
  *

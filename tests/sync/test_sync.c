@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_sync.c — every function of include/hmap_sync.h from one thread: results, ownership, the
  * reclamation rule, memory after deletes, bad input and allocation failure.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_sync_range.c — hmap_sync_range while other threads store and delete.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_sync_stress.c — hmap_sync from 2, 4 and 8 threads at once.
  *

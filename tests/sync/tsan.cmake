@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tsan.cmake — configure a ThreadSanitizer build of the listed tests, build them, run each (ctest -P).
 #
 # In: SOURCE_DIR, BUILD_DIR, C_COMPILER, TESTS (a list of test targets). Only those targets are built, so

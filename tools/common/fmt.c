@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fmt.c — numbers in the units people read, and a growable string buffer.
  *
@@ -10,8 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *tc_fmt_bytes(uint64_t bytes, char buf[32])
-{
+const char *tc_fmt_bytes(uint64_t bytes, char buf[32]) {
     static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     double v = (double)bytes;
     unsigned u = 0;
@@ -26,8 +26,7 @@ const char *tc_fmt_bytes(uint64_t bytes, char buf[32])
     return buf;
 }
 
-const char *tc_fmt_count(uint64_t n, char buf[32])
-{
+const char *tc_fmt_count(uint64_t n, char buf[32]) {
     if (n >= 1000000 && n % 100000 == 0)
         snprintf(buf, 32, n % 1000000 ? "%.1fM" : "%.0fM", (double)n / 1e6);
     else if (n >= 1000 && n % 1000 == 0)
@@ -37,8 +36,7 @@ const char *tc_fmt_count(uint64_t n, char buf[32])
     return buf;
 }
 
-const char *tc_fmt_ns(double ns, char buf[32])
-{
+const char *tc_fmt_ns(double ns, char buf[32]) {
     if (ns != ns)
         snprintf(buf, 32, "—");
     else if (ns < 1e3)
@@ -52,8 +50,7 @@ const char *tc_fmt_ns(double ns, char buf[32])
     return buf;
 }
 
-const char *tc_fmt_ratio(double r, char buf[32])
-{
+const char *tc_fmt_ratio(double r, char buf[32]) {
     if (r != r)
         snprintf(buf, 32, "—");
     else
@@ -61,8 +58,7 @@ const char *tc_fmt_ratio(double r, char buf[32])
     return buf;
 }
 
-void *tc_xrealloc(void *p, size_t size)
-{
+void *tc_xrealloc(void *p, size_t size) {
     void *q = realloc(p, size ? size : 1);
     if (!q) {
         fprintf(stderr, "out of memory (%zu bytes)\n", size);
@@ -71,16 +67,14 @@ void *tc_xrealloc(void *p, size_t size)
     return q;
 }
 
-char *tc_strdup(const char *s)
-{
+char *tc_strdup(const char *s) {
     size_t n = strlen(s ? s : "") + 1;
     char *d = tc_xrealloc(NULL, n);
     memcpy(d, s ? s : "", n);
     return d;
 }
 
-static void buf_reserve(tc_buf *b, size_t more)
-{
+static void buf_reserve(tc_buf *b, size_t more) {
     if (b->len + more + 1 <= b->cap)
         return;
     size_t cap = b->cap ? b->cap : 256;
@@ -90,8 +84,7 @@ static void buf_reserve(tc_buf *b, size_t more)
     b->cap = cap;
 }
 
-void tc_buf_printf(tc_buf *b, const char *fmt, ...)
-{
+void tc_buf_printf(tc_buf *b, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
@@ -105,23 +98,31 @@ void tc_buf_printf(tc_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-void tc_buf_put(tc_buf *b, const char *s)
-{
+void tc_buf_put(tc_buf *b, const char *s) {
     size_t n = strlen(s);
     buf_reserve(b, n);
     memcpy(b->p + b->len, s, n + 1);
     b->len += n;
 }
 
-void tc_buf_html(tc_buf *b, const char *s)
-{
+void tc_buf_html(tc_buf *b, const char *s) {
     for (; *s; s++) {
         switch (*s) {
-        case '&': tc_buf_put(b, "&amp;"); break;
-        case '<': tc_buf_put(b, "&lt;"); break;
-        case '>': tc_buf_put(b, "&gt;"); break;
-        case '"': tc_buf_put(b, "&quot;"); break;
-        case '\'': tc_buf_put(b, "&#39;"); break;
+        case '&':
+            tc_buf_put(b, "&amp;");
+            break;
+        case '<':
+            tc_buf_put(b, "&lt;");
+            break;
+        case '>':
+            tc_buf_put(b, "&gt;");
+            break;
+        case '"':
+            tc_buf_put(b, "&quot;");
+            break;
+        case '\'':
+            tc_buf_put(b, "&#39;");
+            break;
         default: {
             char c[2] = {*s, 0};
             tc_buf_put(b, c);
@@ -130,14 +131,12 @@ void tc_buf_html(tc_buf *b, const char *s)
     }
 }
 
-void tc_buf_free(tc_buf *b)
-{
+void tc_buf_free(tc_buf *b) {
     free(b->p);
     *b = (tc_buf){0};
 }
 
-size_t tc_text_width(const char *s)
-{
+size_t tc_text_width(const char *s) {
     size_t w = 0;
     for (; *s; s++)
         w += ((unsigned char)*s & 0xC0) != 0x80;

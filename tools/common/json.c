@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * json.c — a streaming JSON writer: objects and arrays are opened and closed in order, commas and
  * escapes are its business. Numbers that are whole print without a fraction; NaN (a figure that was not
@@ -7,8 +8,7 @@
 
 #include <math.h>
 
-static void raw_string(FILE *f, const char *s)
-{
+static void raw_string(FILE *f, const char *s) {
     fputc('"', f);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
@@ -26,8 +26,7 @@ static void raw_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static void separator(tc_json *j, const char *key)
-{
+static void separator(tc_json *j, const char *key) {
     if (!j->first[j->depth])
         fputc(',', j->f);
     j->first[j->depth] = false;
@@ -40,8 +39,7 @@ static void separator(tc_json *j, const char *key)
     }
 }
 
-void tc_json_start(tc_json *j, FILE *f)
-{
+void tc_json_start(tc_json *j, FILE *f) {
     *j = (tc_json){.f = f, .depth = 1};
     j->first[1] = true;
     fputc('{', f);
@@ -49,8 +47,7 @@ void tc_json_start(tc_json *j, FILE *f)
 
 void tc_json_finish(tc_json *j) { fputs("\n}\n", j->f); }
 
-static void open_container(tc_json *j, const char *key, char open)
-{
+static void open_container(tc_json *j, const char *key, char open) {
     separator(j, key);
     fputc(open, j->f);
     if (j->depth < 63)
@@ -61,8 +58,7 @@ static void open_container(tc_json *j, const char *key, char open)
 void tc_json_object(tc_json *j, const char *key) { open_container(j, key, '{'); }
 void tc_json_array(tc_json *j, const char *key) { open_container(j, key, '['); }
 
-void tc_json_end(tc_json *j, char close)
-{
+void tc_json_end(tc_json *j, char close) {
     bool empty = j->first[j->depth];
     if (j->depth > 0)
         j->depth--;
@@ -74,8 +70,7 @@ void tc_json_end(tc_json *j, char close)
     fputc(close, j->f);
 }
 
-void tc_json_num(tc_json *j, const char *key, double v)
-{
+void tc_json_num(tc_json *j, const char *key, double v) {
     separator(j, key);
     if (!isfinite(v))
         fputs("null", j->f);
@@ -85,8 +80,7 @@ void tc_json_num(tc_json *j, const char *key, double v)
         fprintf(j->f, "%.6g", v);
 }
 
-void tc_json_str(tc_json *j, const char *key, const char *s)
-{
+void tc_json_str(tc_json *j, const char *key, const char *s) {
     separator(j, key);
     if (!s)
         fputs("null", j->f);
@@ -94,8 +88,7 @@ void tc_json_str(tc_json *j, const char *key, const char *s)
         raw_string(j->f, s);
 }
 
-void tc_json_bool(tc_json *j, const char *key, bool v)
-{
+void tc_json_bool(tc_json *j, const char *key, bool v) {
     separator(j, key);
     fputs(v ? "true" : "false", j->f);
 }

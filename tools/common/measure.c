@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * measure.c — the clock and the process's memory.
  *
@@ -10,16 +11,14 @@
 #include <time.h>
 #include <unistd.h>
 
-uint64_t tc_now_ns(void)
-{
+uint64_t tc_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* Field `which` (0: size, 1: resident) of /proc/self/statm, in bytes; 0 when unreadable. */
-static uint64_t statm_field(int which)
-{
+static uint64_t statm_field(int which) {
     static long page;
     if (!page)
         page = sysconf(_SC_PAGESIZE);

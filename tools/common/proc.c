@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * proc.c — a measurement in another process, read back line by line.
  *
@@ -21,8 +22,7 @@
 extern char **environ;
 
 /* Feeds every line of fd to on_line, then closes fd. */
-static void read_lines(int fd, tc_line_fn on_line, void *ctx)
-{
+static void read_lines(int fd, tc_line_fn on_line, void *ctx) {
     FILE *in = fdopen(fd, "r");
     if (!in) {
         close(fd);
@@ -40,8 +40,7 @@ static void read_lines(int fd, tc_line_fn on_line, void *ctx)
     fclose(in);
 }
 
-static bool wait_child(pid_t pid, const char *what, char *why, size_t why_size)
-{
+static bool wait_child(pid_t pid, const char *what, char *why, size_t why_size) {
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
@@ -56,8 +55,7 @@ static bool wait_child(pid_t pid, const char *what, char *why, size_t why_size)
 }
 
 bool tc_fork_lines(void (*body)(void *arg, FILE *out), void *arg, tc_line_fn on_line, void *ctx, char *why,
-                   size_t why_size)
-{
+                   size_t why_size) {
     int fds[2];
     fflush(NULL);
     if (pipe(fds) != 0) {
@@ -86,8 +84,7 @@ bool tc_fork_lines(void (*body)(void *arg, FILE *out), void *arg, tc_line_fn on_
 }
 
 /* environ plus `extra`, an entry of extra replacing one of environ with the same NAME=. */
-static char **merged_environment(char *const extra[])
-{
+static char **merged_environment(char *const extra[]) {
     size_t n = 0, k = 0;
     while (environ[n])
         n++;
@@ -112,8 +109,7 @@ static char **merged_environment(char *const extra[])
 }
 
 bool tc_spawn_lines(char *const argv[], char *const env[], bool merge_stderr, tc_line_fn on_line, void *ctx,
-                    char *why, size_t why_size)
-{
+                    char *why, size_t why_size) {
     int fds[2];
     fflush(NULL);
     if (pipe(fds) != 0) {

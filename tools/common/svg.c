@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * svg.c — charts as inline SVG text.
  *
@@ -19,15 +20,14 @@
 enum { LEFT = 84, RIGHT = 24, TOP = 58, LEGEND_ROW = 20 };
 
 typedef struct frame {
-    double x0, x1, y0, y1; /* plot area in pixels */
+    double x0, x1, y0, y1;     /* plot area in pixels */
     double dx0, dx1, dy0, dy1; /* data range (log10 of it on log axes) */
     const tc_chart *c;
 } frame;
 
 static double to_axis(tc_scale s, double v) { return s == TC_LOG ? log10(v) : v; }
 
-static double px_y(const frame *f, tc_scale s, double v)
-{
+static double px_y(const frame *f, tc_scale s, double v) {
     double a = to_axis(s, v);
     if (!isfinite(a))
         a = f->dy0;
@@ -35,8 +35,7 @@ static double px_y(const frame *f, tc_scale s, double v)
     return f->y1 - (f->y1 - f->y0) * (a - f->dy0) / (f->dy1 - f->dy0);
 }
 
-static double px_x_plain(const frame *f, tc_scale s, double v)
-{
+static double px_x_plain(const frame *f, tc_scale s, double v) {
     double a = to_axis(s, v);
     if (!isfinite(a))
         a = f->dx0;
@@ -44,8 +43,7 @@ static double px_x_plain(const frame *f, tc_scale s, double v)
     return f->x0 + (f->x1 - f->x0) * (a - f->dx0) / (f->dx1 - f->dx0);
 }
 
-static double px_x(const frame *f, double v)
-{
+static double px_x(const frame *f, double v) {
     const tc_chart *c = f->c;
     if (!c || !c->equal_phases || c->nphases == 0)
         return px_x_plain(f, c ? c->x.scale : TC_LINEAR, v);
@@ -62,8 +60,7 @@ static double px_x(const frame *f, double v)
 }
 
 /* Label of an axis value. */
-static void fmt_value(tc_unit u, double v, char buf[32])
-{
+static void fmt_value(tc_unit u, double v, char buf[32]) {
     switch (u) {
     case TC_BYTES: {
         if (v >= 1 && fabs(log2(v) - round(log2(v))) < 1e-9) { /* a power of two: "4 KiB", not "4.0 KiB" */
@@ -75,7 +72,9 @@ static void fmt_value(tc_unit u, double v, char buf[32])
         }
         return;
     }
-    case TC_NS: tc_fmt_ns(v, buf); return;
+    case TC_NS:
+        tc_fmt_ns(v, buf);
+        return;
     case TC_COUNT:
         if (v >= 1e6)
             snprintf(buf, 32, "%gM", v / 1e6);
@@ -84,21 +83,21 @@ static void fmt_value(tc_unit u, double v, char buf[32])
         else
             snprintf(buf, 32, "%g", v);
         return;
-    case TC_PLAIN: snprintf(buf, 32, "%g", v); return;
+    case TC_PLAIN:
+        snprintf(buf, 32, "%g", v);
+        return;
     }
 }
 
 /* A round step giving about `want` ticks over span. */
-static double nice_step(double span, int want)
-{
+static double nice_step(double span, int want) {
     double raw = span / want, p = pow(10, floor(log10(raw)));
     double m = raw / p;
     return (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10) * p;
 }
 
 /* Data range [lo, hi] of an axis (log10 of it on a log axis), rounded out to ticks. */
-static void axis_range(const tc_axis *a, double lo, double hi, double *out_lo, double *out_hi)
-{
+static void axis_range(const tc_axis *a, double lo, double hi, double *out_lo, double *out_hi) {
     if (a->min != 0 || a->max != 0) {
         lo = a->min;
         hi = a->max;
@@ -126,8 +125,8 @@ static void axis_range(const tc_axis *a, double lo, double hi, double *out_lo, d
     *out_hi = ceil(hi / step) * step;
 }
 
-static void text(tc_buf *o, double x, double y, const char *anchor, int size, const char *extra, const char *s)
-{
+static void text(tc_buf *o, double x, double y, const char *anchor, int size, const char *extra,
+                 const char *s) {
     tc_buf_printf(o, "<text x='%.1f' y='%.1f' text-anchor='%s' font-size='%d'%s%s>", x, y, anchor, size,
                   extra ? " " : "", extra ? extra : "");
     tc_buf_html(o, s);
@@ -135,8 +134,7 @@ static void text(tc_buf *o, double x, double y, const char *anchor, int size, co
 }
 
 /* Horizontal grid lines and y tick labels. */
-static void draw_y_axis(tc_buf *o, const frame *f, const tc_axis *a)
-{
+static void draw_y_axis(tc_buf *o, const frame *f, const tc_axis *a) {
     char b[32];
     if (a->scale == TC_LOG) {
         double span = f->dy1 - f->dy0;
@@ -145,8 +143,8 @@ static void draw_y_axis(tc_buf *o, const frame *f, const tc_axis *a)
             int step = (e1 - e0) <= 8 ? 1 : (e1 - e0) <= 16 ? 2 : (e1 - e0) <= 24 ? 3 : 4;
             for (int e = e0; e <= e1; e += step) {
                 double v = pow(2, e), y = px_y(f, TC_LOG, v);
-                tc_buf_printf(o, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#e3e3e3'/>\n", f->x0, y,
-                              f->x1, y);
+                tc_buf_printf(o, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#e3e3e3'/>\n", f->x0,
+                              y, f->x1, y);
                 fmt_value(a->unit, v, b);
                 text(o, f->x0 - 6, y + 4, "end", 11, NULL, b);
             }
@@ -154,8 +152,8 @@ static void draw_y_axis(tc_buf *o, const frame *f, const tc_axis *a)
             int step = span <= 8 ? 1 : 2;
             for (int e = (int)round(f->dy0); e <= (int)round(f->dy1); e += step) {
                 double v = pow(10, e), y = px_y(f, TC_LOG, v);
-                tc_buf_printf(o, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#e3e3e3'/>\n", f->x0, y,
-                              f->x1, y);
+                tc_buf_printf(o, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#e3e3e3'/>\n", f->x0,
+                              y, f->x1, y);
                 fmt_value(a->unit, v, b);
                 text(o, f->x0 - 6, y + 4, "end", 11, NULL, b);
             }
@@ -164,8 +162,8 @@ static void draw_y_axis(tc_buf *o, const frame *f, const tc_axis *a)
         double step = nice_step(f->dy1 - f->dy0, 5);
         for (double v = f->dy0; v <= f->dy1 + step / 2; v += step) {
             double y = px_y(f, TC_LINEAR, v);
-            tc_buf_printf(o, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#e3e3e3'/>\n", f->x0, y, f->x1,
-                          y);
+            tc_buf_printf(o, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#e3e3e3'/>\n", f->x0, y,
+                          f->x1, y);
             fmt_value(a->unit, v, b);
             text(o, f->x0 - 6, y + 4, "end", 11, NULL, b);
         }
@@ -176,13 +174,13 @@ static void draw_y_axis(tc_buf *o, const frame *f, const tc_axis *a)
     text(o, 16, mid, "middle", 12, rot, a->label ? a->label : "");
 }
 
-static void draw_x_ticks(tc_buf *o, const frame *f, const tc_axis *a)
-{
+static void draw_x_ticks(tc_buf *o, const frame *f, const tc_axis *a) {
     char b[32];
     if (a->scale == TC_LOG) {
         for (int e = (int)round(f->dx0); e <= (int)round(f->dx1); e++) {
             double x = px_x_plain(f, TC_LOG, pow(10, e));
-            tc_buf_printf(o, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#e3e3e3'/>\n", x, f->y0, x, f->y1);
+            tc_buf_printf(o, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#e3e3e3'/>\n", x, f->y0,
+                          x, f->y1);
             fmt_value(a->unit, pow(10, e), b);
             text(o, x, f->y1 + 16, "middle", 11, NULL, b);
         }
@@ -191,27 +189,28 @@ static void draw_x_ticks(tc_buf *o, const frame *f, const tc_axis *a)
     double step = nice_step(f->dx1 - f->dx0, 8);
     for (double v = f->dx0; v <= f->dx1 + step / 2; v += step) {
         double x = px_x_plain(f, TC_LINEAR, v);
-        tc_buf_printf(o, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#e3e3e3'/>\n", x, f->y0, x, f->y1);
+        tc_buf_printf(o, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#e3e3e3'/>\n", x, f->y0, x,
+                      f->y1);
         fmt_value(a->unit, v, b);
         text(o, x, f->y1 + 16, "middle", 11, NULL, b);
     }
 }
 
 /* Shaded bands, labels and boundaries of the phases; boundary x values under the axis. */
-static void draw_phases(tc_buf *o, const frame *f, const tc_chart *c)
-{
+static void draw_phases(tc_buf *o, const frame *f, const tc_chart *c) {
     char b[32];
     double last_label = -1e9;
     for (size_t i = 0; i < c->nphases; i++) {
         const tc_phase *p = &c->phases[i];
         double a = px_x(f, p->x0), z = px_x(f, p->x1);
         if (i % 2 == 0)
-            tc_buf_printf(o, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='#f3f5f9'/>\n", a, f->y0,
-                          z - a, f->y1 - f->y0);
+            tc_buf_printf(o, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='#f3f5f9'/>\n", a,
+                          f->y0, z - a, f->y1 - f->y0);
         text(o, (a + z) / 2, f->y0 - 8, "middle", 12, "font-weight='bold'", p->label);
         if (i > 0)
-            tc_buf_printf(o, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#888' stroke-dasharray='4,3'/>\n",
-                          a, f->y0 - 4, a, f->y1);
+            tc_buf_printf(
+                o, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#888' stroke-dasharray='4,3'/>\n",
+                a, f->y0 - 4, a, f->y1);
         for (int end = 0; end < 2; end++) {
             double x = end ? z : a;
             if (x - last_label < 50)
@@ -225,8 +224,8 @@ static void draw_phases(tc_buf *o, const frame *f, const tc_chart *c)
 
 /* Entries flow left to right, each as wide as its label (about 6.5 px a character at 12 px), wrapping
  * to a new row at the right edge. Returns the number of rows used. */
-static size_t legend_layout(double x0, int width, const char *const labels[], size_t n, double xs[], size_t rows[])
-{
+static size_t legend_layout(double x0, int width, const char *const labels[], size_t n, double xs[],
+                            size_t rows[]) {
     double x = x0;
     size_t row = 0;
     for (size_t i = 0; i < n; i++) {
@@ -240,30 +239,29 @@ static size_t legend_layout(double x0, int width, const char *const labels[], si
 }
 
 static void draw_legend(tc_buf *o, double x0, double y, int width, const char *const labels[],
-                        const char *const colours[], const bool dashed[], size_t n)
-{
+                        const char *const colours[], const bool dashed[], size_t n) {
     double xs[32];
     size_t rows[32];
     n = n < 32 ? n : 32;
     legend_layout(x0, width, labels, n, xs, rows);
     for (size_t i = 0; i < n; i++) {
         double x = xs[i], yy = y + (double)rows[i] * LEGEND_ROW;
-        tc_buf_printf(o, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='%s' stroke-width='3'%s/>\n", x, yy - 4,
-                      x + 28, yy - 4, colours[i], dashed && dashed[i] ? " stroke-dasharray='7,4'" : "");
+        tc_buf_printf(o, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='%s' stroke-width='3'%s/>\n",
+                      x, yy - 4, x + 28, yy - 4, colours[i],
+                      dashed && dashed[i] ? " stroke-dasharray='7,4'" : "");
         text(o, x + 34, yy, "start", 12, NULL, labels[i]);
     }
 }
 
-static size_t legend_rows(int width, const char *const labels[], size_t n)
-{
+static size_t legend_rows(int width, const char *const labels[], size_t n) {
     double xs[32];
     size_t rows[32];
     return legend_layout(LEFT, width, labels, n < 32 ? n : 32, xs, rows);
 }
 
-static void draw_series(tc_buf *o, const frame *f, const tc_chart *c, const tc_series *s)
-{
-    tc_buf_printf(o, "<polyline fill='none' stroke='%s' stroke-width='%.1f'%s stroke-linejoin='round' points='",
+static void draw_series(tc_buf *o, const frame *f, const tc_chart *c, const tc_series *s) {
+    tc_buf_printf(o,
+                  "<polyline fill='none' stroke='%s' stroke-width='%.1f'%s stroke-linejoin='round' points='",
                   s->colour, s->width > 0 ? s->width : 2.0, s->dashed ? " stroke-dasharray='7,4'" : "");
     double prev_y = NAN;
     for (size_t i = 0; i < s->n; i++) {
@@ -283,16 +281,15 @@ static void draw_series(tc_buf *o, const frame *f, const tc_chart *c, const tc_s
                               px_y(f, c->y.scale, s->y[i]), s->colour);
 }
 
-static void svg_open(tc_buf *o, int w, int h, const char *title)
-{
-    tc_buf_printf(o, "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' viewBox='0 0 %d %d' "
-                     "font-family='sans-serif'>\n<rect width='%d' height='%d' fill='white'/>\n",
+static void svg_open(tc_buf *o, int w, int h, const char *title) {
+    tc_buf_printf(o,
+                  "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' viewBox='0 0 %d %d' "
+                  "font-family='sans-serif'>\n<rect width='%d' height='%d' fill='white'/>\n",
                   w, h, w, h, w, h);
     text(o, LEFT, 22, "start", 15, "font-weight='bold'", title ? title : "");
 }
 
-void tc_svg_chart(tc_buf *o, const tc_chart *c)
-{
+void tc_svg_chart(tc_buf *o, const tc_chart *c) {
     int w = c->width ? c->width : 1000, h = c->height ? c->height : 420;
     const char *names[32];
     for (size_t i = 0; i < c->nseries && i < 32; i++)
@@ -325,8 +322,8 @@ void tc_svg_chart(tc_buf *o, const tc_chart *c)
     else
         draw_x_ticks(o, &f, &c->x);
     draw_y_axis(o, &f, &c->y);
-    tc_buf_printf(o, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='none' stroke='#444'/>\n", f.x0, f.y0,
-                  f.x1 - f.x0, f.y1 - f.y0);
+    tc_buf_printf(o, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='none' stroke='#444'/>\n", f.x0,
+                  f.y0, f.x1 - f.x0, f.y1 - f.y0);
     text(o, (f.x0 + f.x1) / 2, f.y1 + 34, "middle", 12, NULL, c->x.label ? c->x.label : "");
     for (size_t s = c->nseries; s-- > 0;) /* the first series on top */
         draw_series(o, &f, c, &c->series[s]);
@@ -341,8 +338,7 @@ void tc_svg_chart(tc_buf *o, const tc_chart *c)
     tc_buf_put(o, "</svg>\n");
 }
 
-void tc_svg_bars(tc_buf *o, const tc_bars *b)
-{
+void tc_svg_bars(tc_buf *o, const tc_bars *b) {
     int w = b->width ? b->width : 1000, h = b->height ? b->height : 380;
     size_t rows = legend_rows(w, (const char *const *)b->labels, b->nbars);
     int bottom = 44 + (int)rows * LEGEND_ROW + (b->note ? 18 : 0);
@@ -366,16 +362,17 @@ void tc_svg_bars(tc_buf *o, const tc_bars *b)
             double val = b->values[g * b->nbars + k];
             if (!isfinite(val))
                 continue;
-            double x = gx + bar_w * (double)k, y = px_y(&f, b->y.scale, val > 0 || b->y.scale != TC_LOG ? val : 0);
-            tc_buf_printf(o, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='%s'/>\n", x + 1, y, bar_w - 2,
-                          f.y1 - y, b->colours[k]);
+            double x = gx + bar_w * (double)k,
+                   y = px_y(&f, b->y.scale, val > 0 || b->y.scale != TC_LOG ? val : 0);
+            tc_buf_printf(o, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='%s'/>\n", x + 1, y,
+                          bar_w - 2, f.y1 - y, b->colours[k]);
             fmt_value(b->y.unit, val, v);
             text(o, x + bar_w / 2, y - 4, "middle", 10, NULL, v);
         }
         text(o, gx + group_w * 0.4, f.y1 + 16, "middle", 12, NULL, b->groups[g]);
     }
-    tc_buf_printf(o, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='none' stroke='#444'/>\n", f.x0, f.y0,
-                  f.x1 - f.x0, f.y1 - f.y0);
+    tc_buf_printf(o, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='none' stroke='#444'/>\n", f.x0,
+                  f.y0, f.x1 - f.x0, f.y1 - f.y0);
     draw_legend(o, f.x0, f.y1 + 40, w, (const char *const *)b->labels, (const char *const *)b->colours, NULL,
                 b->nbars);
     if (b->note)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * table.c — one table, three renderings: aligned text for a terminal, HTML, JSON.
  *
@@ -23,8 +24,7 @@ struct tc_table {
     char ***rows;
 };
 
-tc_table *tc_table_new(const char *title, size_t ncols, const char *const headers[], const char *align)
-{
+tc_table *tc_table_new(const char *title, size_t ncols, const char *const headers[], const char *align) {
     tc_table *t = tc_xrealloc(NULL, sizeof *t);
     *t = (tc_table){.title = tc_strdup(title ? title : ""), .ncols = ncols};
     t->headers = tc_xrealloc(NULL, ncols * sizeof *t->headers);
@@ -41,26 +41,22 @@ tc_table *tc_table_new(const char *title, size_t ncols, const char *const header
     return t;
 }
 
-void tc_table_wrap(tc_table *t, size_t col)
-{
+void tc_table_wrap(tc_table *t, size_t col) {
     if (col < t->ncols)
         t->wrap[col] = true;
 }
 
-void tc_table_report_only(tc_table *t, size_t col)
-{
+void tc_table_report_only(tc_table *t, size_t col) {
     if (col < t->ncols)
         t->report_only[col] = true;
 }
 
-void tc_table_hide(tc_table *t, size_t col)
-{
+void tc_table_hide(tc_table *t, size_t col) {
     if (col < t->ncols)
         t->hidden[col] = t->report_only[col] = true;
 }
 
-void tc_table_add(tc_table *t, const char *const cells[])
-{
+void tc_table_add(tc_table *t, const char *const cells[]) {
     if (t->nrows == t->cap) {
         t->cap = t->cap ? 2 * t->cap : 16;
         t->rows = tc_xrealloc(t->rows, t->cap * sizeof *t->rows);
@@ -71,8 +67,7 @@ void tc_table_add(tc_table *t, const char *const cells[])
     t->rows[t->nrows++] = row;
 }
 
-void tc_table_addf(tc_table *t, ...)
-{
+void tc_table_addf(tc_table *t, ...) {
     const char *cells[64];
     va_list ap;
     va_start(ap, t);
@@ -89,8 +84,7 @@ const char *tc_table_title(const tc_table *t) { return t->title; }
 
 /* Byte length of the longest prefix of s, ending at a space when possible, that fits `width` columns;
  * *next is where the following line starts. */
-static size_t wrap_line(const char *s, size_t width, const char **next)
-{
+static size_t wrap_line(const char *s, size_t width, const char **next) {
     size_t cols = 0, last_space = 0, i = 0;
     for (; s[i]; i++) {
         if (((unsigned char)s[i] & 0xC0) == 0x80)
@@ -110,8 +104,7 @@ static size_t wrap_line(const char *s, size_t width, const char **next)
     return end;
 }
 
-static void print_padded(FILE *out, const char *s, size_t bytes, size_t width, char align)
-{
+static void print_padded(FILE *out, const char *s, size_t bytes, size_t width, char align) {
     char tmp[1024];
     size_t n = bytes < sizeof tmp - 1 ? bytes : sizeof tmp - 1;
     memcpy(tmp, s, n);
@@ -125,8 +118,7 @@ static void print_padded(FILE *out, const char *s, size_t bytes, size_t width, c
 }
 
 /* Prints one row (headers or cells), as many lines as its wrapped cells need. */
-static size_t print_row(FILE *out, const tc_table *t, char *const cells[], const size_t widths[])
-{
+static size_t print_row(FILE *out, const tc_table *t, char *const cells[], const size_t widths[]) {
     const char *rest[64];
     size_t widest = 0;
     for (size_t c = 0; c < t->ncols && c < 64; c++)
@@ -158,8 +150,7 @@ static size_t print_row(FILE *out, const tc_table *t, char *const cells[], const
     return widest;
 }
 
-size_t tc_table_print(const tc_table *t, FILE *out, size_t max_width)
-{
+size_t tc_table_print(const tc_table *t, FILE *out, size_t max_width) {
     size_t widths[64] = {0}, total = 0, visible = 0;
     for (size_t c = 0; c < t->ncols && c < 64; c++) {
         if (t->report_only[c])
@@ -206,8 +197,7 @@ size_t tc_table_print(const tc_table *t, FILE *out, size_t max_width)
 
 /* ---- HTML and JSON ---- */
 
-void tc_table_html(const tc_table *t, tc_buf *out)
-{
+void tc_table_html(const tc_table *t, tc_buf *out) {
     tc_buf_put(out, "<table>\n");
     if (*t->title) {
         tc_buf_put(out, "<caption>");
@@ -237,8 +227,7 @@ void tc_table_html(const tc_table *t, tc_buf *out)
     tc_buf_put(out, "</tbody></table>\n");
 }
 
-void tc_table_json(const tc_table *t, tc_json *j, const char *key)
-{
+void tc_table_json(const tc_table *t, tc_json *j, const char *key) {
     tc_json_object(j, key);
     tc_json_str(j, "title", t->title);
     tc_json_array(j, "columns");
@@ -258,8 +247,7 @@ void tc_table_json(const tc_table *t, tc_json *j, const char *key)
     tc_json_end(j, '}');
 }
 
-void tc_table_free(tc_table *t)
-{
+void tc_table_free(tc_table *t) {
     if (!t)
         return;
     for (size_t r = 0; r < t->nrows; r++) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tools_common.h — what the project's measuring programs (the lab, and whatever else wants it) share.
  *
@@ -25,15 +26,15 @@
 #include <stdio.h>
 
 /* ---- measure.c ---- */
-uint64_t tc_now_ns(void);     /* CLOCK_MONOTONIC */
-uint64_t tc_rss_bytes(void);  /* resident set size: /proc/self/statm field 2 × page size */
-uint64_t tc_vm_bytes(void);   /* mapped size: field 1 × page size */
+uint64_t tc_now_ns(void);    /* CLOCK_MONOTONIC */
+uint64_t tc_rss_bytes(void); /* resident set size: /proc/self/statm field 2 × page size */
+uint64_t tc_vm_bytes(void);  /* mapped size: field 1 × page size */
 
 /* ---- fmt.c ---- */
-const char *tc_fmt_bytes(uint64_t bytes, char buf[32]);  /* "348 B", "38.3 MiB", "1.2 GiB" */
-const char *tc_fmt_count(uint64_t n, char buf[32]);      /* "10M", "1.5M", "200k", "6657" */
-const char *tc_fmt_ns(double ns, char buf[32]);          /* "850 ns", "1.2 µs", "3.40 ms", "1.20 s" */
-const char *tc_fmt_ratio(double r, char buf[32]);        /* "1.99×", "127×" */
+const char *tc_fmt_bytes(uint64_t bytes, char buf[32]); /* "348 B", "38.3 MiB", "1.2 GiB" */
+const char *tc_fmt_count(uint64_t n, char buf[32]);     /* "10M", "1.5M", "200k", "6657" */
+const char *tc_fmt_ns(double ns, char buf[32]);         /* "850 ns", "1.2 µs", "3.40 ms", "1.20 s" */
+const char *tc_fmt_ratio(double r, char buf[32]);       /* "1.99×", "127×" */
 
 typedef struct tc_buf {
     char *p;
@@ -82,9 +83,9 @@ typedef struct tc_table tc_table;
 tc_table *tc_table_new(const char *title, size_t ncols, const char *const headers[], const char *align);
 void tc_table_wrap(tc_table *t, size_t col);        /* this column may wrap to keep the table narrow */
 void tc_table_report_only(tc_table *t, size_t col); /* shown in HTML and JSON, not in the terminal */
-void tc_table_hide(tc_table *t, size_t col);        /* shown nowhere (a column of a run that did not happen) */
+void tc_table_hide(tc_table *t, size_t col); /* shown nowhere (a column of a run that did not happen) */
 void tc_table_add(tc_table *t, const char *const cells[]); /* ncols cells, copied */
-void tc_table_addf(tc_table *t, ...); /* ncols `const char *` arguments */
+void tc_table_addf(tc_table *t, ...);                      /* ncols `const char *` arguments */
 size_t tc_table_rows(const tc_table *t);
 /* Prints aligned columns no wider than max_width (wrapping the wrappable columns, widest first); returns
  * the width of the widest line printed. */
@@ -118,7 +119,7 @@ typedef struct tc_phase {
 } tc_phase;
 typedef struct tc_chart {
     const char *title;
-    int width, height;     /* 0: 1000 x 420 */
+    int width, height; /* 0: 1000 x 420 */
     tc_axis x, y;
     const tc_series *series;
     size_t nseries;
@@ -149,12 +150,12 @@ typedef struct tc_json {
     int depth;
     bool first[64];
 } tc_json;
-void tc_json_start(tc_json *j, FILE *f); /* writes the outer '{' */
-void tc_json_finish(tc_json *j);         /* writes the outer '}' and a newline */
+void tc_json_start(tc_json *j, FILE *f);          /* writes the outer '{' */
+void tc_json_finish(tc_json *j);                  /* writes the outer '}' and a newline */
 void tc_json_object(tc_json *j, const char *key); /* key NULL inside arrays */
 void tc_json_array(tc_json *j, const char *key);
-void tc_json_end(tc_json *j, char close);          /* '}' or ']' */
-void tc_json_num(tc_json *j, const char *key, double v); /* NaN and infinities: null */
+void tc_json_end(tc_json *j, char close);                     /* '}' or ']' */
+void tc_json_num(tc_json *j, const char *key, double v);      /* NaN and infinities: null */
 void tc_json_str(tc_json *j, const char *key, const char *s); /* NULL: null */
 void tc_json_bool(tc_json *j, const char *key, bool v);
 

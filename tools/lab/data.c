@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * data.c — measuring processes and what they print.
  *
@@ -17,8 +18,7 @@
 
 /* ---- parsing ---- */
 
-static void add_kv(lab_data *d, const char *key, double v, const char *s)
-{
+static void add_kv(lab_data *d, const char *key, double v, const char *s) {
     for (size_t i = 0; i < d->nkv; i++) /* a later figure with the same key replaces the earlier one */
         if (!strcmp(d->kv[i].key, key)) {
             free(d->kv[i].s);
@@ -36,8 +36,7 @@ static void add_kv(lab_data *d, const char *key, double v, const char *s)
     kv->s = s ? tc_strdup(s) : NULL;
 }
 
-static void add_row(lab_data *d, char *rest)
-{
+static void add_row(lab_data *d, char *rest) {
     char *save = NULL, *table = strtok_r(rest, " ", &save);
     if (!table)
         return;
@@ -54,8 +53,7 @@ static void add_row(lab_data *d, char *rest)
     }
 }
 
-static void add_point(lab_data *d, const char *series, double x, double y)
-{
+static void add_point(lab_data *d, const char *series, double x, double y) {
     if (d->npts == d->cap_pts) {
         d->cap_pts = d->cap_pts ? 2 * d->cap_pts : 256;
         d->pts = tc_xrealloc(d->pts, d->cap_pts * sizeof *d->pts);
@@ -66,8 +64,7 @@ static void add_point(lab_data *d, const char *series, double x, double y)
     p->y = y;
 }
 
-static void add_raw(lab_data *d, const char *line)
-{
+static void add_raw(lab_data *d, const char *line) {
     if (d->nraw == d->cap_raw) {
         d->cap_raw = d->cap_raw ? 2 * d->cap_raw : 32;
         d->raw = tc_xrealloc(d->raw, d->cap_raw * sizeof *d->raw);
@@ -75,8 +72,7 @@ static void add_raw(lab_data *d, const char *line)
     d->raw[d->nraw++] = tc_strdup(line);
 }
 
-static void parse_line(void *ctx, char *line)
-{
+static void parse_line(void *ctx, char *line) {
     lab_data *d = ctx;
     char key[64], series[40];
     double x, y;
@@ -91,12 +87,14 @@ static void parse_line(void *ctx, char *line)
             if (sscanf(line + 2, "%63s%n", key, &used) == 1)
                 return add_kv(d, key, NAN, line[2 + used] ? line + 3 + used : "");
             break;
-        case 'r': return add_row(d, line + 2);
+        case 'r':
+            return add_row(d, line + 2);
         case 'p':
             if (sscanf(line + 2, "%39s %lf %lf", series, &x, &y) == 3)
                 return add_point(d, series, x, y);
             break;
-        default: break;
+        default:
+            break;
         }
     }
     add_raw(d, line);
@@ -104,8 +102,7 @@ static void parse_line(void *ctx, char *line)
 
 /* ---- questions ---- */
 
-double lab_num(const lab_data *d, const char *key)
-{
+double lab_num(const lab_data *d, const char *key) {
     if (!d || !d->ok)
         return NAN;
     for (size_t i = 0; i < d->nkv; i++)
@@ -114,8 +111,7 @@ double lab_num(const lab_data *d, const char *key)
     return NAN;
 }
 
-const char *lab_str(const lab_data *d, const char *key)
-{
+const char *lab_str(const lab_data *d, const char *key) {
     if (!d || !d->ok)
         return NULL;
     for (size_t i = 0; i < d->nkv; i++)
@@ -124,8 +120,7 @@ const char *lab_str(const lab_data *d, const char *key)
     return NULL;
 }
 
-size_t lab_series(const lab_data *d, const char *series, double **x, double **y)
-{
+size_t lab_series(const lab_data *d, const char *series, double **x, double **y) {
     size_t n = 0;
     *x = *y = NULL;
     if (!d || !d->ok)
@@ -142,8 +137,7 @@ size_t lab_series(const lab_data *d, const char *series, double **x, double **y)
     return n;
 }
 
-size_t lab_rows(const lab_data *d, const char *table, const lab_row **out, size_t max)
-{
+size_t lab_rows(const lab_data *d, const char *table, const lab_row **out, size_t max) {
     size_t n = 0;
     if (!d || !d->ok)
         return 0;
@@ -156,8 +150,7 @@ size_t lab_rows(const lab_data *d, const char *table, const lab_row **out, size_
     return n < max ? n : max;
 }
 
-double lab_fnum(const lab_row *r, size_t i)
-{
+double lab_fnum(const lab_row *r, size_t i) {
     if (!r || i >= r->nf)
         return NAN;
     char *end;
@@ -165,8 +158,7 @@ double lab_fnum(const lab_row *r, size_t i)
     return end != r->f[i] ? v : NAN;
 }
 
-void lab_data_free(lab_data *d)
-{
+void lab_data_free(lab_data *d) {
     if (!d)
         return;
     for (size_t i = 0; i < d->nkv; i++)
@@ -187,8 +179,7 @@ void lab_data_free(lab_data *d)
 
 /* ---- running ---- */
 
-bool lab_run_c(lab_data *d, const char *impl, void (*body)(void *arg, FILE *out), void *arg)
-{
+bool lab_run_c(lab_data *d, const char *impl, void (*body)(void *arg, FILE *out), void *arg) {
     snprintf(d->impl, sizeof d->impl, "%s", impl);
     d->ran = true;
     d->ok = tc_fork_lines(body, arg, parse_line, d, d->why, sizeof d->why);
@@ -198,9 +189,8 @@ bool lab_run_c(lab_data *d, const char *impl, void (*body)(void *arg, FILE *out)
     return d->ok;
 }
 
-bool lab_run_go(lab_data *d, const lab_ctx *ctx, const char *subcommand, uint64_t n, const char *const extra[],
-                char *const env[], bool merge_stderr)
-{
+bool lab_run_go(lab_data *d, const lab_ctx *ctx, const char *subcommand, uint64_t n,
+                const char *const extra[], char *const env[], bool merge_stderr) {
     snprintf(d->impl, sizeof d->impl, "go");
     if (!ctx->go_ok) {
         snprintf(d->why, sizeof d->why, "%s", ctx->go_why);
@@ -222,8 +212,7 @@ bool lab_run_go(lab_data *d, const lab_ctx *ctx, const char *subcommand, uint64_
     return d->ok;
 }
 
-bool lab_run_self(lab_data *d, const char *impl, const char *child, uint64_t n, char *const env[])
-{
+bool lab_run_self(lab_data *d, const char *impl, const char *child, uint64_t n, char *const env[]) {
     char self[4096], nbuf[32];
     ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
     snprintf(d->impl, sizeof d->impl, "%s", impl);
@@ -242,16 +231,14 @@ bool lab_run_self(lab_data *d, const char *impl, const char *child, uint64_t n, 
 
 /* ---- emitting ---- */
 
-void lab_m(FILE *out, const char *key, double v)
-{
+void lab_m(FILE *out, const char *key, double v) {
     if (v == floor(v) && fabs(v) < 1e18)
         fprintf(out, "m %s %.0f\n", key, v);
     else
         fprintf(out, "m %s %.9g\n", key, v);
 }
 
-void lab_s(FILE *out, const char *key, const char *fmt, ...)
-{
+void lab_s(FILE *out, const char *key, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fprintf(out, "s %s ", key);
@@ -260,8 +247,7 @@ void lab_s(FILE *out, const char *key, const char *fmt, ...)
     va_end(ap);
 }
 
-void lab_r(FILE *out, const char *table, const char *fmt, ...)
-{
+void lab_r(FILE *out, const char *table, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fprintf(out, "r %s ", table);
@@ -270,7 +256,9 @@ void lab_r(FILE *out, const char *table, const char *fmt, ...)
     va_end(ap);
 }
 
-void lab_p(FILE *out, const char *series, double x, double y) { fprintf(out, "p %s %.9g %.9g\n", series, x, y); }
+void lab_p(FILE *out, const char *series, double x, double y) {
+    fprintf(out, "p %s %.9g %.9g\n", series, x, y);
+}
 
 /* ---- progress ---- */
 
@@ -278,8 +266,7 @@ static bool progress_on;
 
 void lab_progress_enable(bool on) { progress_on = on; }
 
-void lab_progress(const char *fmt, ...)
-{
+void lab_progress(const char *fmt, ...) {
     if (!progress_on)
         return;
     va_list ap;
@@ -290,8 +277,7 @@ void lab_progress(const char *fmt, ...)
     fflush(stderr);
 }
 
-void lab_progress_done(void)
-{
+void lab_progress_done(void) {
     if (progress_on) {
         fputs("\r\033[K", stderr);
         fflush(stderr);

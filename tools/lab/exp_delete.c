@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * exp_delete.c — 2. delete: fill n, delete 99%, delete the rest, fill n again.
  *
@@ -27,16 +28,14 @@ typedef struct runner {
     const char *impl;
 } runner;
 
-static void sample(runner *r)
-{
+static void sample(runner *r) {
     hmap_stats st;
     hmap_get_stats(r->m, &st);
     lab_p(r->out, "bytes", (double)r->op, (double)st.bytes);
     lab_p(r->out, "rss", (double)r->op, (double)tc_rss_bytes());
 }
 
-static void tick(runner *r)
-{
+static void tick(runner *r) {
     if (++r->op % r->every == 0) {
         sample(r);
         if (r->op % (r->n / 10 ? r->n / 10 : 1) == 0)
@@ -48,8 +47,7 @@ static void tick(runner *r)
 /* Sample each phase 100 times, however short (the last deletes are 1% of the operations). */
 static void phase(runner *r, uint64_t ops) { r->every = ops / 100 ? ops / 100 : 1; }
 
-static void step(runner *r, const char *name, bool release)
-{
+static void step(runner *r, const char *name, bool release) {
     hmap_stats st;
     hmap_get_stats(r->m, &st);
     char key[64];
@@ -66,11 +64,13 @@ static void step(runner *r, const char *name, bool release)
     sample(r);
 }
 
-static void c_delete(void *argp, FILE *out)
-{
+static void c_delete(void *argp, FILE *out) {
     const c_arg *a = argp;
-    runner r = {.m = lab_u64_map(0, a->no_shrink, a->no_shrink ? "no_shrink" : "hmap"), .out = out,
-                .every = a->n / 100 ? a->n / 100 : 1, .n = a->n, .impl = a->no_shrink ? "no_shrink" : "hmap"};
+    runner r = {.m = lab_u64_map(0, a->no_shrink, a->no_shrink ? "no_shrink" : "hmap"),
+                .out = out,
+                .every = a->n / 100 ? a->n / 100 : 1,
+                .n = a->n,
+                .impl = a->no_shrink ? "no_shrink" : "hmap"};
     uint64_t survivors = (a->n + 99) / 100;
     step(&r, "empty", false);
     for (uint64_t i = 0; i < a->n; i++)
@@ -112,18 +112,17 @@ static const char *const steps[] = {"empty", "filled", "deleted99", "deletedall"
 static const char *const step_titles[] = {"new, empty", "filled", "99% deleted", "all deleted", "refilled"};
 enum { NSTEPS = 5 };
 
-static const char *bytes_cell(const lab_data *d, const char *step, const char *what, char buf[32])
-{
+static const char *bytes_cell(const lab_data *d, const char *step, const char *what, char buf[32]) {
     char key[64];
     snprintf(key, sizeof key, "%s.%s", step, what);
     double v = lab_num(d, key);
     return isnan(v) ? "—" : lab_fmt_bytes(v, buf);
 }
 
-static tc_table *steps_table(const lab_data *h, const lab_data *ns, const lab_data *g, uint64_t n)
-{
-    static const char *const head[] = {"step",          "entries", "hmap bytes", "hmap RSS", "no_shrink bytes",
-                                       "no_shrink RSS", "Go bytes", "Go RSS",   "Go B"};
+static tc_table *steps_table(const lab_data *h, const lab_data *ns, const lab_data *g, uint64_t n) {
+    static const char *const head[] = {"step",     "entries",         "hmap bytes",
+                                       "hmap RSS", "no_shrink bytes", "no_shrink RSS",
+                                       "Go bytes", "Go RSS",          "Go B"};
     tc_table *t = tc_table_new("Bytes held and RSS at each step:", 9, head, "lrrrrrrrr");
     const uint64_t entries[] = {0, n, (n + 99) / 100, 0, n};
     for (int s = 0; s < NSTEPS; s++) {
@@ -134,21 +133,21 @@ static tc_table *steps_table(const lab_data *h, const lab_data *ns, const lab_da
             snprintf(b[7], 32, "—");
         else
             snprintf(b[7], 32, "%.0f", B);
-        tc_table_addf(t, step_titles[s], tc_fmt_count(entries[s], b[0]), bytes_cell(h, steps[s], "bytes", b[1]),
-                      bytes_cell(h, steps[s], "rss", b[2]), bytes_cell(ns, steps[s], "bytes", b[3]),
-                      bytes_cell(ns, steps[s], "rss", b[4]), bytes_cell(g, steps[s], "bytes", b[5]),
-                      bytes_cell(g, steps[s], "rss", b[6]), b[7]);
+        tc_table_addf(t, step_titles[s], tc_fmt_count(entries[s], b[0]),
+                      bytes_cell(h, steps[s], "bytes", b[1]), bytes_cell(h, steps[s], "rss", b[2]),
+                      bytes_cell(ns, steps[s], "bytes", b[3]), bytes_cell(ns, steps[s], "rss", b[4]),
+                      bytes_cell(g, steps[s], "bytes", b[5]), bytes_cell(g, steps[s], "rss", b[6]), b[7]);
     }
     if (!g->ok)
         tc_table_hide(t, 6), tc_table_hide(t, 7), tc_table_hide(t, 8);
     return t;
 }
 
-static tc_table *ratio_table(const lab_data *ds[3], const char *const names[3])
-{
-    static const char *const head[] = {"map", "held after 99% deleted", "fresh map", "held ÷ fresh",
+static tc_table *ratio_table(const lab_data *ds[3], const char *const names[3]) {
+    static const char *const head[] = {"map",       "held after 99% deleted", "fresh map", "held ÷ fresh",
                                        "RSS after", "RSS, memory handed back"};
-    tc_table *t = tc_table_new("After deleting 99%, against a fresh map of the survivors:", 6, head, "lrrrrr");
+    tc_table *t =
+        tc_table_new("After deleting 99%, against a fresh map of the survivors:", 6, head, "lrrrrr");
     for (int i = 0; i < 3; i++) {
         char b[5][32];
         if (!ds[i]->ok)
@@ -161,8 +160,7 @@ static tc_table *ratio_table(const lab_data *ds[3], const char *const names[3])
     return t;
 }
 
-static tc_table *remedies_table(const lab_data *h, const lab_data *g, uint64_t n)
-{
+static tc_table *remedies_table(const lab_data *h, const lab_data *g, uint64_t n) {
     static const char *const head[] = {"remedy", "map", "bytes before", "bytes after", "B before → after"};
     tc_table *t = tc_table_new("Remedies:", 5, head, "llrrr");
     char b[4][32], BB[64], title[96];
@@ -187,8 +185,7 @@ static tc_table *remedies_table(const lab_data *h, const lab_data *g, uint64_t n
     return t;
 }
 
-static void plot(lab_section *s, const lab_data *ds[3], const char *const names[3])
-{
+static void plot(lab_section *s, const lab_data *ds[3], const char *const names[3]) {
     static const char *const colours[3] = {LAB_C_HMAP, LAB_C_NOSHRINK, LAB_C_GO};
     tc_series ser[6];
     double *x[6], *y[6];
@@ -198,60 +195,74 @@ static void plot(lab_section *s, const lab_data *ds[3], const char *const names[
         for (int rss = 0; rss < 2; rss++) {
             size_t n = lab_series(ds[i], rss ? "rss" : "bytes", &x[k], &y[k]);
             snprintf(labels[k], sizeof labels[k], "%s %s", names[i], rss ? "RSS" : "bytes held");
-            ser[k] = (tc_series){.label = labels[k], .colour = colours[i], .dashed = rss, .width = i == 1 ? 4 : 2,
-                                 .n = n, .x = x[k], .y = y[k]};
+            ser[k] = (tc_series){.label = labels[k],
+                                 .colour = colours[i],
+                                 .dashed = rss,
+                                 .width = i == 1 ? 4 : 2,
+                                 .n = n,
+                                 .x = x[k],
+                                 .y = y[k]};
             k++;
         }
     double n = (double)s->n, del = n - (double)((s->n + 99) / 100);
-    tc_phase ph[4] = {{"fill", 0, n}, {"delete 99%", n, n + del}, {"delete the rest", n + del, 2 * n},
+    tc_phase ph[4] = {{"fill", 0, n},
+                      {"delete 99%", n, n + del},
+                      {"delete the rest", n + del, 2 * n},
                       {"fill again", 2 * n, 3 * n}};
     char title[128], b[32];
     snprintf(title, sizeof title, "Fill %s, delete 99%%, delete the rest, fill again: bytes held and RSS",
              tc_fmt_count(s->n, b));
-    tc_chart c = {.title = title,
-                  .height = 480,
-                  .x = {.label = "operations (each phase drawn the same width; the boundaries give the real counts)",
-                        .unit = TC_COUNT},
-                  .y = {.label = "memory (log scale)", .scale = TC_LOG, .unit = TC_BYTES},
-                  .series = ser,
-                  .nseries = k,
-                  .phases = ph,
-                  .nphases = 4,
-                  .equal_phases = true,
-                  .note = "Go's bytes held here: its bucket arrays from the header (the table's figures are HeapAlloc "
-                          "after a GC)."};
+    tc_chart c = {
+        .title = title,
+        .height = 480,
+        .x = {.label = "operations (each phase drawn the same width; the boundaries give the real counts)",
+              .unit = TC_COUNT},
+        .y = {.label = "memory (log scale)", .scale = TC_LOG, .unit = TC_BYTES},
+        .series = ser,
+        .nseries = k,
+        .phases = ph,
+        .nphases = 4,
+        .equal_phases = true,
+        .note = "Go's bytes held here: its bucket arrays from the header (the table's figures are HeapAlloc "
+                "after a GC)."};
     tc_buf svg = {0};
     tc_svg_chart(&svg, &c);
-    lab_plot(s, &svg, "Memory through the four phases, on a log axis: a line that stays up after \"delete 99%\" "
-                      "is memory kept for entries that are gone.");
+    lab_plot(s, &svg,
+             "Memory through the four phases, on a log axis: a line that stays up after \"delete 99%\" "
+             "is memory kept for entries that are gone.");
     for (size_t i = 0; i < k; i++)
         free(x[i]), free(y[i]);
 }
 
-static void claims(lab_section *s, const lab_data *h, const lab_data *ns, const lab_data *g)
-{
+static void claims(lab_section *s, const lab_data *h, const lab_data *ns, const lab_data *g) {
     char m[512], b[4][32];
     bool go = g->ok;
-    double gf = lab_num(g, "filled.bytes"), gd = lab_num(g, "deleted99.bytes"), ga = lab_num(g, "deletedall.bytes");
-    snprintf(m, sizeof m, "Go's heap: %s filled, %s after 99%% deleted, %s after all deleted (after runtime.GC())",
+    double gf = lab_num(g, "filled.bytes"), gd = lab_num(g, "deleted99.bytes"),
+           ga = lab_num(g, "deletedall.bytes");
+    snprintf(m, sizeof m,
+             "Go's heap: %s filled, %s after 99%% deleted, %s after all deleted (after runtime.GC())",
              lab_fmt_bytes(gf, b[0]), lab_fmt_bytes(gd, b[1]), lab_fmt_bytes(ga, b[2]));
     if (!go)
-        lab_claim_add(s, LAB_UNTESTED, "Delete only clears the slot; the memory stays", m, "Go's map was not measured");
+        lab_claim_add(s, LAB_UNTESTED, "Delete only clears the slot; the memory stays", m,
+                      "Go's map was not measured");
     else
         lab_claim_add(s, gd >= 0.95 * gf ? LAB_HOLDS : LAB_DOES_NOT_HOLD,
                       "Delete only clears the slot; the memory stays", m,
-                      "deleting every entry left %.0f%% of the filled map's bytes on the heap", 100 * ga / gf);
+                      "deleting every entry left %.0f%% of the filled map's bytes on the heap",
+                      100 * ga / gf);
 
     double B0 = lab_num(g, "filled.B"), B1 = lab_num(g, "deleted99.B"), B2 = lab_num(g, "deletedall.B"),
            B3 = lab_num(g, "refilled.B");
-    snprintf(m, sizeof m, "Go's B: %.0f filled, %.0f after 99%% deleted, %.0f empty, %.0f refilled; hmap's B: %.0f, "
-                          "%.0f, %.0f, %.0f",
+    snprintf(m, sizeof m,
+             "Go's B: %.0f filled, %.0f after 99%% deleted, %.0f empty, %.0f refilled; hmap's B: %.0f, "
+             "%.0f, %.0f, %.0f",
              B0, B1, B2, B3, lab_num(h, "filled.B"), lab_num(h, "deleted99.B"), lab_num(h, "deletedall.B"),
              lab_num(h, "refilled.B"));
     if (!go)
         lab_claim_add(s, LAB_UNTESTED, "B never decreases", m, "Go's map was not measured");
     else
-        lab_claim_add(s, B0 == B1 && B1 == B2 && B3 >= B2 ? LAB_HOLDS : LAB_DOES_NOT_HOLD, "B never decreases", m,
+        lab_claim_add(s, B0 == B1 && B1 == B2 && B3 >= B2 ? LAB_HOLDS : LAB_DOES_NOT_HOLD,
+                      "B never decreases", m,
                       "Go's B stayed %.0f with no entry left; nothing in runtime/map.go lowers it", B2);
 
     snprintf(m, sizeof m, "Go: clear of %s entries kept %s and B %.0f → %.0f; hmap_clear: %s → %s",
@@ -262,26 +273,32 @@ static void claims(lab_section *s, const lab_data *h, const lab_data *ns, const 
     if (!go)
         lab_claim_add(s, LAB_UNTESTED, "clear() keeps the array", m, "Go's map was not measured");
     else
-        lab_claim_add(s, lab_num(g, "clear.bytes_after") >= 0.95 * lab_num(g, "clear.bytes_before") ? LAB_HOLDS
-                                                                                                  : LAB_DOES_NOT_HOLD,
-                      "clear() keeps the array", m,
-                      "mapclear zeroes the buckets in place (Go 1.19 has no clear builtin: the range-delete loop "
-                      "compiles to it)");
+        lab_claim_add(
+            s,
+            lab_num(g, "clear.bytes_after") >= 0.95 * lab_num(g, "clear.bytes_before") ? LAB_HOLDS
+                                                                                       : LAB_DOES_NOT_HOLD,
+            "clear() keeps the array", m,
+            "mapclear zeroes the buckets in place (Go 1.19 has no clear builtin: the range-delete loop "
+            "compiles to it)");
 
     double fresh = lab_num(g, "fresh.bytes"), old = lab_num(g, "oldlen.bytes");
-    snprintf(m, sizeof m, "Go: survivors copied into make(map, len(m)): %s (B %.0f); into make(map, %s): %s (B %.0f)",
+    snprintf(m, sizeof m,
+             "Go: survivors copied into make(map, len(m)): %s (B %.0f); into make(map, %s): %s (B %.0f)",
              lab_fmt_bytes(fresh, b[0]), lab_num(g, "fresh.B"), tc_fmt_count(s->n, b[1]),
              lab_fmt_bytes(old, b[2]), lab_num(g, "oldlen.B"));
     if (!go)
-        lab_claim_add(s, LAB_UNTESTED, "Copying into a new map is the only way back", m, "Go's map was not measured");
+        lab_claim_add(s, LAB_UNTESTED, "Copying into a new map is the only way back", m,
+                      "Go's map was not measured");
     else
-        lab_claim_add(s, fresh < gd / 10 && old > gd / 2 ? LAB_HOLDS : LAB_PARTLY,
-                      "Copying into a new map is the only way back", m,
-                      "for Go's map: a map made for the live count held %s of the old one's bytes; made with the "
-                      "old len it keeps them",
-                      tc_fmt_ratio(fresh / gd, b[3]));
+        lab_claim_add(
+            s, fresh < gd / 10 && old > gd / 2 ? LAB_HOLDS : LAB_PARTLY,
+            "Copying into a new map is the only way back", m,
+            "for Go's map: a map made for the live count held %s of the old one's bytes; made with the "
+            "old len it keeps them",
+            tc_fmt_ratio(fresh / gd, b[3]));
 
-    double hf = lab_num(h, "filled.bytes"), hd = lab_num(h, "deleted99.bytes"), hfresh = lab_num(h, "fresh.bytes");
+    double hf = lab_num(h, "filled.bytes"), hd = lab_num(h, "deleted99.bytes"),
+           hfresh = lab_num(h, "fresh.bytes");
     double nf = lab_num(ns, "filled.bytes"), nd = lab_num(ns, "deleted99.bytes");
     snprintf(m, sizeof m, "hmap: %s → %s (%s a fresh map); no_shrink: %s → %s", lab_fmt_bytes(hf, b[0]),
              lab_fmt_bytes(hd, b[1]), tc_fmt_ratio(hd / hfresh, b[2]), lab_fmt_bytes(nf, b[3]),
@@ -292,19 +309,21 @@ static void claims(lab_section *s, const lab_data *h, const lab_data *ns, const 
                   tc_fmt_ratio(hd / hfresh, b[1]));
 }
 
-static void run(lab_section *s, const lab_ctx *ctx)
-{
-    lab_data *h = lab_section_data(s, "hmap"), *ns = lab_section_data(s, "no_shrink"), *g = lab_section_data(s, "go");
+static void run(lab_section *s, const lab_ctx *ctx) {
+    lab_data *h = lab_section_data(s, "hmap"), *ns = lab_section_data(s, "no_shrink"),
+             *g = lab_section_data(s, "go");
     c_arg a1 = {s->n, false}, a2 = {s->n, true};
     lab_run_c(h, "hmap", c_delete, &a1);
     lab_run_c(ns, "no_shrink", c_delete, &a2);
     lab_run_go(g, ctx, "delete", s->n, NULL, NULL, false);
     char b[32];
-    lab_text(s, "Fill %s uint64 → uint64 entries, delete 99%% of them (every index not divisible by 100), delete "
-                "the rest, fill again. Each map in its own process. Go's bytes: HeapAlloc after runtime.GC() minus "
-                "the heap before the map; RSS handed back: after hmap_release_os_memory() (C) or "
-                "debug.FreeOSMemory() (Go).",
-             tc_fmt_count(s->n, b));
+    lab_text(
+        s,
+        "Fill %s uint64 → uint64 entries, delete 99%% of them (every index not divisible by 100), delete "
+        "the rest, fill again. Each map in its own process. Go's bytes: HeapAlloc after runtime.GC() minus "
+        "the heap before the map; RSS handed back: after hmap_release_os_memory() (C) or "
+        "debug.FreeOSMemory() (Go).",
+        tc_fmt_count(s->n, b));
     if (!g->ok)
         lab_go_missing(s, ctx, g);
     const lab_data *ds[3] = {h, ns, g};

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * exp_pool.c — 8. pool: a request loop that needs a scratch map per request, with and without a pool.
  *
@@ -70,23 +71,20 @@ static hmap *make_map(bool no_shrink) { return lab_u64_map(0, no_shrink, "pool-s
  * new map, whose growth is not a regrowth. */
 static _Thread_local bool made_for_this_request;
 
-static void *pool_make(void *ctx)
-{
+static void *pool_make(void *ctx) {
     const pool_load *l = ctx;
     made_for_this_request = true;
     return make_map(l->v == V_KEEP);
 }
 
-static void delete_each(hmap *m)
-{
+static void delete_each(hmap *m) {
     hmap_iter it;
     void *k;
     for (hmap_iter_init(&it, m); hmap_iter_next(&it, &k, NULL);)
         hmap_del(m, k); /* a key the iteration yielded may be passed to a write */
 }
 
-static void pool_reset(void *obj, void *ctx)
-{
+static void pool_reset(void *obj, void *ctx) {
     pool_load *l = ctx;
     if (l->v == V_CLEAR)
         hmap_clear(obj);
@@ -99,15 +97,13 @@ static void pool_reset(void *obj, void *ctx)
     atomic_store_explicit(&l->reset_bytes, st.bytes, memory_order_relaxed);
 }
 
-static void pool_destroy(void *obj, void *ctx)
-{
+static void pool_destroy(void *obj, void *ctx) {
     (void)ctx;
     hmap_free(obj);
 }
 
 /* One request: a full scratch map, every key looked up, then the map let go. */
-static void request(worker *w, uint64_t r)
-{
+static void request(worker *w, uint64_t r) {
     pool_load *l = w->load;
     made_for_this_request = false;
     hmap *m = l->v == V_NONE ? make_map(false) : hmap_pool_get(l->pool);
@@ -137,8 +133,7 @@ static void request(worker *w, uint64_t r)
         hmap_pool_put(l->pool, m);
 }
 
-static void *worker_main(void *arg)
-{
+static void *worker_main(void *arg) {
     worker *w = arg;
     uint64_t t0 = tc_now_ns();
     for (uint64_t r = w->first; r < w->first + w->count; r++)
@@ -149,16 +144,14 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static uint64_t live_now(void)
-{
+static uint64_t live_now(void) {
     hmap_memstats ms;
     hmap_read_memstats(&ms);
     return ms.live_bytes;
 }
 
 /* The whole loop on `threads` workers, then the cycles; figures under "t<threads>.". */
-static void run_load(variant v, uint64_t requests, unsigned threads, FILE *out)
-{
+static void run_load(variant v, uint64_t requests, unsigned threads, FILE *out) {
     pool_load l = {.v = v, .requests = requests, .threads = threads};
     char k[64];
 #define M(name, value) (snprintf(k, sizeof k, "t%u.%s", threads, name), lab_m(out, k, (double)(value)))
@@ -228,8 +221,7 @@ typedef struct variant_arg {
     uint64_t n;
 } variant_arg;
 
-static void hmap_variant(void *arg, FILE *out)
-{
+static void hmap_variant(void *arg, FILE *out) {
     const variant_arg *a = arg;
     for (unsigned t = 1; t <= POOL_MAX_THREADS; t++)
         run_load(a->v, a->n, t, out);
@@ -238,15 +230,13 @@ static void hmap_variant(void *arg, FILE *out)
 /* ---- the section ---- */
 
 /* A figure of one loop: `pre` is "t1." for hmap's data, "t1.pool." for Go's. */
-static double fig(const lab_data *d, const char *pre, const char *key)
-{
+static double fig(const lab_data *d, const char *pre, const char *key) {
     char k[64];
     snprintf(k, sizeof k, "%s%s", pre, key);
     return lab_num(d, k);
 }
 
-static const char *cell_num(double v, const char *fmt, char buf[32])
-{
+static const char *cell_num(double v, const char *fmt, char buf[32]) {
     if (isnan(v))
         snprintf(buf, 32, "—");
     else
@@ -254,8 +244,7 @@ static const char *cell_num(double v, const char *fmt, char buf[32])
     return buf;
 }
 
-static void add_row(tc_table *t, const char *title, const lab_data *d, const char *pre, unsigned th)
-{
+static void add_row(tc_table *t, const char *title, const lab_data *d, const char *pre, unsigned th) {
     char b[9][32], thr[8];
     snprintf(thr, sizeof thr, "%u", th);
     tc_table_addf(
@@ -266,8 +255,7 @@ static void add_row(tc_table *t, const char *title, const lab_data *d, const cha
         cell_num(fig(d, pre, "destroyed"), "%.0f", b[7]));
 }
 
-static void table(lab_section *s, lab_data *const h[], const lab_data *g)
-{
+static void table(lab_section *s, lab_data *const h[], const lab_data *g) {
     static const char *const head[] = {"loop",       "thr",        "allocs/req", "grows/req", "time/req",
                                        "after load", "cycle/GC 1", "cycle/GC 2", "made",      "destroyed"};
     tc_table *t =
@@ -296,8 +284,7 @@ static double rounded(double v) { return v >= 1 ? round(v * 10) / 10 : round(v *
 /* Bytes above the baseline on a log axis: 0 has no bar. */
 static double bar_value(double v) { return v > 0 ? v : NAN; }
 
-static void plots(lab_section *s, lab_data *const h[], const lab_data *g)
-{
+static void plots(lab_section *s, lab_data *const h[], const lab_data *g) {
     enum { NMEM = NPOOLED + 2, NALLOC = NVARIANTS + 2 }; /* the pooled hmaps (or every hmap), then Go's two */
     static const char *const groups[] = {"load stopped", "after cycle / GC 1", "after cycle / GC 2"};
     static const char *const keys[] = {"t1.held.bytes", "t1.cycle1.bytes", "t1.cycle2.bytes"};
@@ -362,8 +349,7 @@ static void plots(lab_section *s, lab_data *const h[], const lab_data *g)
     lab_plot(s, &svg, "Allocations per request, with and without a pool.");
 }
 
-static void go_claims(lab_section *s, const lab_data *g)
-{
+static void go_claims(lab_section *s, const lab_data *g) {
     char m[700], b[8][32];
     double none1 = lab_num(g, "t1.none.mallocs_per_req"), pool1 = lab_num(g, "t1.pool.mallocs_per_req");
     double none2 = lab_num(g, "t2.none.mallocs_per_req"), pool2 = lab_num(g, "t2.pool.mallocs_per_req");
@@ -421,8 +407,7 @@ static void go_claims(lab_section *s, const lab_data *g)
 
 /* How one pooled reset fares on 1 thread, for a reason: "regrows (25.5 allocations, 8.0 doublings per
  * request)" or "keeps its arrays (0.05 allocations per request)". */
-static const char *reuse_phrase(const lab_data *d, char buf[96])
-{
+static const char *reuse_phrase(const lab_data *d, char buf[96]) {
     double a = lab_num(d, "t1.mallocs_per_req"), gr = lab_num(d, "t1.regrows_per_req");
     if (gr > 0)
         snprintf(buf, 96, "regrows (%.1f allocations, %.1f doublings per request)", a, gr);
@@ -433,8 +418,7 @@ static const char *reuse_phrase(const lab_data *d, char buf[96])
 
 /* A pooled variant saves what a pool should: at most a tenth of the unpooled loop's allocations, and no
  * doubling of a reused map, on 1 and on 2 threads. */
-static bool saves(lab_data *const h[], variant v)
-{
+static bool saves(lab_data *const h[], variant v) {
     bool ok = true;
     for (unsigned t = 1; t <= POOL_MAX_THREADS; t++) {
         char pre[8];
@@ -445,8 +429,7 @@ static bool saves(lab_data *const h[], variant v)
     return ok;
 }
 
-static void reuse_claim(lab_section *s, lab_data *const h[])
-{
+static void reuse_claim(lab_section *s, lab_data *const h[]) {
     char m[1200], b[12][32], p[2][96];
     double a[NVARIANTS], gr[NVARIANTS];
     /* doublings: of each new map without a pool, of reused maps with one */
@@ -498,8 +481,7 @@ static void reuse_claim(lab_section *s, lab_data *const h[])
             a[V_CLEAR], a[V_RESET], a[V_DELETE], a[V_KEEP], a[V_NONE]);
 }
 
-static void release_claim(lab_section *s, lab_data *const h[])
-{
+static void release_claim(lab_section *s, lab_data *const h[]) {
     char m[1000], b[8][32];
     bool all_ok = true;
     double worst = 0, worst_freed = 0;
@@ -547,8 +529,7 @@ static void release_claim(lab_section *s, lab_data *const h[])
             lab_fmt_bytes(worst, b[5]), lab_fmt_bytes(worst_freed, b[6]));
 }
 
-static void run(lab_section *s, const lab_ctx *ctx)
-{
+static void run(lab_section *s, const lab_ctx *ctx) {
     lab_data *h[NVARIANTS];
     variant_arg args[NVARIANTS];
     for (int v = 0; v < NVARIANTS; v++) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * iterate_cxx.cc — what a real std::unordered_map does when elements are erased during an iteration, for
  * the iterate experiment. Only defined behaviour is exercised: erasing through the iterator erase returns,
@@ -13,8 +14,7 @@ extern "C" {
 #include "lab.h"
 }
 
-extern "C" void lab_cxx_unordered_map_facts(size_t n, lab_cxx_facts *f)
-{
+extern "C" void lab_cxx_unordered_map_facts(size_t n, lab_cxx_facts *f) {
     std::unordered_map<uint64_t, uint64_t> m;
     for (uint64_t i = 0; i < n; i++)
         m.emplace(lab_key(i), i);
@@ -37,6 +37,7 @@ extern "C" void lab_cxx_unordered_map_facts(size_t n, lab_cxx_facts *f)
         f->inserts_until_rehash++;
     }
     f->buckets_after_rehash = m.bucket_count();
-    using category = std::iterator_traits<std::unordered_map<uint64_t, uint64_t>::iterator>::iterator_category;
+    using category =
+        std::iterator_traits<std::unordered_map<uint64_t, uint64_t>::iterator>::iterator_category;
     f->iterator_bidirectional = std::is_base_of<std::bidirectional_iterator_tag, category>::value;
 }

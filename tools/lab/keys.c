@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * keys.c — the keys, maps and yardsticks every experiment uses.
  *
@@ -13,8 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint64_t lab_key(uint64_t i)
-{
+uint64_t lab_key(uint64_t i) {
     uint64_t z = i + 0x9e3779b97f4a7c15u;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
@@ -23,8 +23,7 @@ uint64_t lab_key(uint64_t i)
 
 bool lab_survives(uint64_t i) { return i % 100 == 0; }
 
-static hmap *u64_map(size_t hint, const hmap_options *opts)
-{
+static hmap *u64_map(size_t hint, const hmap_options *opts) {
     static const hmap_type u64_to_u64 = {.key_size = sizeof(uint64_t), .val_size = sizeof(uint64_t)};
     hmap *m = hmap_new_opts(&u64_to_u64, hint, opts);
     if (!m) {
@@ -34,14 +33,12 @@ static hmap *u64_map(size_t hint, const hmap_options *opts)
     return m;
 }
 
-hmap *lab_u64_map(size_t hint, bool no_shrink, const char *name)
-{
+hmap *lab_u64_map(size_t hint, bool no_shrink, const char *name) {
     hmap_options opts = {.no_shrink = no_shrink, .name = name};
     return u64_map(hint, &opts);
 }
 
-void lab_put(hmap *m, uint64_t i)
-{
+void lab_put(hmap *m, uint64_t i) {
     uint64_t key = lab_key(i);
     int rc = hmap_put(m, &key, &i);
     if (rc < 0) {
@@ -50,8 +47,7 @@ void lab_put(hmap *m, uint64_t i)
     }
 }
 
-void lab_del(hmap *m, uint64_t i)
-{
+void lab_del(hmap *m, uint64_t i) {
     uint64_t key = lab_key(i);
     if (!hmap_del(m, &key)) {
         fprintf(stderr, "hmap-lab: hmap_del: key %llu missing (library bug?)\n", (unsigned long long)i);
@@ -61,8 +57,7 @@ void lab_del(hmap *m, uint64_t i)
 
 /* A fixed seed, so that the yardstick is the same number in every section and every run of one build
  * (overflow buckets, and so bytes, depend a little on where the keys hash). */
-size_t lab_fresh_bytes(uint64_t first, uint64_t step, uint64_t count)
-{
+size_t lab_fresh_bytes(uint64_t first, uint64_t step, uint64_t count) {
     hmap_options opts = {.fixed_seed = true, .seed = 0x5eed, .name = "fresh"};
     hmap *fresh = u64_map((size_t)count, &opts);
     for (uint64_t k = 0; k < count; k++)
@@ -73,19 +68,21 @@ size_t lab_fresh_bytes(uint64_t first, uint64_t step, uint64_t count)
     return st.bytes;
 }
 
-const char *lab_phase_name(hmap_phase p)
-{
+const char *lab_phase_name(hmap_phase p) {
     switch (p) {
-    case HMAP_STEADY: return "steady";
-    case HMAP_GROWING: return "growing";
-    case HMAP_SAME_SIZE_GROWING: return "same-size";
-    case HMAP_SHRINKING: return "shrinking";
+    case HMAP_STEADY:
+        return "steady";
+    case HMAP_GROWING:
+        return "growing";
+    case HMAP_SAME_SIZE_GROWING:
+        return "same-size";
+    case HMAP_SHRINKING:
+        return "shrinking";
     }
     return "?";
 }
 
-const char *lab_fmt_bytes(double v, char buf[32])
-{
+const char *lab_fmt_bytes(double v, char buf[32]) {
     if (!(v >= 0)) { /* NaN too */
         snprintf(buf, 32, "—");
         return buf;
@@ -93,8 +90,7 @@ const char *lab_fmt_bytes(double v, char buf[32])
     return tc_fmt_bytes((uint64_t)v, buf);
 }
 
-const char *lab_fmt_count(double v, char buf[32])
-{
+const char *lab_fmt_count(double v, char buf[32]) {
     if (!(v >= 0)) {
         snprintf(buf, 32, "—");
         return buf;
@@ -102,8 +98,7 @@ const char *lab_fmt_count(double v, char buf[32])
     return tc_fmt_count((uint64_t)v, buf);
 }
 
-uint64_t lab_release(void)
-{
+uint64_t lab_release(void) {
     uint64_t t0 = tc_now_ns();
     if (hmap_release_os_memory() != 0)
         fprintf(stderr, "hmap-lab: hmap_release_os_memory failed\n");

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * lab.h — what the parts of hmap-lab share.
  *
@@ -45,8 +46,8 @@ typedef struct lab_ctx {
 /* ---- data.c: one implementation's results ---- */
 typedef struct lab_kv {
     char key[64];
-    double v;  /* NaN for strings */
-    char *s;   /* NULL for numbers */
+    double v; /* NaN for strings */
+    char *s;  /* NULL for numbers */
 } lab_kv;
 typedef struct lab_row {
     char table[32];
@@ -58,9 +59,9 @@ typedef struct lab_point {
     double x, y;
 } lab_point;
 typedef struct lab_data {
-    char impl[24];   /* "hmap", "no_shrink", "go", ... */
+    char impl[24]; /* "hmap", "no_shrink", "go", ... */
     bool ran, ok;
-    char why[256];   /* why !ok */
+    char why[256]; /* why !ok */
     lab_kv *kv;
     size_t nkv, cap_kv;
     lab_row *rows;
@@ -82,8 +83,8 @@ void lab_data_free(lab_data *d);
 /* Runs body in a forked child, its lines parsed into d (labelled impl). */
 bool lab_run_c(lab_data *d, const char *impl, void (*body)(void *arg, FILE *out), void *arg);
 /* Runs the Go companion: `<go> <subcommand> -n N [extra args]`, extra environment, stderr merged or not. */
-bool lab_run_go(lab_data *d, const lab_ctx *ctx, const char *subcommand, uint64_t n, const char *const extra[],
-                char *const env[], bool merge_stderr);
+bool lab_run_go(lab_data *d, const lab_ctx *ctx, const char *subcommand, uint64_t n,
+                const char *const extra[], char *const env[], bool merge_stderr);
 /* Runs this very program again (`hmap-lab __child <name> N`) with extra environment: for settings the
  * library reads once at load time (HMAP_TRACE). stderr merged. */
 bool lab_run_self(lab_data *d, const char *impl, const char *child, uint64_t n, char *const env[]);
@@ -115,9 +116,9 @@ const char *lab_fmt_count(double v, char buf[32]);
 uint64_t lab_release(void);
 
 /* The one definition of "fresh map" behind every ratio; stated once, at the top of the output. */
-#define LAB_FRESH_MAP                                                                                      \
-    "fresh map = a new map of the same implementation, made with the live count as its size hint and "   \
-    "filled with the same live keys, its bytes counted the same way as the map it is compared with "    \
+#define LAB_FRESH_MAP                                                                                        \
+    "fresh map = a new map of the same implementation, made with the live count as its size hint and "       \
+    "filled with the same live keys, its bytes counted the same way as the map it is compared with "         \
     "(hmap: hmap_get_stats().bytes; Go: HeapAlloc after runtime.GC(), before minus after)."
 
 /* ---- section.c: what an experiment shows ---- */
@@ -134,8 +135,8 @@ typedef struct lab_claim {
 typedef enum { LAB_ITEM_TEXT, LAB_ITEM_NOTE, LAB_ITEM_PRE, LAB_ITEM_TABLE, LAB_ITEM_PLOT } lab_item_kind;
 typedef struct lab_item {
     lab_item_kind kind;
-    char *text;      /* text, note (report only), pre: caption; plot: caption */
-    char *body;      /* pre: the lines; plot: the <svg> */
+    char *text; /* text, note (report only), pre: caption; plot: caption */
+    char *body; /* pre: the lines; plot: the <svg> */
     tc_table *table;
     bool report_only;
 } lab_item;
@@ -157,10 +158,10 @@ lab_data *lab_section_data(lab_section *s, const char *impl); /* a new lab_data 
 void lab_text(lab_section *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void lab_note(lab_section *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void lab_pre(lab_section *s, const char *caption, const char *lines);
-void lab_table(lab_section *s, tc_table *t, bool report_only); /* takes t */
+void lab_table(lab_section *s, tc_table *t, bool report_only);   /* takes t */
 void lab_plot(lab_section *s, tc_buf *svg, const char *caption); /* takes the buffer's text */
-void lab_claim_add(lab_section *s, lab_verdict v, const char *text, const char *measured, const char *reason_fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+void lab_claim_add(lab_section *s, lab_verdict v, const char *text, const char *measured,
+                   const char *reason_fmt, ...) __attribute__((format(printf, 5, 6)));
 void lab_section_print(const lab_section *s, FILE *out);
 void lab_section_html(const lab_section *s, tc_buf *out);
 void lab_section_json(const lab_section *s, tc_json *j, const char *key);
@@ -169,7 +170,7 @@ void lab_section_free(lab_section *s);
 /* When Go's side did not run: one line saying why, and the claim verdicts that need it become untested. */
 void lab_go_missing(lab_section *s, const lab_ctx *ctx, const lab_data *go);
 
-enum { LAB_WIDTH = 120 }; /* terminal lines are never wider */
+enum { LAB_WIDTH = 120 };                            /* terminal lines are never wider */
 void lab_print_wrapped(FILE *out, const char *text); /* text wrapped at spaces to LAB_WIDTH */
 
 /* ---- the experiments (exp_*.c) ---- */
@@ -177,9 +178,9 @@ typedef struct lab_experiment {
     const char *name;
     int number;
     const char *title;
-    const char *help;     /* one line for --help */
+    const char *help; /* one line for --help */
     uint64_t default_n, quick_n;
-    const char *n_means;  /* "entries", "values of 1 MiB", ... */
+    const char *n_means; /* "entries", "values of 1 MiB", ... */
     void (*run)(lab_section *s, const lab_ctx *ctx);
     /* hmap-lab __child <name> N runs this in a fresh process (see lab_run_self); may be NULL */
     void (*child)(uint64_t n, FILE *out);
@@ -203,9 +204,9 @@ void lab_summary_json(tc_json *j, lab_section *const sections[], size_t n);
 /* iterate_cxx.cc: std::unordered_map facts the iterate experiment prints */
 typedef struct lab_cxx_facts {
     size_t buckets_before_erase, buckets_after_erase; /* erasing half the elements */
-    bool held_iterator_valid;     /* an iterator to a kept element still reads it after the erases */
-    size_t erase_returned_next;   /* elements visited with it = m.erase(it) while erasing every odd key */
-    size_t inserts_until_rehash;  /* inserts until bucket_count() changed: a rehash, all iterators invalid */
+    bool held_iterator_valid;    /* an iterator to a kept element still reads it after the erases */
+    size_t erase_returned_next;  /* elements visited with it = m.erase(it) while erasing every odd key */
+    size_t inserts_until_rehash; /* inserts until bucket_count() changed: a rehash, all iterators invalid */
     size_t buckets_before_rehash, buckets_after_rehash;
     double max_load_factor;
     bool iterator_bidirectional; /* whether `it--` would compile (it does not: forward iterators) */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * main.c — hmap-lab: Go's map and hmap side by side, one experiment per claim people make about Go's map
  * memory, each with a verdict.
@@ -55,7 +56,8 @@
 
 /* The experiments in tour order. */
 static const lab_experiment *const experiments[] = {
-    &lab_grow, &lab_delete, &lab_tophash, &lab_values, &lab_iterate, &lab_signals, &lab_release_exp, &lab_pool,
+    &lab_grow,    &lab_delete,  &lab_tophash,     &lab_values,
+    &lab_iterate, &lab_signals, &lab_release_exp, &lab_pool,
 };
 enum { NEXP = sizeof experiments / sizeof experiments[0] };
 
@@ -66,34 +68,32 @@ typedef struct options {
     bool quick;
 } options;
 
-static void usage(FILE *out)
-{
+static void usage(FILE *out) {
     fprintf(out, "usage: hmap-lab [--quick] [--json FILE] [--report FILE]\n"
                  "       hmap-lab EXPERIMENT [--n N] [--json FILE] [--report FILE]\n\n"
                  "With no experiment, runs the whole tour and writes the HTML report. Experiments:\n");
     for (size_t i = 0; i < NEXP; i++)
         fprintf(out, "  %-9s %s (--n: %s, default %llu)\n", experiments[i]->name, experiments[i]->help,
                 experiments[i]->n_means, (unsigned long long)experiments[i]->default_n);
-    fprintf(out, "  sync      Go's sync.Map vs hmap_sync after deleting 99%% (not run: %s)\n\n"
-                 "  --n N         size of the experiment (1000, 10k, 1M, 10M)\n"
-                 "  --json FILE   every figure, table and verdict as JSON\n"
-                 "  --report FILE the HTML report (default: %s/report.html, or report-EXPERIMENT.html)\n"
-                 "  --quick       the tour at small sizes (seconds; what the smoke test runs)\n"
-                 "  --help        this text\n"
-                 "Environment: LAB_OUT (output directory), LAB_GO (the Go companion program).\n",
+    fprintf(out,
+            "  sync      Go's sync.Map vs hmap_sync after deleting 99%% (not run: %s)\n\n"
+            "  --n N         size of the experiment (1000, 10k, 1M, 10M)\n"
+            "  --json FILE   every figure, table and verdict as JSON\n"
+            "  --report FILE the HTML report (default: %s/report.html, or report-EXPERIMENT.html)\n"
+            "  --quick       the tour at small sizes (seconds; what the smoke test runs)\n"
+            "  --help        this text\n"
+            "Environment: LAB_OUT (output directory), LAB_GO (the Go companion program).\n",
             LAB_SYNC_NOT_RUN, LAB_DEFAULT_OUTPUT_DIR);
 }
 
-static void die_usage(const char *fmt, const char *arg)
-{
+static void die_usage(const char *fmt, const char *arg) {
     fprintf(stderr, "hmap-lab: ");
     fprintf(stderr, fmt, arg);
     fprintf(stderr, " (hmap-lab --help lists the options)\n");
     exit(2);
 }
 
-static uint64_t parse_count(const char *s)
-{
+static uint64_t parse_count(const char *s) {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
@@ -106,23 +106,20 @@ static uint64_t parse_count(const char *s)
     return (uint64_t)v;
 }
 
-static const lab_experiment *find_experiment(const char *name)
-{
+static const lab_experiment *find_experiment(const char *name) {
     for (size_t i = 0; i < NEXP; i++)
         if (!strcmp(experiments[i]->name, name))
             return experiments[i];
     return NULL;
 }
 
-static const char *value_of(int argc, char **argv, int *i)
-{
+static const char *value_of(int argc, char **argv, int *i) {
     if (*i + 1 >= argc)
         die_usage("%s needs a value", argv[*i]);
     return argv[++*i];
 }
 
-static options parse_options(int argc, char **argv)
-{
+static options parse_options(int argc, char **argv) {
     options o = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -152,15 +149,13 @@ static options parse_options(int argc, char **argv)
 
 /* ---- Go's side ---- */
 
-static void go_version_line(void *ctx, char *line)
-{
+static void go_version_line(void *ctx, char *line) {
     lab_ctx *c = ctx;
     if (!strncmp(line, "s version ", 10))
         snprintf(c->go_version, sizeof c->go_version, "%s", line + 10);
 }
 
-static void find_go(lab_ctx *c)
-{
+static void find_go(lab_ctx *c) {
     const char *env = getenv("LAB_GO");
     c->go_binary = env && *env ? env : LAB_GO_BINARY;
     const char *tool = getenv("LAB_GO_TOOL");
@@ -184,8 +179,7 @@ static void find_go(lab_ctx *c)
 
 /* ---- running ---- */
 
-static lab_section *run_experiment(const lab_experiment *e, uint64_t n, const lab_ctx *ctx)
-{
+static lab_section *run_experiment(const lab_experiment *e, uint64_t n, const lab_ctx *ctx) {
     lab_section *s = tc_xrealloc(NULL, sizeof *s);
     *s = (lab_section){.exp = e, .n = n};
     uint64_t t0 = tc_now_ns();
@@ -195,8 +189,7 @@ static lab_section *run_experiment(const lab_experiment *e, uint64_t n, const la
     return s;
 }
 
-static const char *output_dir(void)
-{
+static const char *output_dir(void) {
     const char *dir = getenv("LAB_OUT");
     if (!dir || !*dir)
         dir = LAB_DEFAULT_OUTPUT_DIR;
@@ -205,8 +198,8 @@ static const char *output_dir(void)
     return dir;
 }
 
-static int write_json(const char *path, const lab_ctx *ctx, lab_section *const sections[], size_t n, double secs)
-{
+static int write_json(const char *path, const lab_ctx *ctx, lab_section *const sections[], size_t n,
+                      double secs) {
     FILE *f = fopen(path, "w");
     if (!f) {
         fprintf(stderr, "hmap-lab: cannot write %s: %s\n", path, strerror(errno));
@@ -234,16 +227,14 @@ static int write_json(const char *path, const lab_ctx *ctx, lab_section *const s
     return fclose(f) == 0 ? 0 : -1;
 }
 
-static void command_line(int argc, char **argv, char *buf, size_t size)
-{
+static void command_line(int argc, char **argv, char *buf, size_t size) {
     size_t len = 0;
     buf[0] = '\0';
     for (int i = 0; i < argc && len + 2 < size; i++)
         len += (size_t)snprintf(buf + len, size - len, "%s%s", i ? " " : "", i ? argv[i] : "hmap-lab");
 }
 
-static int child_main(int argc, char **argv)
-{
+static int child_main(int argc, char **argv) {
     const lab_experiment *e = argc == 4 ? find_experiment(argv[2]) : NULL;
     if (!e || !e->child) {
         fprintf(stderr, "hmap-lab: __child EXPERIMENT N is for the lab itself\n");
@@ -254,8 +245,7 @@ static int child_main(int argc, char **argv)
     return 0;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "__child"))
         return child_main(argc, argv);
     options o = parse_options(argc, argv);

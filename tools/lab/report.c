@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * report.c — the closing summary of every claim, and the report: one self-contained HTML page.
  *
@@ -22,8 +23,7 @@
 
 /* ---- the summary ---- */
 
-static tc_table *summary_table(lab_section *const sections[], size_t n)
-{
+static tc_table *summary_table(lab_section *const sections[], size_t n) {
     static const char *const head[] = {"#", "claim", "verdict", "why"};
     tc_table *t = tc_table_new("", 4, head, "llll");
     tc_table_wrap(t, 1);
@@ -38,8 +38,7 @@ static tc_table *summary_table(lab_section *const sections[], size_t n)
     return t;
 }
 
-void lab_print_summary(FILE *out, lab_section *const sections[], size_t n)
-{
+void lab_print_summary(FILE *out, lab_section *const sections[], size_t n) {
     size_t counts[4] = {0}, total = 0;
     for (size_t i = 0; i < n; i++)
         for (size_t c = 0; c < sections[i]->nclaims; c++, total++)
@@ -52,8 +51,7 @@ void lab_print_summary(FILE *out, lab_section *const sections[], size_t n)
     tc_table_free(t);
 }
 
-void lab_summary_json(tc_json *j, lab_section *const sections[], size_t n)
-{
+void lab_summary_json(tc_json *j, lab_section *const sections[], size_t n) {
     tc_json_array(j, "summary");
     for (size_t i = 0; i < n; i++)
         for (size_t c = 0; c < sections[i]->nclaims; c++) {
@@ -68,8 +66,7 @@ void lab_summary_json(tc_json *j, lab_section *const sections[], size_t n)
 
 /* ---- the machine ---- */
 
-static void cpu_model(char *buf, size_t size)
-{
+static void cpu_model(char *buf, size_t size) {
     snprintf(buf, size, "unknown CPU");
     FILE *f = fopen("/proc/cpuinfo", "r");
     if (!f)
@@ -87,8 +84,7 @@ static void cpu_model(char *buf, size_t size)
     fclose(f);
 }
 
-static void machine_rows(tc_table *t, const lab_ctx *ctx, const char *command, double seconds)
-{
+static void machine_rows(tc_table *t, const lab_ctx *ctx, const char *command, double seconds) {
     char cpu[256], b[64], mem[64];
     struct utsname u;
     uname(&u);
@@ -117,7 +113,8 @@ static void machine_rows(tc_table *t, const lab_ctx *ctx, const char *command, d
 }
 
 static const char *const css =
-    "body{font-family:sans-serif;max-width:1060px;margin:24px auto;padding:0 16px;color:#222;line-height:1.45}"
+    "body{font-family:sans-serif;max-width:1060px;margin:24px auto;padding:0 "
+    "16px;color:#222;line-height:1.45}"
     "h1{font-size:24px}h2{font-size:19px;margin-top:40px;border-bottom:2px solid #ccd;padding-bottom:4px}"
     "table{border-collapse:collapse;margin:12px 0;font-size:13px}"
     "caption{text-align:left;font-weight:bold;padding:4px 0}"
@@ -129,15 +126,16 @@ static const char *const css =
     "pre{background:#f6f6f6;padding:8px;font-size:12px;overflow-x:auto}.meta,.cap{color:#555;font-size:13px}";
 
 int lab_write_report(const char *path, const lab_ctx *ctx, lab_section *const sections[], size_t n,
-                     const char *command, double seconds)
-{
+                     const char *command, double seconds) {
     tc_buf o = {0};
-    tc_buf_printf(&o, "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
-                      "<title>hmap-lab report</title>\n<style>%s</style>\n</head>\n<body>\n",
+    tc_buf_printf(&o,
+                  "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
+                  "<title>hmap-lab report</title>\n<style>%s</style>\n</head>\n<body>\n",
                   css);
-    tc_buf_put(&o, "<h1>hmap-lab: Go's map and hmap, measured</h1>\n"
-                   "<p>Each section runs one experiment on Go's real map (read through its runtime header) and on "
-                   "hmap, each implementation in its own process, and gives the claims it tests a verdict.</p>\n");
+    tc_buf_put(
+        &o, "<h1>hmap-lab: Go's map and hmap, measured</h1>\n"
+            "<p>Each section runs one experiment on Go's real map (read through its runtime header) and on "
+            "hmap, each implementation in its own process, and gives the claims it tests a verdict.</p>\n");
     static const char *const head[] = {"", ""};
     tc_table *m = tc_table_new("Machine and versions", 2, head, "ll");
     machine_rows(m, ctx, command, seconds);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * section.c — what one experiment shows, and its three renderings.
  *
@@ -15,19 +16,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *lab_verdict_name(lab_verdict v)
-{
+const char *lab_verdict_name(lab_verdict v) {
     switch (v) {
-    case LAB_HOLDS: return "holds";
-    case LAB_DOES_NOT_HOLD: return "does not hold";
-    case LAB_PARTLY: return "partly";
-    case LAB_UNTESTED: return "not measured";
+    case LAB_HOLDS:
+        return "holds";
+    case LAB_DOES_NOT_HOLD:
+        return "does not hold";
+    case LAB_PARTLY:
+        return "partly";
+    case LAB_UNTESTED:
+        return "not measured";
     }
     return "?";
 }
 
-static char *vformat(const char *fmt, va_list ap)
-{
+static char *vformat(const char *fmt, va_list ap) {
     char *s = NULL;
     if (vasprintf(&s, fmt, ap) < 0) {
         fprintf(stderr, "out of memory\n");
@@ -36,8 +39,7 @@ static char *vformat(const char *fmt, va_list ap)
     return s;
 }
 
-static lab_item *new_item(lab_section *s, lab_item_kind kind)
-{
+static lab_item *new_item(lab_section *s, lab_item_kind kind) {
     if (s->nitems == s->cap_items) {
         s->cap_items = s->cap_items ? 2 * s->cap_items : 16;
         s->items = tc_xrealloc(s->items, s->cap_items * sizeof *s->items);
@@ -47,8 +49,7 @@ static lab_item *new_item(lab_section *s, lab_item_kind kind)
     return it;
 }
 
-lab_data *lab_section_data(lab_section *s, const char *impl)
-{
+lab_data *lab_section_data(lab_section *s, const char *impl) {
     lab_data *d = tc_xrealloc(NULL, sizeof *d);
     *d = (lab_data){0};
     snprintf(d->impl, sizeof d->impl, "%s", impl);
@@ -57,46 +58,41 @@ lab_data *lab_section_data(lab_section *s, const char *impl)
     return d;
 }
 
-void lab_text(lab_section *s, const char *fmt, ...)
-{
+void lab_text(lab_section *s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     new_item(s, LAB_ITEM_TEXT)->text = vformat(fmt, ap);
     va_end(ap);
 }
 
-void lab_note(lab_section *s, const char *fmt, ...)
-{
+void lab_note(lab_section *s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     new_item(s, LAB_ITEM_NOTE)->text = vformat(fmt, ap);
     va_end(ap);
 }
 
-void lab_pre(lab_section *s, const char *caption, const char *lines)
-{
+void lab_pre(lab_section *s, const char *caption, const char *lines) {
     lab_item *it = new_item(s, LAB_ITEM_PRE);
     it->text = tc_strdup(caption);
     it->body = tc_strdup(lines);
 }
 
-void lab_table(lab_section *s, tc_table *t, bool report_only)
-{
+void lab_table(lab_section *s, tc_table *t, bool report_only) {
     lab_item *it = new_item(s, LAB_ITEM_TABLE);
     it->table = t;
     it->report_only = report_only;
 }
 
-void lab_plot(lab_section *s, tc_buf *svg, const char *caption)
-{
+void lab_plot(lab_section *s, tc_buf *svg, const char *caption) {
     lab_item *it = new_item(s, LAB_ITEM_PLOT);
     it->text = tc_strdup(caption);
     it->body = svg->p ? svg->p : tc_strdup("");
     *svg = (tc_buf){0};
 }
 
-void lab_claim_add(lab_section *s, lab_verdict v, const char *text, const char *measured, const char *reason_fmt, ...)
-{
+void lab_claim_add(lab_section *s, lab_verdict v, const char *text, const char *measured,
+                   const char *reason_fmt, ...) {
     if (s->nclaims == s->cap_claims) {
         s->cap_claims = s->cap_claims ? 2 * s->cap_claims : 8;
         s->claims = tc_xrealloc(s->claims, s->cap_claims * sizeof *s->claims);
@@ -107,10 +103,10 @@ void lab_claim_add(lab_section *s, lab_verdict v, const char *text, const char *
     va_end(ap);
 }
 
-void lab_go_missing(lab_section *s, const lab_ctx *ctx, const lab_data *go)
-{
-    lab_text(s, "Go's map was not measured (%s): hmap's columns alone; claims about Go's map are marked "
-                "\"not measured\".",
+void lab_go_missing(lab_section *s, const lab_ctx *ctx, const lab_data *go) {
+    lab_text(s,
+             "Go's map was not measured (%s): hmap's columns alone; claims about Go's map are marked "
+             "\"not measured\".",
              go && go->ran ? go->why : ctx->go_why);
 }
 
@@ -118,8 +114,7 @@ void lab_go_missing(lab_section *s, const lab_ctx *ctx, const lab_data *go)
 
 /* Prints text wrapped at spaces to `width` columns; the first line after `first`, the others after
  * `indent` spaces. */
-static void print_wrapped_as(FILE *out, const char *text, size_t width, const char *first, int indent)
-{
+static void print_wrapped_as(FILE *out, const char *text, size_t width, const char *first, int indent) {
     const char *p = text;
     bool at_first = true;
     while (*p) {
@@ -146,15 +141,13 @@ static void print_wrapped_as(FILE *out, const char *text, size_t width, const ch
     }
 }
 
-static void print_wrapped(FILE *out, const char *text, size_t width, int indent)
-{
+static void print_wrapped(FILE *out, const char *text, size_t width, int indent) {
     print_wrapped_as(out, text, width, "", indent);
 }
 
 void lab_print_wrapped(FILE *out, const char *text) { print_wrapped(out, text, LAB_WIDTH, 0); }
 
-void lab_section_print(const lab_section *s, FILE *out)
-{
+void lab_section_print(const lab_section *s, FILE *out) {
     char title[256];
     snprintf(title, sizeof title, "%d. %s — %s", s->exp->number, s->exp->name, s->exp->title);
     fprintf(out, "\n%s\n", title);
@@ -169,7 +162,8 @@ void lab_section_print(const lab_section *s, FILE *out)
             fputc('\n', out);
             print_wrapped(out, it->text, LAB_WIDTH, 0);
             break;
-        case LAB_ITEM_NOTE: break;
+        case LAB_ITEM_NOTE:
+            break;
         case LAB_ITEM_PRE:
             fprintf(out, "\n%s\n", it->text);
             for (const char *p = it->body; *p;) {
@@ -185,7 +179,9 @@ void lab_section_print(const lab_section *s, FILE *out)
             fputc('\n', out);
             tc_table_print(it->table, out, LAB_WIDTH);
             break;
-        case LAB_ITEM_PLOT: plots++; break;
+        case LAB_ITEM_PLOT:
+            plots++;
+            break;
         }
     }
     if (plots)
@@ -194,8 +190,8 @@ void lab_section_print(const lab_section *s, FILE *out)
         fputs("\nClaims:\n", out);
         for (size_t i = 0; i < s->nclaims; i++) {
             char line[2048];
-            snprintf(line, sizeof line, "%s → %s: %s", s->claims[i].text, lab_verdict_name(s->claims[i].verdict),
-                     s->claims[i].reason);
+            snprintf(line, sizeof line, "%s → %s: %s", s->claims[i].text,
+                     lab_verdict_name(s->claims[i].verdict), s->claims[i].reason);
             print_wrapped_as(out, line, LAB_WIDTH - 4, "  • ", 4);
         }
     }
@@ -204,19 +200,21 @@ void lab_section_print(const lab_section *s, FILE *out)
 
 /* ---- HTML ---- */
 
-static const char *verdict_class(lab_verdict v)
-{
+static const char *verdict_class(lab_verdict v) {
     switch (v) {
-    case LAB_HOLDS: return "holds";
-    case LAB_DOES_NOT_HOLD: return "nothold";
-    case LAB_PARTLY: return "partly";
-    case LAB_UNTESTED: return "untested";
+    case LAB_HOLDS:
+        return "holds";
+    case LAB_DOES_NOT_HOLD:
+        return "nothold";
+    case LAB_PARTLY:
+        return "partly";
+    case LAB_UNTESTED:
+        return "untested";
     }
     return "";
 }
 
-void lab_section_html(const lab_section *s, tc_buf *o)
-{
+void lab_section_html(const lab_section *s, tc_buf *o) {
     tc_buf_printf(o, "<section id='%s'>\n<h2>%d. %s — ", s->exp->name, s->exp->number, s->exp->name);
     tc_buf_html(o, s->exp->title);
     tc_buf_printf(o, "</h2>\n<p class='meta'>n = %llu %s; %.1f s</p>\n", (unsigned long long)s->n,
@@ -257,8 +255,9 @@ void lab_section_html(const lab_section *s, tc_buf *o)
         }
     }
     if (s->nclaims) {
-        tc_buf_put(o, "<table class='claims'><caption>Claims</caption><thead><tr><th>claim</th><th>measured</th>"
-                      "<th>verdict</th><th>why</th></tr></thead><tbody>\n");
+        tc_buf_put(o,
+                   "<table class='claims'><caption>Claims</caption><thead><tr><th>claim</th><th>measured</th>"
+                   "<th>verdict</th><th>why</th></tr></thead><tbody>\n");
         for (size_t i = 0; i < s->nclaims; i++) {
             const lab_claim *c = &s->claims[i];
             tc_buf_put(o, "<tr><td>");
@@ -277,8 +276,7 @@ void lab_section_html(const lab_section *s, tc_buf *o)
 
 /* ---- JSON ---- */
 
-static void data_json(const lab_data *d, tc_json *j)
-{
+static void data_json(const lab_data *d, tc_json *j) {
     tc_json_object(j, d->impl);
     tc_json_bool(j, "ran", d->ran);
     tc_json_bool(j, "ok", d->ok);
@@ -296,8 +294,7 @@ static void data_json(const lab_data *d, tc_json *j)
     tc_json_end(j, '}');
 }
 
-void lab_section_json(const lab_section *s, tc_json *j, const char *key)
-{
+void lab_section_json(const lab_section *s, tc_json *j, const char *key) {
     tc_json_object(j, key);
     tc_json_str(j, "experiment", s->exp->name);
     tc_json_num(j, "number", s->exp->number);
@@ -330,8 +327,7 @@ void lab_section_json(const lab_section *s, tc_json *j, const char *key)
     tc_json_end(j, '}');
 }
 
-void lab_section_free(lab_section *s)
-{
+void lab_section_free(lab_section *s) {
     for (size_t i = 0; i < s->nitems; i++) {
         free(s->items[i].text);
         free(s->items[i].body);

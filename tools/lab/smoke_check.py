@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """smoke_check.py — the lab's smoke test (ctest lab_smoke): every experiment at a small size, then the
 quick tour; the JSON and the report are checked, not just produced.
 

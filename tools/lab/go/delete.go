@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // delete: fill n, delete 99%, delete the rest, fill n again — what Go's map holds at each step.
 //
 // "bytes" is HeapAlloc after runtime.GC() minus the same figure before the map existed; B comes from the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // grow: the state of Go's map while it fills, read from its header after every insert.
 //
 // A row is printed when a growth starts (oldbuckets becomes non-nil) or ends (it goes back to nil), and at

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // iterate: deletes and inserts inside a range loop while the map grows.
 //
 // n entries (values are their index), then one range over the map. For the first quarter of the entries

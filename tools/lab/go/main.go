@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Command gomap-lab is hmap-lab's Go companion: it runs each experiment of the lab on Go's own map and
 // prints what it measured, so that hmap-lab can show Go's figures beside hmap's.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // pool: a request loop that needs a scratch map per request, with and without sync.Pool.
 //
 // Each request takes a map[uint64]uint64, puts poolEntries keys in it, looks each one up and lets it go:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // release: the usual remedies for Go's map, measured.
 //
 // Fill n, delete 99%. Then "force GC": runtime.GC() while the map is still in use. Then "copy into a new

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // signals: the three usual signals of a map that keeps memory, on a program whose map does.
 //
 // The program: `waves` waves, each inserting n new keys and deleting 99% of them, so the live count

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tophash: one bucket's 8 tophash bytes through inserts and deletes, read from the map's memory.
 //
 // A map made without a size hint has B = 0: one bucket, which holds the first 8 keys (growth comes at

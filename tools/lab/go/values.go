@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // values: n values of 1 MiB owned by a map, then deleted.
 //
 // A map[uint64]*[1 MiB]byte holds pointers: delete clears the slot, so the value becomes garbage and the
