@@ -17,9 +17,14 @@
 #include <stdint.h>
 
 #define map_key_hash hmap__map_key_hash
+#define map_new_arguments hmap__map_new_arguments
 #define map_get_hashed hmap__map_get_hashed
 #define map_assign_hashed hmap__map_assign_hashed
 #define map_remove_hashed hmap__map_remove_hashed
+
+/* Checks the arguments of a map's creation as hmap_new_opts does: the allocator to use, or NULL with errno
+ * EINVAL (bad type, callbacks given twice, non-zero reserved options, an allocator without functions). */
+const hmap_allocator *map_new_arguments(const hmap_type *type, const hmap_options *opts);
 
 /* The map's 64-bit hash of key (bucket index from its high bits, tophash from its low byte). */
 uint64_t map_key_hash(const hmap *m, const void *key);

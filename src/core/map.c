@@ -395,24 +395,30 @@ static key_kind choose_kind(const hmap_type *t) {
 /* Key and value sizes beyond this are refused: a bucket of 8 must stay far from size_t overflow. */
 #define MAX_ITEM_SIZE ((size_t)1 << 24)
 
-hmap *hmap_new_opts(const hmap_type *type, size_t hint, const hmap_options *opts) {
+const hmap_allocator *map_new_arguments(const hmap_type *type, const hmap_options *opts) {
     if (!type || type->key_size == 0 || type->key_size > MAX_ITEM_SIZE || type->val_size > MAX_ITEM_SIZE ||
         (type->hash && type->hash_ctx) || (type->equal && type->equal_ctx) ||
         (type->key_drop && type->key_drop_ctx) || (type->val_drop && type->val_drop_ctx)) {
         errno = EINVAL;
         return NULL;
     }
-    if (opts)
-        for (size_t i = 0; i < sizeof opts->reserved_ / sizeof opts->reserved_[0]; i++)
-            if (opts->reserved_[i]) {
-                errno = EINVAL;
-                return NULL;
-            }
+    for (size_t i = 0; opts && i < sizeof opts->reserved_ / sizeof opts->reserved_[0]; i++)
+        if (opts->reserved_[i]) { /* options this version does not know */
+            errno = EINVAL;
+            return NULL;
+        }
     const hmap_allocator *a = opts && opts->allocator ? opts->allocator : &default_allocator;
     if (!a->alloc || !a->free) {
         errno = EINVAL;
         return NULL;
     }
+    return a;
+}
+
+hmap *hmap_new_opts(const hmap_type *type, size_t hint, const hmap_options *opts) {
+    const hmap_allocator *a = map_new_arguments(type, opts);
+    if (!a)
+        return NULL;
     hmap *m = mem_raw_alloc(a, sizeof *m);
     if (!m) {
         errno = ENOMEM;

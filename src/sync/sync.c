@@ -696,20 +696,9 @@ static bool make_shards(hmap_sync *m, size_t hint, const hmap_options *opts) {
 }
 
 hmap_sync *hmap_sync_new_opts(const hmap_type *type, size_t hint, const hmap_options *opts) {
-    if (!type || type->key_size == 0) {
-        errno = EINVAL;
+    const hmap_allocator *a = map_new_arguments(type, opts); /* the map's own rules */
+    if (!a)
         return NULL;
-    }
-    const hmap_allocator *a = opts && opts->allocator ? opts->allocator : &default_allocator;
-    if (!a->alloc || !a->free) {
-        errno = EINVAL;
-        return NULL;
-    }
-    for (size_t i = 0; opts && i < sizeof opts->reserved_ / sizeof opts->reserved_[0]; i++)
-        if (opts->reserved_[i]) { /* as hmap_new_opts: options this version does not know */
-            errno = EINVAL;
-            return NULL;
-        }
     hmap_sync *m = mem_raw_alloc(a, sizeof *m);
     if (!m) {
         errno = ENOMEM;
