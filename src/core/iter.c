@@ -301,21 +301,11 @@ static void remember_yielded(iter_state *it) {
     it->slot_yields = it->n_yielded;
 }
 
-/* Is the interval [P, end) exactly the bucket of t that covers P? */
+/* Is the interval [P, end) exactly the bucket of t that starts at P? (An interval ending at 2^64 has end 0,
+ * so the width still comes out of end - P.) */
 static bool chain_is_interval(const iter_state *it, const table *t) {
-    unsigned B = t->B;
-    if (B == 0)
+    if (t->B == 0)
         return it->P == 0 && it->end_top;
-    if ((it->P << B) != 0)
-        return false; /* P is not where the bucket starts */
-    uint64_t block = (it->P >> (64 - B)) + 1;
-    if (block == (uint64_t)1 << B)
-        return it->end_top;
-    return !it->end_top && it->end == block << (64 - B);
-}
-
-/* Was the interval just taken, [P, end), exactly one bucket of t? (Its width tells.) */
-static bool chain_is_interval_before(const iter_state *it, const table *t) {
     uint64_t width = (uint64_t)1 << (64 - t->B);
     return (it->P & (width - 1)) == 0 && it->end - it->P == width;
 }
@@ -488,8 +478,7 @@ static inline __attribute__((always_inline)) int direct_step(iter_state *it, con
  * chain is pending. False when that does not apply (the general path then runs). */
 static bool next_bucket_steady(iter_state *it, hmap *m) {
     const table *t = m->cur;
-    if (m->old || it->ordered || !it->complete || t->B == 0 || it->end_top ||
-        !chain_is_interval_before(it, t))
+    if (m->old || it->ordered || !it->complete || t->B == 0 || it->end_top || !chain_is_interval(it, t))
         return false;
     for (unsigned k = 0; k < it->n_yielded; k++)
         if (it->yielded_g[k] >= it->end)
@@ -513,11 +502,9 @@ static bool next_bucket_steady(iter_state *it, hmap *m) {
  * entries, so the done set has room). False: the general path decides. */
 static inline bool direct_next_bucket_steady(iter_state *it, const hmap *m) {
     const table *t = m->cur;
-    if (m->old || it->end_top || t->B == 0 || it->narrowed)
+    if (m->old || it->end_top || t->B == 0 || it->narrowed || !chain_is_interval(it, t))
         return false;
     uint64_t width = (uint64_t)1 << (64 - t->B);
-    if (it->end - it->P != width)
-        return false;
     uint64_t next = it->end;
     bucket_ref head = table_bucket(m, t, bucket_index(next ^ it->s, t->B));
     if (*head.next)
