@@ -141,7 +141,10 @@ void set_slot_empty(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot) {
         if (prev.tophash == cur.tophash)
             return; /* reached the head of the chain */
         unsigned steps = 0;
-        for (bucket_ref walk = prev; walk.tophash != cur.tophash; bucket_ref_next(m, &walk)) {
+        bucket_ref walk = prev;
+        for_each_chain_bucket(m, walk) { /* prev becomes the bucket before cur */
+            if (walk.tophash == cur.tophash)
+                break;
             if (++steps > REST_WALK_BUCKETS)
                 return;
             prev = walk;

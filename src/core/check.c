@@ -39,7 +39,7 @@ static int check_chain(const hmap *m, const table *t, bool is_old, size_t i, tab
         return fail(why, size, "bucket %zu of the current array carries evacuation marks", i);
     tally->evacuated += evacuated;
     size_t k = 0;
-    do {
+    for_each_chain_bucket(m, b) {
         if (k++ > 0)
             tally->overflow++;
         for (unsigned s = 0; s < SLOTS_PER_BUCKET; s++) {
@@ -70,7 +70,7 @@ static int check_chain(const hmap *m, const table *t, bool is_old, size_t i, tab
                 tally->live++;
             }
         }
-    } while (bucket_ref_next(m, &b));
+    }
     return 0;
 }
 

@@ -203,6 +203,15 @@ static inline unsigned count_bytes(uint64_t mask) { return (unsigned)(((mask >> 
 /* Bytes <= EMPTY_ONE: free for an insert. */
 static inline uint64_t free_slots(uint64_t w) { return zero_bytes(w & ~ONES); }
 
+/* The lowest slot a mask from the helpers above selects. */
+static inline unsigned first_slot(uint64_t mask) { return (unsigned)__builtin_ctzll(mask) / 8; }
+
+/* Visits the slots a mask selects, lowest first, in the (already declared) unsigned s. `break` and
+ * `continue` work as in any loop. */
+#define for_each_slot(s, mask)                                                                               \
+    for (uint64_t slots_left_ = (mask); slots_left_ && ((s) = first_slot(slots_left_), true);                \
+         slots_left_ &= slots_left_ - 1)
+
 /* The encodings the SWAR helpers and evacuation depend on. */
 _Static_assert(EMPTY_REST == 0 && EMPTY_ONE == 1,
                "free_slots() finds bytes <= EMPTY_ONE by clearing bit 0 and looking for zero bytes; "
@@ -230,6 +239,17 @@ static inline bool bucket_ref_next(const hmap *m, bucket_ref *b) {
     return true;
 }
 
+/* Visits the bucket_ref b and then each bucket after it in its chain, moving b along; every walk over a chain
+ * is this loop. After a walk that ran to the end (no `break`), b is the chain's last bucket. */
+#define for_each_chain_bucket(m, b)                                                                          \
+    for (bool chain_more_ = true; chain_more_; chain_more_ = bucket_ref_next((m), &(b)))
+
+/* A probe (a lookup, or an insert's search) goes on to the next bucket of the chain unless this one's
+ * tophash word w holds an EMPTY_REST byte: nothing follows it. */
+static inline bool probe_continues(const hmap *m, uint64_t w, bucket_ref *b) {
+    return !has_empty_rest(w) && bucket_ref_next(m, b);
+}
+
 /* The bucket of chain i holding linear position pos (slot pos % 8 of the chain's (pos / 8)-th bucket). */
 static inline bucket_ref chain_at(const hmap *m, const table *t, size_t i, size_t pos) {
     bucket_ref b = table_bucket(m, t, i);
@@ -245,6 +265,13 @@ static inline unsigned char *slot_item(const hmap *m, const bucket_ref *b, unsig
 
 static inline unsigned char *slot_key(const hmap *m, const bucket_ref *b, unsigned i) {
     return slot_item(m, b, i) + m->hash_off;
+}
+
+/* slot_key, with the key kind's constant offset (no load of hash_off) where the kind fixes it. */
+static inline __attribute__((always_inline)) unsigned char *
+slot_key_of_kind(const hmap *m, const bucket_ref *b, unsigned i, key_kind kind) {
+    size_t hash_off = kind == KEYS_U64 ? 0 : kind == KEYS_CSTR ? 8 : m->hash_off;
+    return slot_item(m, b, i) + hash_off;
 }
 
 /* Bytes of a key item: the key, and its stored hash if the map keeps them. */
@@ -418,6 +445,10 @@ unsigned B_for_count(size_t count);                    /* smallest B whose load-
 int resize_work(hmap *m, uint64_t hash); /* -ENOMEM if the key's old bucket could not be evacuated */
 /* Starts a shrink if one is due (after a delete); on ENOMEM the map just stays larger. */
 void maybe_start_shrink(hmap *m);
+/* The inline test before that call: a quarter of the array's load limit or less (see maybe_start_shrink). */
+static inline bool shrink_may_be_due(const hmap *m) {
+    return !m->old && m->cur && m->cur->B > 0 && m->count * 4 < load_limit(m->cur->B);
+}
 /* Makes a new array of 2^new_B buckets the current one and starts evacuating the old into it (or just
  * installs it when there is nothing to move). -ENOMEM leaves the map unchanged. */
 int start_resize(hmap *m, unsigned new_B, hmap_phase phase);

@@ -237,10 +237,9 @@ static inline __attribute__((always_inline)) void fill_kind(iter_state *it, buck
     const size_t val_step = m->type.val_size ? val_stride : key_stride;         /* a set's value is its key */
     const uint64_t seed = m->seed, order = it->s;
     const size_t hash_off = m->hash_off;
-    unsigned n = 0;
-    do {
-        for (uint64_t live = live_slots(*b.tophash); live; live &= live - 1) {
-            unsigned s = (unsigned)__builtin_ctzll(live) / 8;
+    unsigned n = 0, s;
+    for_each_chain_bucket(m, b) {
+        for_each_slot(s, live_slots(*b.tophash)) {
             unsigned char *key = b.slots + s * key_stride + hash_off;
             uint64_t g;
             if (kind == KEYS_U64) {
@@ -268,7 +267,7 @@ static inline __attribute__((always_inline)) void fill_kind(iter_state *it, buck
                 cache_sort_in(it, n);
             n++;
         }
-    } while (bucket_ref_next(m, &b));
+    }
     it->n = (uint8_t)n;
 }
 
@@ -337,9 +336,11 @@ static void fill_interval(iter_state *it, const table *t, bucket_ref head, bool 
 /* Live entries of the chain at b, at most limit + 1 counted. */
 static unsigned chain_live(const hmap *m, bucket_ref b, unsigned limit) {
     unsigned n = 0;
-    do
+    for_each_chain_bucket(m, b) {
         n += count_bytes(live_slots(*b.tophash));
-    while (n <= limit && bucket_ref_next(m, &b));
+        if (n > limit)
+            break;
+    }
     return n;
 }
 
@@ -473,49 +474,38 @@ static inline __attribute__((always_inline)) int direct_step(iter_state *it, con
     return 0;
 }
 
-/* The next interval when nothing is moving: the map has one array and the interval just done was one of
- * its buckets, so the next is the following bucket-wide block of g-space, and every live entry of its
- * chain is pending. False when that does not apply (the general path then runs). */
-static bool next_bucket_steady(iter_state *it, hmap *m) {
-    const table *t = m->cur;
-    if (m->old || it->ordered || !it->complete || t->B == 0 || it->end_top || !chain_is_interval(it, t))
-        return false;
-    for (unsigned k = 0; k < it->n_yielded; k++)
-        if (it->yielded_g[k] >= it->end)
-            return false; /* hashes of a wider interval this one was split from: the general path keeps them
-                           */
-    it->P = it->end;
-    uint64_t width = (uint64_t)1 << (64 - t->B);
-    it->end = it->P + width;
-    it->end_top = it->end == 0;
-    it->yielded_mask = 0;
-    it->slot_yields = it->n_yielded = 0;
-    it->at_P = false;
-    bucket_ref head = table_bucket(m, t, bucket_index(it->P ^ it->s, t->B));
+/* Takes the chain at head of t for the interval just set up (every live entry pending): direct mode if it
+ * can, else the cache. */
+static __attribute__((noinline)) void take_fresh_chain(iter_state *it, const table *t, bucket_ref head) {
+    it->direct = false;
     if (!try_direct(it, t, head))
         fill_interval(it, t, head, false);
-    return true;
 }
 
-/* Direct mode, the interval done: when nothing is moving and it was one bucket of the only array, the next
- * interval is the next bucket-wide block, taken at once if its chain is a single bucket (at most 8 live
- * entries, so the done set has room). False: the general path decides. */
-static inline bool direct_next_bucket_steady(iter_state *it, const hmap *m) {
+/* The next interval when nothing is moving: the map has one array and the interval just done was exactly
+ * one of its buckets, with nothing carried from a wider interval, so the next is the following
+ * bucket-wide block of g-space and every live entry of its chain is pending. A single-bucket chain in
+ * direct mode is taken at once (at most 8 entries: the done set has room). False when this does not
+ * apply: the general path decides. */
+static inline __attribute__((always_inline)) bool next_bucket_steady(iter_state *it, const hmap *m) {
     const table *t = m->cur;
-    if (m->old || it->end_top || t->B == 0 || it->narrowed || !chain_is_interval(it, t))
+    if (m->old || it->ordered || !it->complete || it->end_top || t->B == 0 || it->narrowed ||
+        !chain_is_interval(it, t))
         return false;
-    uint64_t width = (uint64_t)1 << (64 - t->B);
-    uint64_t next = it->end;
-    bucket_ref head = table_bucket(m, t, bucket_index(next ^ it->s, t->B));
-    if (*head.next)
-        return false; /* a chain with overflow buckets: counted by the general path */
-    it->P = next;
-    it->end = next + width;
+    it->P = it->end;
+    it->end = it->P + ((uint64_t)1 << (64 - t->B));
     it->end_top = it->end == 0;
     it->n_yielded = it->slot_yields = 0;
-    it->direct_b = head;
-    it->direct_live = live_slots(*head.tophash);
-    prefetch_next_interval(it, t);
+    it->yielded_mask = 0;
+    it->at_P = false;
+    bucket_ref head = table_bucket(m, t, bucket_index(it->P ^ it->s, t->B));
+    if (it->direct && !*head.next) {
+        it->direct_b = head;
+        it->direct_live = live_slots(*head.tophash);
+        prefetch_next_interval(it, t);
+    } else {
+        take_fresh_chain(it, t, head);
+    }
     return true;
 }
 
@@ -535,11 +525,13 @@ static bool direct_next(iter_state *it, hmap *m, void **key, void **val) {
             it->direct_live = live_slots(*it->direct_b.tophash);
             continue;
         }
-        if (!direct_next_bucket_steady(it, m)) {
+        if (!next_bucket_steady(it, m)) {
             it->direct = false;
             it->complete = true;
             return false;
         }
+        if (!it->direct)
+            return false; /* the next interval is in the cache */
     }
 }
 
@@ -562,8 +554,8 @@ static __attribute__((noinline)) bool iter_next_slow(iter_state *it, void **key,
             if (it->move_stamp == m->move_stamp) {
                 if (direct_next(it, m, key, val))
                     return true;
-                if (it->ordered)
-                    continue; /* cache invalid: refilled below */
+                if (it->ordered || it->cached)
+                    continue; /* the cache: refilled (ordered mode), or filled for the next interval */
                 goto interval_done;
             }
             it->direct = false; /* entries moved: the general path, with the hashes yielded so far */

@@ -70,10 +70,13 @@ static inline __attribute__((always_inline)) bool match_in_bucket(const hmap *m,
                                                                   uint64_t w, uint64_t hash, const void *key,
                                                                   key_kind kind, unsigned *slot) {
     uint8_t top = tophash_of(hash);
-    for (uint64_t hits = match_byte(w, top); hits; hits &= hits - 1) {
-        unsigned s = (unsigned)__builtin_ctzll(hits) / 8;
-        if (slot_top(b, s) == top && (!stores_hashes(m, kind) || slot_hash(m, b, s, kind) == hash) &&
-            equal_key(m, slot_key(m, b, s), key, kind)) {
+    unsigned s;
+    for_each_slot(s, match_byte(w, top)) {
+        /* match_byte may report a byte above a real match falsely: the tophash, or the stored hash (which a
+         * false match cannot have: it is another live key's, or the slot is not live), weeds it out. */
+        if (stores_hashes(m, kind) ? slot_hash(m, b, s, kind) != hash : slot_top(b, s) != top)
+            continue;
+        if (equal_key(m, slot_key_of_kind(m, b, s, kind), key, kind)) {
             *slot = s;
             return true;
         }
@@ -90,7 +93,7 @@ static inline __attribute__((always_inline)) bool find(const hmap *m, const void
         uint64_t w = *f->b.tophash;
         if (match_in_bucket(m, &f->b, w, hash, key, kind, &f->slot))
             return true;
-        if (has_empty_rest(w) || !bucket_ref_next(m, &f->b))
+        if (!probe_continues(m, w, &f->b))
             return false;
     }
 }
@@ -157,7 +160,7 @@ static inline __attribute__((always_inline)) bool find_or_free(hmap *m, const vo
     f->b = table_bucket(m, f->t, f->i);
     __builtin_prefetch(f->b.slots, 1); /* the key is compared or written there: overlap the two misses */
     *have_free = false;
-    for (;;) {
+    for (;;) { /* a miss ends on the chain's last bucket, which chain_extend needs */
         uint64_t w = *f->b.tophash;
         if (match_in_bucket(m, &f->b, w, hash, key, kind, &f->slot))
             return true;
@@ -166,17 +169,12 @@ static inline __attribute__((always_inline)) bool find_or_free(hmap *m, const vo
             uint64_t empties = free_slots(w);
             if (empties) {
                 *free_slot = *f;
-                free_slot->slot = (unsigned)__builtin_ctzll(empties) / 8;
+                free_slot->slot = first_slot(empties);
                 *have_free = true;
             }
         }
-        if (has_empty_rest(w))
+        if (!probe_continues(m, w, &f->b))
             return false;
-        bucket_ref last = f->b;
-        if (!bucket_ref_next(m, &f->b)) {
-            f->b = last; /* the chain's last bucket, for chain_extend */
-            return false;
-        }
     }
 }
 
@@ -328,18 +326,19 @@ int hmap_put(hmap *m, const void *key, const void *val) {
 /* ---------------------------------------------------------------- delete */
 
 /* Removes key, handing its key and value to the caller's buffers (NULL: dropped). */
-static bool remove_hashed(hmap *m, const void *key, uint64_t hash, void *key_out, void *val_out) {
+static inline __attribute__((always_inline)) bool remove_kind(hmap *m, const void *key, uint64_t hash,
+                                                              void *key_out, void *val_out, key_kind kind) {
     if (m->count == 0)
         return false;
     begin_write(m);
     if (m->old)
         (void)resize_work(m, hash); /* best effort: on ENOMEM the entry is removed where it is */
     found f;
-    if (!find(m, key, hash, m->kind, &f)) {
+    if (!find(m, key, hash, kind, &f)) {
         end_write(m);
         return false;
     }
-    void *k = slot_key(m, &f.b, f.slot), *v = slot_val(m, &f.b, f.slot);
+    void *k = slot_key_of_kind(m, &f.b, f.slot, kind), *v = slot_val(m, &f.b, f.slot);
     if (key_out)
         memmove(key_out, k, m->type.key_size); /* key_out may even be the key argument */
     else
@@ -352,18 +351,36 @@ static bool remove_hashed(hmap *m, const void *key, uint64_t hash, void *key_out
     m->count--;
     if (m->count == 0)
         map_became_empty(m);
-    else
+    else if (shrink_may_be_due(m))
         maybe_start_shrink(m);
     end_write(m);
     return true;
 }
 
+static __attribute__((noinline)) bool remove_u64(hmap *m, const void *key, void *key_out, void *val_out) {
+    return m->count != 0 && remove_kind(m, key, hash_key(m, key, KEYS_U64), key_out, val_out, KEYS_U64);
+}
+static __attribute__((noinline)) bool remove_cstr(hmap *m, const void *key, void *key_out, void *val_out) {
+    return m->count != 0 && remove_kind(m, key, hash_key(m, key, KEYS_CSTR), key_out, val_out, KEYS_CSTR);
+}
+static __attribute__((noinline)) bool remove_generic(hmap *m, const void *key, void *key_out, void *val_out) {
+    return m->count != 0 &&
+           remove_kind(m, key, hash_key(m, key, KEYS_GENERIC), key_out, val_out, KEYS_GENERIC);
+}
+
 static bool remove_key(hmap *m, const void *key, void *key_out, void *val_out) {
-    return m->count != 0 && remove_hashed(m, key, map_hash(m, key), key_out, val_out);
+    switch (m->kind) {
+    case KEYS_U64:
+        return remove_u64(m, key, key_out, val_out);
+    case KEYS_CSTR:
+        return remove_cstr(m, key, key_out, val_out);
+    default:
+        return remove_generic(m, key, key_out, val_out);
+    }
 }
 
 bool map_remove_hashed(hmap *m, const void *key, uint64_t hash, void *key_out, void *val_out) {
-    return remove_hashed(m, key, hash, key_out, val_out);
+    return remove_kind(m, key, hash, key_out, val_out, m->kind);
 }
 
 bool hmap_del(hmap *m, const void *key) {

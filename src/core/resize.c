@@ -101,11 +101,10 @@ static void drop_table_entries(hmap *m, table *t) {
         return;
     for (size_t i = 0; i < t->nbuckets; i++) {
         bucket_ref b = table_bucket(m, t, i);
-        do {
-            for (unsigned s = 0; s < SLOTS_PER_BUCKET; s++)
-                if (slot_top(&b, s) >= MIN_TOPHASH)
-                    drop_entry(m, slot_key(m, &b, s), slot_val(m, &b, s));
-        } while (bucket_ref_next(m, &b));
+        unsigned s;
+        for_each_chain_bucket(m, b) {
+            for_each_slot(s, live_slots(*b.tophash)) drop_entry(m, slot_key(m, &b, s), slot_val(m, &b, s));
+        }
     }
 }
 
@@ -164,13 +163,13 @@ void free_retired_tables(hmap *m) {
 static size_t chain_fill(const hmap *m, const table *t, size_t i, bucket_ref *last, size_t *nbuckets) {
     bucket_ref b = table_bucket(m, t, i);
     size_t k = 0, fill = SIZE_MAX;
-    do {
+    for_each_chain_bucket(m, b) {
         uint64_t rest = zero_bytes(*b.tophash);
         if (fill == SIZE_MAX && rest)
-            fill = k * SLOTS_PER_BUCKET + (size_t)__builtin_ctzll(rest) / 8;
+            fill = k * SLOTS_PER_BUCKET + first_slot(rest);
         k++;
-        *last = b;
-    } while (bucket_ref_next(m, &b));
+    }
+    *last = b;
     *nbuckets = k;
     return fill == SIZE_MAX ? k * SLOTS_PER_BUCKET : fill;
 }
@@ -206,9 +205,27 @@ static inline __attribute__((always_inline)) size_t dest_at(const hmap *m, const
     return pos < 64 ? (bits->y >> pos) & 1 : dest_of(m, b, s, ndest, kind);
 }
 
+/* The common case, without walking: the destination chain is one bucket with room for the incoming entries
+ * after its last one (growth always finds its destinations empty: a write evacuates the key's old bucket
+ * before it touches cur). */
+static bool single_bucket_destination(const hmap *m, destination *d) {
+    bucket_ref head = table_bucket(m, m->cur, d->chain);
+    if (*head.next)
+        return false;
+    uint64_t rest = zero_bytes(*head.tophash);
+    size_t fill = rest ? first_slot(rest) : SLOTS_PER_BUCKET;
+    if (fill + d->incoming > SLOTS_PER_BUCKET)
+        return false;
+    d->fill = fill;
+    d->at = head;
+    return true;
+}
+
 /* Makes room for the incoming entries at the end of each destination chain: the only allocation. */
 static int prepare_destinations(hmap *m, destination *d, size_t ndest) {
     for (size_t k = 0; k < ndest; k++) {
+        if (single_bucket_destination(m, &d[k]))
+            continue;
         bucket_ref last;
         size_t nbuckets;
         d[k].fill = chain_fill(m, m->cur, d[k].chain, &last, &nbuckets);
@@ -247,14 +264,14 @@ static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t o
     /* Pass 1: count what goes where (growth hashes each key once, remembering X or Y). */
     dest_bits bits = {0};
     size_t base = 0;
+    unsigned s;
     bucket_ref b = table_bucket(m, o, oi);
-    do {
+    for_each_chain_bucket(m, b) {
         uint64_t live = live_slots(*b.tophash);
         if (ndest == 1) {
             d[0].incoming += count_bytes(live);
         } else {
-            for (; live; live &= live - 1) {
-                unsigned s = (unsigned)__builtin_ctzll(live) / 8;
+            for_each_slot(s, live) {
                 size_t k = dest_of(m, &b, s, ndest, kind);
                 d[k].incoming++;
                 if (base + s < 64)
@@ -262,18 +279,17 @@ static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t o
             }
         }
         base += SLOTS_PER_BUCKET;
-    } while (bucket_ref_next(m, &b));
+    }
     if (prepare_destinations(m, d, ndest) < 0)
         return -ENOMEM;
 
     /* Pass 2: move, then mark every slot of the old chain evacuated (X, Y, or empty). */
     base = 0;
     b = table_bucket(m, o, oi);
-    do {
+    for_each_chain_bucket(m, b) {
         uint64_t w = *b.tophash, live = live_slots(w);
         uint64_t marks = ONES * EVACUATED_EMPTY - (live >> 7) * (EVACUATED_EMPTY - EVACUATED_X);
-        for (; live; live &= live - 1) {
-            unsigned s = (unsigned)__builtin_ctzll(live) / 8;
+        for_each_slot(s, live) {
             size_t k = dest_at(m, &b, s, base + s, ndest, &bits, kind);
             move_entry(m, &b, s, &d[k], kind);
             marks += (uint64_t)k << (8 * s); /* EVACUATED_Y is EVACUATED_X + 1 */
@@ -281,7 +297,7 @@ static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t o
         o->tombstones -= count_bytes(zero_bytes(w ^ (ONES * EMPTY_ONE)));
         *b.tophash = marks;
         base += SLOTS_PER_BUCKET;
-    } while (bucket_ref_next(m, &b));
+    }
 
     m->move_stamp++;
     m->old_evacuated++;
@@ -431,9 +447,7 @@ int start_resize(hmap *m, unsigned new_B, hmap_phase phase) {
 }
 
 void maybe_start_shrink(hmap *m) {
-    if (m->no_shrink || m->old || !m->cur || m->cur->B == 0)
-        return;
-    if (m->count * 4 >= load_limit(m->cur->B))
+    if (m->no_shrink || !shrink_may_be_due(m))
         return;
     unsigned target = B_for_count(m->count) + 1; /* half full after the shrink: hysteresis */
     unsigned floor = B_for_count(m->reserved);
