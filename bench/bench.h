@@ -13,6 +13,9 @@
  *
  * Adapters (impl_*.c, impl_absl.cc) expose whole loops rather than single operations, so that the loop
  * around each operation is compiled together with it and no function-pointer call is measured.
+ *
+ * The clock, RSS, child processes, JSON and SVG come from tools/common (tools_common.h), shared with the
+ * lab; what is here is the bench's own: the TSC clock, the keys, the adapters, the suite and the report.
  */
 #ifndef HMAP_BENCH_H
 #define HMAP_BENCH_H
@@ -22,20 +25,24 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "tools_common.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* ---- keys.c: the key streams, identical in the Go program ---- */
 
-typedef enum { KEYS_U64, KEYS_STR } key_kind;
+/* KEYS_SMALL is the small-maps row: many maps of 1..SMALL_MAX_ENTRIES uint64 keys each (suite_run_small);
+ * its keys are the uint64 keys, handed out to the maps in order. */
+typedef enum { KEYS_U64, KEYS_STR, KEYS_SMALL } key_kind;
 
 /* Key i of a run. Keys [0, n) are inserted; keys [n, n + extra) are never inserted before the miss
  * lookups (they are the misses, and later the new keys of the churn). Value of key i is i + 1. */
 typedef struct keyset {
     key_kind kind;
     size_t count;     /* n + extra */
-    uint64_t *u64;    /* KEYS_U64: splitmix64(i) */
+    uint64_t *u64;    /* KEYS_U64, KEYS_SMALL: splitmix64(i) */
     const char **str; /* KEYS_STR: NUL-terminated, 16..40 bytes, unique */
     uint32_t *len;    /* KEYS_STR: strlen(str[i]) */
     char *arena;      /* the bytes of all strings */
@@ -49,8 +56,7 @@ const char *key_kind_name(key_kind k);
 
 /* ---- clock.c: a cheap per-operation clock ---- */
 
-void clock_init(void); /* calibrates the TSC against CLOCK_MONOTONIC */
-uint64_t now_ns(void); /* CLOCK_MONOTONIC */
+void clock_init(void); /* calibrates the TSC against CLOCK_MONOTONIC (tc_now_ns) */
 double ticks_per_ns(void);
 double timer_cost_ns(void); /* median cost of one timed empty region (two clock reads) */
 const char *clock_name(void);
@@ -65,10 +71,36 @@ static inline uint64_t ticks(void) {
     return t;
 }
 #else
-static inline uint64_t ticks(void) { return now_ns(); }
+static inline uint64_t ticks(void) { return tc_now_ns(); }
 #endif
 
 /* ---- adapters ---- */
+
+/* The small-maps row: maps of few entries, SMALL_MAX_ENTRIES at most, all alive at once. Map j holds
+ * small_entries(j, max) keys; the keys are taken from the keyset in order (map 0 has key 0, map 1 keys 1
+ * and 2, ...), and the value of key k is k + 1, as everywhere. */
+#define SMALL_MAX_ENTRIES 8
+static inline size_t small_entries(size_t j, size_t max) { return max ? 1 + j % max : 0; }
+static inline size_t small_total(size_t count, size_t max) {
+    size_t total = 0;
+    for (size_t j = 0; j < count; j++)
+        total += small_entries(j, max);
+    return total;
+}
+
+/* How an implementation holds `count` small maps (loops.h writes the fill loop). `all` is what the caller
+ * keeps: an array of pointers for maps that live on the heap (hmap, written before the measurement starts,
+ * so that the array itself is neither counted nor resident growth), or the map objects themselves (C++,
+ * constructed in place: sizeof the map is part of what a map costs). */
+typedef struct small_ops {
+    void *(*many_new)(size_t count);
+    /* Creates map j with no size hint and inserts its small_entries(j, max) keys, for every j; max 0:
+     * empty maps. */
+    void (*many_fill)(void *all, const keyset *ks, size_t count, size_t max);
+    size_t (*many_bytes)(void *all, size_t count); /* every byte the maps hold (see each adapter) */
+    size_t (*many_len)(void *all, size_t count);   /* entries over all maps */
+    void (*many_free)(void *all, size_t count);
+} small_ops;
 
 /* One map implementation, as whole loops over a keyset. `v` is the map. Every loop uses keys
  * [from, to) of the keyset; lookups return the sum of the values found so that nothing can be elided,
@@ -95,6 +127,7 @@ typedef struct adapter {
     size_t (*bytes)(void *v); /* bytes the map holds now (see each adapter for how it counts) */
     int (*compact)(void *v);  /* NULL when the implementation has no such call */
     size_t (*len)(void *v);
+    const small_ops *small; /* NULL: not in the small-maps row */
 } adapter;
 
 extern const adapter adapter_hmap, adapter_hmap_noshrink, adapter_absl, adapter_boost, adapter_glib,
@@ -112,6 +145,9 @@ typedef struct suite_config {
 void suite_run_map(const adapter *a, const keyset *ks, const suite_config *cfg, FILE *out);
 void suite_run_limit(const keyset *ks, const suite_config *cfg, FILE *out);
 void suite_run_noise(const suite_config *cfg, FILE *out);
+/* The small-maps row: cfg->n maps of 1..SMALL_MAX_ENTRIES keys (ks holds small_total of them), then as many
+ * empty maps. */
+void suite_run_small(const adapter *a, const keyset *ks, const suite_config *cfg, FILE *out);
 
 /* The latency percentiles reported, as metric names and as fractions (1.0 = max). */
 #define LAT_POINTS 6
@@ -132,7 +168,6 @@ int report_json(const char *path);
 int report_svg(const char *path, const char *title, size_t n_fill); /* n_fill: where deletes start */
 
 /* ---- helpers shared by adapters ---- */
-size_t rss_bytes(void);     /* resident set size of this process, from /proc/self/statm */
 size_t malloc_in_use(void); /* bytes glibc's malloc has handed out and not taken back */
 
 #ifdef __cplusplus

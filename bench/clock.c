@@ -2,27 +2,19 @@
 /*
  * clock.c — the clocks of hmap-bench.
  *
- * Throughput figures use CLOCK_MONOTONIC around whole loops. Per-operation latency needs a clock that
- * costs little next to one insert: on x86 that is the TSC (rdtsc between two lfences, ~10 ns), which
- * this machine declares constant and nonstop (constant_tsc, nonstop_tsc in /proc/cpuinfo). Its rate is
- * calibrated against CLOCK_MONOTONIC over 100 ms at start. Elsewhere ticks() falls back to
+ * Throughput figures use CLOCK_MONOTONIC (tools/common's tc_now_ns) around whole loops. Per-operation latency
+ * needs a clock that costs little next to one insert: on x86 that is the TSC (rdtsc between two lfences, ~10
+ * ns), which this machine declares constant and nonstop (constant_tsc, nonstop_tsc in /proc/cpuinfo). Its
+ * rate is calibrated against CLOCK_MONOTONIC over 100 ms at start. Elsewhere ticks() falls back to
  * CLOCK_MONOTONIC itself (1 tick = 1 ns). Either way the cost of one timed empty region is measured and
  * reported beside the latencies, not subtracted from them.
  */
-#define _POSIX_C_SOURCE 200809L
 #include "bench.h"
 
 #include <stdlib.h>
-#include <time.h>
 
 static double g_ticks_per_ns = 1.0;
 static double g_timer_cost_ns;
-
-uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -43,9 +35,9 @@ static double measure_timer_cost(void) {
 
 void clock_init(void) {
 #if defined(__x86_64__) || defined(__i386__)
-    uint64_t n0 = now_ns(), t0 = ticks(), n1, t1;
+    uint64_t n0 = tc_now_ns(), t0 = ticks(), n1, t1;
     do {
-        n1 = now_ns();
+        n1 = tc_now_ns();
         t1 = ticks();
     } while (n1 - n0 < 100000000u);
     g_ticks_per_ns = (double)(t1 - t0) / (double)(n1 - n0);

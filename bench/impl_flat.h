@@ -10,6 +10,10 @@
  * Bytes held: the map allocates through a counting allocator; the count is what it asked for. compact()
  * is rehash(0), the libraries' shrink-to-fit.
  *
+ * Small maps: an array of u64 map objects constructed in place, as a program holding many small maps keeps
+ * them (in a vector, or as members); their bytes are sizeof(map) each plus what they asked their allocator
+ * for.
+ *
  * Before including, a file declares the alias templates flat_u64_map<Alloc> and flat_str_map<Alloc> (its
  * two map types over a given allocator), then calls FLAT_DEFINE_ADAPTER(symbol, "name") after it.
  */
@@ -118,9 +122,45 @@ int fl_compact(void *m) {
 
 size_t fl_len(void *m) { return F(m)->u.size() + F(m)->s.size(); }
 
+// ---- small maps ----
+
+size_t g_small_base; // g_bytes_held when the array of small maps was made
+
+inline u64_map *U(void *all) { return static_cast<u64_map *>(all); }
+
+void *fl_many_new(size_t count) {
+    g_small_base = g_bytes_held;
+    return ::operator new(count * sizeof(u64_map)); // not touched: the maps' own bytes
+}
+
+void *fl_many_create(void *all, size_t j) { return new (U(all) + j) u64_map(); }
+
+inline void fl_small_put(void *m, uint64_t key, uint64_t val) {
+    static_cast<u64_map *>(m)->insert_or_assign(key, val);
+}
+
+DEFINE_SMALL_FILL(fl)
+
+size_t fl_many_bytes(void *, size_t count) { return count * sizeof(u64_map) + (g_bytes_held - g_small_base); }
+
+size_t fl_many_len(void *all, size_t count) {
+    size_t n = 0;
+    for (size_t j = 0; j < count; j++)
+        n += U(all)[j].size();
+    return n;
+}
+
+void fl_many_free(void *all, size_t count) {
+    for (size_t j = 0; j < count; j++)
+        U(all)[j].~u64_map();
+    ::operator delete(all);
+}
+
+const small_ops fl_small = {fl_many_new, fl_many_fill, fl_many_bytes, fl_many_len, fl_many_free};
+
 } // namespace
 
 #define FLAT_DEFINE_ADAPTER(symbol, name)                                                                    \
-    extern "C" const adapter symbol = ADAPTER(fl, name, true, fl_compact);
+    extern "C" const adapter symbol = ADAPTER(fl, name, true, fl_compact, &fl_small);
 
 #endif /* HMAP_BENCH_IMPL_FLAT_H */

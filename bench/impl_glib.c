@@ -96,4 +96,4 @@ static size_t gl_bytes(void *m) {
 
 static size_t gl_len(void *m) { return g_hash_table_size(((gmap *)m)->t); }
 
-const adapter adapter_glib = ADAPTER(gl, "glib", false, NULL);
+const adapter adapter_glib = ADAPTER(gl, "glib", false, NULL, NULL);

@@ -7,11 +7,16 @@
  * String keys: the key is the `const char *` into the shared arena, with hmap_hash_cstr/hmap_equal_cstr
  * (the string fast path); the map does not own the bytes, as no other implementation here does.
  * Bytes held: hmap_get_stats().bytes, the map's own count of every byte it holds.
+ *
+ * Small maps: an array of hmap pointers, each map made by hmap_new(type, 0) (no hint, no options: the map
+ * a program gets by default). Their bytes are the sum of hmap_get_stats().bytes; hmap_read_memstats's live
+ * bytes must have grown by the same amount since the array was made (a difference is reported on stderr).
  */
 #include "loops.h"
 
 #include <hmap.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void die_nomem(void) {
     fprintf(stderr, "hmap-bench: hmap reported an allocation failure\n");
@@ -103,6 +108,66 @@ static size_t hm_bytes(void *m) {
 static int hm_compact(void *m) { return hmap_compact(m); }
 static size_t hm_len(void *m) { return hmap_len(m); }
 
+/* ---- small maps ---- */
+
+typedef struct hm_many {
+    uint64_t live_before; /* hmap_read_memstats live bytes when the array was made */
+    hmap *maps[];
+} hm_many;
+
+static const hmap_type small_type = {.key_size = sizeof(uint64_t), .val_size = sizeof(uint64_t)};
+
+static void *hm_many_new(size_t count) {
+    hm_many *all = malloc(sizeof *all + count * sizeof all->maps[0]);
+    if (!all)
+        die_nomem();
+    memset(all->maps, 0xff, count * sizeof all->maps[0]); /* resident before the measurement */
+    hmap_memstats ms;
+    hmap_read_memstats(&ms);
+    all->live_before = ms.live_bytes;
+    return all;
+}
+
+static void *hm_many_create(void *all, size_t j) {
+    hmap *m = hmap_new(&small_type, 0);
+    if (!m)
+        die_nomem();
+    return ((hm_many *)all)->maps[j] = m;
+}
+
+#define hm_small_put hm_put_u64
+DEFINE_SMALL_FILL(hm)
+
+static size_t hm_many_bytes(void *v, size_t count) {
+    hm_many *all = v;
+    size_t sum = 0;
+    for (size_t j = 0; j < count; j++)
+        sum += hm_bytes(all->maps[j]);
+    hmap_memstats ms;
+    hmap_read_memstats(&ms);
+    if (ms.live_bytes - all->live_before != sum)
+        fprintf(stderr,
+                "hmap-bench: hmap: the small maps' stats add up to %zu bytes, memstats' live bytes grew by "
+                "%llu\n",
+                sum, (unsigned long long)(ms.live_bytes - all->live_before));
+    return sum;
+}
+
+static size_t hm_many_len(void *v, size_t count) {
+    size_t n = 0;
+    for (size_t j = 0; j < count; j++)
+        n += hmap_len(((hm_many *)v)->maps[j]);
+    return n;
+}
+
+static void hm_many_free(void *v, size_t count) {
+    for (size_t j = 0; j < count; j++)
+        hmap_free(((hm_many *)v)->maps[j]);
+    free(v);
+}
+
+static const small_ops hm_small = {hm_many_new, hm_many_fill, hm_many_bytes, hm_many_len, hm_many_free};
+
 /* The no_shrink variant shares every loop; only creation differs. */
 #define hmns_supports hm_supports
 #define hmns_destroy hm_destroy
@@ -115,5 +180,6 @@ static size_t hm_len(void *m) { return hmap_len(m); }
 #define hmns_bytes hm_bytes
 #define hmns_len hm_len
 
-const adapter adapter_hmap = ADAPTER(hm, "hmap", true, hm_compact);
-const adapter adapter_hmap_noshrink = ADAPTER(hmns, "hmap_noshrink", true, hm_compact);
+const adapter adapter_hmap = ADAPTER(hm, "hmap", true, hm_compact, &hm_small);
+/* Small maps never shrink: no_shrink would measure the same maps again. */
+const adapter adapter_hmap_noshrink = ADAPTER(hmns, "hmap_noshrink", true, hm_compact, NULL);

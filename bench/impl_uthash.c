@@ -161,4 +161,4 @@ static size_t ut_bytes(void *m) {
 
 static size_t ut_len(void *m) { return HASH_COUNT(((utmap *)m)->head); }
 
-const adapter adapter_uthash = ADAPTER(ut, "uthash", false, NULL);
+const adapter adapter_uthash = ADAPTER(ut, "uthash", false, NULL, NULL);

@@ -5,6 +5,8 @@
  * uint64 keys: key i is splitmix64(i). splitmix64 is a bijection on 64-bit integers, so the keys are
  * distinct, and its output looks random, so no map profits from sequential keys.
  *
+ * The small-maps row uses the uint64 keys.
+ *
  * String keys: key i is 16..40 bytes of [a-z0-9A-Z_-] (64 symbols). Its first 11 characters spell
  * splitmix64(i) in base 64 (6 bits each, low bits first), which makes the strings distinct; the length
  * (16 + r % 25) and the remaining characters come from further splitmix64 rounds of the same value.
@@ -28,16 +30,7 @@ uint64_t splitmix64(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-const char *key_kind_name(key_kind k) { return k == KEYS_U64 ? "u64" : "str"; }
-
-static void *xmalloc(size_t n) {
-    void *p = malloc(n);
-    if (!p) {
-        fprintf(stderr, "hmap-bench: out of memory (%zu bytes)\n", n);
-        exit(1);
-    }
-    return p;
-}
+const char *key_kind_name(key_kind k) { return k == KEYS_U64 ? "u64" : k == KEYS_STR ? "str" : "small"; }
 
 /* Writes string key i into dst (no terminator); returns its length. */
 static size_t make_string(uint64_t i, char *dst) {
@@ -59,15 +52,15 @@ void keyset_make(keyset *ks, key_kind kind, size_t count) {
     memset(ks, 0, sizeof *ks);
     ks->kind = kind;
     ks->count = count;
-    if (kind == KEYS_U64) {
-        ks->u64 = xmalloc(count * sizeof *ks->u64);
+    if (kind != KEYS_STR) {
+        ks->u64 = tc_xrealloc(NULL, count * sizeof *ks->u64);
         for (size_t i = 0; i < count; i++)
             ks->u64[i] = splitmix64(i);
         return;
     }
-    ks->arena = xmalloc(count * 41);
-    ks->str = xmalloc(count * sizeof *ks->str);
-    ks->len = xmalloc(count * sizeof *ks->len);
+    ks->arena = tc_xrealloc(NULL, count * 41);
+    ks->str = tc_xrealloc(NULL, count * sizeof *ks->str);
+    ks->len = tc_xrealloc(NULL, count * sizeof *ks->len);
     char *p = ks->arena;
     for (size_t i = 0; i < count; i++) {
         size_t len = make_string(i, p);
@@ -91,7 +84,7 @@ uint64_t keyset_checksum(const keyset *ks) {
     uint64_t h = 14695981039346656037ULL;
     const uint64_t prime = 1099511628211ULL;
     for (size_t i = 0; i < ks->count; i++) {
-        if (ks->kind == KEYS_U64) {
+        if (ks->kind != KEYS_STR) {
             for (int b = 0; b < 8; b++)
                 h = (h ^ ((ks->u64[i] >> (8 * b)) & 0xff)) * prime;
         } else {

@@ -112,11 +112,23 @@
             });                                                                                              \
     }
 
-/* The adapter struct, positional so that C++ accepts it too. */
-#define ADAPTER(P, NAME, CAN_RESERVE, COMPACT)                                                               \
+/* The small-maps fill loop (bench.h, small_ops), for an adapter that defines P##_many_create(all, j) (makes
+ * map j with no size hint, keeps it in `all`, returns it) and an inline P##_small_put(m, key, val). */
+#define DEFINE_SMALL_FILL(P)                                                                                 \
+    static void P##_many_fill(void *all, const keyset *ks, size_t count, size_t max) {                       \
+        size_t k = 0;                                                                                        \
+        for (size_t j = 0; j < count; j++) {                                                                 \
+            void *m = P##_many_create(all, j);                                                               \
+            for (size_t e = small_entries(j, max); e > 0; e--, k++)                                          \
+                P##_small_put(m, ks->u64[k], k + 1);                                                         \
+        }                                                                                                    \
+    }
+
+/* The adapter struct, positional so that C++ accepts it too. SMALL: a const small_ops *, or NULL. */
+#define ADAPTER(P, NAME, CAN_RESERVE, COMPACT, SMALL)                                                        \
     {                                                                                                        \
         NAME, P##_supports, P##_create, CAN_RESERVE, P##_destroy, P##_insert, P##_insert_timed, P##_lookup,  \
-            P##_erase, P##_iterate, P##_churn, P##_bytes, COMPACT, P##_len                                   \
+            P##_erase, P##_iterate, P##_churn, P##_bytes, COMPACT, P##_len, SMALL                            \
     }
 
 #endif /* HMAP_BENCH_LOOPS_H */

@@ -9,30 +9,34 @@
  * and the machine floors (suite.c; the keys are inherited copy-on-write), or the Go program for Go's map
  * (it regenerates the same keys and proves it with a checksum). A worker writes result lines on a pipe
  * (protocol in bench.h); this process parses them into report.c, which prints the medians as a
- * Markdown table, writes results.json and draws the SVG chart.
+ * Markdown table, writes results.json and draws the SVG chart. Running a worker and reading its lines is
+ * tools/common's (tc_fork_lines, tc_spawn_lines), as in the lab.
+ *
+ * The key set "small" is the small-maps row: BENCH_SMALL_MAPS maps of 1..8 uint64 entries each
+ * (suite_run_small), for the implementations that have it (hmap, abseil, boost, Go); it ignores BENCH_SIZES.
  *
  * `hmap-bench --concurrent` runs the concurrent maps instead (concurrent.c has its own options).
  * Otherwise it takes no arguments but --help (any other is an error): the run is set by the environment,
- * which `make bench` passes through. Environment: BENCH_QUICK=1 (1Mi uint64 keys, one repetition),
- * BENCH_REPS, BENCH_SIZES (e.g. "1024,1048576"), BENCH_KEYS ("u64,str"), BENCH_IMPLS (e.g. "hmap,abseil,go"),
- * BENCH_OUT_DIR (default: the directory of this executable, i.e. build/bench).
+ * which `make bench` passes through. Environment: BENCH_QUICK=1 (1Mi uint64 keys and the small maps, one
+ * repetition), BENCH_REPS, BENCH_SIZES (e.g. "1024,1048576"), BENCH_KEYS ("u64,str,small"), BENCH_IMPLS
+ * (e.g. "hmap,abseil,go"), BENCH_SMALL_MAPS (default 1048576), BENCH_OUT_DIR (default: the directory of
+ * this executable, i.e. build/bench).
  */
 #define _GNU_SOURCE
 #include "bench.h"
 #include "concurrent.h"
 
-#include <errno.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define LOOKUP_CAP ((size_t)1 << 20)   /* lookups and churn steps per round, at most */
 #define ROUND_TARGET ((size_t)1 << 20) /* small sizes are repeated to reach this many operations */
+#define SMALL_MAPS ((size_t)1 << 20)   /* maps of the small-maps row */
 
 typedef enum { RUN_ADAPTER, RUN_GO, RUN_LIMIT, RUN_NOISE } run_kind;
 
@@ -70,8 +74,9 @@ typedef struct config {
     int reps;
     size_t sizes[8];
     int nsizes;
-    key_kind keys[2];
+    key_kind keys[3];
     int nkeys;
+    size_t small_maps; /* maps of the small-maps row */
     const impl *impls[NUM_IMPLS];
     int nimpls;
     char out_dir[PATH_MAX];
@@ -130,11 +135,14 @@ static void configure(config *c) {
     }
     const char *keys = getenv("BENCH_KEYS");
     if (!keys && quick)
-        keys = "u64";
+        keys = "u64,small";
     if (listed(keys, "u64"))
         c->keys[c->nkeys++] = KEYS_U64;
     if (listed(keys, "str"))
         c->keys[c->nkeys++] = KEYS_STR;
+    c->small_maps = getenv("BENCH_SMALL_MAPS") ? strtoull(getenv("BENCH_SMALL_MAPS"), NULL, 10) : SMALL_MAPS;
+    if (listed(keys, "small") && c->small_maps > 0)
+        c->keys[c->nkeys++] = KEYS_SMALL;
 
     exe_dir(c->out_dir, sizeof c->out_dir);
     snprintf(c->go_path, sizeof c->go_path, "%s/hmap-bench-go", c->out_dir);
@@ -163,54 +171,36 @@ static const char *size_name(size_t n, char *buf, size_t size) {
 
 /* ---- the output header: what machine, when, with what ---- */
 
-static void cpu_model(char *buf, size_t size) {
-    snprintf(buf, size, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f)
-        return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        char *colon = strchr(line, ':');
-        if (strncmp(line, "model name", 10) == 0 && colon) {
-            snprintf(buf, size, "%s", colon + 2);
-            buf[strcspn(buf, "\n")] = '\0';
-            break;
-        }
+typedef struct text {
+    char *buf;
+    size_t size;
+} text;
+
+static void first_line(void *ctx, char *line) {
+    text *t = ctx;
+    if (*line && t->size) {
+        snprintf(t->buf, t->size, "%s", line);
+        t->size = 0; /* keep the first */
     }
-    fclose(f);
 }
 
 static void go_version(const config *c, char *buf, size_t size) {
     snprintf(buf, size, "not found (Go rows skipped)");
     if (!c->have_go)
         return;
-    char cmd[PATH_MAX + 64];
-    snprintf(cmd, sizeof cmd, "'%s' -version", c->go_path);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return;
-    if (fgets(buf, (int)size, p))
-        buf[strcspn(buf, "\n")] = '\0';
-    pclose(p);
-}
-
-/* The load average at start: on a shared machine it says how much the figures are disturbed. */
-static void load_average(char *buf, size_t size) {
-    snprintf(buf, size, "unknown");
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (!f)
-        return;
-    if (fgets(buf, (int)size, f))
-        buf[strcspn(buf, "\n")] = '\0';
-    fclose(f);
+    char path[sizeof c->go_path], why[256];
+    snprintf(path, sizeof path, "%s", c->go_path);
+    char *argv[] = {path, "-version", NULL};
+    text t = {buf, size};
+    tc_spawn_lines(argv, NULL, false, first_line, &t, why, sizeof why);
 }
 
 static void make_header(const config *c, char *h, size_t size) {
     char date[64], cpu[256], gov[128], sizes[128] = "", keys[32] = "", impls[256] = "", tmp[32], load[128];
     time_t now = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
-    cpu_model(cpu, sizeof cpu);
-    load_average(load, sizeof load);
+    tc_cpu_model(cpu, sizeof cpu);
+    tc_load_average(load, sizeof load); /* on a shared machine: how much the figures are disturbed */
     go_version(c, gov, sizeof gov);
     struct utsname u;
     uname(&u);
@@ -239,6 +229,13 @@ static void make_header(const config *c, char *h, size_t size) {
              date, sysconf(_SC_NPROCESSORS_ONLN), cpu, u.sysname, u.release, u.machine, load, __VERSION__,
              gov, clock_name(), ticks_per_ns(), timer_cost_ns(), sizes, keys, impls, c->reps,
              c->reps == 1 ? "" : "s", LOOKUP_CAP);
+    for (int i = 0; i < c->nkeys; i++)
+        if (c->keys[i] == KEYS_SMALL)
+            snprintf(
+                h + strlen(h), size - strlen(h),
+                "- small maps: %zu maps of 1-%d u64 entries (map j holds 1 + j %% %d), all alive at once; "
+                "hmap, abseil, boost and go only\n",
+                c->small_maps, SMALL_MAX_ENTRIES, SMALL_MAX_ENTRIES);
 }
 
 /* ---- workers ---- */
@@ -261,75 +258,99 @@ static bool parse_line(const char *impl, key_kind keys, size_t n, char *line) {
     return false;
 }
 
-/* In the child: measure, write the lines to fd, exit. Never returns. */
-static void run_child(const config *c, const impl *im, const keyset *ks, const suite_config *cfg, int fd) {
-    if (im->kind == RUN_GO) {
-        char n[32], lookups[32], rounds[32], series[8], sum[32];
-        snprintf(n, sizeof n, "%zu", cfg->n);
-        snprintf(lookups, sizeof lookups, "%zu", cfg->lookups);
-        snprintf(rounds, sizeof rounds, "%zu", cfg->rounds);
-        snprintf(series, sizeof series, "%d", cfg->series ? 1 : 0);
-        snprintf(sum, sizeof sum, "%llu", (unsigned long long)keyset_checksum(ks));
-        dup2(fd, STDOUT_FILENO);
-        execl(c->go_path, c->go_path, "-keys", key_kind_name(ks->kind), "-n", n, "-lookups", lookups,
-              "-rounds", rounds, "-series", series, "-checksum", sum, (char *)NULL);
-        fprintf(stderr, "hmap-bench: cannot run %s: %s\n", c->go_path, strerror(errno));
-        _exit(127);
-    }
-    FILE *out = fdopen(fd, "w");
-    if (!out)
-        _exit(126);
-    if (im->kind == RUN_ADAPTER)
-        suite_run_map(im->a, ks, cfg, out);
-    else if (im->kind == RUN_LIMIT)
-        suite_run_limit(ks, cfg, out);
+/* What a worker measures, and where its lines go. */
+typedef struct worker {
+    const impl *im;
+    const keyset *ks;
+    const suite_config *cfg;
+    bool ok; /* every line parsed */
+} worker;
+
+/* In the forked child: measure, writing the protocol lines to out. */
+static void worker_body(void *arg, FILE *out) {
+    const worker *w = arg;
+    if (w->ks->kind == KEYS_SMALL)
+        suite_run_small(w->im->a, w->ks, w->cfg, out);
+    else if (w->im->kind == RUN_ADAPTER)
+        suite_run_map(w->im->a, w->ks, w->cfg, out);
+    else if (w->im->kind == RUN_LIMIT)
+        suite_run_limit(w->ks, w->cfg, out);
     else
-        suite_run_noise(cfg, out);
-    fclose(out);
-    _exit(0);
+        suite_run_noise(w->cfg, out);
+}
+
+static void worker_line(void *ctx, char *line) {
+    worker *w = ctx;
+    if (!parse_line(w->im->name, w->ks->kind, w->cfg->n, line)) {
+        fprintf(stderr, "hmap-bench: %s: unexpected line: %s\n", w->im->name, line);
+        w->ok = false;
+    }
+}
+
+/* The Go program, given the same run on its command line. */
+static bool run_go(const config *c, worker *w, char *why, size_t why_size) {
+    char n[32], lookups[32], rounds[32], series[8], sum[32], path[sizeof c->go_path];
+    snprintf(path, sizeof path, "%s", c->go_path);
+    snprintf(n, sizeof n, "%zu", w->cfg->n);
+    snprintf(lookups, sizeof lookups, "%zu", w->cfg->lookups);
+    snprintf(rounds, sizeof rounds, "%zu", w->cfg->rounds);
+    snprintf(series, sizeof series, "%d", w->cfg->series ? 1 : 0);
+    snprintf(sum, sizeof sum, "%llu", (unsigned long long)keyset_checksum(w->ks));
+    char keys[16];
+    snprintf(keys, sizeof keys, "%s", key_kind_name(w->ks->kind));
+    char *argv[] = {path,      "-keys", keys,      "-n",   n,           "-lookups", lookups,
+                    "-rounds", rounds,  "-series", series, "-checksum", sum,        NULL};
+    return tc_spawn_lines(argv, NULL, false, worker_line, w, why, why_size);
 }
 
 static bool run_worker(const config *c, const impl *im, const keyset *ks, const suite_config *cfg) {
-    int fds[2];
-    if (pipe(fds) != 0)
-        return false;
     if (cfg->series) {
         series_reset(im->name, "lat");
         series_reset(im->name, "bytes");
     }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
-        return false;
-    if (pid == 0) {
-        close(fds[0]);
-        run_child(c, im, ks, cfg, fds[1]);
-    }
-    close(fds[1]);
-    FILE *in = fdopen(fds[0], "r");
-    char *line = NULL;
-    size_t cap = 0;
-    bool ok = in != NULL;
-    while (in && getline(&line, &cap, in) > 0)
-        if (!parse_line(im->name, ks->kind, cfg->n, line)) {
-            fprintf(stderr, "hmap-bench: %s: unexpected line: %s\n", im->name, line);
-            ok = false;
-        }
-    free(line);
-    if (in)
-        fclose(in);
-    int status;
-    waitpid(pid, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "hmap-bench: %s worker failed (status %d)\n", im->name, status);
-        ok = false;
-    }
-    return ok;
+    worker w = {im, ks, cfg, true};
+    char why[512] = "";
+    bool exited = im->kind == RUN_GO ? run_go(c, &w, why, sizeof why)
+                                     : tc_fork_lines(worker_body, &w, worker_line, &w, why, sizeof why);
+    if (!exited)
+        fprintf(stderr, "hmap-bench: %s worker failed: %s\n", im->name, why);
+    return exited && w.ok;
+}
+
+/* Whether im takes part in the rows of key set `keys`: the small-maps row has its own list. */
+static bool runs_on(const impl *im, key_kind keys) {
+    if (keys != KEYS_SMALL)
+        return true;
+    return im->kind == RUN_GO || (im->kind == RUN_ADAPTER && im->a->small);
 }
 
 /* ---- main ---- */
 
-static double seconds_since(uint64_t t0) { return (double)(now_ns() - t0) / 1e9; }
+static double seconds_since(uint64_t t0) { return (double)(tc_now_ns() - t0) / 1e9; }
+
+/* Every repetition of every implementation on one key set of `count` keys; returns the failures. */
+static int run_keyset(const config *c, const suite_config *cfg, key_kind kind, size_t count, uint64_t start) {
+    keyset ks;
+    keyset_make(&ks, kind, count);
+    char nb[32];
+    size_name(cfg->n, nb, sizeof nb);
+    int failures = 0;
+    for (int r = 0; r < c->reps; r++) {
+        for (int j = 0; j < c->nimpls; j++) {
+            const impl *im = c->impls[(j + r) % c->nimpls];
+            if (!runs_on(im, kind))
+                continue;
+            uint64_t t0 = tc_now_ns();
+            bool ok = run_worker(c, im, &ks, cfg);
+            failures += !ok;
+            fprintf(stderr, "[%7.1f s] %-5s %-5s rep %d/%d %-14s %6.1f s%s\n", seconds_since(start),
+                    key_kind_name(kind), nb, r + 1, c->reps, im->name, seconds_since(t0),
+                    ok ? "" : "  FAILED");
+        }
+    }
+    keyset_free(&ks);
+    return failures;
+}
 
 /* ---- the command line: --help, nothing else ---- */
 
@@ -338,11 +359,12 @@ static const char USAGE[] =
     "Runs every map implementation over every key set and size; prints a Markdown table on stdout,\n"
     "progress on stderr, and writes results.json and hmap-bench.svg into BENCH_OUT_DIR.\n"
     "Environment:\n"
-    "  BENCH_QUICK=1      1Mi uint64 keys, one repetition\n"
+    "  BENCH_QUICK=1      1Mi uint64 keys and the small maps, one repetition\n"
     "  BENCH_REPS=N       repetitions (default 3)\n"
     "  BENCH_SIZES=N,...  entry counts (default 1024,1048576,10485760)\n"
-    "  BENCH_KEYS=...     u64,str (default both)\n"
+    "  BENCH_KEYS=...     u64,str,small (default all; small = the small-maps row)\n"
     "  BENCH_IMPLS=...    e.g. hmap,abseil,go (default all that were built)\n"
+    "  BENCH_SMALL_MAPS=N maps of 1-8 entries in the small-maps row (default 1048576)\n"
     "  BENCH_OUT_DIR=DIR  where the JSON and SVG files go (default: this program's directory)\n";
 
 static void parse_args(int argc, char **argv) {
@@ -375,8 +397,13 @@ int main(int argc, char **argv) {
             largest = c.sizes[i];
 
     int failures = 0;
-    uint64_t start = now_ns();
+    uint64_t start = tc_now_ns();
     for (int k = 0; k < c.nkeys; k++) {
+        if (c.keys[k] == KEYS_SMALL) {
+            suite_config cfg = {.n = c.small_maps, .rounds = 1};
+            failures += run_keyset(&c, &cfg, KEYS_SMALL, small_total(c.small_maps, SMALL_MAX_ENTRIES), start);
+            continue;
+        }
         for (int s = 0; s < c.nsizes; s++) {
             size_t n = c.sizes[s];
             suite_config cfg = {
@@ -385,22 +412,7 @@ int main(int argc, char **argv) {
                 .rounds = n < ROUND_TARGET ? ROUND_TARGET / n : 1,
                 .series = c.keys[k] == KEYS_U64 && n == largest,
             };
-            keyset ks;
-            keyset_make(&ks, c.keys[k], n + cfg.lookups);
-            char nb[32];
-            size_name(n, nb, sizeof nb);
-            for (int r = 0; r < c.reps; r++) {
-                for (int j = 0; j < c.nimpls; j++) {
-                    const impl *im = c.impls[(j + r) % c.nimpls];
-                    uint64_t t0 = now_ns();
-                    bool ok = run_worker(&c, im, &ks, &cfg);
-                    failures += !ok;
-                    fprintf(stderr, "[%7.1f s] %-4s %-5s rep %d/%d %-14s %6.1f s%s\n", seconds_since(start),
-                            key_kind_name(ks.kind), nb, r + 1, c.reps, im->name, seconds_since(t0),
-                            ok ? "" : "  FAILED");
-                }
-            }
-            keyset_free(&ks);
+            failures += run_keyset(&c, &cfg, c.keys[k], n + cfg.lookups, start);
         }
     }
 
@@ -410,9 +422,12 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/results.json", c.out_dir);
     if (report_json(path) == 0)
         printf("JSON: %s\n", path);
+    bool charted = false; /* the chart's series come from the u64 rows at the largest size */
+    for (int k = 0; k < c.nkeys; k++)
+        charted |= c.keys[k] == KEYS_U64;
     snprintf(path, sizeof path, "%s/hmap-bench.svg", c.out_dir);
     snprintf(title, sizeof title, "u64 keys, n = %zu", largest);
-    if (report_svg(path, title, largest) == 0)
+    if (charted && report_svg(path, title, largest) == 0)
         printf("SVG: %s\n", path);
     return failures ? 1 : 0;
 }

@@ -22,6 +22,7 @@
  * Environment: BENCH_QUICK=1 (one repetition, shorter runs), BENCH_REPS (default 3).
  */
 #define _GNU_SOURCE
+#include "tools_common.h"
 #include <hmap.h>
 
 #include <limits.h>
@@ -31,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -228,16 +228,7 @@ static int worker_maps(const char *kind) {
 
 /* ---- worker: idle memory going back ----------------------------------------------------------------- */
 
-static double rss_mib(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size = 0, resident = 0;
-    if (f) {
-        if (fscanf(f, "%lu %lu", &size, &resident) != 2)
-            resident = 0;
-        fclose(f);
-    }
-    return (double)resident * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
-}
+static double rss_mib(void) { return (double)tc_rss_bytes() / (1024.0 * 1024.0); }
 
 static double live_mib(void) {
     hmap_memstats ms;
@@ -293,35 +284,30 @@ enum { IMPL_POOL, IMPL_GLIBC, IMPL_JEMALLOC, IMPL_MIMALLOC, IMPL_GO, NIMPLS };
 static const char *const impl_name[NIMPLS] = {"hmap_pool", "glibc", "jemalloc", "mimalloc", "go_sync_pool"};
 static char exe_dir[PATH_MAX];
 
-/* Runs argv; returns the number on its last "R" line, or -1 when it failed or is missing. With `lines`,
- * every "R" line's text after the "R " is appended there. */
+typedef struct r_lines {
+    double last; /* the number on the last "R" line */
+    char *lines; /* NULL, or where every "R" line's text after the "R " goes, one a line */
+    size_t size;
+} r_lines;
+
+static void r_line(void *ctx, char *line) {
+    r_lines *r = ctx;
+    if (line[0] != 'R' || line[1] != ' ')
+        return;
+    r->last = atof(line + 2);
+    if (r->lines)
+        snprintf(r->lines + strlen(r->lines), r->size - strlen(r->lines), "%s\n", line + 2);
+}
+
+/* Runs argv (tools/common's tc_spawn_lines); returns the number on its last "R" line, or -1 when it failed
+ * or is missing (a peer that was not built). With `lines`, every "R" line's text after the "R " is appended
+ * there. */
 static double run(char *const argv[], char *lines, size_t lines_size) {
-    int fds[2];
-    if (access(argv[0], X_OK) != 0 || pipe(fds) != 0)
+    if (access(argv[0], X_OK) != 0)
         return -1;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *in = fdopen(fds[0], "r");
-    char line[512];
-    double v = -1;
-    while (in && fgets(line, sizeof line, in))
-        if (line[0] == 'R' && line[1] == ' ') {
-            v = atof(line + 2);
-            if (lines)
-                snprintf(lines + strlen(lines), lines_size - strlen(lines), "%s", line + 2);
-        }
-    if (in)
-        fclose(in);
-    int status;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? v : -1;
+    r_lines r = {-1, lines, lines_size};
+    char why[256];
+    return tc_spawn_lines(argv, NULL, false, r_line, &r, why, sizeof why) ? r.last : -1;
 }
 
 static double run_pair(int impl, size_t size, int threads, bool all) {
@@ -389,13 +375,8 @@ int main(int argc, char **argv) {
         reps = atoi(getenv("BENCH_REPS"));
     if (reps < 1 || reps > 15)
         reps = 3;
-    char load[128] = "?";
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fgets(load, sizeof load, f))
-            load[strcspn(load, "\n")] = '\0';
-        fclose(f);
-    }
+    char load[128];
+    tc_load_average(load, sizeof load);
     time_t now = time(NULL);
     char date[64];
     strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));

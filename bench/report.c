@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * report.c — the results of a run, and the three ways they leave the program: a Markdown table on
- * stdout, results.json, and an SVG chart drawn here as plain SVG text.
+ * stdout, results.json (tools/common's JSON writer), and an SVG file of two charts (tools/common's
+ * line charts, side by side).
  *
  * Every value of every repetition is kept; what is shown is the median. The table has one row per
  * (keys, size, metric), one column per implementation, and the ratios hmap/flat (the better of abseil's
@@ -61,6 +62,10 @@ static const char *const METRICS[] = {
     "held_after_compact",
     "rss_full",
     "rss_after_del99",
+    "small_insert",
+    "small_map_bytes",
+    "small_map_rss",
+    "empty_map_bytes",
 };
 #define NUM_METRICS (sizeof METRICS / sizeof METRICS[0])
 static const char *const COLUMNS[] = {"hmap", "hmap_noshrink", "abseil", "boost",
@@ -68,15 +73,6 @@ static const char *const COLUMNS[] = {"hmap", "hmap_noshrink", "abseil", "boost"
 #define NUM_COLUMNS (sizeof COLUMNS / sizeof COLUMNS[0])
 static const char *const PEERS[] = {"abseil", "boost", "go", "glib", "uthash"};
 #define NUM_PEERS (sizeof PEERS / sizeof PEERS[0])
-
-static void *xrealloc(void *p, size_t n) {
-    p = realloc(p, n);
-    if (!p) {
-        fprintf(stderr, "hmap-bench: out of memory\n");
-        exit(1);
-    }
-    return p;
-}
 
 static record *find(const char *impl, key_kind keys, size_t n, const char *metric) {
     for (size_t i = 0; i < nrecs; i++)
@@ -92,7 +88,7 @@ void results_add(const char *impl, key_kind keys, size_t n, const char *metric, 
     if (!r) {
         if (nrecs == caprecs) {
             caprecs = caprecs ? 2 * caprecs : 256;
-            recs = xrealloc(recs, caprecs * sizeof *recs);
+            recs = tc_xrealloc(recs, caprecs * sizeof *recs);
         }
         r = &recs[nrecs++];
         memset(r, 0, sizeof *r);
@@ -168,8 +164,8 @@ void series_add_point(const char *impl, const char *name, double x, double y) {
         return;
     if (s->n == s->cap) {
         s->cap = s->cap ? 2 * s->cap : 256;
-        s->x = xrealloc(s->x, s->cap * sizeof *s->x);
-        s->y = xrealloc(s->y, s->cap * sizeof *s->y);
+        s->x = tc_xrealloc(s->x, s->cap * sizeof *s->x);
+        s->y = tc_xrealloc(s->y, s->cap * sizeof *s->y);
     }
     s->x[s->n] = x;
     s->y[s->n] = y;
@@ -243,7 +239,7 @@ static int cmp_behind(const void *a, const void *b) {
 }
 
 static void print_behind(FILE *out, key_kind *keys, size_t *ns, size_t nc) {
-    behind *list = xrealloc(NULL, (nc * NUM_METRICS + 1) * sizeof *list);
+    behind *list = tc_xrealloc(NULL, (nc * NUM_METRICS + 1) * sizeof *list);
     size_t nb = 0;
     for (size_t c = 0; c < nc; c++)
         for (size_t m = 0; m < NUM_METRICS; m++) {
@@ -291,6 +287,16 @@ void report_markdown(FILE *out, const char *header) {
             "fill "
             "takes longer meets proportionally more scheduler preemptions in its tail). Lower is better "
             "everywhere.\n\n");
+    for (size_t c = 0; c < nc; c++)
+        if (keys[c] == KEYS_SMALL) {
+            fprintf(out,
+                    "Keys `small`: n maps of 1-%d uint64 entries (map j holds 1 + j %% %d), all alive at "
+                    "once, each made with no size hint. small_insert = ns per insert, the maps' creation "
+                    "included; small_map_bytes and small_map_rss (RSS growth) per map; empty_map_bytes per "
+                    "map for n maps with nothing inserted.\n\n",
+                    SMALL_MAX_ENTRIES, SMALL_MAX_ENTRIES);
+            break;
+        }
     fprintf(out, "| keys | n | metric | unit |");
     for (size_t i = 0; i < NUM_COLUMNS; i++)
         fprintf(out, " %s |", COLUMNS[i]);
@@ -332,185 +338,125 @@ int report_json(const char *path) {
         perror(path);
         return -1;
     }
-    fprintf(f, "[\n");
-    for (size_t i = 0; i < nrecs; i++)
-        fprintf(f,
-                "  {\"impl\": \"%s\", \"keys\": \"%s\", \"n\": %zu, \"metric\": \"%s\", \"value\": %.6g, "
-                "\"unit\": \"%s\", \"reps\": %d}%s\n",
-                recs[i].impl, key_kind_name(recs[i].keys), recs[i].n, recs[i].metric, median(&recs[i]),
-                recs[i].unit, recs[i].nv, i + 1 < nrecs ? "," : "");
-    fprintf(f, "]\n");
+    tc_json j;
+    tc_json_start_array(&j, f);
+    for (size_t i = 0; i < nrecs; i++) {
+        tc_json_object(&j, NULL);
+        tc_json_str(&j, "impl", recs[i].impl);
+        tc_json_str(&j, "keys", key_kind_name(recs[i].keys));
+        tc_json_num(&j, "n", (double)recs[i].n);
+        tc_json_str(&j, "metric", recs[i].metric);
+        tc_json_num(&j, "value", median(&recs[i]));
+        tc_json_str(&j, "unit", recs[i].unit);
+        tc_json_num(&j, "reps", recs[i].nv);
+        tc_json_end(&j, '}');
+    }
+    tc_json_finish(&j);
     return fclose(f) == 0 ? 0 : -1;
 }
 
-/* ---- SVG ---- */
-
-typedef struct panel {
-    double x0, y0, w, h;           /* plot area in SVG pixels */
-    double xmin, xmax, ymin, ymax; /* data range (y already log10 for log panels) */
-    bool ylog;
-} panel;
+/* ---- SVG: latency distribution and bytes held, two tools/common line charts side by side ---- */
 
 static const char *const CHART_IMPLS[] = {"hmap", "hmap_noshrink", "abseil", "boost", "go", "noise"};
 static const char *const CHART_COLORS[] = {"#d62728", "#ff9896", "#1f77b4", "#9467bd", "#2ca02c", "#7f7f7f"};
 #define NUM_CHART (sizeof CHART_IMPLS / sizeof CHART_IMPLS[0])
+enum { CHART_W = 580, CHART_H = 470, TITLE_H = 36 };
 
-static double px(const panel *p, double x) { return p->x0 + (x - p->xmin) / (p->xmax - p->xmin) * p->w; }
-static double py(const panel *p, double y) {
-    if (p->ylog)
-        y = log10(y > 0 ? y : 1e-3);
-    return p->y0 + p->h - (y - p->ymin) / (p->ymax - p->ymin) * p->h;
+/* The largest x of series `name` over the charted implementations. */
+static double series_xmax(const char *name) {
+    double xmax = 0;
+    for (size_t i = 0; i < NUM_CHART; i++) {
+        const series *s = find_series(CHART_IMPLS[i], name, false);
+        for (size_t j = 0; s && j < s->n; j++)
+            xmax = s->x[j] > xmax ? s->x[j] : xmax;
+    }
+    return xmax;
 }
 
-static void svg_frame(FILE *f, const panel *p, const char *title, const char *xlabel, const char *ylabel) {
-    fprintf(f, "<rect x='%.0f' y='%.0f' width='%.0f' height='%.0f' fill='none' stroke='#333'/>\n", p->x0,
-            p->y0, p->w, p->h);
-    fprintf(f, "<text x='%.0f' y='%.0f' font-size='15' text-anchor='middle' font-weight='bold'>%s</text>\n",
-            p->x0 + p->w / 2, p->y0 - 12, title);
-    fprintf(f, "<text x='%.0f' y='%.0f' font-size='12' text-anchor='middle'>%s</text>\n", p->x0 + p->w / 2,
-            p->y0 + p->h + 36, xlabel);
-    fprintf(f,
-            "<text x='%.0f' y='%.0f' font-size='12' text-anchor='middle' transform='rotate(-90 %.0f "
-            "%.0f)'>%s</text>\n",
-            p->x0 - 52, p->y0 + p->h / 2, p->x0 - 52, p->y0 + p->h / 2, ylabel);
-}
-
-static void svg_polyline(FILE *f, const panel *p, const series *s, const char *color, bool lat) {
-    fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='2' points='", color);
-    for (size_t i = 0; i < s->n; i++) {
-        double x = lat && s->x[i] < 0 ? p->xmax : s->x[i];
-        fprintf(f, "%.1f,%.1f ", px(p, x), py(p, s->y[i]));
-    }
-    fprintf(f, "'/>\n");
-}
-
-static void svg_legend(FILE *f, const panel *p, bool with_noise) {
-    double y = p->y0 + 16;
+/* The chart series of `name` for every charted implementation, copied into xs/ys (freed by the caller):
+ * on the latency chart the maximum (x < 0) goes to the right edge, half a nine past the last point; bytes
+ * are shown in MiB. Returns the number of series. */
+static size_t chart_series(const char *name, tc_series out[], double *xs[], double *ys[]) {
+    bool lat = strcmp(name, "lat") == 0;
+    double xmax = series_xmax(name);
+    size_t n = 0;
     for (size_t i = 0; i < NUM_CHART; i++) {
-        if (!with_noise && strcmp(CHART_IMPLS[i], "noise") == 0)
-            continue;
-        const char *name = strcmp(CHART_IMPLS[i], "noise") == 0 ? "noise floor" : CHART_IMPLS[i];
-        fprintf(f, "<line x1='%.0f' y1='%.0f' x2='%.0f' y2='%.0f' stroke='%s' stroke-width='3'/>", p->x0 + 12,
-                y, p->x0 + 32, y, CHART_COLORS[i]);
-        fprintf(f, "<text x='%.0f' y='%.0f' font-size='12'>%s</text>\n", p->x0 + 38, y + 4, name);
-        y += 17;
-    }
-}
-
-static void latency_panel(FILE *f, panel *p) {
-    double lo = INFINITY, hi = 0, xmax = 0;
-    for (size_t i = 0; i < NUM_CHART; i++) {
-        const series *s = find_series(CHART_IMPLS[i], "lat", false);
-        for (size_t j = 0; s && j < s->n; j++) {
-            if (s->y[j] > 0 && s->y[j] < lo)
-                lo = s->y[j];
-            if (s->y[j] > hi)
-                hi = s->y[j];
-            if (s->x[j] > xmax)
-                xmax = s->x[j];
-        }
-    }
-    if (hi <= 0)
-        return;
-    p->xmin = 0;
-    p->xmax = xmax + 0.5;
-    p->ymin = floor(log10(lo));
-    p->ymax = ceil(log10(hi));
-    p->ylog = true;
-    svg_frame(f, p, "Latency of each insert while growing from empty", "percentile (max at the right edge)",
-              "latency");
-    static const char *const units[] = {"1 ns", "10 ns", "100 ns", "1 µs", "10 µs", "100 µs",
-                                        "1 ms", "10 ms", "100 ms", "1 s",  "10 s"};
-    for (int e = (int)p->ymin; e <= (int)p->ymax; e++) {
-        double y = py(p, pow(10, e));
-        fprintf(f, "<line x1='%.0f' y1='%.1f' x2='%.0f' y2='%.1f' stroke='#ddd'/>", p->x0, y, p->x0 + p->w,
-                y);
-        if (e >= 0 && e <= 10)
-            fprintf(f, "<text x='%.0f' y='%.1f' font-size='11' text-anchor='end'>%s</text>\n", p->x0 - 4,
-                    y + 4, units[e]);
-    }
-    static const char *const nines[] = {"p0",     "p90",     "p99",      "p99.9",
-                                        "p99.99", "p99.999", "p99.9999", "p99.99999"};
-    for (int k = 0; k <= (int)xmax && k < 8 && px(p, k) < px(p, p->xmax) - 40; k++)
-        fprintf(f, "<text x='%.1f' y='%.0f' font-size='11' text-anchor='middle'>%s</text>\n", px(p, k),
-                p->y0 + p->h + 16, nines[k]);
-    fprintf(f, "<text x='%.1f' y='%.0f' font-size='11' text-anchor='middle'>max</text>\n", px(p, p->xmax),
-            p->y0 + p->h + 16);
-    for (size_t i = 0; i < NUM_CHART; i++) {
-        const series *s = find_series(CHART_IMPLS[i], "lat", false);
-        if (s && s->n)
-            svg_polyline(f, p, s, CHART_COLORS[i], true);
-    }
-    svg_legend(f, p, true);
-}
-
-static void bytes_panel(FILE *f, panel *p, size_t n_fill) {
-    double xmax = 0, ymax = 0;
-    for (size_t i = 0; i < NUM_CHART; i++) {
-        const series *s = find_series(CHART_IMPLS[i], "bytes", false);
-        for (size_t j = 0; s && j < s->n; j++) {
-            if (s->x[j] > xmax)
-                xmax = s->x[j];
-            if (s->y[j] / (1024.0 * 1024.0) > ymax)
-                ymax = s->y[j] / (1024.0 * 1024.0);
-        }
-    }
-    if (xmax <= 0 || ymax <= 0)
-        return;
-    p->xmin = 0;
-    p->xmax = xmax;
-    p->ymin = 0;
-    p->ymax = ymax * 1.05;
-    p->ylog = false;
-    svg_frame(f, p, "Bytes held: fill from empty, then delete 99%", "operations (inserts, then deletes)",
-              "MiB held");
-    for (int t = 0; t <= 5; t++) {
-        double v = p->ymax * t / 5, y = py(p, v);
-        fprintf(f, "<line x1='%.0f' y1='%.1f' x2='%.0f' y2='%.1f' stroke='#ddd'/>", p->x0, y, p->x0 + p->w,
-                y);
-        fprintf(f, "<text x='%.0f' y='%.1f' font-size='11' text-anchor='end'>%.0f</text>\n", p->x0 - 4, y + 4,
-                v);
-    }
-    if (n_fill > 0 && (double)n_fill < xmax) { /* where the deletes start */
-        double x = px(p, (double)n_fill);
-        fprintf(f, "<line x1='%.1f' y1='%.0f' x2='%.1f' y2='%.0f' stroke='#999' stroke-dasharray='5,4'/>", x,
-                p->y0, x, p->y0 + p->h);
-        fprintf(f, "<text x='%.1f' y='%.0f' font-size='11'>deletes start</text>\n", x + 4, p->y0 + p->h - 8);
-    }
-    for (int t = 0; t <= 4; t++) {
-        double v = xmax * t / 4;
-        fprintf(f, "<text x='%.1f' y='%.0f' font-size='11' text-anchor='middle'>%.3g M</text>\n", px(p, v),
-                p->y0 + p->h + 16, v / 1e6);
-    }
-    for (size_t i = 0; i < NUM_CHART; i++) {
-        series *s = find_series(CHART_IMPLS[i], "bytes", false);
+        const series *s = find_series(CHART_IMPLS[i], name, false);
         if (!s || !s->n)
             continue;
-        series mib = *s; /* same x, y in MiB */
-        double *y = xrealloc(NULL, s->n * sizeof *y);
-        for (size_t j = 0; j < s->n; j++)
-            y[j] = s->y[j] / (1024.0 * 1024.0);
-        mib.y = y;
-        svg_polyline(f, p, &mib, CHART_COLORS[i], false);
-        free(y);
+        xs[n] = tc_xrealloc(NULL, s->n * sizeof *xs[n]);
+        ys[n] = tc_xrealloc(NULL, s->n * sizeof *ys[n]);
+        for (size_t j = 0; j < s->n; j++) {
+            xs[n][j] = lat && s->x[j] < 0 ? xmax + 0.5 : s->x[j];
+            ys[n][j] = lat ? s->y[j] : s->y[j] / (1024.0 * 1024.0);
+        }
+        bool noise = strcmp(CHART_IMPLS[i], "noise") == 0;
+        out[n] = (tc_series){.label = noise ? "noise floor" : CHART_IMPLS[i],
+                             .colour = CHART_COLORS[i],
+                             .n = s->n,
+                             .x = xs[n],
+                             .y = ys[n]};
+        n++;
     }
-    svg_legend(f, p, false);
+    return n;
+}
+
+/* One chart into `svg`, shifted right by x_offset; nothing when no implementation has the series. */
+static void chart(tc_buf *svg, int x_offset, const char *name, tc_chart *c) {
+    tc_series series[NUM_CHART];
+    double *xs[NUM_CHART], *ys[NUM_CHART];
+    size_t n = chart_series(name, series, xs, ys);
+    if (n == 0)
+        return;
+    c->width = CHART_W;
+    c->height = CHART_H;
+    c->series = series;
+    c->nseries = n;
+    tc_buf_printf(svg, "<g transform='translate(%d,%d)'>\n", x_offset, TITLE_H);
+    tc_svg_chart(svg, c);
+    tc_buf_put(svg, "</g>\n");
+    for (size_t i = 0; i < n; i++)
+        free(xs[i]), free(ys[i]);
 }
 
 int report_svg(const char *path, const char *title, size_t n_fill) {
+    tc_buf svg = {0};
+    tc_buf_printf(&svg,
+                  "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' font-family='sans-serif'>\n"
+                  "<rect width='100%%' height='100%%' fill='white'/>\n"
+                  "<text x='%d' y='24' font-size='17' text-anchor='middle'>hmap-bench: ",
+                  2 * CHART_W, CHART_H + TITLE_H, CHART_W);
+    tc_buf_html(&svg, title);
+    tc_buf_put(&svg, "</text>\n");
+
+    tc_chart lat = {
+        .title = "Latency of each insert while growing from empty",
+        .x = {.label = "nines: 1 = p90, 2 = p99, 3 = p99.9 ... (the last point: the maximum)",
+              .scale = TC_LINEAR,
+              .unit = TC_PLAIN},
+        .y = {.label = "latency", .scale = TC_LOG, .unit = TC_NS},
+    };
+    chart(&svg, 0, "lat", &lat);
+
+    double xmax = series_xmax("bytes");
+    tc_phase phases[] = {{"fill", 0, (double)n_fill}, {"delete 99%", (double)n_fill, xmax}};
+    tc_chart bytes = {
+        .title = "Bytes held: fill from empty, then delete 99%",
+        .x = {.label = "operations (inserts, then deletes)", .scale = TC_LINEAR, .unit = TC_COUNT},
+        .y = {.label = "MiB held", .scale = TC_LINEAR, .unit = TC_PLAIN},
+        .phases = phases,
+        .nphases = n_fill > 0 && (double)n_fill < xmax ? 2 : 0,
+    };
+    chart(&svg, CHART_W, "bytes", &bytes);
+    tc_buf_put(&svg, "</svg>\n");
+
     FILE *f = fopen(path, "w");
     if (!f) {
         perror(path);
+        tc_buf_free(&svg);
         return -1;
     }
-    fprintf(f,
-            "<svg xmlns='http://www.w3.org/2000/svg' width='1160' height='500' font-family='sans-serif'>\n"
-            "<rect width='100%%' height='100%%' fill='white'/>\n"
-            "<text x='580' y='24' font-size='17' text-anchor='middle'>hmap-bench: %s</text>\n",
-            title);
-    panel lat = {80, 70, 460, 360, 0, 1, 0, 1, true}, bytes = {660, 70, 460, 360, 0, 1, 0, 1, false};
-    latency_panel(f, &lat);
-    bytes_panel(f, &bytes, n_fill);
-    fprintf(f, "</svg>\n");
+    fputs(svg.p, f);
+    tc_buf_free(&svg);
     return fclose(f) == 0 ? 0 : -1;
 }

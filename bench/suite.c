@@ -22,6 +22,10 @@
  * The "limit" and "noise" workers measure the machine instead of a map: random cache-line reads and
  * writes in an array of n * 32 bytes (about a map's size), a sequential read of n * 16 bytes, and n
  * timed trivial writes, for the floor each map figure is compared with.
+ *
+ * The small-maps worker (suite_run_small) makes n maps of 1..8 entries, all alive at once, timing their
+ * creation and fill as a whole, then, after freeing them, n empty maps. Its RSS figure is taken on the
+ * first phase, while the heap is fresh: the second reuses what the first freed.
  */
 #define _GNU_SOURCE
 #include "bench.h"
@@ -30,7 +34,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 const char *const lat_metric[LAT_POINTS] = {"lat_p50",    "lat_p99",     "lat_p99.9",
                                             "lat_p99.99", "lat_p99.999", "lat_max"};
@@ -39,17 +42,6 @@ const double lat_fraction[LAT_POINTS] = {0.50, 0.99, 0.999, 0.9999, 0.99999, 1.0
 static volatile uint64_t sink; /* lookups add into it: their results are used */
 
 #define MiB (1024.0 * 1024.0)
-
-size_t rss_bytes(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size = 0, resident = 0;
-    if (f) {
-        if (fscanf(f, "%lu %lu", &size, &resident) != 2)
-            resident = 0;
-        fclose(f);
-    }
-    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
-}
 
 size_t malloc_in_use(void) {
     struct mallinfo2 mi = mallinfo2();
@@ -139,11 +131,11 @@ static void take_sample(void *ctx, size_t i) {
     sampler *s = ctx;
     if (s->count == MAX_SAMPLES)
         return;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = tc_now_ns();
     s->x[s->count] = (double)(s->offset + i - s->from);
     s->y[s->count] = (double)s->a->bytes(s->m);
     s->count++;
-    s->spent_ns += now_ns() - t0;
+    s->spent_ns += tc_now_ns() - t0;
 }
 
 static void memory_experiment(const adapter *a, const keyset *ks, const suite_config *cfg, FILE *out) {
@@ -154,25 +146,25 @@ static void memory_experiment(const adapter *a, const keyset *ks, const suite_co
     sampler *s = xcalloc(1, sizeof *s);
     s->a = a;
 
-    size_t rss0 = rss_bytes();
+    size_t rss0 = tc_rss_bytes();
     void *m = a->create(ks->kind, 0);
     s->m = m;
     a->insert_timed(m, ks, 0, n, lat, every, cfg->series ? take_sample : NULL, s);
     check(a->len(m) == n, a->name, "size after fill", a->len(m), n);
     size_t full = a->bytes(m);
     emit(out, "bytes_per_entry", (double)full / (double)n, "B");
-    emit(out, "rss_full", (double)(rss_bytes() - rss0) / MiB, "MiB");
+    emit(out, "rss_full", (double)(tc_rss_bytes() - rss0) / MiB, "MiB");
 
     s->offset = n;
     s->from = survivors;
     s->spent_ns = 0;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = tc_now_ns();
     size_t deleted = a->erase(m, ks, survivors, n, every, cfg->series ? take_sample : NULL, s);
-    uint64_t delete_ns = now_ns() - t0 - s->spent_ns;
+    uint64_t delete_ns = tc_now_ns() - t0 - s->spent_ns;
     check(deleted == n - survivors, a->name, "deleted", deleted, n - survivors);
     emit(out, "delete", (double)delete_ns / (double)deleted, "ns/op");
     size_t after = a->bytes(m);
-    size_t rss_after = rss_bytes();
+    size_t rss_after = tc_rss_bytes();
     if (cfg->series)
         take_sample(s, n);
     size_t compacted = 0;
@@ -209,21 +201,21 @@ static void speed_round(const adapter *a, const keyset *ks, const suite_config *
     size_t n = cfg->n, L = cfg->lookups, found;
     void *m = a->create(ks->kind, 0);
 
-    uint64_t t0 = now_ns();
+    uint64_t t0 = tc_now_ns();
     a->insert(m, ks, 0, n);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = tc_now_ns();
     sink += a->lookup(m, ks, 0, n / L, L, &found);
-    uint64_t t2 = now_ns();
+    uint64_t t2 = tc_now_ns();
     check(found == L, a->name, "lookup hits", found, L);
     sink += a->lookup(m, ks, n, 1, L, &found);
-    uint64_t t3 = now_ns();
+    uint64_t t3 = tc_now_ns();
     check(found == 0, a->name, "lookup misses", found, 0);
     size_t count;
     sink += a->iterate(m, &count);
-    uint64_t t4 = now_ns();
+    uint64_t t4 = tc_now_ns();
     check(count == n, a->name, "iterated", count, n);
     a->churn(m, ks, n, 0, L);
-    uint64_t t5 = now_ns();
+    uint64_t t5 = tc_now_ns();
     check(a->len(m) == n, a->name, "size after churn", a->len(m), n);
     a->destroy(m);
 
@@ -235,9 +227,9 @@ static void speed_round(const adapter *a, const keyset *ks, const suite_config *
 
     if (a->can_reserve) {
         m = a->create(ks->kind, n);
-        t0 = now_ns();
+        t0 = tc_now_ns();
         a->insert(m, ks, 0, n);
-        t->reserved += now_ns() - t0;
+        t->reserved += tc_now_ns() - t0;
         a->destroy(m);
     }
 }
@@ -277,16 +269,16 @@ void suite_run_limit(const keyset *ks, const suite_config *cfg, FILE *out) {
     memset(arr, 1, lines * 8 * sizeof *arr);
     uint64_t read = 0, write = 0, seq = 0, sum = 0;
     for (size_t r = 0; r < cfg->rounds; r++) {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = tc_now_ns();
         for (size_t j = 0; j < L; j++)
             sum += arr[random_index(j + r * L, lines) * 8];
-        uint64_t t1 = now_ns();
+        uint64_t t1 = tc_now_ns();
         for (size_t j = 0; j < L; j++)
             arr[random_index((j + r * L) ^ 0x5555555555ULL, lines) * 8] += j;
-        uint64_t t2 = now_ns();
+        uint64_t t2 = tc_now_ns();
         for (size_t w = 0; w < 2 * n; w++)
             sum += arr[w]; /* n entries of 16 bytes */
-        uint64_t t3 = now_ns();
+        uint64_t t3 = tc_now_ns();
         read += t1 - t0;
         write += t2 - t1;
         seq += t3 - t2;
@@ -324,4 +316,31 @@ void suite_run_noise(const suite_config *cfg, FILE *out) {
     emit_latencies(out, lat, n, cfg->series);
     free(lat);
     free(arr);
+}
+
+/* ---- small maps ---- */
+
+void suite_run_small(const adapter *a, const keyset *ks, const suite_config *cfg, FILE *out) {
+    const small_ops *ops = a->small;
+    size_t count = cfg->n, entries = small_total(count, SMALL_MAX_ENTRIES);
+    check(ks->count >= entries, a->name, "small-map keys", ks->count, entries);
+
+    void *all = ops->many_new(count);
+    size_t rss0 = tc_rss_bytes();
+    uint64_t t0 = tc_now_ns();
+    ops->many_fill(all, ks, count, SMALL_MAX_ENTRIES);
+    uint64_t fill_ns = tc_now_ns() - t0;
+    size_t rss = tc_rss_bytes();
+    check(ops->many_len(all, count) == entries, a->name, "small-map entries", ops->many_len(all, count),
+          entries);
+    emit(out, "small_insert", (double)fill_ns / (double)entries, "ns/op");
+    emit(out, "small_map_bytes", (double)ops->many_bytes(all, count) / (double)count, "B");
+    emit(out, "small_map_rss", ((double)rss - (double)rss0) / (double)count, "B");
+    ops->many_free(all, count);
+
+    all = ops->many_new(count);
+    ops->many_fill(all, ks, count, 0);
+    check(ops->many_len(all, count) == 0, a->name, "empty-map entries", ops->many_len(all, count), 0);
+    emit(out, "empty_map_bytes", (double)ops->many_bytes(all, count) / (double)count, "B");
+    ops->many_free(all, count);
 }

@@ -11,6 +11,10 @@
 // Bytes held are runtime.MemStats.HeapAlloc growth measured right after runtime.GC(), i.e. live heap bytes
 // attributable to the map (Go has no per-map count). The per-insert clock is runtime.nanotime (the
 // monotonic clock the runtime itself uses, via vDSO); its own cost is reported as timer_cost.
+//
+// -keys small is the small-maps row (../suite.c, suite_run_small): n maps of 1..8 uint64 entries, map j
+// holding 1 + j%8 of the uint64 keys in order, all alive at once in a slice made beforehand; then n empty
+// maps. Bytes per map are HeapAlloc growth after runtime.GC() divided by n.
 package main
 
 import (
@@ -63,7 +67,7 @@ type keyset struct {
 
 func makeKeys(kind string, count int) keyset {
 	var ks keyset
-	if kind == "u64" {
+	if kind == "u64" || kind == "small" {
 		ks.u64 = make([]uint64, count)
 		for i := range ks.u64 {
 			ks.u64[i] = splitmix64(uint64(i))
@@ -498,8 +502,78 @@ func speed(m ops, cfg config) {
 	emit("churn", float64(t.churn)/(2*lops), "ns/op")
 }
 
+const smallMaxEntries = 8 // SMALL_MAX_ENTRIES in ../bench.h
+
+func smallEntries(j, max int) int {
+	if max == 0 {
+		return 0
+	}
+	return 1 + j%max
+}
+
+func smallTotal(count int) int {
+	total := 0
+	for j := 0; j < count; j++ {
+		total += smallEntries(j, smallMaxEntries)
+	}
+	return total
+}
+
+// fillSmall makes map j of maps with no size hint and gives it its smallEntries(j, max) keys.
+func fillSmall(maps []map[uint64]uint64, keys []uint64, max int) {
+	k := 0
+	for j := range maps {
+		m := make(map[uint64]uint64)
+		for e := smallEntries(j, max); e > 0; e-- {
+			m[keys[k]] = uint64(k + 1)
+			k++
+		}
+		maps[j] = m
+	}
+}
+
+func countSmall(maps []map[uint64]uint64) int {
+	n := 0
+	for _, m := range maps {
+		n += len(m)
+	}
+	return n
+}
+
+// smallExperiment is suite_run_small: the small maps (timed as a whole, bytes and RSS per map), then as
+// many empty maps (bytes per map). The slice of maps is made and written before each base is read, as the
+// C side's array of handles is.
+func smallExperiment(keys []uint64, count int) {
+	entries := smallTotal(count)
+	maps := make([]map[uint64]uint64, count)
+	for j := range maps {
+		maps[j] = nil
+	}
+	base := liveHeap()
+	rss0 := rssBytes()
+	t0 := time.Now()
+	fillSmall(maps, keys, smallMaxEntries)
+	fill := time.Since(t0)
+	rss := rssBytes()
+	check(countSmall(maps) == entries, "small-map entries", countSmall(maps), entries)
+	held := liveHeap() - base
+	emit("small_insert", float64(fill)/float64(entries), "ns/op")
+	emit("small_map_bytes", held/float64(count), "B")
+	emit("small_map_rss", (rss-rss0)/float64(count), "B")
+
+	for j := range maps {
+		maps[j] = nil
+	}
+	base = liveHeap()
+	fillSmall(maps, keys, 0)
+	check(countSmall(maps) == 0, "empty-map entries", countSmall(maps), 0)
+	emit("empty_map_bytes", (liveHeap()-base)/float64(count), "B")
+	runtime.KeepAlive(maps)
+	runtime.KeepAlive(keys) // else the last collection frees the keys and takes them off the maps' bytes
+}
+
 func main() {
-	kind := flag.String("keys", "u64", "key set: u64 or str")
+	kind := flag.String("keys", "u64", "key set: u64, str, or small (the small-maps row)")
 	n := flag.Int("n", 1<<20, "entries at full size")
 	lookups := flag.Int("lookups", 1<<20, "lookups and churn steps per round")
 	rounds := flag.Int("rounds", 1, "rounds of the speed measurements")
@@ -512,10 +586,19 @@ func main() {
 		return
 	}
 	cfg := config{n: *n, lookups: *lookups, rounds: *rounds, series: *series != 0}
-	ks := makeKeys(*kind, cfg.n+cfg.lookups)
+	count := cfg.n + cfg.lookups
+	if *kind == "small" {
+		count = smallTotal(cfg.n)
+	}
+	ks := makeKeys(*kind, count)
 	if sum := checksum(ks); *want != 0 && sum != *want {
 		fmt.Fprintf(os.Stderr, "hmap-bench-go: key checksum %d differs from the driver's %d\n", sum, *want)
 		os.Exit(3)
+	}
+	if *kind == "small" {
+		fmt.Printf("I go %s\n", runtime.Version())
+		smallExperiment(ks.u64, cfg.n)
+		return
 	}
 	var m ops
 	if *kind == "u64" {

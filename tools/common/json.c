@@ -39,13 +39,16 @@ static void separator(tc_json *j, const char *key) {
     }
 }
 
-void tc_json_start(tc_json *j, FILE *f) {
-    *j = (tc_json){.f = f, .depth = 1};
+static void start(tc_json *j, FILE *f, char open, char close) {
+    *j = (tc_json){.f = f, .depth = 1, .outer = close};
     j->first[1] = true;
-    fputc('{', f);
+    fputc(open, f);
 }
 
-void tc_json_finish(tc_json *j) { fputs("\n}\n", j->f); }
+void tc_json_start(tc_json *j, FILE *f) { start(j, f, '{', '}'); }
+void tc_json_start_array(tc_json *j, FILE *f) { start(j, f, '[', ']'); }
+
+void tc_json_finish(tc_json *j) { fprintf(j->f, "\n%c\n", j->outer ? j->outer : '}'); }
 
 static void open_container(tc_json *j, const char *key, char open) {
     separator(j, key);

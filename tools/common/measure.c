@@ -4,10 +4,12 @@
  *
  * RSS is what `ps` and `top` show and what the OS charges the process: /proc/self/statm's resident pages
  * times the page size. The mapped size (field 1) moves only when something is mapped or unmapped, which
- * makes it the cheap way to see an unmap finish.
+ * makes it the cheap way to see an unmap finish. The CPU model and the load average go into a report's
+ * header: a figure means little without the machine it was measured on and how busy it was.
  */
 #include "tools_common.h"
 
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,3 +36,31 @@ static uint64_t statm_field(int which) {
 
 uint64_t tc_rss_bytes(void) { return statm_field(1); }
 uint64_t tc_vm_bytes(void) { return statm_field(0); }
+
+void tc_cpu_model(char *buf, size_t size) {
+    snprintf(buf, size, "unknown CPU");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "model name", 10)) {
+            char *colon = strchr(line, ':');
+            if (colon) {
+                snprintf(buf, size, "%s", colon + 2);
+                buf[strcspn(buf, "\n")] = '\0';
+            }
+            break;
+        }
+    fclose(f);
+}
+
+void tc_load_average(char *buf, size_t size) {
+    snprintf(buf, size, "unknown");
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (!f)
+        return;
+    if (fgets(buf, (int)size, f))
+        buf[strcspn(buf, "\n")] = '\0';
+    fclose(f);
+}

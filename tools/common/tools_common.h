@@ -4,7 +4,8 @@
  *
  * A small static library, `hmap_tools_common`, with no knowledge of hmap itself:
  *
- *   measure.c  the clock and the process's memory (RSS and mapped size, from /proc/self/statm)
+ *   measure.c  the clock, the process's memory (RSS and mapped size, from /proc/self/statm) and the
+ *              machine's CPU model
  *   fmt.c      human units ("38.3 MiB", "1.2 µs", "10M") and a growable string buffer
  *   hist.c     a latency histogram that never allocates (4 bins per power of two, ±12% per bin)
  *   proc.c     running a measurement in another process and reading its output line by line: a forked
@@ -25,10 +26,18 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#ifdef __cplusplus
+extern "C" { /* the bench's C++ adapters include it through bench.h */
+#endif
+
 /* ---- measure.c ---- */
 uint64_t tc_now_ns(void);    /* CLOCK_MONOTONIC */
 uint64_t tc_rss_bytes(void); /* resident set size: /proc/self/statm field 2 × page size */
 uint64_t tc_vm_bytes(void);  /* mapped size: field 1 × page size */
+/* The "model name" of /proc/cpuinfo's first CPU, or "unknown CPU". */
+void tc_cpu_model(char *buf, size_t size);
+/* /proc/loadavg as it reads ("1.02 1.77 2.72 1/79 27399"), or "unknown". */
+void tc_load_average(char *buf, size_t size);
 
 /* ---- fmt.c ---- */
 const char *tc_fmt_bytes(uint64_t bytes, char buf[32]); /* "348 B", "38.3 MiB", "1.2 GiB" */
@@ -149,9 +158,11 @@ typedef struct tc_json {
     FILE *f;
     int depth;
     bool first[64];
+    char outer; /* '}' or ']': what tc_json_finish closes */
 } tc_json;
 void tc_json_start(tc_json *j, FILE *f);          /* writes the outer '{' */
-void tc_json_finish(tc_json *j);                  /* writes the outer '}' and a newline */
+void tc_json_start_array(tc_json *j, FILE *f);    /* the document is an array instead: writes '[' */
+void tc_json_finish(tc_json *j);                  /* writes the outer '}' (or ']') and a newline */
 void tc_json_object(tc_json *j, const char *key); /* key NULL inside arrays */
 void tc_json_array(tc_json *j, const char *key);
 void tc_json_end(tc_json *j, char close);                     /* '}' or ']' */
@@ -159,4 +170,7 @@ void tc_json_num(tc_json *j, const char *key, double v);      /* NaN and infinit
 void tc_json_str(tc_json *j, const char *key, const char *s); /* NULL: null */
 void tc_json_bool(tc_json *j, const char *key, bool v);
 
+#ifdef __cplusplus
+}
+#endif
 #endif /* HMAP_TOOLS_COMMON_H */

@@ -66,29 +66,11 @@ void lab_summary_json(tc_json *j, lab_section *const sections[], size_t n) {
 
 /* ---- the machine ---- */
 
-static void cpu_model(char *buf, size_t size) {
-    snprintf(buf, size, "unknown CPU");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f)
-        return;
-    char line[512];
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "model name", 10)) {
-            char *colon = strchr(line, ':');
-            if (colon) {
-                snprintf(buf, size, "%s", colon + 2);
-                buf[strcspn(buf, "\n")] = '\0';
-            }
-            break;
-        }
-    fclose(f);
-}
-
 static void machine_rows(tc_table *t, const lab_ctx *ctx, const char *command, double seconds) {
     char cpu[256], b[64], mem[64];
     struct utsname u;
     uname(&u);
-    cpu_model(cpu, sizeof cpu);
+    tc_cpu_model(cpu, sizeof cpu);
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     snprintf(b, sizeof b, "%ld online", sysconf(_SC_NPROCESSORS_ONLN));
     tc_table_addf(t, "CPU", cpu);
