@@ -107,6 +107,43 @@ static void delete_99_percent_u64(size_t n) {
     assert_true((double)compacted.bytes <= 1.1 * (double)fresh);
 }
 
+/* ---- a shrink gives the old array's evacuated pages back as it goes ---- */
+
+/* 200k u64 entries: arrays of several MiB, mapped from the OS. Deleting down to a shrink, then on while
+ * the shrink runs: the bytes held fall below what they were when the shrink started (old array whole,
+ * new one allocated) before the shrink ends, and every survivor is still found. */
+static void test_shrink_releases_evacuated_pages(void **state) {
+    (void)state;
+    enum { N = 200000 };
+    hmap *m = hmap_new(&u64_type, 0);
+    assert_non_null(m);
+    for (uint64_t i = 0; i < N; i++)
+        put_u64(m, key_at(i));
+    uint64_t next = 0;
+    while (stats_of(m).phase != HMAP_SHRINKING && next < N)
+        del_u64(m, key_at(next++));
+    assert_int_equal(stats_of(m).phase, HMAP_SHRINKING);
+    size_t at_start = stats_of(m).bytes, lowest = at_start;
+    while (stats_of(m).phase == HMAP_SHRINKING && next < N) {
+        del_u64(m, key_at(next++));
+        hmap_stats st = stats_of(m);
+        if (st.phase == HMAP_SHRINKING && st.bytes < lowest)
+            lowest = st.bytes;
+    }
+    for (uint64_t i = 0; i < N; i++) {
+        uint64_t k = key_at(i);
+        uint64_t *v = hmap_get(m, &k);
+        if (i < next)
+            assert_null(v);
+        else
+            assert_true(v && *v == ~k);
+    }
+    hmap_free(m);
+    print_message("  shrink of 200k u64: %zu B held when it started, %zu B at the lowest while it ran\n",
+                  at_start, lowest);
+    assert_true(lowest < at_start - at_start / 8);
+}
+
 static void test_delete_99_percent_of_1M(void **state) {
     (void)state;
     delete_99_percent_u64(1000000);
@@ -576,6 +613,7 @@ int main(void) {
         cmocka_unit_test(test_shrink_interrupted_by_inserts),
         cmocka_unit_test(test_grow_interrupted_by_deletes),
         cmocka_unit_test(test_same_size_growth),
+        cmocka_unit_test(test_shrink_releases_evacuated_pages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -66,7 +66,7 @@ static bool add_overflow_slab(hmap *m, table *t) {
     size_t per = overflow_bucket_bytes(m), count = t->noverflow > 8 ? t->noverflow : 8;
     size_t bytes = sizeof(overflow_slab) + count * per;
     bool mapped;
-    overflow_slab *slab = mem_alloc_array(&m->mem, &bytes, sizeof(overflow_slab), &mapped);
+    overflow_slab *slab = mem_alloc_array(&m->mem, &bytes, sizeof(overflow_slab), true, &mapped);
     if (!slab)
         return false;
     slab->next = t->slabs;

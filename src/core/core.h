@@ -51,6 +51,7 @@
 #define table_retire hmap__table_retire
 #define table_reset hmap__table_reset
 #define free_retired_tables hmap__free_retired_tables
+#define release_evacuated hmap__release_evacuated
 #define table_new hmap__table_new
 
 #define SLOTS_PER_BUCKET 8
@@ -99,7 +100,9 @@ typedef struct table {
     size_t slab_bytes;
     void *mem; /* the single allocation holding tophash, overflow, slots and spare */
     size_t mem_bytes;
-    bool mapped;                /* mem came from the OS (mmap) rather than the allocator */
+    size_t released_from;  /* a mapped old array: offset in mem where its next pages to give back start */
+    size_t released_bytes; /* ...and the bytes of it given back so far (see release_evacuated) */
+    bool mapped;           /* mem came from the OS (mmap) rather than the allocator */
     struct table *next_retired; /* in hmap.retired */
 } table;
 
@@ -140,6 +143,7 @@ struct hmap {
     /* Arrays a write has finished with, freed when the write returns (end_write): until then a key or value
      * argument that points into them stays readable (arguments may alias the map's storage). */
     table *retired;
+    bool release_due; /* evacuation has passed enough of a mapped old array to give pages back (end_write) */
 
     mem_owner mem;     /* allocator hook, label, and every byte this map holds now */
     size_t name_bytes; /* the label's copy, owned by the map (mem.name points to it) */
@@ -426,7 +430,9 @@ static inline void begin_write(hmap *m) {
 }
 
 void free_retired_tables(hmap *m);
+void release_evacuated(hmap *m); /* the old array's evacuated pages go back to the OS */
 
+/* The end of a write: what it finished with goes only now, as its arguments may have pointed there. */
 static inline void end_write(hmap *m) {
 #ifndef NDEBUG
     m->writing = false;
@@ -435,8 +441,11 @@ static inline void end_write(hmap *m) {
         m->max_moved_per_op = m->moved_this_op;
     if (m->retired)
         free_retired_tables(m);
+    if (m->release_due)
+        release_evacuated(m);
 }
-table *table_new(hmap *m, unsigned B);                 /* NULL on ENOMEM */
+/* NULL on ENOMEM; populate: pre-fault a mapped array (one about to be filled by growth). */
+table *table_new(hmap *m, unsigned B, bool populate);
 void table_free(hmap *m, table *t, bool drop_entries); /* dropping entries is O(size) */
 void table_retire(hmap *m, table *t);                  /* freed at the end of the current write */
 void table_reset(hmap *m, table *t);                   /* drops the entries, keeps the array: O(buckets) */

@@ -69,7 +69,7 @@ static bool table_bytes(const hmap *m, unsigned B, size_t *slots_off_out, size_t
     return true;
 }
 
-table *table_new(hmap *m, unsigned B) {
+table *table_new(hmap *m, unsigned B, bool populate) {
     size_t slots_off, slots_bytes, total;
     if (!table_bytes(m, B, &slots_off, &slots_bytes, &total))
         return NULL;
@@ -79,7 +79,7 @@ table *table_new(hmap *m, unsigned B) {
         return NULL;
     memset(t, 0, sizeof *t);
     t->mem =
-        mem_alloc_array(&m->mem, &total, slots_off, &t->mapped); /* tophash words and chain heads zeroed */
+        mem_alloc_array(&m->mem, &total, slots_off, populate, &t->mapped); /* tophash, chain heads zeroed */
     if (!t->mem) {
         mem_free(&m->mem, t, sizeof *t);
         return NULL;
@@ -93,6 +93,7 @@ table *table_new(hmap *m, unsigned B) {
     t->slots = base + slots_off;
     t->spare = t->slots + slots_bytes;
     t->spare_cap = nspare;
+    t->released_from = slots_off;
     return t;
 }
 
@@ -112,7 +113,7 @@ static void free_overflow_slabs(hmap *m, table *t) {
     while (t->slabs) {
         overflow_slab *slab = t->slabs;
         t->slabs = slab->next;
-        mem_free_array(&m->mem, slab, slab->bytes, slab->mapped);
+        mem_free_array(&m->mem, slab, slab->bytes, 0, slab->mapped);
     }
 }
 
@@ -120,7 +121,7 @@ void table_free(hmap *m, table *t, bool drop_entries) {
     if (drop_entries)
         drop_table_entries(m, t);
     free_overflow_slabs(m, t);
-    mem_free_array(&m->mem, t->mem, t->mem_bytes, t->mapped);
+    mem_free_array(&m->mem, t->mem, t->mem_bytes, t->released_bytes, t->mapped);
     mem_free(&m->mem, t, sizeof *t);
     m->move_stamp++; /* iterator caches may point into it */
 }
@@ -254,6 +255,27 @@ static inline __attribute__((always_inline)) void move_entry(hmap *m, const buck
 
 static void complete_resize(hmap *m);
 
+/* A mapped old array gives its pages back as evacuation passes them, RELEASE_STEP bytes or more at a time:
+ * the slots of buckets below nevacuate are never read again (locate() sends every lookup to cur, and
+ * iterators re-read after a move), so RSS falls during a resize instead of holding both arrays whole until
+ * the end. The tophash words and chain heads stay: they say the buckets are evacuated. (Overflow buckets
+ * stay too, until the array goes.) The release waits for the end of the write (end_write), as a freed
+ * array does: the write's arguments may point into those slots. */
+#define RELEASE_STEP ((size_t)256 << 10)
+
+static size_t evacuated_slots_end(const hmap *m, const table *o) {
+    return (size_t)(o->slots - (unsigned char *)o->mem) + m->nevacuate * m->bucket_bytes;
+}
+
+void release_evacuated(hmap *m) {
+    m->release_due = false;
+    table *o = m->old;
+    if (!o || !o->mapped)
+        return;
+    o->released_bytes +=
+        mem_release_array_pages(&m->mem, o->mem, &o->released_from, evacuated_slots_end(m, o), o->mapped);
+}
+
 /* Moves old bucket oi (its whole chain) into cur. 0, or -ENOMEM with nothing moved. */
 static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t oi, key_kind kind) {
     table *o = m->old;
@@ -305,6 +327,8 @@ static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t o
     m->moved_this_op++;
     while (m->nevacuate < o->nbuckets && table_bucket_evacuated(o, m->nevacuate))
         m->nevacuate++;
+    if (o->mapped && evacuated_slots_end(m, o) >= o->released_from + RELEASE_STEP)
+        m->release_due = true;
     if (m->old_evacuated == o->nbuckets)
         complete_resize(m);
     return 0;
@@ -353,7 +377,7 @@ static void trace_resize_event(const hmap *m, bool end) {
         .max_step_ns = m->resize_max_step_ns,
     };
     if (end) {
-        size_t old = m->old->mem_bytes + m->old->slab_bytes + sizeof *m->old;
+        size_t old = m->old->mem_bytes - m->old->released_bytes + m->old->slab_bytes + sizeof *m->old;
         r.bytes_now = r.bytes_now > old ? r.bytes_now - old : 0;
     }
     trace_resize_line(&r);
@@ -416,7 +440,7 @@ static size_t shrink_pace(size_t old_buckets, size_t count) {
 
 int start_resize(hmap *m, unsigned new_B, hmap_phase phase) {
     size_t bytes_before = m->mem.bytes;
-    table *t = table_new(m, new_B);
+    table *t = table_new(m, new_B, phase == HMAP_GROWING);
     if (!t)
         return -ENOMEM;
     if (!m->cur || m->count == 0) { /* nothing to move: just install the new array */

@@ -112,7 +112,7 @@ static size_t page_size(void) {
     return size;
 }
 
-void *mem_alloc_array(mem_owner *o, size_t *size_io, size_t zero_prefix, bool *mapped) {
+void *mem_alloc_array(mem_owner *o, size_t *size_io, size_t zero_prefix, bool populate, bool *mapped) {
     *mapped = false;
     size_t size = *size_io;
     if (!o->custom_alloc && size >= MAP_THRESHOLD) {
@@ -122,7 +122,8 @@ void *mem_alloc_array(mem_owner *o, size_t *size_io, size_t zero_prefix, bool *m
         if (p == MAP_FAILED)
             return NULL;
         *mapped = true;
-        populate_in_background(p, size);
+        if (populate)
+            populate_in_background(p, size);
         o->bytes += size;
         memstats_note_alloc(size);
         profile_note_alloc(p, size, o->name);
@@ -134,15 +135,29 @@ void *mem_alloc_array(mem_owner *o, size_t *size_io, size_t zero_prefix, bool *m
     return p;
 }
 
-void mem_free_array(mem_owner *o, void *p, size_t size, bool mapped) {
+void mem_free_array(mem_owner *o, void *p, size_t size, size_t released, bool mapped) {
     if (!mapped) {
         mem_free(o, p, size);
         return;
     }
-    o->bytes -= size;
+    o->bytes -= size - released;
     profile_note_free(p, size);
-    memstats_note_free(size);
+    memstats_note_release(size - released);
+    memstats_note_free_count();
     unmap_in_background(p, size);
+}
+
+size_t mem_release_array_pages(mem_owner *o, void *p, size_t *from, size_t to, bool mapped) {
+    size_t page = page_size();
+    size_t start = (*from + page - 1) & ~(page - 1), end = to & ~(page - 1);
+    if (!mapped || end <= start)
+        return 0;
+    if (madvise((unsigned char *)p + start, end - start, MADV_DONTNEED) != 0)
+        return 0; /* the pages stay: still correct, only not given back */
+    *from = end;
+    o->bytes -= end - start;
+    memstats_note_release(end - start);
+    return end - start;
 }
 
 /* The built-in allocator hook. */

@@ -55,9 +55,16 @@ void *mem_alloc(mem_owner *o, size_t size);
 void mem_free(mem_owner *o, void *p, size_t size);
 
 /* Arrays: *size may be rounded up to whole pages; only the first zero_prefix bytes are guaranteed zero;
- * *mapped tells mem_free_array how to give it back. */
-void *mem_alloc_array(mem_owner *o, size_t *size, size_t zero_prefix, bool *mapped);
-void mem_free_array(mem_owner *o, void *p, size_t size, bool mapped);
+ * *mapped tells mem_free_array how to give it back. populate: a mapped array is pre-faulted in the
+ * background (for an array about to be filled; not for one that fills only as fast as another empties). */
+void *mem_alloc_array(mem_owner *o, size_t *size, size_t zero_prefix, bool populate, bool *mapped);
+/* Frees an array; `released`: bytes of it already given back by mem_release_array_pages. */
+void mem_free_array(mem_owner *o, void *p, size_t size, size_t released, bool mapped);
+/* Gives the whole pages of a mapped array's byte range [*from, to) back to the OS, its contents no longer
+ * needed (they read as zeros after); they stop counting as held, in the owner and in memstats (the heap
+ * profile keeps the array's full size until it is freed). *from advances to where the next call should
+ * start. Returns the bytes released: 0 for an array that is not mapped (freed whole only). */
+size_t mem_release_array_pages(mem_owner *o, void *p, size_t *from, size_t to, bool mapped);
 /* Could an array of `size` bytes be had now? Asks for it and gives it back untouched (a mapping and an
  * unmapping with the built-in allocator; the hook's alloc and free otherwise, counted in memstats as such).
  */
