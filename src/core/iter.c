@@ -9,12 +9,15 @@
  * scheme cannot follow a shrink, where buckets merge. We iterate differently.
  *
  * An order that does not depend on where entries sit. Every entry has a 64-bit hash that never changes.
- * The iteration visits entries in increasing order of g = hash ^ s, where s is drawn at random for each
- * iteration (so orders differ between iterations, as Go's do). Buckets are indexed by the hash's high bits
- * (map.c), so bucket i of a 2^B array holds exactly the hashes whose top B bits are i, and xor with s maps
- * that set onto an aligned block of g values: the top B bits of g are i ^ (the top B bits of s). So in
- * g-order the buckets of any array size are visited one after another, each as one contiguous interval,
- * and the iterator's whole state is a cursor in g-space:
+ * The iteration visits entries in increasing order of g = hash + s (mod 2^64), where s is drawn at random
+ * for each iteration (so orders differ between iterations, as Go's do). Buckets are indexed by the hash's
+ * high bits (map.c), so bucket i of a 2^B array holds exactly the hashes of one aligned block, and adding
+ * s turns hash space around: in g-order the buckets of any array size are visited in index order, from
+ * the one s points into, each as one contiguous interval, and wrapping around once. (So memory is read
+ * front to back, as Go's iterator reads it from a random start bucket; an order by hash ^ s, which also
+ * maps buckets onto intervals, visits them in a scattered order that costs twice the time once the array
+ * outgrows the caches.) The one bucket that 2^64 cuts in two is taken in two parts, first and last. The
+ * iterator's whole state is a cursor in g-space:
  *
  *     done = { entries with g < P }  ∪  { entries with g == P that are "at or before" the last one yielded }
  *
@@ -26,7 +29,7 @@
  *
  * Because the cursor means the same thing in every array, nothing is pinned and nothing needs updating:
  * the map keeps no list of open iterations, never writes into an iterator, and an iteration can be
- * abandoned at any point (hmap_iter_done is optional). Each call finds where hash P ^ s lives now (the old
+ * abandoned at any point (hmap_iter_done is optional). Each call finds where hash P - s lives now (the old
  * bucket if it is not evacuated yet, else the cur bucket — locate() in core.h) and takes from that chain the
  * pending entries below the end of the finer of the two buckets covering P (a shrink merges buckets of
  * which some may still be in the old array; a grow splits them).
@@ -60,7 +63,7 @@
 
 typedef struct iter_state {
     hmap *m;
-    uint64_t s;     /* the order: increasing hash ^ s, interval by interval */
+    uint64_t s;     /* the order: increasing g = hash + s (mod 2^64), interval by interval */
     uint64_t P;     /* the cursor (see the top of the file) */
     uint64_t epoch; /* the map's epoch at the start: a clear or a new seed ends the iteration */
     bool done;
@@ -94,6 +97,9 @@ _Static_assert(sizeof(iter_state) <= sizeof(hmap_iter), "hmap_iter is too small 
 _Static_assert(_Alignof(iter_state) <= _Alignof(hmap_iter), "hmap_iter is not aligned enough");
 _Static_assert(CACHE_SLOTS <= 16, "yielded_mask has a bit per cache entry");
 _Static_assert(TIE_INLINE >= 16 && TIE_INLINE <= 255, "a tie key holds at least a 128-bit hash");
+
+/* The hash an iteration position g stands for (g = hash + s). */
+static inline uint64_t hash_of_g(const iter_state *it, uint64_t g) { return g - it->s; }
 
 /* ---------------------------------------------------------------- tie keys */
 
@@ -149,9 +155,14 @@ static uint64_t finer_bucket_end(const iter_state *it, bool *top) {
     unsigned B = m->cur->B;
     if (m->old && m->old->B > B)
         B = m->old->B;
-    uint64_t block = B == 0 ? 0 : (it->P >> (64 - B)) + 1;
-    *top = B == 0 || block == (uint64_t)1 << B;
-    return *top ? 0 : block << (64 - B);
+    if (B == 0) {
+        *top = true; /* one bucket: all of g-space */
+        return 0;
+    }
+    uint64_t width = (uint64_t)1 << (64 - B);
+    uint64_t end = ((hash_of_g(it, it->P) | (width - 1)) + 1) + it->s; /* the bucket's end, back in g */
+    *top = end <= it->P; /* it wrapped past 2^64: the interval is cut there */
+    return *top ? 0 : end;
 }
 
 /* Narrows the interval to the finer bucket covering P: a resize since the interval started may have split
@@ -245,9 +256,9 @@ static inline __attribute__((always_inline)) void fill_kind(iter_state *it, buck
             if (kind == KEYS_U64) {
                 uint64_t k;
                 memcpy(&k, key, 8);
-                g = hash_u64_inline(k, seed) ^ order;
+                g = hash_u64_inline(k, seed) + order;
             } else {
-                g = slot_hash(m, &b, s, kind) ^ order;
+                g = slot_hash(m, &b, s, kind) + order;
             }
             if (filter && !pending(it, g, key))
                 continue;
@@ -306,7 +317,7 @@ static bool chain_is_interval(const iter_state *it, const table *t) {
     if (t->B == 0)
         return it->P == 0 && it->end_top;
     uint64_t width = (uint64_t)1 << (64 - t->B);
-    return (it->P & (width - 1)) == 0 && it->end - it->P == width;
+    return (hash_of_g(it, it->P) & (width - 1)) == 0 && it->end - it->P == width;
 }
 
 /* The next interval's bucket, in the same array (a guess: the common case), so that its tophash word and
@@ -314,7 +325,7 @@ static bool chain_is_interval(const iter_state *it, const table *t) {
 static void prefetch_next_interval(const iter_state *it, const table *t) {
     if (it->end_top || t->B == 0)
         return;
-    size_t i = bucket_index(it->end ^ it->s, t->B);
+    size_t i = bucket_index(hash_of_g(it, it->end), t->B);
     __builtin_prefetch(&t->tophash[i]);
     __builtin_prefetch(t->slots + i * it->m->bucket_bytes);
 }
@@ -370,7 +381,7 @@ static void cache_fill(iter_state *it) {
     narrow_interval(it);
     table *t;
     size_t chain;
-    locate(m, it->P ^ it->s, &t, &chain);
+    locate(m, hash_of_g(it, it->P), &t, &chain);
     bucket_ref head = table_bucket(m, t, chain);
     if (!it->ordered)
         remember_yielded(it);
@@ -456,7 +467,7 @@ static inline __attribute__((always_inline)) int direct_step(iter_state *it, con
         unsigned char *k = slot_key(m, &it->direct_b, s);
         uint64_t word;
         memcpy(&word, k, 8);
-        uint64_t g = hash_u64_inline(word, m->seed) ^ it->s;
+        uint64_t g = hash_u64_inline(word, m->seed) + it->s;
         if (it->insert_stamp != m->insert_stamp && yielded_before(it, g))
             continue; /* already yielded, deleted and inserted again */
         if (it->slot_yields == CACHE_SLOTS) {
@@ -492,13 +503,16 @@ static inline __attribute__((always_inline)) bool next_bucket_steady(iter_state 
     if (m->old || it->ordered || !it->complete || it->end_top || t->B == 0 || it->narrowed ||
         !chain_is_interval(it, t))
         return false;
+    uint64_t next_end = it->end + ((uint64_t)1 << (64 - t->B));
+    if (next_end != 0 && next_end < it->end)
+        return false; /* the next bucket is the one 2^64 cuts in two (its first part began the iteration) */
     it->P = it->end;
-    it->end = it->P + ((uint64_t)1 << (64 - t->B));
-    it->end_top = it->end == 0;
+    it->end = next_end;
+    it->end_top = next_end == 0;
     it->n_yielded = it->slot_yields = 0;
     it->yielded_mask = 0;
     it->at_P = false;
-    bucket_ref head = table_bucket(m, t, bucket_index(it->P ^ it->s, t->B));
+    bucket_ref head = table_bucket(m, t, bucket_index(hash_of_g(it, it->P), t->B));
     if (it->direct && !*head.next) {
         it->direct_b = head;
         it->direct_live = live_slots(*head.tophash);
