@@ -4,8 +4,8 @@
 //
 // "bytes" is HeapAlloc after runtime.GC() minus the same figure before the map existed. After each delete
 // step RSS is read once as the runtime left it and once after debug.FreeOSMemory(). Points for the plot are
-// taken about every tenth of a phase, each after a runtime.GC() (a sync.Map's memory is mostly small
-// objects, entries and boxed keys, that no header tells about).
+// taken about every tenth of a phase and at each step of the last one, each after a runtime.GC() (a
+// sync.Map's memory is mostly small objects, entries and boxed keys, that no header tells about).
 //
 // A sync.Map (Go 1.19) is a read-only map, read without a lock, and a dirty map behind a mutex that holds
 // what the read map lacks. Delete of a key in the read map only sets its entry's pointer to nil; the entry
