@@ -119,7 +119,8 @@ uint64_t lab_release(void);
 #define LAB_FRESH_MAP                                                                                        \
     "fresh map = a new map of the same implementation, made with the live count as its size hint and "       \
     "filled with the same live keys, its bytes counted the same way as the map it is compared with "         \
-    "(hmap: hmap_get_stats().bytes; Go: HeapAlloc after runtime.GC(), before minus after)."
+    "(hmap: hmap_get_stats().bytes, hmap_sync: hmap_sync_get_stats().bytes; Go: HeapAlloc after "            \
+    "runtime.GC(), before minus after)."
 
 /* ---- section.c: what an experiment shows ---- */
 typedef enum { LAB_HOLDS, LAB_DOES_NOT_HOLD, LAB_PARTLY, LAB_UNTESTED } lab_verdict;
@@ -187,7 +188,7 @@ typedef struct lab_experiment {
 } lab_experiment;
 
 extern const lab_experiment lab_grow, lab_delete, lab_tophash, lab_values, lab_iterate, lab_signals,
-    lab_release_exp, lab_pool;
+    lab_release_exp, lab_pool, lab_sync;
 
 /* ---- colours shared by every plot: one per implementation ---- */
 #define LAB_C_HMAP "#1f77b4"

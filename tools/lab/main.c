@@ -3,7 +3,7 @@
  * main.c — hmap-lab: Go's map and hmap side by side, one experiment per claim people make about Go's map
  * memory, each with a verdict.
  *
- *   hmap-lab [--quick] [--json FILE] [--report FILE]      the whole tour (experiments 1-8)
+ *   hmap-lab [--quick] [--json FILE] [--report FILE]      the whole tour (experiments 1-9)
  *   hmap-lab EXPERIMENT [--n N] [--json FILE] [--report FILE]
  *   hmap-lab --help
  *
@@ -34,30 +34,14 @@
 #ifndef LAB_GO_TOOL
 #define LAB_GO_TOOL ""
 #endif
-/*
- * The place of the "sync" experiment (Go's sync.Map against hmap_sync, the concurrent map, after deleting
- * 99%): it joins the tour after "pool" once it is written. Until then the tour says it was not run, and
- * why: the library has no hmap_sync yet, or it has one and the experiment is still missing.
- */
-#if defined(__has_include)
-#if __has_include("hmap_sync.h")
-#define LAB_HAVE_HMAP_SYNC 1
-#endif
-#endif
-#ifdef LAB_HAVE_HMAP_SYNC
-#define LAB_SYNC_NOT_RUN "hmap_sync exists, the lab has no experiment for it yet"
-#else
-#define LAB_SYNC_NOT_RUN "the library has no hmap_sync (a concurrent map) yet"
-#endif
-
 #ifndef LAB_DEFAULT_OUTPUT_DIR
 #define LAB_DEFAULT_OUTPUT_DIR "build/lab"
 #endif
 
 /* The experiments in tour order. */
 static const lab_experiment *const experiments[] = {
-    &lab_grow,    &lab_delete,  &lab_tophash,     &lab_values,
-    &lab_iterate, &lab_signals, &lab_release_exp, &lab_pool,
+    &lab_grow,    &lab_delete,      &lab_tophash, &lab_values, &lab_iterate,
+    &lab_signals, &lab_release_exp, &lab_pool,    &lab_sync,
 };
 enum { NEXP = sizeof experiments / sizeof experiments[0] };
 
@@ -76,14 +60,14 @@ static void usage(FILE *out) {
         fprintf(out, "  %-9s %s (--n: %s, default %llu)\n", experiments[i]->name, experiments[i]->help,
                 experiments[i]->n_means, (unsigned long long)experiments[i]->default_n);
     fprintf(out,
-            "  sync      Go's sync.Map vs hmap_sync after deleting 99%% (not run: %s)\n\n"
+            "\n"
             "  --n N         size of the experiment (1000, 10k, 1M, 10M)\n"
             "  --json FILE   every figure, table and verdict as JSON\n"
             "  --report FILE the HTML report (default: %s/report.html, or report-EXPERIMENT.html)\n"
             "  --quick       the tour at small sizes (seconds; what the smoke test runs)\n"
             "  --help        this text\n"
             "Environment: LAB_OUT (output directory), LAB_GO (the Go companion program).\n",
-            LAB_SYNC_NOT_RUN, LAB_DEFAULT_OUTPUT_DIR);
+            LAB_DEFAULT_OUTPUT_DIR);
 }
 
 static void die_usage(const char *fmt, const char *arg) {
@@ -270,8 +254,6 @@ int main(int argc, char **argv) {
         nsec++;
     }
     double secs = (double)(tc_now_ns() - t0) / 1e9;
-    if (!o.only)
-        printf("\n9. sync — not run: %s\n", LAB_SYNC_NOT_RUN);
     lab_print_summary(stdout, sections, nsec);
 
     char cmd[1024], report[4096];

@@ -8,10 +8,12 @@ quick tour; the JSON and the report are checked, not just produced.
 Checks, for each experiment run alone with --n and --json: exit status 0; the JSON names the experiment,
 every claim has a verdict, and the figures are consistent — hmap's bytes fall after the deletes while
 no_shrink's do not, Go's B stays (when Go ran), every pooled map is destroyed within two cycles, one reset by
-hmap_reset (or a no_shrink one emptied by deletes) is reused without allocating or regrowing, RSS falls where hmap gives memory back (not checked in a
-sanitizer build, whose allocator keeps freed memory); terminal lines are at most 120 columns. For the tour
-(--quick): the report parses as HTML and holds one section per experiment, each with at least one <svg>;
-the summary in the JSON has every claim. Also: --help lists every experiment and an unknown option fails.
+hmap_reset (or a no_shrink one emptied by deletes) is reused without allocating or regrowing, hmap_sync's
+bytes fall after the deletes to at most 2.5x a fresh hmap_sync (sync.Map's figures present), RSS falls where
+hmap gives memory back (not checked in a sanitizer build, whose allocator keeps freed memory); terminal
+lines are at most 120 columns. For the tour (--quick): every experiment ran; the report parses as HTML and
+holds one section per experiment, each with at least one <svg>; the summary in the JSON has every claim.
+Also: --help lists every experiment and an unknown option fails.
 Only the standard library is used (python3 from scripts/deps).
 """
 import html.parser
@@ -21,7 +23,7 @@ import subprocess
 import sys
 
 EXPERIMENTS = {"grow": 20000, "delete": 20000, "tophash": 8, "values": 8, "iterate": 20000, "signals": 10000,
-               "release": 20000, "pool": 200}
+               "release": 20000, "pool": 200, "sync": 20000}
 VERDICTS = {"holds", "does not hold", "partly", "not measured"}
 failures = []
 
@@ -59,8 +61,9 @@ def check_section(name, s, sanitized):
         check(c["verdict"] in VERDICTS, f"{name}: claim {c['claim']!r} has verdict {c['verdict']!r}")
         check(bool(c["measured"]) and bool(c["reason"]), f"{name}: claim {c['claim']!r} without figures or reason")
     check(s["plots"] >= 1, f"{name}: no plot")
-    hmap = s["implementations"].get("hmap", {})
-    check(hmap.get("ok"), f"{name}: hmap's run failed: {hmap.get('why')}")
+    main_impl = "hmap_sync" if name == "sync" else "hmap"
+    hmap = s["implementations"].get(main_impl, {})
+    check(hmap.get("ok"), f"{name}: {main_impl}'s run failed: {hmap.get('why')}")
     go = go_ran(s)
     if name == "delete":
         for impl in ("hmap", "no_shrink"):
@@ -92,6 +95,8 @@ def check_section(name, s, sanitized):
         check(metric(s, "hmap", "shrinks") > 0, "iterate: hmap did not shrink under the iteration")
     if name == "pool":
         check_pool(s, go)
+    if name == "sync":
+        check_sync(s, go, sanitized)
     if sanitized:  # ASan keeps freed memory in quarantine: RSS says nothing about the map
         return
     if name == "values":
@@ -137,6 +142,43 @@ def check_pool(s, go):
                   f"pool: Go's sync.Pool did not save allocations ({t})")
             check(metric(s, "go", t + "pool.cycle1.bytes") >= full / 2, f"pool: Go's idle map did not survive one GC ({t})")
             check(metric(s, "go", t + "pool.cycle2.bytes") < full / 4, f"pool: Go's idle map survived two GCs ({t})")
+
+
+def check_sync(s, go, sanitized):
+    """Every figure of both maps is there; hmap_sync's bytes (and the library's live bytes) fall after the
+    deletes, to at most 2.5x a fresh hmap_sync once the deferred frees have run; the counts are the
+    experiment's; sync.Map's inside, when the companion read it, agrees with the counts."""
+    n = s["n"]
+    steps = ("empty", "filled", "deleted99", "deletedall", "round1_stored", "round1_missed", "round2_stored",
+             "round2_missed")
+    for impl in ("hmap_sync", "go") if go else ("hmap_sync",):
+        for st in steps:
+            for k in ("bytes", "rss", "count"):
+                v = metric(s, impl, f"{st}.{k}")
+                check(isinstance(v, (int, float)) and v >= 0, f"sync: {impl} {st}.{k} missing or negative: {v}")
+        check((metric(s, impl, "fresh.bytes") or 0) > 0, f"sync: {impl} has no fresh map")
+        counts = [metric(s, impl, st + ".count") for st in ("filled", "deleted99", "deletedall", "round2_missed")]
+        check(counts == [n, (n + 99) // 100, 0, 2], f"sync: {impl} counts {counts}")
+    m = lambda k: metric(s, "hmap_sync", k)
+    for k in ("deleted99.reclaimed_bytes", "deletedall.reclaimed_bytes", "filled.live", "deleted99.live"):
+        check(m(k) is not None, f"sync: hmap_sync {k} missing")
+    # right after the deletes the shards' last old arrays may still wait for hmap_sync_reclaim (~7% at 20k)
+    check(m("deleted99.bytes") < m("filled.bytes") / 4 and m("deleted99.reclaimed_bytes") < m("filled.bytes") / 10,
+          f"sync: hmap_sync's bytes did not fall after the deletes ({m('filled.bytes')} -> {m('deleted99.bytes')}, "
+          f"{m('deleted99.reclaimed_bytes')} after hmap_sync_reclaim)")
+    check(m("deleted99.live") < m("filled.live") / 10, "sync: the library's live bytes did not fall after the deletes")
+    check(m("deleted99.reclaimed_bytes") <= 2.5 * m("fresh.bytes"),
+          "sync: hmap_sync holds more than 2.5x a fresh hmap_sync after hmap_sync_reclaim")
+    check(m("deletedall.reclaimed_bytes") < m("deleted99.reclaimed_bytes"),
+          "sync: hmap_sync's bytes did not fall after deleting all")
+    if not sanitized:
+        check(m("deleted99.rss_released") < m("filled.rss"), "sync: hmap_sync's RSS did not fall after the deletes")
+    if go and metric(s, "go", "inside") == 1:
+        g = lambda k: metric(s, "go", k)
+        check(g("filled.read_live") + g("filled.dirty") >= n, "sync: sync.Map's two maps lack filled keys")
+        check(g("deleted99.read_live") + g("deleted99.dirty") >= (n + 99) // 100,
+              "sync: sync.Map's two maps lack the survivors")
+        check(g("round2_missed.read_live") == 2, "sync: sync.Map's read map does not hold the last 2 keys")
 
 
 class Report(html.parser.HTMLParser):
@@ -209,6 +251,7 @@ def main():
             check(parser.sections.get(name, 0) >= 1, f"report: section {name} has no <svg>")
         with open(out) as f:
             doc = json.load(f)
+        check(set(doc["experiments"]) == set(EXPERIMENTS), f"tour: experiments {sorted(doc['experiments'])}")
         claims = sum(len(s["claims"]) for s in doc["experiments"].values())
         check(len(doc["summary"]) == claims and claims > 0, "tour: the summary does not hold every claim")
         print(f"ok: tour, {claims} claims, sections {parser.sections}")

@@ -2,7 +2,7 @@
 // Command gomap-lab is hmap-lab's Go companion: it runs each experiment of the lab on Go's own map and
 // prints what it measured, so that hmap-lab can show Go's figures beside hmap's.
 //
-//	gomap-lab <experiment> -n N      experiments: grow delete tophash values iterate signals release pool
+//	gomap-lab <experiment> -n N      experiments: grow delete tophash values iterate signals release pool sync
 //	gomap-lab version                prints the Go version it was built with
 //
 // The output is hmap-lab's line protocol (tools/lab/lab.h): "m key number", "s key text", "r table
@@ -265,12 +265,12 @@ func nanotime() uint64 { return uint64(time.Since(epoch)) }
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: gomap-lab <grow|delete|tophash|values|iterate|signals|release|pool|version> -n N")
+		fmt.Fprintln(os.Stderr, "usage: gomap-lab <grow|delete|tophash|values|iterate|signals|release|pool|sync|version> -n N")
 		os.Exit(2)
 	}
 	experiments := map[string]func(n uint64){
 		"grow": grow, "delete": deleteExp, "tophash": tophash, "values": values,
-		"iterate": iterate, "signals": signals, "release": release, "pool": poolExp,
+		"iterate": iterate, "signals": signals, "release": release, "pool": poolExp, "sync": syncExp,
 	}
 	if os.Args[1] == "version" {
 		str("version", runtime.Version())
