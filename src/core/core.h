@@ -136,8 +136,8 @@ struct hmap {
     size_t evacuate_pace; /* old buckets to evacuate per write, besides the written one */
 
     /* Iterations read these; the map never knows which iterations are open (iter.c). */
-    uint64_t insert_stamp; /* bumped when a new key is stored: iterator caches re-read */
-    uint64_t move_stamp;   /* bumped when entries move between arrays or an array is freed */
+    uint64_t change_stamp; /* bumped when a new key is stored, and with every move: iterator caches re-read */
+    uint64_t move_stamp;   /* bumped when entries move between arrays or an array is freed (note_moved) */
     uint64_t epoch;        /* bumped by hmap_clear and by a new seed: open iterations end */
 
     /* Arrays a write has finished with, freed when the write returns (end_write): until then a key or value
@@ -411,6 +411,20 @@ static inline void call_val_drop(const hmap *m, void *val) {
 static inline size_t load_limit(unsigned B) { return B == 0 ? 8 : (size_t)13 << (B - 1); }
 
 void map_became_empty(hmap *m); /* re-seed; give the arrays back */
+
+/* Entries moved or an array went: both stamps, so that an iterator that only asks "has anything changed?"
+ * reads one. */
+static inline void note_moved(hmap *m) {
+    m->move_stamp++;
+    m->change_stamp++;
+}
+
+/* Open iterations end (hmap_clear, a new seed): the epoch says so, and the move stamp makes every iterator
+ * look (iter.c's fastest path checks only that). */
+static inline void end_iterations(hmap *m) {
+    m->epoch++;
+    note_moved(m);
+}
 
 /* Every O(1) write is bracketed by these: they keep the per-call evacuation count, and in debug builds
  * (without NDEBUG) catch a second thread writing at the same time, as Go's "concurrent map writes" does: a

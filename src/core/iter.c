@@ -45,11 +45,13 @@
  *
  * Direct mode, for 8-byte keys with the built-in hash (whose hashes are a bijection of the keys, so never
  * equal): slot order with no cache at all. The iterator holds a bucket of the chain and the bits of the
- * slots it has not looked at yet (taken from the tophash word when it got there), and hashes each entry
- * as it yields it, into yielded_g. That stays valid while nothing moves — an insert only adds entries the
- * iteration may skip, and a key deleted and inserted again is caught by its hash in yielded_g.
+ * slots it has not looked at yet (taken from the tophash word when it got there), and records each key
+ * it yields in yielded_g — the key itself, which says what its hash would, so nothing is hashed; the
+ * keys become hashes only if the iteration leaves direct mode. That stays valid while nothing moves — an
+ * insert only adds entries the iteration may skip, and a key deleted and inserted again is caught in
+ * yielded_g. While nothing is inserted either, the next bucket follows the last without any checks.
  *
- * Cost. The cache stays valid while no key is inserted and nothing moves (the map's insert and move
+ * Cost. The cache stays valid while no key is inserted and nothing moves (the map's change and move
  * stamps); a delete leaves it valid: the slot's tophash says the entry is gone. So a plain iteration
  * hashes every key once and sorts nothing; a write that inserts or moves makes the next call hash the
  * current chain again; a long chain of colliding keys is read once per CACHE_SLOTS entries yielded.
@@ -73,6 +75,8 @@ typedef struct iter_state {
     bool started;  /* the interval at P has been started */
     bool direct;   /* 8-byte keys, slot order straight from the chain (no cache): direct_b, direct_live */
     bool narrowed; /* the interval was cut short by a resize, or carries hashes of a wider one it came from */
+    bool steady;   /* direct mode, the interval one bucket of the only array, set up by next_bucket_steady
+                      under the current move stamp: the next bucket can follow without the general checks */
     uint8_t tie_len;
     uint8_t n_yielded;   /* hashes in yielded_g */
     uint8_t slot_yields; /* hashes yielded in slot order from this interval: n_yielded + the mask's bits */
@@ -82,14 +86,18 @@ typedef struct iter_state {
     bool end_top;  /* the interval ends at 2^64 */
     uint8_t n, next;
     uint16_t yielded_mask; /* slot-order mode: cache entries yielded since the fill */
-    uint64_t end;          /* the interval being taken ends here; in slot order it starts at P */
-    uint64_t insert_stamp, move_stamp;
+    uint32_t val_off;      /* the map's slot layout, copied: key s at slots + s * key_step, its value at */
+    uint32_t key_step;     /* slots + val_off + s * val_step */
+    uint32_t val_step;
+    uint64_t end; /* the interval being taken ends here; in slot order it starts at P */
+    uint64_t change_stamp, move_stamp;
     bucket_ref direct_b;  /* direct mode: the bucket being taken */
     uint64_t direct_live; /* ...and its slots still to look at (live_slots() bits, read on arrival) */
     uint64_t g[CACHE_SLOTS];
     uint8_t *top[CACHE_SLOTS]; /* the slot's tophash byte: still live? */
     unsigned char *key[CACHE_SLOTS], *val[CACHE_SLOTS];
-    uint64_t yielded_g[CACHE_SLOTS]; /* hashes yielded in slot order from this interval: done */
+    uint64_t yielded_g[CACHE_SLOTS]; /* g of each entry yielded in slot order from this interval: done (in
+                                        direct mode the keys themselves, see leave_direct) */
     unsigned char tie[TIE_INLINE];   /* tie key of the last entry yielded, when !all_at_P */
 } iter_state;
 
@@ -313,7 +321,7 @@ static void remember_yielded(iter_state *it) {
 
 /* Is the interval [P, end) exactly the bucket of t that starts at P? (An interval ending at 2^64 has end 0,
  * so the width still comes out of end - P.) */
-static bool chain_is_interval(const iter_state *it, const table *t) {
+static inline bool chain_is_interval(const iter_state *it, const table *t) {
     if (t->B == 0)
         return it->P == 0 && it->end_top;
     uint64_t width = (uint64_t)1 << (64 - t->B);
@@ -339,7 +347,7 @@ static void fill_interval(iter_state *it, const table *t, bucket_ref head, bool 
         fill_once(it, head, true);
     }
     it->cached = true;
-    it->insert_stamp = it->m->insert_stamp;
+    it->change_stamp = it->m->change_stamp;
     it->move_stamp = it->m->move_stamp;
     prefetch_next_interval(it, t);
 }
@@ -361,13 +369,14 @@ static bool try_direct(iter_state *it, const table *t, bucket_ref head) {
     if (m->kind != KEYS_U64 || it->ordered || chain_live(m, head, CACHE_SLOTS) > CACHE_SLOTS)
         return false;
     it->direct = true;
+    it->steady = false;
     it->direct_b = head;
     it->direct_live = live_slots(*head.tophash);
     it->cached = false;
     it->complete = true;
     it->n = it->next = 0;
     it->yielded_mask = 0;
-    it->insert_stamp = m->insert_stamp;
+    it->change_stamp = m->change_stamp;
     it->move_stamp = m->move_stamp;
     prefetch_next_interval(it, t);
     return true;
@@ -393,7 +402,7 @@ static void cache_fill(iter_state *it) {
 }
 
 static bool cache_valid(const iter_state *it, const hmap *m) {
-    return it->cached && it->insert_stamp == m->insert_stamp && it->move_stamp == m->move_stamp;
+    return it->cached && it->change_stamp == m->change_stamp; /* nothing inserted, nothing moved */
 }
 
 /* ---------------------------------------------------------------- stepping */
@@ -463,32 +472,40 @@ static inline __attribute__((always_inline)) int direct_step(iter_state *it, con
         unsigned s = (unsigned)__builtin_ctzll(it->direct_live) / 8;
         it->direct_live &= it->direct_live - 1;
         if (slot_top(&it->direct_b, s) < MIN_TOPHASH)
-            continue; /* deleted since */
-        unsigned char *k = slot_key(m, &it->direct_b, s);
+            continue;                                             /* deleted since */
+        unsigned char *k = it->direct_b.slots + s * it->key_step; /* 8-byte keys store no hash */
         uint64_t word;
         memcpy(&word, k, 8);
-        uint64_t g = hash_u64_inline(word, m->seed) + it->s;
-        if (it->insert_stamp != m->insert_stamp && yielded_before(it, g))
+        if (it->change_stamp != m->change_stamp && yielded_before(it, word))
             continue; /* already yielded, deleted and inserted again */
         if (it->slot_yields == CACHE_SLOTS) {
             it->direct_live |= (uint64_t)0x80 << (8 * s); /* not taken: the general path will see it */
             return -1;
         }
-        it->yielded_g[it->n_yielded++] = g;
+        it->yielded_g[it->n_yielded++] = word; /* the key itself, until leave_direct */
         it->slot_yields++;
         if (key)
             *key = k;
         if (val)
-            *val = slot_val(m, &it->direct_b, s);
+            *val = it->direct_b.slots + it->val_off + s * it->val_step;
         return 1;
     }
     return 0;
 }
 
+/* Direct mode ends: the keys it recorded as done become their g, as the general path records them (the
+ * built-in 8-byte hash is a bijection, so the key and its g say the same). */
+static void leave_direct(iter_state *it) {
+    const hmap *m = it->m;
+    for (unsigned k = 0; k < it->n_yielded; k++)
+        it->yielded_g[k] = hash_u64_inline(it->yielded_g[k], m->seed) + it->s;
+    it->direct = false;
+}
+
 /* Takes the chain at head of t for the interval just set up (every live entry pending): direct mode if it
  * can, else the cache. */
 static __attribute__((noinline)) void take_fresh_chain(iter_state *it, const table *t, bucket_ref head) {
-    it->direct = false;
+    leave_direct(it);
     if (!try_direct(it, t, head))
         fill_interval(it, t, head, false);
 }
@@ -516,11 +533,62 @@ static inline __attribute__((always_inline)) bool next_bucket_steady(iter_state 
     if (it->direct && !*head.next) {
         it->direct_b = head;
         it->direct_live = live_slots(*head.tophash);
+        it->change_stamp = m->change_stamp; /* nothing yielded from this interval yet */
         prefetch_next_interval(it, t);
     } else {
         take_fresh_chain(it, t, head);
     }
+    it->steady = it->direct;
     return true;
+}
+
+/* Direct mode, steady: the next bucket-wide interval, if its chain is a single bucket (else false, with
+ * nothing changed: the general path counts the chain). What next_bucket_steady checks still holds: nothing
+ * has moved since it did. */
+static inline __attribute__((always_inline)) bool steady_next_bucket(iter_state *it, const hmap *m) {
+    const table *t = m->cur;
+    uint64_t width = (uint64_t)1 << (64 - t->B), next_end = it->end + width;
+    if (it->end_top || (next_end != 0 && next_end < it->end))
+        return false; /* the end of g-space, or the bucket it cuts in two */
+    bucket_ref head = table_bucket(m, t, bucket_index(hash_of_g(it, it->end), t->B));
+    if (*head.next)
+        return false;
+    it->P = it->end;
+    it->end = next_end;
+    it->end_top = next_end == 0;
+    it->n_yielded = it->slot_yields = 0;
+    it->change_stamp = m->change_stamp; /* nothing yielded from this interval yet */
+    it->direct_b = head;
+    it->direct_live = live_slots(*head.tophash);
+    prefetch_next_interval(it, t);
+    return true;
+}
+
+/* Direct mode, the bucket done: on to the next one that has entries, while nothing moves; false when the
+ * slow path must decide. Out of line, so that hmap_iter_next's own path stays free of calls. */
+static __attribute__((noinline)) bool direct_refill(iter_state *it) {
+    const hmap *m = it->m;
+    if (it->change_stamp != m->change_stamp)
+        return false; /* an insert or a move: the slow path looks */
+    for (;;) {
+        if (bucket_ref_next(m, &it->direct_b))
+            it->direct_live = live_slots(*it->direct_b.tophash);
+        else if (!it->steady || !steady_next_bucket(it, m))
+            return false;
+        if (it->direct_live)
+            return true;
+    }
+}
+
+/* Direct mode, the bucket done: the next bucket of the chain, or of the next interval when nothing is
+ * moving. False when the general path must decide, or when the next interval went to the cache (then
+ * `direct` is off). */
+static inline __attribute__((always_inline)) bool direct_next_bucket(iter_state *it, const hmap *m) {
+    if (bucket_ref_next(m, &it->direct_b)) {
+        it->direct_live = live_slots(*it->direct_b.tophash);
+        return true;
+    }
+    return next_bucket_steady(it, m) && it->direct;
 }
 
 /* Direct mode: the next entry of the interval, or false when the interval is done (or must continue on
@@ -531,21 +599,17 @@ static bool direct_next(iter_state *it, hmap *m, void **key, void **val) {
         if (r > 0)
             return true;
         if (r < 0) {
-            it->direct = false;
+            leave_direct(it);
             it->ordered = true; /* the done set is full: the rest in g-order, from the interval's start */
             return false;
         }
-        if (bucket_ref_next(m, &it->direct_b)) {
-            it->direct_live = live_slots(*it->direct_b.tophash);
+        if (direct_next_bucket(it, m))
             continue;
-        }
-        if (!next_bucket_steady(it, m)) {
-            it->direct = false;
-            it->complete = true;
-            return false;
-        }
         if (!it->direct)
             return false; /* the next interval is in the cache */
+        leave_direct(it);
+        it->complete = true;
+        return false;
     }
 }
 
@@ -572,7 +636,7 @@ static __attribute__((noinline)) bool iter_next_slow(iter_state *it, void **key,
                     continue; /* the cache: refilled (ordered mode), or filled for the next interval */
                 goto interval_done;
             }
-            it->direct = false; /* entries moved: the general path, with the hashes yielded so far */
+            leave_direct(it); /* entries moved: the general path, with the hashes yielded so far */
         }
         if (!cache_valid(it, m))
             cache_fill(it);
@@ -598,19 +662,36 @@ static __attribute__((noinline)) bool iter_next_slow(iter_state *it, void **key,
 
 /* The common calls, inline: direct mode, or the next cache entry is live, the cache is valid (nothing
  * inserted or moved since the last call) and in slot order with room to remember it. (An ended iteration
- * has an empty cache; hmap_clear and a new seed always free or retire an array or insert, so a valid cache
- * also means the iteration has not been ended by them.) */
+ * has an empty cache and is not in direct mode; hmap_clear and a new seed bump the change stamp, so a
+ * valid cache also means the iteration has not been ended by them.) */
 bool hmap_iter_next(hmap_iter *opaque, void **key, void **val) {
     iter_state *it = (iter_state *)opaque;
-    /* Direct mode: an insert does not stop it, so the epoch (a clear, a new seed) is checked here too. */
-    if (it && it->direct && it->move_stamp == it->m->move_stamp && it->epoch == it->m->epoch &&
-        direct_step(it, it->m, key, val) > 0)
-        return true;
+    /* Direct mode, the next slot of the bucket when it is live, nothing moved and nothing was inserted
+     * (a clear or a new seed bumps the move stamp too): no loop and no call, so no registers to save. The
+     * rest (deleted slots, inserts, the next bucket) is direct_next's, on the slow path. */
+    if (it && it->direct && (it->direct_live || direct_refill(it))) {
+        const hmap *m = it->m;
+        unsigned s = first_slot(it->direct_live);
+        const bucket_ref *b = &it->direct_b;
+        /* Nothing inserted or moved since the interval began, so its chain holds at most the CACHE_SLOTS
+         * live entries try_direct counted (or one bucket's 8): the done set has room. */
+        if (it->change_stamp == m->change_stamp && slot_top(b, s) >= MIN_TOPHASH) {
+            it->direct_live &= it->direct_live - 1;
+            unsigned char *k = b->slots + s * it->key_step; /* 8-byte keys store no hash */
+            memcpy(&it->yielded_g[it->n_yielded++], k, 8);  /* the key itself, until leave_direct */
+            it->slot_yields++;
+            if (key)
+                *key = k;
+            if (val)
+                *val = b->slots + it->val_off + s * it->val_step;
+            return true;
+        }
+    }
     if (it && it->next < it->n) {
         const hmap *m = it->m;
         unsigned j = it->next;
-        if (it->insert_stamp == m->insert_stamp && it->move_stamp == m->move_stamp && !it->ordered &&
-            it->slot_yields < CACHE_SLOTS && *it->top[j] >= MIN_TOPHASH) {
+        if (it->change_stamp == m->change_stamp && !it->ordered && it->slot_yields < CACHE_SLOTS &&
+            *it->top[j] >= MIN_TOPHASH) {
             it->next = (uint8_t)(j + 1);
             it->yielded_mask |= (uint16_t)(1u << j);
             it->slot_yields++;
@@ -639,6 +720,9 @@ void hmap_iter_init(hmap_iter *opaque, hmap *m) {
     /* A fixed seed (tests) makes the order reproducible: s then derives from the seed too. */
     it->s = m->fixed_seed ? mix64(m->seed ^ 0x5bd1e995u) : fast_random();
     it->epoch = m->epoch;
+    it->key_step = (uint32_t)m->key_stride;
+    it->val_off = (uint32_t)(m->type.val_size ? m->vals_offset : m->hash_off); /* a set's value is its key */
+    it->val_step = (uint32_t)(m->type.val_size ? m->val_stride : m->key_stride);
 }
 
 void hmap_iter_done(hmap_iter *opaque) {

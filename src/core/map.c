@@ -233,7 +233,7 @@ assign_kind(hmap *m, const void *key, uint64_t hash, bool *inserted, void **stor
         }
         fill_slot(m, free_slot.t, &free_slot.b, free_slot.slot, hash, key, kind);
         m->count++;
-        m->insert_stamp++;
+        m->change_stamp++;
         if (m->count >= m->reserved)
             m->reserved = 0; /* the reservation is filled: from now on the map may shrink again */
         *inserted = true;
@@ -500,7 +500,7 @@ void hmap_clear(hmap *m) {
         return;
     m->reserved = 0;
     drop_all(m);
-    m->epoch++; /* open iterations end */
+    end_iterations(m);
     if (!m->fixed_seed)
         m->seed = random_seed();
 }
@@ -515,7 +515,7 @@ void hmap_reset(hmap *m) {
         table_reset(m, m->cur);
     free_retired_tables(m);
     m->count = 0;
-    m->epoch++; /* open iterations end */
+    end_iterations(m);
     if (!m->fixed_seed)
         m->seed = random_seed();
 }

@@ -123,7 +123,7 @@ void table_free(hmap *m, table *t, bool drop_entries) {
     free_overflow_slabs(m, t);
     mem_free_array(&m->mem, t->mem, t->mem_bytes, t->released_bytes, t->mapped);
     mem_free(&m->mem, t, sizeof *t);
-    m->move_stamp++; /* iterator caches may point into it */
+    note_moved(m); /* iterator caches may point into it */
 }
 
 /* Empties t in place, keeping its array: entries dropped, overflow slabs freed, every bucket empty again.
@@ -138,7 +138,7 @@ void table_reset(hmap *m, table *t) {
     t->spare = t->slots + t->nbuckets * m->bucket_bytes; /* the preallocated spares again */
     t->spare_used = 0;
     t->spare_cap = t->B >= 4 ? t->nbuckets >> 4 : 0;
-    m->move_stamp++;
+    note_moved(m);
 }
 
 /* A write may have been given pointers into this array (a key from an iteration, a value from hmap_get):
@@ -146,7 +146,7 @@ void table_reset(hmap *m, table *t) {
 void table_retire(hmap *m, table *t) {
     t->next_retired = m->retired;
     m->retired = t;
-    m->move_stamp++;
+    note_moved(m);
 }
 
 void free_retired_tables(hmap *m) {
@@ -321,7 +321,7 @@ static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t o
         base += SLOTS_PER_BUCKET;
     }
 
-    m->move_stamp++;
+    note_moved(m);
     m->old_evacuated++;
     m->buckets_moved++;
     m->moved_this_op++;
@@ -455,7 +455,7 @@ int start_resize(hmap *m, unsigned new_B, hmap_phase phase) {
     m->resize_max_step_ns = 0;
     m->old = m->cur;
     m->cur = t;
-    m->move_stamp++; /* where entries are looked for changed: iterator caches re-read */
+    note_moved(m); /* where entries are looked for changed: iterator caches re-read */
     m->phase = phase;
     m->nevacuate = m->old_evacuated = 0;
     m->evacuate_pace = phase == HMAP_SHRINKING ? shrink_pace(m->old->nbuckets, m->count) : 1;
@@ -494,7 +494,7 @@ static void release_arrays(hmap *m) {
 void map_became_empty(hmap *m) {
     if (!m->fixed_seed) {
         m->seed = random_seed(); /* as Go: a fresh seed whenever the map is empty */
-        m->epoch++;              /* open iterations' cursors were in the old seed's hash space */
+        end_iterations(m);       /* open iterations' cursors were in the old seed's hash space */
     }
     if (!m->no_shrink && !m->reserved)
         release_arrays(m);
