@@ -43,13 +43,15 @@
  * the CACHE_SLOTS smallest, and moves the cursor P through the interval in order, the hashes already
  * yielded still excluded.
  *
- * Direct mode, for 8-byte keys with the built-in hash (whose hashes are a bijection of the keys, so never
- * equal): slot order with no cache at all. The iterator holds a bucket of the chain and the bits of the
- * slots it has not looked at yet (taken from the tophash word when it got there), and records each key
- * it yields in yielded_g — the key itself, which says what its hash would, so nothing is hashed; the
- * keys become hashes only if the iteration leaves direct mode. That stays valid while nothing moves — an
- * insert only adds entries the iteration may skip, and a key deleted and inserted again is caught in
- * yielded_g. While nothing is inserted either, the next bucket follows the last without any checks.
+ * Direct mode: slot order with no cache at all, for maps whose entries carry a record as good as their
+ * hash — 8-byte keys with the built-in hash (the key itself: the hash is a bijection of it) and maps that
+ * store hashes (string keys, custom hashes: the stored hash) — on a chain whose hashes differ. The
+ * iterator holds a bucket of the chain and the bits of the slots it has not looked at yet (taken from the
+ * tophash word when it got there), and records each entry it yields in yielded_g: nothing is hashed, and
+ * a string key is not even read; the records become g only if the iteration leaves direct mode. That
+ * stays valid while nothing moves — an insert only adds entries the iteration may skip, and a key deleted
+ * and inserted again is caught in yielded_g. While nothing is inserted either, the next bucket follows the
+ * last without the general checks.
  *
  * Cost. The cache stays valid while no key is inserted and nothing moves (the map's change and move
  * stamps); a delete leaves it valid: the slot's tophash says the entry is gone. So a plain iteration
@@ -78,6 +80,7 @@ typedef struct iter_state {
     bool steady;   /* direct mode, the interval one bucket of the only array, set up by next_bucket_steady
                       under the current move stamp: the next bucket can follow without the general checks */
     uint8_t tie_len;
+    uint8_t key_off;     /* the key's place in its slot item: 8 after a stored hash, else 0 */
     uint8_t n_yielded;   /* hashes in yielded_g */
     uint8_t slot_yields; /* hashes yielded in slot order from this interval: n_yielded + the mask's bits */
     /* The cache: the pending entries of the chain serving [P, end), in slot order or sorted by g. */
@@ -363,10 +366,39 @@ static unsigned chain_live(const hmap *m, bucket_ref b, unsigned limit) {
     return n;
 }
 
+/* Maps whose entries carry a record that is as good as their hash, without hashing: 8-byte keys with the
+ * built-in hash (the key itself), and maps that store hashes (the stored hash). */
+static inline bool direct_kind(const hmap *m) { return m->kind == KEYS_U64 || m->hash_off; }
+
+/* Direct mode takes a chain in slot order, so its entries' hashes must differ (equal ones need the order
+ * by tie key). Always so for 8-byte keys; for stored hashes, looked at (a chain has at most CACHE_SLOTS
+ * entries here). */
+static bool stored_hashes_distinct(const hmap *m, bucket_ref b) {
+    uint64_t h[CACHE_SLOTS];
+    unsigned n = 0, s;
+    for_each_chain_bucket(m, b) {
+        for_each_slot(s, live_slots(*b.tophash)) {
+            uint64_t hash;
+            memcpy(&hash, slot_item(m, &b, s), 8); /* the stored hash leads the slot's item */
+            for (unsigned k = 0; k < n; k++)
+                if (h[k] == hash)
+                    return false;
+            if (n < CACHE_SLOTS)
+                h[n++] = hash;
+        }
+    }
+    return true;
+}
+
+static inline bool chain_hashes_distinct(const hmap *m, bucket_ref b) {
+    return m->kind == KEYS_U64 || stored_hashes_distinct(m, b);
+}
+
 /* Takes the interval [P, end), served by the chain at head of t, in direct mode if it can. */
 static bool try_direct(iter_state *it, const table *t, bucket_ref head) {
     const hmap *m = it->m;
-    if (m->kind != KEYS_U64 || it->ordered || chain_live(m, head, CACHE_SLOTS) > CACHE_SLOTS)
+    if (!direct_kind(m) || it->ordered || chain_live(m, head, CACHE_SLOTS) > CACHE_SLOTS ||
+        !chain_hashes_distinct(m, head))
         return false;
     it->direct = true;
     it->steady = false;
@@ -472,20 +504,20 @@ static inline __attribute__((always_inline)) int direct_step(iter_state *it, con
         unsigned s = (unsigned)__builtin_ctzll(it->direct_live) / 8;
         it->direct_live &= it->direct_live - 1;
         if (slot_top(&it->direct_b, s) < MIN_TOPHASH)
-            continue;                                             /* deleted since */
-        unsigned char *k = it->direct_b.slots + s * it->key_step; /* 8-byte keys store no hash */
-        uint64_t word;
-        memcpy(&word, k, 8);
+            continue; /* deleted since */
+        unsigned char *item = it->direct_b.slots + s * it->key_step;
+        uint64_t word; /* the entry's record: its 8-byte key, or its stored hash */
+        memcpy(&word, item, 8);
         if (it->change_stamp != m->change_stamp && yielded_before(it, word))
             continue; /* already yielded, deleted and inserted again */
         if (it->slot_yields == CACHE_SLOTS) {
             it->direct_live |= (uint64_t)0x80 << (8 * s); /* not taken: the general path will see it */
             return -1;
         }
-        it->yielded_g[it->n_yielded++] = word; /* the key itself, until leave_direct */
+        it->yielded_g[it->n_yielded++] = word; /* until leave_direct */
         it->slot_yields++;
         if (key)
-            *key = k;
+            *key = item + it->key_off;
         if (val)
             *val = it->direct_b.slots + it->val_off + s * it->val_step;
         return 1;
@@ -493,12 +525,14 @@ static inline __attribute__((always_inline)) int direct_step(iter_state *it, con
     return 0;
 }
 
-/* Direct mode ends: the keys it recorded as done become their g, as the general path records them (the
- * built-in 8-byte hash is a bijection, so the key and its g say the same). */
+/* Direct mode ends: the records of the entries it yielded become their g, as the general path keeps them
+ * (a record is the 8-byte key itself, which the built-in hash maps one to one onto hashes, or the stored
+ * hash). */
 static void leave_direct(iter_state *it) {
     const hmap *m = it->m;
     for (unsigned k = 0; k < it->n_yielded; k++)
-        it->yielded_g[k] = hash_u64_inline(it->yielded_g[k], m->seed) + it->s;
+        it->yielded_g[k] =
+            (m->kind == KEYS_U64 ? hash_u64_inline(it->yielded_g[k], m->seed) : it->yielded_g[k]) + it->s;
     it->direct = false;
 }
 
@@ -530,7 +564,7 @@ static inline __attribute__((always_inline)) bool next_bucket_steady(iter_state 
     it->yielded_mask = 0;
     it->at_P = false;
     bucket_ref head = table_bucket(m, t, bucket_index(hash_of_g(it, it->P), t->B));
-    if (it->direct && !*head.next) {
+    if (it->direct && !*head.next && chain_hashes_distinct(m, head)) {
         it->direct_b = head;
         it->direct_live = live_slots(*head.tophash);
         it->change_stamp = m->change_stamp; /* nothing yielded from this interval yet */
@@ -551,7 +585,7 @@ static inline __attribute__((always_inline)) bool steady_next_bucket(iter_state 
     if (it->end_top || (next_end != 0 && next_end < it->end))
         return false; /* the end of g-space, or the bucket it cuts in two */
     bucket_ref head = table_bucket(m, t, bucket_index(hash_of_g(it, it->end), t->B));
-    if (*head.next)
+    if (*head.next || !chain_hashes_distinct(m, head))
         return false;
     it->P = it->end;
     it->end = next_end;
@@ -677,11 +711,11 @@ bool hmap_iter_next(hmap_iter *opaque, void **key, void **val) {
          * live entries try_direct counted (or one bucket's 8): the done set has room. */
         if (it->change_stamp == m->change_stamp && slot_top(b, s) >= MIN_TOPHASH) {
             it->direct_live &= it->direct_live - 1;
-            unsigned char *k = b->slots + s * it->key_step; /* 8-byte keys store no hash */
-            memcpy(&it->yielded_g[it->n_yielded++], k, 8);  /* the key itself, until leave_direct */
+            unsigned char *item = b->slots + s * it->key_step;
+            memcpy(&it->yielded_g[it->n_yielded++], item, 8); /* its record, until leave_direct */
             it->slot_yields++;
             if (key)
-                *key = k;
+                *key = item + it->key_off;
             if (val)
                 *val = b->slots + it->val_off + s * it->val_step;
             return true;
@@ -721,6 +755,7 @@ void hmap_iter_init(hmap_iter *opaque, hmap *m) {
     it->s = m->fixed_seed ? mix64(m->seed ^ 0x5bd1e995u) : fast_random();
     it->epoch = m->epoch;
     it->key_step = (uint32_t)m->key_stride;
+    it->key_off = (uint8_t)m->hash_off;
     it->val_off = (uint32_t)(m->type.val_size ? m->vals_offset : m->hash_off); /* a set's value is its key */
     it->val_step = (uint32_t)(m->type.val_size ? m->val_stride : m->key_stride);
 }
