@@ -276,9 +276,32 @@ void release_evacuated(hmap *m) {
         mem_release_array_pages(&m->mem, o->mem, &o->released_from, evacuated_slots_end(m, o), o->mapped);
 }
 
+/* Old bucket chain b has been evacuated: its marks are written. The counters, and the end of the resize
+ * when it was the last. */
+static inline void chain_evacuated(hmap *m, table *o) {
+    note_moved(m);
+    m->old_evacuated++;
+    m->buckets_moved++;
+    m->moved_this_op++;
+    while (m->nevacuate < o->nbuckets && table_bucket_evacuated(o, m->nevacuate))
+        m->nevacuate++;
+    if (o->mapped && evacuated_slots_end(m, o) >= o->released_from + RELEASE_STEP)
+        m->release_due = true;
+    if (m->old_evacuated == o->nbuckets)
+        complete_resize(m);
+}
+
 /* Moves old bucket oi (its whole chain) into cur. 0, or -ENOMEM with nothing moved. */
 static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t oi, key_kind kind) {
     table *o = m->old;
+    bucket_ref head = table_bucket(m, o, oi);
+    if (!*head.next &&
+        !live_slots(*head.tophash)) { /* an empty bucket (a fifth of them when a shrink starts) */
+        o->tombstones -= count_bytes(zero_bytes(*head.tophash ^ (ONES * EMPTY_ONE)));
+        *head.tophash = ONES * EVACUATED_EMPTY;
+        chain_evacuated(m, o);
+        return 0;
+    }
     size_t ndest = m->cur->B > o->B ? 2 : 1;
     size_t first = m->cur->B > o->B ? oi << 1 : oi >> (o->B - m->cur->B);
     destination d[2] = {{.chain = first}, {.chain = first + 1}};
@@ -287,7 +310,7 @@ static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t o
     dest_bits bits = {0};
     size_t base = 0;
     unsigned s;
-    bucket_ref b = table_bucket(m, o, oi);
+    bucket_ref b = head;
     for_each_chain_bucket(m, b) {
         uint64_t live = live_slots(*b.tophash);
         if (ndest == 1) {
@@ -307,7 +330,7 @@ static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t o
 
     /* Pass 2: move, then mark every slot of the old chain evacuated (X, Y, or empty). */
     base = 0;
-    b = table_bucket(m, o, oi);
+    b = head;
     for_each_chain_bucket(m, b) {
         uint64_t w = *b.tophash, live = live_slots(w);
         uint64_t marks = ONES * EVACUATED_EMPTY - (live >> 7) * (EVACUATED_EMPTY - EVACUATED_X);
@@ -320,17 +343,7 @@ static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t o
         *b.tophash = marks;
         base += SLOTS_PER_BUCKET;
     }
-
-    note_moved(m);
-    m->old_evacuated++;
-    m->buckets_moved++;
-    m->moved_this_op++;
-    while (m->nevacuate < o->nbuckets && table_bucket_evacuated(o, m->nevacuate))
-        m->nevacuate++;
-    if (o->mapped && evacuated_slots_end(m, o) >= o->released_from + RELEASE_STEP)
-        m->release_due = true;
-    if (m->old_evacuated == o->nbuckets)
-        complete_resize(m);
+    chain_evacuated(m, o);
     return 0;
 }
 
