@@ -82,7 +82,8 @@ typedef struct iter_state {
     uint8_t tie_len;
     uint8_t key_off;     /* the key's place in its slot item: 8 after a stored hash, else 0 */
     uint8_t n_yielded;   /* hashes in yielded_g */
-    uint8_t slot_yields; /* hashes yielded in slot order from this interval: n_yielded + the mask's bits */
+    uint8_t slot_yields; /* hashes yielded in slot order from this interval: n_yielded + the mask's bits
+                            (direct mode counts in n_yielded alone, see leave_direct) */
     /* The cache: the pending entries of the chain serving [P, end), in slot order or sorted by g. */
     bool cached;
     bool complete; /* every pending entry of the interval is in the cache */
@@ -510,12 +511,11 @@ static inline __attribute__((always_inline)) int direct_step(iter_state *it, con
         memcpy(&word, item, 8);
         if (it->change_stamp != m->change_stamp && yielded_before(it, word))
             continue; /* already yielded, deleted and inserted again */
-        if (it->slot_yields == CACHE_SLOTS) {
+        if (it->n_yielded == CACHE_SLOTS) {
             it->direct_live |= (uint64_t)0x80 << (8 * s); /* not taken: the general path will see it */
             return -1;
         }
         it->yielded_g[it->n_yielded++] = word; /* until leave_direct */
-        it->slot_yields++;
         if (key)
             *key = item + it->key_off;
         if (val)
@@ -533,6 +533,7 @@ static void leave_direct(iter_state *it) {
     for (unsigned k = 0; k < it->n_yielded; k++)
         it->yielded_g[k] =
             (m->kind == KEYS_U64 ? hash_u64_inline(it->yielded_g[k], m->seed) : it->yielded_g[k]) + it->s;
+    it->slot_yields = it->n_yielded;
     it->direct = false;
 }
 
@@ -655,12 +656,35 @@ static void finish(iter_state *it) {
     it->n = it->next = 0;
 }
 
+/* Direct mode, the next slot of the bucket (direct_live is not empty) when it is live and nothing moved
+ * or was inserted (a clear or a new seed bumps the change stamp too): no loop and no call. The rest
+ * (deleted slots, inserts, the next bucket) is direct_next's, on the slow path. */
+static inline __attribute__((always_inline)) bool direct_fast(iter_state *it, void **key, void **val) {
+    const hmap *m = it->m;
+    unsigned s = first_slot(it->direct_live);
+    const bucket_ref *b = &it->direct_b;
+    /* Nothing inserted or moved since the interval began, so its chain holds at most the CACHE_SLOTS live
+     * entries try_direct counted (or one bucket's 8): the done set has room. */
+    if (it->change_stamp != m->change_stamp || slot_top(b, s) < MIN_TOPHASH)
+        return false;
+    it->direct_live &= it->direct_live - 1;
+    unsigned char *item = b->slots + s * it->key_step;
+    memcpy(&it->yielded_g[it->n_yielded++], item, 8); /* its record, until leave_direct */
+    if (key)
+        *key = item + it->key_off;
+    if (val)
+        *val = b->slots + it->val_off + s * it->val_step;
+    return true;
+}
+
 static __attribute__((noinline)) bool iter_next_slow(iter_state *it, void **key, void **val) {
     hmap *m = it->m;
     if (it->epoch != m->epoch || m->count == 0) {
         finish(it); /* everything present at the start has been deleted since */
         return false;
     }
+    if (it->direct && !it->direct_live && direct_refill(it) && direct_fast(it, key, val))
+        return true; /* the next bucket's first entry */
     for (;;) {
         if (it->direct) {
             if (it->move_stamp == m->move_stamp) {
@@ -700,27 +724,8 @@ static __attribute__((noinline)) bool iter_next_slow(iter_state *it, void **key,
  * valid cache also means the iteration has not been ended by them.) */
 bool hmap_iter_next(hmap_iter *opaque, void **key, void **val) {
     iter_state *it = (iter_state *)opaque;
-    /* Direct mode, the next slot of the bucket when it is live, nothing moved and nothing was inserted
-     * (a clear or a new seed bumps the move stamp too): no loop and no call, so no registers to save. The
-     * rest (deleted slots, inserts, the next bucket) is direct_next's, on the slow path. */
-    if (it && it->direct && (it->direct_live || direct_refill(it))) {
-        const hmap *m = it->m;
-        unsigned s = first_slot(it->direct_live);
-        const bucket_ref *b = &it->direct_b;
-        /* Nothing inserted or moved since the interval began, so its chain holds at most the CACHE_SLOTS
-         * live entries try_direct counted (or one bucket's 8): the done set has room. */
-        if (it->change_stamp == m->change_stamp && slot_top(b, s) >= MIN_TOPHASH) {
-            it->direct_live &= it->direct_live - 1;
-            unsigned char *item = b->slots + s * it->key_step;
-            memcpy(&it->yielded_g[it->n_yielded++], item, 8); /* its record, until leave_direct */
-            it->slot_yields++;
-            if (key)
-                *key = item + it->key_off;
-            if (val)
-                *val = b->slots + it->val_off + s * it->val_step;
-            return true;
-        }
-    }
+    if (it && it->direct && it->direct_live && direct_fast(it, key, val))
+        return true;
     if (it && it->next < it->n) {
         const hmap *m = it->m;
         unsigned j = it->next;
