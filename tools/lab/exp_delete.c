@@ -187,51 +187,19 @@ static tc_table *remedies_table(const lab_data *h, const lab_data *g, uint64_t n
 
 static void plot(lab_section *s, const lab_data *ds[3], const char *const names[3]) {
     static const char *const colours[3] = {LAB_C_HMAP, LAB_C_NOSHRINK, LAB_C_GO};
-    tc_series ser[6];
-    double *x[6], *y[6];
-    char labels[6][64];
-    size_t k = 0;
+    lab_memory_line lines[3];
     for (int i = 0; i < 3; i++)
-        for (int rss = 0; rss < 2; rss++) {
-            size_t n = lab_series(ds[i], rss ? "rss" : "bytes", &x[k], &y[k]);
-            snprintf(labels[k], sizeof labels[k], "%s %s", names[i], rss ? "RSS" : "bytes held");
-            ser[k] = (tc_series){.label = labels[k],
-                                 .colour = colours[i],
-                                 .dashed = rss,
-                                 .width = i == 1 ? 4 : 2,
-                                 .n = n,
-                                 .x = x[k],
-                                 .y = y[k]};
-            k++;
-        }
-    double n = (double)s->n, del = n - (double)((s->n + 99) / 100);
-    tc_phase ph[4] = {{"fill", 0, n},
-                      {"delete 99%", n, n + del},
-                      {"delete the rest", n + del, 2 * n},
-                      {"fill again", 2 * n, 3 * n}};
+        lines[i] =
+            (lab_memory_line){.data = ds[i], .name = names[i], .colour = colours[i], .width = i == 1 ? 4 : 2};
     char title[128], b[32];
     snprintf(title, sizeof title, "Fill %s, delete 99%%, delete the rest, fill again: bytes held and RSS",
              tc_fmt_count(s->n, b));
-    tc_chart c = {
-        .title = title,
-        .height = 480,
-        .x = {.label = "operations (each phase drawn the same width; the boundaries give the real counts)",
-              .unit = TC_COUNT},
-        .y = {.label = "memory (log scale)", .scale = TC_LOG, .unit = TC_BYTES},
-        .series = ser,
-        .nseries = k,
-        .phases = ph,
-        .nphases = 4,
-        .equal_phases = true,
-        .note = "Go's bytes held here: its bucket arrays from the header (the table's figures are HeapAlloc "
-                "after a GC)."};
-    tc_buf svg = {0};
-    tc_svg_chart(&svg, &c);
-    lab_plot(s, &svg,
-             "Memory through the four phases, on a log axis: a line that stays up after \"delete 99%\" "
-             "is memory kept for entries that are gone.");
-    for (size_t i = 0; i < k; i++)
-        free(x[i]), free(y[i]);
+    lab_memory_plot(
+        s, lines, 3, "fill again", (double)s->n, title,
+        "Go's bytes held here: its bucket arrays from the header (the table's figures are HeapAlloc "
+        "after a GC).",
+        "Memory through the four phases, on a log axis: a line that stays up after \"delete 99%\" "
+        "is memory kept for entries that are gone.");
 }
 
 static void claims(lab_section *s, const lab_data *h, const lab_data *ns, const lab_data *g) {

@@ -252,59 +252,22 @@ static tc_table *inside_table(const lab_data *g) {
 }
 
 static void plot(lab_section *s, const lab_data *h, const lab_data *g) {
-    const lab_data *ds[2] = {h, g};
-    static const char *const names[2] = {"hmap_sync", "sync.Map"};
-    static const char *const colours[2] = {LAB_C_HMAP, LAB_C_GO};
-    tc_series ser[4];
-    double *x[4], *y[4];
-    char labels[4][64];
-    size_t k = 0;
-    for (int i = 0; i < 2; i++)
-        for (int rss = 0; rss < 2; rss++) {
-            size_t n = lab_series(ds[i], rss ? "rss" : "bytes", &x[k], &y[k]);
-            snprintf(labels[k], sizeof labels[k], "%s %s", names[i],
-                     rss ? "RSS"
-                     : i ? "heap (HeapAlloc after a GC)"
-                         : "bytes held");
-            ser[k] = (tc_series){.label = labels[k],
-                                 .colour = colours[i],
-                                 .dashed = rss,
-                                 .dots = i == 1 && !rss, /* a point per GC: few of them */
-                                 .n = n,
-                                 .x = x[k],
-                                 .y = y[k]};
-            k++;
-        }
-    double n = (double)s->n, del = n - (double)((s->n + 99) / 100);
-    tc_phase ph[4] = {{"fill", 0, n},
-                      {"delete 99%", n, n + del},
-                      {"delete the rest", n + del, 2 * n},
-                      {"new keys, missed lookups", 2 * n, 2 * n + 7}};
+    const lab_memory_line lines[2] = {{.data = h, .name = "hmap_sync", .colour = LAB_C_HMAP},
+                                      {.data = g,
+                                       .name = "sync.Map",
+                                       .colour = LAB_C_GO,
+                                       .bytes_label = "heap (HeapAlloc after a GC)",
+                                       .dots = true /* a point per GC: few of them */}};
     char title[128], b[32];
     snprintf(title, sizeof title,
              "sync.Map and hmap_sync: fill %s, delete 99%%, delete the rest, use it again",
              tc_fmt_count(s->n, b));
-    tc_chart c = {.title = title,
-                  .height = 480,
-                  .x = {.label = "operations (each phase drawn the same width; the boundaries give the real "
-                                 "counts)",
-                        .unit = TC_COUNT},
-                  .y = {.label = "memory (log scale)", .scale = TC_LOG, .unit = TC_BYTES},
-                  .series = ser,
-                  .nseries = k,
-                  .phases = ph,
-                  .nphases = 4,
-                  .equal_phases = true,
-                  .note =
-                      "The last phase: a new key stored, 2 lookups of absent keys, another key, 3 lookups. "
-                      "hmap_sync_reclaim() runs at the end of each delete phase."};
-    tc_buf svg = {0};
-    tc_svg_chart(&svg, &c);
-    lab_plot(s, &svg,
-             "Memory of the two concurrent maps, on a log axis: a line that stays up after \"delete 99%\" is "
-             "memory kept for entries that are gone.");
-    for (size_t i = 0; i < k; i++)
-        free(x[i]), free(y[i]);
+    lab_memory_plot(
+        s, lines, 2, "new keys, missed lookups", 7, title,
+        "The last phase: a new key stored, 2 lookups of absent keys, another key, 3 lookups. "
+        "hmap_sync_reclaim() runs at the end of each delete phase.",
+        "Memory of the two concurrent maps, on a log axis: a line that stays up after \"delete 99%\" is "
+        "memory kept for entries that are gone.");
 }
 
 /* ---- claims ---- */

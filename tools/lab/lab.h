@@ -161,6 +161,20 @@ void lab_note(lab_section *s, const char *fmt, ...) __attribute__((format(printf
 void lab_pre(lab_section *s, const char *caption, const char *lines);
 void lab_table(lab_section *s, tc_table *t, bool report_only);   /* takes t */
 void lab_plot(lab_section *s, tc_buf *svg, const char *caption); /* takes the buffer's text */
+
+/* One implementation in a memory plot: its "bytes" series drawn solid, its "rss" series dashed. */
+typedef struct lab_memory_line {
+    const lab_data *data;
+    const char *name, *colour;
+    const char *bytes_label; /* what its bytes are (NULL: "bytes held") */
+    double width;            /* 0: the chart's default */
+    bool dots;               /* a marker per point (few points) */
+} lab_memory_line;
+
+/* The plot of the experiments that fill n entries, delete 99%, delete the rest, then do `last_phase`
+ * (last_ops operations): memory on a log axis, every phase drawn the same width. */
+void lab_memory_plot(lab_section *s, const lab_memory_line *lines, size_t nlines, const char *last_phase,
+                     double last_ops, const char *title, const char *note, const char *caption);
 void lab_claim_add(lab_section *s, lab_verdict v, const char *text, const char *measured,
                    const char *reason_fmt, ...) __attribute__((format(printf, 5, 6)));
 void lab_section_print(const lab_section *s, FILE *out);

@@ -91,6 +91,55 @@ void lab_plot(lab_section *s, tc_buf *svg, const char *caption) {
     *svg = (tc_buf){0};
 }
 
+void lab_memory_plot(lab_section *s, const lab_memory_line *lines, size_t nlines, const char *last_phase,
+                     double last_ops, const char *title, const char *note, const char *caption) {
+    enum { MAX_SERIES = 8 };
+    tc_series ser[MAX_SERIES];
+    double *x[MAX_SERIES], *y[MAX_SERIES];
+    char labels[MAX_SERIES][80];
+    size_t k = 0;
+    for (size_t i = 0; i < nlines && k + 2 <= MAX_SERIES; i++)
+        for (int rss = 0; rss < 2; rss++) {
+            const lab_memory_line *l = &lines[i];
+            size_t n = lab_series(l->data, rss ? "rss" : "bytes", &x[k], &y[k]);
+            snprintf(labels[k], sizeof labels[k], "%s %s", l->name,
+                     rss              ? "RSS"
+                     : l->bytes_label ? l->bytes_label
+                                      : "bytes held");
+            ser[k] = (tc_series){.label = labels[k],
+                                 .colour = l->colour,
+                                 .dashed = rss,
+                                 .dots = l->dots && !rss,
+                                 .width = l->width,
+                                 .n = n,
+                                 .x = x[k],
+                                 .y = y[k]};
+            k++;
+        }
+    double n = (double)s->n, del = n - (double)((s->n + 99) / 100);
+    tc_phase ph[4] = {{"fill", 0, n},
+                      {"delete 99%", n, n + del},
+                      {"delete the rest", n + del, 2 * n},
+                      {last_phase, 2 * n, 2 * n + last_ops}};
+    tc_chart c = {.title = title,
+                  .height = 480,
+                  .x = {.label = "operations (each phase drawn the same width; the boundaries give the real "
+                                 "counts)",
+                        .unit = TC_COUNT},
+                  .y = {.label = "memory (log scale)", .scale = TC_LOG, .unit = TC_BYTES},
+                  .series = ser,
+                  .nseries = k,
+                  .phases = ph,
+                  .nphases = 4,
+                  .equal_phases = true,
+                  .note = note};
+    tc_buf svg = {0};
+    tc_svg_chart(&svg, &c);
+    lab_plot(s, &svg, caption);
+    for (size_t i = 0; i < k; i++)
+        free(x[i]), free(y[i]);
+}
+
 void lab_claim_add(lab_section *s, lab_verdict v, const char *text, const char *measured,
                    const char *reason_fmt, ...) {
     if (s->nclaims == s->cap_claims) {
