@@ -15,6 +15,9 @@
  *    key or value only makes a wrong answer, which the caller's final check of *seq discards;
  *  - an overflow bucket is linked: the link is read once and *seq checked before it is followed, so a
  *    bucket whose header the writer has not finished is never read, and a chain never loops.
+ * map_view_find_8_8 is the same walk from the view (sync_support.h), whose fields a writer refreshes
+ * under the same counter: they are read once, and *seq is checked before they are followed, so the
+ * tophash, slots and chain heads used together come from one finished write.
  * The volatile loads keep the compiler from reading a changing word twice (and getting two values);
  * the function is left out of ThreadSanitizer's instrumentation, because its reads race with writers by
  * design and are validated instead (AddressSanitizer still checks every one of them).
@@ -161,4 +164,47 @@ RACY_READS map_peek_result map_peek_8_8(const hmap *m, const void *key, uint64_t
 RACY_READS map_peek_result map_peek_hashed(const hmap *m, const void *key, uint64_t hash, void *val_out,
                                            const _Atomic uint64_t *seq, uint64_t start) {
     return peek_sized(m, key, hash, val_out, seq, start, m->type.key_size, m->type.val_size);
+}
+
+/* ---------------------------------------------------------------- the view */
+
+/* What the inline walk (sync_support.h) mirrors of the core. */
+_Static_assert((int)MAP_VIEW_MIN_TOPHASH == (int)MIN_TOPHASH && EMPTY_REST == 0,
+               "the view's tophash states are the core's");
+_Static_assert(MAP_VIEW_BUCKET == SLOTS_PER_BUCKET * MAP_VIEW_PAIR, "the view's bucket is 8 pairs");
+
+/* The layout the walk hard-codes: 8-byte keys with 8-byte values, stored as pairs (set_layout). */
+static bool view_layout(const hmap *m) {
+    return m->type.key_size == 8 && m->type.val_size == 8 && m->hash_off == 0 &&
+           m->key_stride == MAP_VIEW_PAIR && m->val_stride == MAP_VIEW_PAIR && m->vals_offset == 8 &&
+           m->bucket_bytes == MAP_VIEW_BUCKET;
+}
+
+size_t map_view_publish(const hmap *m, map_view *v) {
+    const table *t = m->cur;
+    if (t && !m->old && view_layout(m)) {
+        v->tophash = t->tophash;
+        v->slots = t->slots;
+        v->shift = 63 - t->B; /* bucket_index: (hash >> 1) >> (63 - B) */
+    } else {
+        v->tophash = NULL; /* a resize runs, the map has no array, or another layout */
+        v->slots = NULL;
+        v->shift = 63;
+    }
+    return m->count;
+}
+
+/* ---------------------------------------------------------------- clearing without drops */
+
+void map_clear_undropped(hmap *m) {
+    hmap_type kept = m->type;
+    m->type.key_drop = NULL;
+    m->type.key_drop_ctx = NULL;
+    m->type.val_drop = NULL;
+    m->type.val_drop_ctx = NULL;
+    hmap_clear(m); /* the same arrays given back, with nothing to call for the entries */
+    m->type.key_drop = kept.key_drop;
+    m->type.key_drop_ctx = kept.key_drop_ctx;
+    m->type.val_drop = kept.val_drop;
+    m->type.val_drop_ctx = kept.val_drop_ctx;
 }

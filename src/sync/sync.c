@@ -46,7 +46,8 @@
 #define PEEK_MAX_VAL 256 /* larger values are copied under the lock (a long copy would be torn often) */
 
 _Static_assert(MAX_SHARD_BITS + SHARD_SHIFT <= 64 - 48, "shard bits must stay below every bucket index");
-_Static_assert(sizeof(shard) % 128 == 0, "a shard must fill whole 128-byte blocks");
+_Static_assert(sizeof(shard) == (size_t)1 << SHARD_SHIFT,
+               "shard_of takes a shard's offset from the hash bits");
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -77,8 +78,10 @@ static inline uint64_t key_hash(const hmap_sync *m, const void *key) {
     return map_key_hash(m->shards[0].map, key);
 }
 
+/* Shard (hash >> SHARD_SHIFT) & (2^s - 1), at that index times 2^SHARD_SHIFT bytes: the hash bits masked in
+ * place are the byte offset, one instruction on the way of every read. */
 static inline shard *shard_of(hmap_sync *m, uint64_t hash) {
-    return &m->shards[(hash >> SHARD_SHIFT) & m->shard_mask];
+    return (shard *)((unsigned char *)m->shards + (hash & m->shard_offset_mask));
 }
 
 /* ---------------------------------------------------------------- writing a shard */
@@ -92,14 +95,18 @@ static void write_begin(const hmap_sync *m, shard *sh) {
     }
 }
 
-/* Ends a write: the counter even again, the count published, and what is safe in the queues taken out
- * (to run after the unlock, in after_write). */
+/* Ends a write: the view refreshed and the counter even again, the count published, and what is safe in
+ * the queues taken out (to run after the unlock, in after_write). */
 static void write_end(const hmap_sync *m, shard *sh, limbo_batch *b) {
+    size_t count;
     if (m->optimistic) {
+        count = map_view_publish(sh->map, &sh->view);
         uint64_t s = atomic_load_explicit(&sh->seq, memory_order_relaxed);
         atomic_store_explicit(&sh->seq, s + 1, memory_order_release);
+    } else {
+        count = hmap_len(sh->map);
     }
-    atomic_store_explicit(&sh->count, hmap_len(sh->map), memory_order_relaxed);
+    atomic_store_explicit(&sh->count, count, memory_order_relaxed);
     if (sh->drops || sh->frees)
         limbo_collect(sh, b);
     else
@@ -184,7 +191,9 @@ static __attribute__((noinline)) int peek_retrying(hmap_sync *m, shard *sh, cons
             cpu_relax();
             continue;
         }
-        map_peek_result r = map_peek_hashed(sh->map, key, hash, val_out ? buf : NULL, &sh->seq, s);
+        void *out = val_out ? buf : NULL;
+        map_peek_result r = m->fast_reads ? map_peek_8_8(sh->map, key, hash, out, &sh->seq, s)
+                                          : map_peek_hashed(sh->map, key, hash, out, &sh->seq, s);
         if (r != MAP_PEEK_TORN && counter_unchanged(sh, s))
             result = r == MAP_PEEK_HIT;
     }
@@ -203,48 +212,67 @@ static bool locked_load(shard *sh, const void *key, uint64_t hash, void *val_out
     return v != NULL;
 }
 
-/* Everything but the common case: retries, other value sizes, maps read under the lock. */
-static __attribute__((noinline)) bool load_slow(hmap_sync *m, shard *sh, const void *key, uint64_t hash,
-                                                void *val_out) {
-    int r = peek_retrying(m, sh, key, hash, val_out);
-    return r >= 0 ? r : locked_load(sh, key, hash, val_out, m->type.val_size);
-}
-
-/* One lock-free attempt for 8-byte keys and values: 1 found, 0 absent, -1 not settled. Kept small: the
- * time of a read is mostly its cache misses, and fewer instructions let more reads overlap them. */
-static inline __attribute__((always_inline)) int peek_8_8(shard *sh, const void *key, uint64_t hash,
-                                                          void *val_out) {
-    if (!epoch_pin())
-        return -1;
-    uint64_t v, s = atomic_load_explicit(&sh->seq, memory_order_acquire);
-    map_peek_result r = s & 1 ? MAP_PEEK_TORN : map_peek_8_8(sh->map, key, hash, &v, &sh->seq, s);
+/* One lock-free attempt for 8-byte keys and values, through the shard's view: 1 found (*val set), 0
+ * absent, -1 not settled (a writer was busy, a resize runs, the key's chain goes on, or the thread has no
+ * epoch record yet). No call on the way: the time of a read is its chain of dependent loads and its cache
+ * misses, and a call would add the saving of registers around it. */
+static inline __attribute__((always_inline)) int peek_8_8(shard *sh, uint64_t key, uint64_t hash,
+                                                          uint64_t *val) {
+    epoch_thread *t = epoch_self;
+    if (__builtin_expect(t == NULL, 0))
+        return -1; /* the slow path registers the thread */
+    epoch_enter(t);
+    uint64_t s = atomic_load_explicit(&sh->seq, memory_order_acquire);
+    map_peek_result r = s & 1 ? MAP_PEEK_TORN : map_view_find_8_8(&sh->view, key, hash, val, &sh->seq, s);
     bool settled = r != MAP_PEEK_TORN && counter_unchanged(sh, s);
-    epoch_unpin();
-    if (!settled)
-        return -1;
-    if (r == MAP_PEEK_HIT && val_out)
-        __builtin_memcpy(val_out, &v, 8);
-    return r == MAP_PEEK_HIT;
+    epoch_leave(epoch_self);
+    return settled ? r == MAP_PEEK_HIT : -1;
 }
 
-/* A read: the common case here, the rest in load_slow. */
+/* A read of a map with fast_reads: the view first, the rest in peek_retrying. */
 static inline __attribute__((always_inline)) int peek(hmap_sync *m, shard *sh, const void *key, uint64_t hash,
                                                       void *val_out) {
-    int r = m->fast_reads ? peek_8_8(sh, key, hash, val_out) : -1;
-    return r >= 0 ? r : peek_retrying(m, sh, key, hash, val_out);
+    if (m->fast_reads) {
+        uint64_t k, v = 0;
+        __builtin_memcpy(&k, key, 8);
+        int r = peek_8_8(sh, k, hash, &v);
+        if (r == 1 && val_out)
+            __builtin_memcpy(val_out, &v, 8);
+        if (r >= 0)
+            return r;
+    }
+    return peek_retrying(m, sh, key, hash, val_out);
 }
 
-/* ---------------------------------------------------------------- the API: reads */
-
-bool hmap_sync_load(hmap_sync *m, const void *key, void *val_out) {
+/* Every read but the one hmap_sync_load inlines (and its unsettled cases): the argument checks, a hash
+ * that is not the built-in one, other sizes, retries, maps read under the lock. */
+static __attribute__((noinline)) bool load_general(hmap_sync *m, const void *key, void *val_out) {
     if (!m || !key) {
         errno = EINVAL;
         return false;
     }
     uint64_t hash = key_hash(m, key);
     shard *sh = shard_of(m, hash);
-    int r = m->fast_reads ? peek_8_8(sh, key, hash, val_out) : -1;
-    return r >= 0 ? r : load_slow(m, sh, key, hash, val_out);
+    int r = m->optimistic ? peek(m, sh, key, hash, val_out) : -1;
+    return r >= 0 ? r : locked_load(sh, key, hash, val_out, m->type.val_size);
+}
+
+/* ---------------------------------------------------------------- the API: reads */
+
+bool hmap_sync_load(hmap_sync *m, const void *key, void *val_out) {
+    if (__builtin_expect(m && key && m->inline_reads, 1)) {
+        /* 8-byte keys and values, the built-in hash: everything inline, nothing saved on the stack */
+        uint64_t k, v = 0;
+        __builtin_memcpy(&k, key, 8);
+        uint64_t hash = map_u64_hash(k, m->hash_seed);
+        int r = peek_8_8(shard_of(m, hash), k, hash, &v);
+        if (r >= 0) {
+            if (r && val_out)
+                __builtin_memcpy(val_out, &v, 8);
+            return r;
+        }
+    }
+    return load_general(m, key, val_out); /* a tail call: the unsettled case starts again */
 }
 
 bool hmap_sync_load_with(hmap_sync *m, const void *key, void (*fn)(const void *val, void *ctx), void *ctx) {
@@ -687,11 +715,12 @@ static bool make_shards(hmap_sync *m, size_t hint, const hmap_options *opts) {
             errno = err;
             return false;
         }
-        atomic_init(&sh->count, 0);
+        atomic_init(&sh->count, map_view_publish(sh->map, &sh->view));
         sh->defer_frees = m->optimistic; /* from now on readers may walk the shard without its lock */
     }
     pthread_mutexattr_destroy(&attr);
     m->u64_hash = map_u64_seed(m->shards[0].map, &m->hash_seed);
+    m->inline_reads = m->fast_reads && m->u64_hash;
     return true;
 }
 
@@ -714,7 +743,7 @@ hmap_sync *hmap_sync_new_opts(const hmap_type *type, size_t hint, const hmap_opt
     m->fast_reads = m->optimistic && type->key_size == 8 && type->val_size == 8;
     m->drops = type_drops_key(type) || type_drops_val(type);
     m->shard_bits = choose_shard_bits();
-    m->shard_mask = ((uint64_t)1 << m->shard_bits) - 1;
+    m->shard_offset_mask = (((uint64_t)1 << m->shard_bits) - 1) << SHARD_SHIFT;
     set_limbo_layout(m);
     if (opts && opts->name) {
         size_t len = strlen(opts->name) + 1;

@@ -9,17 +9,19 @@
  *   hmap_sync
  *   +-------------+----------------------------------------------------------------------------------+
  *   | type, flags | shards[2^s], each on its own 256-byte block (two cache lines and their prefetch   |
- *   | mem owner   | pair):  seq | map | lock | count | limbo (deferred drops, deferred frees) | hook |  |
+ *   | mem owner   | pair):  seq | view | map | count || lock | limbo (drops, frees) | hook            |  |
  *   +-------------+----------------------------------------------------------------------------------+
  *
- * A reader touches the first line of its shard (seq, map pointer) and the shard's hmap; a writer also
- * takes the lock on the same line. Shards never share a line, and each shard's hmap and arrays come from
- * its own allocations (aligned to a cache line by the built-in hook), so two threads working on two
- * shards never write the same line.
+ * A reader of 8-byte keys and values touches the first line of its shard (seq and the view of the
+ * map's array) and then the array itself; other readers go through the map pointer to the shard's hmap.
+ * A writer takes the lock on the second line and rewrites the first. Shards never share a line, and each
+ * shard's hmap and arrays come from its own allocations (aligned to a cache line by the built-in hook),
+ * so two threads working on two shards never write the same line.
  */
 #ifndef HMAP_SYNC_SYNC_H
 #define HMAP_SYNC_SYNC_H
 
+#include "../core/sync_support.h"
 #include "../mem/mem.h"
 #include "hmap.h"
 
@@ -68,10 +70,13 @@ typedef struct limbo_batch {
 } limbo_batch;
 
 typedef struct shard {
+    /* the line lock-free readers use: */
     _Alignas(128) _Atomic uint64_t seq; /* odd while a writer changes the map (optimistic maps only) */
+    map_view view;                      /* where the map's array is (optimistic maps; see sync_support.h) */
     hmap *map;
-    pthread_mutex_t lock;
     _Atomic size_t count; /* the map's count, for hmap_sync_len without the lock */
+    /* the writers' line: */
+    _Alignas(64) pthread_mutex_t lock;
     hmap_sync *owner;
     /* under the lock: */
     limbo_chunk *drops, *drops_tail, *spare; /* deferred drops, oldest first; one empty chunk kept */
@@ -85,13 +90,14 @@ typedef struct shard {
 
 struct hmap_sync {
     hmap_type type;
-    bool optimistic; /* keys compare bytewise: reads take no lock */
-    bool fast_reads; /* optimistic, and 8-byte keys and values: the inlined read */
-    bool drops;      /* key_drop or val_drop: removals are deferred through the limbo */
-    bool u64_hash;   /* the shards hash with the built-in 8-byte hash and hash_seed: inline here */
+    bool optimistic;   /* keys compare bytewise: reads take no lock */
+    bool fast_reads;   /* optimistic, and 8-byte keys and values: reads inline, through the shards' views */
+    bool drops;        /* key_drop or val_drop: removals are deferred through the limbo */
+    bool u64_hash;     /* the shards hash with the built-in 8-byte hash and hash_seed: inline here */
+    bool inline_reads; /* fast_reads and u64_hash: hmap_sync_load is inline to the view, no call */
     uint64_t hash_seed;
     unsigned shard_bits;
-    uint64_t shard_mask;                                      /* 2^shard_bits - 1 */
+    uint64_t shard_offset_mask; /* (2^shard_bits - 1) << SHARD_SHIFT: the hash bits choosing the shard */
     size_t key_offset, val_offset, entry_size, chunk_entries; /* limbo entry layout */
     hmap_allocator user; /* the allocator the options gave (or the built-in one) */
     bool custom_alloc;
