@@ -174,7 +174,7 @@ _Static_assert((int)MAP_VIEW_MIN_TOPHASH == (int)MIN_TOPHASH && EMPTY_REST == 0,
 _Static_assert(MAP_VIEW_BUCKET == SLOTS_PER_BUCKET * MAP_VIEW_PAIR, "the view's bucket is 8 pairs");
 
 /* The layout the walk hard-codes: 8-byte keys with 8-byte values, stored as pairs (set_layout). */
-static bool view_layout(const hmap *m) {
+bool map_view_supported(const hmap *m) {
     return m->type.key_size == 8 && m->type.val_size == 8 && m->hash_off == 0 &&
            m->key_stride == MAP_VIEW_PAIR && m->val_stride == MAP_VIEW_PAIR && m->vals_offset == 8 &&
            m->bucket_bytes == MAP_VIEW_BUCKET;
@@ -182,16 +182,53 @@ static bool view_layout(const hmap *m) {
 
 size_t map_view_publish(const hmap *m, map_view *v) {
     const table *t = m->cur;
-    if (t && !m->old && view_layout(m)) {
+    if (t && !m->old) {
         v->tophash = t->tophash;
         v->slots = t->slots;
+        v->chains = t->overflow;
         v->shift = 63 - t->B; /* bucket_index: (hash >> 1) >> (63 - B) */
     } else {
-        v->tophash = NULL; /* a resize runs, the map has no array, or another layout */
-        v->slots = NULL;
+        v->tophash = NULL; /* a resize runs, or the map has no array */
+        v->slots = v->chains = NULL;
         v->shift = 63;
     }
     return m->count;
+}
+
+RACY_READS map_peek_result map_view_find_further_8_8(const map_view *v, uint64_t key, uint64_t hash,
+                                                     uint64_t *val_out, const _Atomic uint64_t *seq,
+                                                     uint64_t start) {
+    const uint64_t *tophash = PEEK(v->tophash);
+    const unsigned char *slots = PEEK(v->slots);
+    overflow_bucket *const *chains = PEEK(v->chains);
+    uint64_t shift = PEEK(v->shift);
+    if (!tophash || !unchanged(seq, start))
+        return MAP_PEEK_TORN;
+    size_t i = (size_t)((hash >> 1) >> shift);
+    uint64_t w = PEEK(tophash[i]);
+    slots += i * MAP_VIEW_BUCKET;
+    overflow_bucket *const *next = &chains[i];
+    uint8_t top = tophash_of(hash);
+    for (;;) {
+        for (uint64_t hits = match_byte(w, top); hits; hits &= hits - 1) {
+            unsigned s = (unsigned)__builtin_ctzll(hits) / 8;
+            const unsigned char *pair = slots + (size_t)s * MAP_VIEW_PAIR;
+            if ((uint8_t)(w >> (8 * s)) == top && *(const volatile uint64_t *)pair == key) {
+                *val_out = *(const volatile uint64_t *)(pair + 8);
+                return MAP_PEEK_HIT;
+            }
+        }
+        if (has_empty_rest(w))
+            return MAP_PEEK_MISS;
+        overflow_bucket *o = PEEK(*next);
+        if (!o)
+            return MAP_PEEK_MISS;
+        if (!unchanged(seq, start))
+            return MAP_PEEK_TORN; /* the link may be one a writer has not finished */
+        w = PEEK(o->tophash);
+        slots = o->slots;
+        next = &o->next;
+    }
 }
 
 /* ---------------------------------------------------------------- clearing without drops */

@@ -53,7 +53,9 @@
 #define map_u64_seed hmap__map_u64_seed
 #define map_peek_8_8 hmap__map_peek_8_8
 #define map_view_publish hmap__map_view_publish
+#define map_view_supported hmap__map_view_supported
 #define map_view_find_8_8 hmap__map_view_find_8_8
+#define map_view_find_further_8_8 hmap__map_view_find_further_8_8
 #define map_clear_undropped hmap__map_clear_undropped
 
 /* The stored key and value slots of key (hash = map_key_hash), or false. For a set *val_slot is the key
@@ -64,7 +66,8 @@ bool map_find_entry(const hmap *m, const void *key, uint64_t hash, void **key_sl
 bool map_u64_seed(const hmap *m, uint64_t *seed);
 static inline uint64_t map_u64_hash(uint64_t key, uint64_t seed) { return hash_u64_inline(key, seed); }
 
-typedef enum { MAP_PEEK_MISS, MAP_PEEK_HIT, MAP_PEEK_TORN } map_peek_result;
+/* FURTHER only from map_view_find_8_8: settled by map_view_find_further_8_8. */
+typedef enum { MAP_PEEK_MISS, MAP_PEEK_HIT, MAP_PEEK_TORN, MAP_PEEK_FURTHER } map_peek_result;
 
 /* See above. val_out (val_size bytes; may be NULL) is written only on HIT. */
 map_peek_result map_peek_hashed(const hmap *m, const void *key, uint64_t hash, void *val_out,
@@ -76,11 +79,14 @@ map_peek_result map_peek_8_8(const hmap *m, const void *key, uint64_t hash, void
 typedef struct map_view {
     const void *tophash; /* the current array's tophash words; NULL: no view (read with map_peek_*) */
     const void *slots;   /* its buckets */
+    const void *chains;  /* its overflow chain heads */
     uint64_t shift;      /* bucket index = (hash >> 1) >> shift */
 } map_view;
 
-/* Fills *v for m as it is now (plain stores: under the writer's lock, while *seq is odd) and returns m's
- * count. */
+/* Does m's layout allow a view (8-byte keys and values stored as pairs)? Fixed for the map's life. */
+bool map_view_supported(const hmap *m);
+/* For such a map: fills *v for m as it is now (plain stores: under the writer's lock, while *seq is odd)
+ * and returns m's count. */
 size_t map_view_publish(const hmap *m, map_view *v);
 
 /* The walk is inline in the caller (a call would add its register saves to every read), so the bucket
@@ -122,9 +128,9 @@ static inline bool map_view_chain_ends(uint64_t w) {
 #define MAP_VIEW_PEEK(lvalue) (*(const volatile __typeof__(lvalue) *)&(lvalue))
 
 /* map_peek_8_8 through the view (see above), for the key's first bucket only, so that it stays short:
- * HIT (*val_out set) or MISS, or TORN when it cannot tell: a writer was busy, there is no view, or the
- * answer may lie further (another slot whose tophash matches too, or an overflow bucket), where
- * map_peek_8_8 looks. */
+ * HIT (*val_out set) or MISS; TORN when a writer was busy or there is no view; FURTHER when the answer
+ * may lie further (another slot whose tophash matches too, or an overflow bucket): then the caller, still
+ * inside its section and with the same start, asks map_view_find_further_8_8. */
 MAP_VIEW_WALK map_peek_result map_view_find_8_8(const map_view *v, uint64_t key, uint64_t hash,
                                                 uint64_t *val_out, const _Atomic uint64_t *seq,
                                                 uint64_t start) {
@@ -148,10 +154,15 @@ MAP_VIEW_WALK map_peek_result map_view_find_8_8(const map_view *v, uint64_t key,
             return MAP_PEEK_HIT;
         }
         if (hits & (hits - 1))
-            return MAP_PEEK_TORN; /* another candidate in this bucket */
+            return MAP_PEEK_FURTHER; /* another candidate in this bucket */
     }
-    return map_view_chain_ends(w) ? MAP_PEEK_MISS : MAP_PEEK_TORN;
+    return map_view_chain_ends(w) ? MAP_PEEK_MISS : MAP_PEEK_FURTHER;
 }
+
+/* The whole walk through the view, the key's chain to its end (not inline: about one read in ten
+ * needs it, where a bucket is full or holds tombstones). HIT, MISS or TORN, as map_peek_8_8. */
+map_peek_result map_view_find_further_8_8(const map_view *v, uint64_t key, uint64_t hash, uint64_t *val_out,
+                                          const _Atomic uint64_t *seq, uint64_t start);
 
 /* Empties m as hmap_clear does (arrays given back), dropping nothing: the caller owns the entries. */
 void map_clear_undropped(hmap *m);

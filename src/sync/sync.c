@@ -34,9 +34,14 @@
 #include "epoch.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#endif
 
 #define SHARD_SHIFT 8    /* shard index from hash bits 8.. (see the top of this file) */
 #define MIN_SHARD_BITS 4 /* 16 shards */
@@ -59,7 +64,9 @@ static size_t round_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 
 /* Value copies and comparisons: a set's values are 0 bytes, and may come as NULL. */
 static inline void val_copy(void *dst, const void *src, size_t n) {
-    if (n)
+    if (n == 8)
+        __builtin_memcpy(dst, src, 8); /* the common size, inline */
+    else if (n)
         memcpy(dst, src, n);
 }
 
@@ -84,10 +91,59 @@ static inline shard *shard_of(hmap_sync *m, uint64_t hash) {
     return (shard *)((unsigned char *)m->shards + (hash & m->shard_offset_mask));
 }
 
+/* ---------------------------------------------------------------- the shard lock (sync.h) */
+
+#define LOCK_SPINS 100 /* tries before sleeping: a write holds the lock for well under a microsecond */
+
+static void futex_wait(_Atomic uint32_t *word, uint32_t expected) {
+#ifdef __linux__
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0); /* returns at once if changed */
+#else
+    (void)word;
+    (void)expected;
+    sched_yield();
+#endif
+}
+
+static void futex_wake_one(_Atomic uint32_t *word) {
+#ifdef __linux__
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+#else
+    (void)word;
+#endif
+}
+
+static __attribute__((noinline)) void lock_contended(shard_lock *l) {
+    for (int i = 0; i < LOCK_SPINS; i++) {
+        cpu_relax();
+        uint32_t w = atomic_load_explicit(&l->word, memory_order_relaxed);
+        if (w == 0 && atomic_compare_exchange_weak_explicit(&l->word, &w, 1, memory_order_acquire,
+                                                            memory_order_relaxed))
+            return;
+    }
+    /* 2: whoever gives the lock back must wake a sleeper; a thread taking it this way cannot know whether
+     * others sleep, so it keeps the 2 (at worst one needless wake) */
+    while (atomic_exchange_explicit(&l->word, 2, memory_order_acquire) != 0)
+        futex_wait(&l->word, 2);
+}
+
+static inline void lock_take(shard_lock *l) {
+    uint32_t free_word = 0;
+    if (__builtin_expect(!atomic_compare_exchange_strong_explicit(&l->word, &free_word, 1,
+                                                                  memory_order_acquire, memory_order_relaxed),
+                         0))
+        lock_contended(l);
+}
+
+static inline void lock_give(shard_lock *l) {
+    if (__builtin_expect(atomic_exchange_explicit(&l->word, 0, memory_order_release) == 2, 0))
+        futex_wake_one(&l->word);
+}
+
 /* ---------------------------------------------------------------- writing a shard */
 
-static void write_begin(const hmap_sync *m, shard *sh) {
-    pthread_mutex_lock(&sh->lock);
+static inline void write_begin(const hmap_sync *m, shard *sh) {
+    lock_take(&sh->lock);
     if (m->optimistic) {
         uint64_t s = atomic_load_explicit(&sh->seq, memory_order_relaxed);
         atomic_store_explicit(&sh->seq, s + 1, memory_order_relaxed);
@@ -97,21 +153,18 @@ static void write_begin(const hmap_sync *m, shard *sh) {
 
 /* Ends a write: the view refreshed and the counter even again, the count published, and what is safe in
  * the queues taken out (to run after the unlock, in after_write). */
-static void write_end(const hmap_sync *m, shard *sh, limbo_batch *b) {
-    size_t count;
+static inline void write_end(const hmap_sync *m, shard *sh, limbo_batch *b) {
+    size_t count = m->fast_reads ? map_view_publish(sh->map, &sh->view) : hmap_len(sh->map);
     if (m->optimistic) {
-        count = map_view_publish(sh->map, &sh->view);
         uint64_t s = atomic_load_explicit(&sh->seq, memory_order_relaxed);
         atomic_store_explicit(&sh->seq, s + 1, memory_order_release);
-    } else {
-        count = hmap_len(sh->map);
     }
     atomic_store_explicit(&sh->count, count, memory_order_relaxed);
     if (sh->drops || sh->frees)
         limbo_collect(sh, b);
     else
         b->chunks = NULL, b->frees = NULL;
-    pthread_mutex_unlock(&sh->lock);
+    lock_give(&sh->lock);
 }
 
 static void run_batch(hmap_sync *m, shard *sh, limbo_batch *b) {
@@ -119,9 +172,9 @@ static void run_batch(hmap_sync *m, shard *sh, limbo_batch *b) {
         return;
     limbo_run(m, sh, b);
     if (b->chunks) {
-        pthread_mutex_lock(&sh->lock);
+        lock_take(&sh->lock);
         limbo_recycle(m, sh, b->chunks);
-        pthread_mutex_unlock(&sh->lock);
+        lock_give(&sh->lock);
     }
 }
 
@@ -134,9 +187,9 @@ static inline void after_write(hmap_sync *m, shard *sh, limbo_batch *b) {
     run_batch(m, sh, b);
     if (advanced) {
         limbo_batch more;
-        pthread_mutex_lock(&sh->lock);
+        lock_take(&sh->lock);
         limbo_collect(sh, &more);
-        pthread_mutex_unlock(&sh->lock);
+        lock_give(&sh->lock);
         run_batch(m, sh, &more);
     }
 }
@@ -204,11 +257,11 @@ static __attribute__((noinline)) int peek_retrying(hmap_sync *m, shard *sh, cons
 }
 
 static bool locked_load(shard *sh, const void *key, uint64_t hash, void *val_out, size_t vs) {
-    pthread_mutex_lock(&sh->lock);
+    lock_take(&sh->lock);
     void *v = map_get_hashed(sh->map, key, hash);
     if (v && val_out && vs)
         memcpy(val_out, v, vs);
-    pthread_mutex_unlock(&sh->lock);
+    lock_give(&sh->lock);
     return v != NULL;
 }
 
@@ -224,6 +277,8 @@ static inline __attribute__((always_inline)) int peek_8_8(shard *sh, uint64_t ke
     epoch_enter(t);
     uint64_t s = atomic_load_explicit(&sh->seq, memory_order_acquire);
     map_peek_result r = s & 1 ? MAP_PEEK_TORN : map_view_find_8_8(&sh->view, key, hash, val, &sh->seq, s);
+    if (r == MAP_PEEK_FURTHER)
+        r = map_view_find_further_8_8(&sh->view, key, hash, val, &sh->seq, s);
     bool settled = r != MAP_PEEK_TORN && counter_unchanged(sh, s);
     epoch_leave(epoch_self);
     return settled ? r == MAP_PEEK_HIT : -1;
@@ -244,8 +299,9 @@ static inline __attribute__((always_inline)) int peek(hmap_sync *m, shard *sh, c
     return peek_retrying(m, sh, key, hash, val_out);
 }
 
-/* Every read but the one hmap_sync_load inlines (and its unsettled cases): the argument checks, a hash
- * that is not the built-in one, other sizes, retries, maps read under the lock. */
+/* Every read but the one hmap_sync_load inlines, and its unsettled cases: the argument checks, a hash
+ * that is not the built-in one, other sizes, retries (where the inline read found a writer busy, the
+ * view is not tried again), maps read under the lock. */
 static __attribute__((noinline)) bool load_general(hmap_sync *m, const void *key, void *val_out) {
     if (!m || !key) {
         errno = EINVAL;
@@ -253,26 +309,54 @@ static __attribute__((noinline)) bool load_general(hmap_sync *m, const void *key
     }
     uint64_t hash = key_hash(m, key);
     shard *sh = shard_of(m, hash);
-    int r = m->optimistic ? peek(m, sh, key, hash, val_out) : -1;
+    int r = !m->optimistic    ? -1
+            : m->inline_reads ? peek_retrying(m, sh, key, hash, val_out)
+                              : peek(m, sh, key, hash, val_out);
     return r >= 0 ? r : locked_load(sh, key, hash, val_out, m->type.val_size);
+}
+
+/* hmap_sync_load's read when the key's first bucket did not settle it: the rest of the chain, inside the
+ * section hmap_sync_load entered (left here), from the same counter value s. A function of its own, so
+ * that hmap_sync_load reaches it by a tail call and keeps no registers for it. */
+static __attribute__((noinline)) bool load_further(hmap_sync *m, const void *key, void *val_out, uint64_t s) {
+    uint64_t k, v = 0;
+    __builtin_memcpy(&k, key, 8);
+    uint64_t hash = map_u64_hash(k, m->hash_seed); /* again: fewer registers live in hmap_sync_load */
+    shard *sh = shard_of(m, hash);
+    map_peek_result r = map_view_find_further_8_8(&sh->view, k, hash, &v, &sh->seq, s);
+    bool settled = r != MAP_PEEK_TORN && counter_unchanged(sh, s);
+    epoch_leave(epoch_self);
+    if (!settled)
+        return load_general(m, key, val_out);
+    if (r == MAP_PEEK_HIT && val_out)
+        __builtin_memcpy(val_out, &v, 8);
+    return r == MAP_PEEK_HIT;
 }
 
 /* ---------------------------------------------------------------- the API: reads */
 
 bool hmap_sync_load(hmap_sync *m, const void *key, void *val_out) {
-    if (__builtin_expect(m && key && m->inline_reads, 1)) {
-        /* 8-byte keys and values, the built-in hash: everything inline, nothing saved on the stack */
+    /* peek_8_8, written out so that the unsettled cases leave by tail calls: nothing is kept on the stack */
+    epoch_thread *t = epoch_self;
+    if (__builtin_expect(m && key && m->inline_reads && t, 1)) {
         uint64_t k, v = 0;
         __builtin_memcpy(&k, key, 8);
         uint64_t hash = map_u64_hash(k, m->hash_seed);
-        int r = peek_8_8(shard_of(m, hash), k, hash, &v);
-        if (r >= 0) {
-            if (r && val_out)
+        shard *sh = shard_of(m, hash);
+        epoch_enter(t);
+        uint64_t s = atomic_load_explicit(&sh->seq, memory_order_acquire);
+        map_peek_result r = s & 1 ? MAP_PEEK_TORN : map_view_find_8_8(&sh->view, k, hash, &v, &sh->seq, s);
+        if (r == MAP_PEEK_FURTHER)
+            return load_further(m, key, val_out, s); /* leaves the section */
+        bool settled = r != MAP_PEEK_TORN && counter_unchanged(sh, s);
+        epoch_leave(t);
+        if (settled) {
+            if (r == MAP_PEEK_HIT && val_out)
                 __builtin_memcpy(val_out, &v, 8);
-            return r;
+            return r == MAP_PEEK_HIT;
         }
     }
-    return load_general(m, key, val_out); /* a tail call: the unsettled case starts again */
+    return load_general(m, key, val_out); /* the argument checks, the thread's first read, retries */
 }
 
 bool hmap_sync_load_with(hmap_sync *m, const void *key, void (*fn)(const void *val, void *ctx), void *ctx) {
@@ -513,7 +597,7 @@ static bool range_shard(hmap_sync *m, shard *sh, const range_buf *buf,
         /* The section covers the copies from the moment they are made until fn is done with them;
          * between batches the thread is outside, so the epoch can move during a long range. */
         bool pinned = epoch_pin();
-        pthread_mutex_lock(&sh->lock);
+        lock_take(&sh->lock);
         if (!open) {
             hmap_iter_init(&it, sh->map);
             open = true;
@@ -523,7 +607,7 @@ static bool range_shard(hmap_sync *m, shard *sh, const range_buf *buf,
             n = range_fill(m, &it, buf, &more);
         else
             hmap_iter_done(&it);
-        pthread_mutex_unlock(&sh->lock);
+        lock_give(&sh->lock);
         if (!pinned) {
             errno = ENOMEM;
             return false;
@@ -537,9 +621,9 @@ static bool range_shard(hmap_sync *m, shard *sh, const range_buf *buf,
         if (!more)
             return go_on;
         if (!go_on) {
-            pthread_mutex_lock(&sh->lock);
+            lock_take(&sh->lock);
             hmap_iter_done(&it);
-            pthread_mutex_unlock(&sh->lock);
+            lock_give(&sh->lock);
             return false;
         }
     }
@@ -604,10 +688,10 @@ void hmap_sync_get_stats(hmap_sync *m, hmap_stats *st) {
     for (size_t i = 0; i < shard_count(m); i++) {
         shard *sh = &m->shards[i];
         hmap_stats s;
-        pthread_mutex_lock(&sh->lock);
+        lock_take(&sh->lock);
         hmap_get_stats(sh->map, &s);
         s.bytes += sh->mem.bytes + atomic_load_explicit(&sh->deferred_bytes, memory_order_relaxed);
-        pthread_mutex_unlock(&sh->lock);
+        lock_give(&sh->lock);
         add_stats(st, &s);
     }
 }
@@ -620,10 +704,10 @@ size_t hmap_sync_reclaim(hmap_sync *m) {
     for (size_t i = 0; i < shard_count(m); i++) {
         shard *sh = &m->shards[i];
         limbo_batch b;
-        pthread_mutex_lock(&sh->lock);
+        lock_take(&sh->lock);
         limbo_collect(sh, &b);
         left += limbo_pending(sh);
-        pthread_mutex_unlock(&sh->lock);
+        lock_give(&sh->lock);
         run_batch(m, sh, &b);
     }
     return left;
@@ -669,7 +753,6 @@ static void free_shards(hmap_sync *m, size_t made) {
         sh->defer_frees = false; /* no reader is left: frees from here on are immediate */
         hmap_free(sh->map);      /* drops what is still in the map */
         limbo_drain(m, sh);      /* then what was waiting */
-        pthread_mutex_destroy(&sh->lock);
     }
     mem_free(&m->mem, m->shards_mem, m->shards_bytes);
 }
@@ -696,31 +779,28 @@ static bool make_shards(hmap_sync *m, size_t hint, const hmap_options *opts) {
         .seed = opts && opts->fixed_seed ? opts->seed : random_seed(),
         .name = m->mem.name,
     };
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
-    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP); /* spin briefly: sections are short */
-#endif
     for (size_t i = 0; i < n; i++) {
         shard *sh = &m->shards[i];
         shard_hook_init(m, sh);
         mem_owner_init(&sh->mem, m->custom_alloc ? &m->user : NULL, m->mem.name);
         so.allocator = m->optimistic ? &sh->hook : (m->custom_alloc ? &m->user : NULL);
         sh->map = hmap_new_opts(&m->type, per_shard, &so);
-        if (!sh->map || pthread_mutex_init(&sh->lock, &attr) != 0) {
-            int err = sh->map ? ENOMEM : errno;
-            hmap_free(sh->map);
-            pthread_mutexattr_destroy(&attr);
+        if (!sh->map) {
+            int err = errno;
             free_shards(m, i);
             errno = err;
             return false;
         }
-        atomic_init(&sh->count, map_view_publish(sh->map, &sh->view));
+        atomic_init(&sh->lock.word, 0);
         sh->defer_frees = m->optimistic; /* from now on readers may walk the shard without its lock */
     }
-    pthread_mutexattr_destroy(&attr);
     m->u64_hash = map_u64_seed(m->shards[0].map, &m->hash_seed);
+    m->fast_reads = m->optimistic && map_view_supported(m->shards[0].map); /* the shards' views */
     m->inline_reads = m->fast_reads && m->u64_hash;
+    for (size_t i = 0; i < n; i++) {
+        shard *sh = &m->shards[i];
+        atomic_init(&sh->count, m->fast_reads ? map_view_publish(sh->map, &sh->view) : 0);
+    }
     return true;
 }
 
@@ -740,7 +820,6 @@ hmap_sync *hmap_sync_new_opts(const hmap_type *type, size_t hint, const hmap_opt
     mem_owner_init(&m->mem, a, NULL);
     m->mem.bytes = sizeof *m;
     m->optimistic = !type->equal && !type->equal_ctx;
-    m->fast_reads = m->optimistic && type->key_size == 8 && type->val_size == 8;
     m->drops = type_drops_key(type) || type_drops_val(type);
     m->shard_bits = choose_shard_bits();
     m->shard_offset_mask = (((uint64_t)1 << m->shard_bits) - 1) << SHARD_SHIFT;

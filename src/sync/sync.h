@@ -9,12 +9,13 @@
  *   hmap_sync
  *   +-------------+----------------------------------------------------------------------------------+
  *   | type, flags | shards[2^s], each on its own 256-byte block (two cache lines and their prefetch   |
- *   | mem owner   | pair):  seq | view | map | count || lock | limbo (drops, frees) | hook            |  |
+ *   | mem owner   | pair):  seq | view | map | count | lock || limbo (drops, frees) | hook            |  |
  *   +-------------+----------------------------------------------------------------------------------+
  *
  * A reader of 8-byte keys and values touches the first line of its shard (seq and the view of the
  * map's array) and then the array itself; other readers go through the map pointer to the shard's hmap.
- * A writer takes the lock on the second line and rewrites the first. Shards never share a line, and each
+ * A writer takes the lock on the same line and rewrites it; the second holds what reclamation needs. Shards
+ * never share a line, and each
  * shard's hmap and arrays come from its own allocations (aligned to a cache line by the built-in hook),
  * so two threads working on two shards never write the same line.
  */
@@ -25,7 +26,6 @@
 #include "../mem/mem.h"
 #include "hmap.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -69,15 +69,24 @@ typedef struct limbo_batch {
     deferred_free *frees;
 } limbo_batch;
 
+/* A shard's writer lock: one word, 0 free, 1 held, 2 held and a thread may be asleep on it (a futex).
+ * Taking a free lock is one compare-and-swap and giving it back one exchange, inline: a glibc mutex costs
+ * some fifty instructions more a write, which at 1Mi keys keeps the next write's cache misses from
+ * overlapping this one's. A thread that finds it held spins briefly, then sleeps (threads may outnumber
+ * cores). Functions in sync.c. */
+typedef struct shard_lock {
+    _Atomic uint32_t word;
+} shard_lock;
+
 typedef struct shard {
-    /* the line lock-free readers use: */
+    /* the line lock-free readers use, which a writer rewrites (with the lock on it: one line a write): */
     _Alignas(128) _Atomic uint64_t seq; /* odd while a writer changes the map (optimistic maps only) */
     map_view view;                      /* where the map's array is (optimistic maps; see sync_support.h) */
     hmap *map;
     _Atomic size_t count; /* the map's count, for hmap_sync_len without the lock */
-    /* the writers' line: */
-    _Alignas(64) pthread_mutex_t lock;
-    hmap_sync *owner;
+    shard_lock lock;
+    /* the second line: */
+    _Alignas(64) hmap_sync *owner;
     /* under the lock: */
     limbo_chunk *drops, *drops_tail, *spare; /* deferred drops, oldest first; one empty chunk kept */
     deferred_free *frees, *frees_tail;       /* deferred frees, oldest first */
