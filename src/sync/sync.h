@@ -104,6 +104,7 @@ struct hmap_sync {
     bool drops;        /* key_drop or val_drop: removals are deferred through the limbo */
     bool u64_hash;     /* the shards hash with the built-in 8-byte hash and hash_seed: inline here */
     bool inline_reads; /* fast_reads and u64_hash: hmap_sync_load is inline to the view, no call */
+    bool plain_writes; /* fast_reads and no drops: store and delete without the limbo's drop queues */
     uint64_t hash_seed;
     unsigned shard_bits;
     uint64_t shard_offset_mask; /* (2^shard_bits - 1) << SHARD_SHIFT: the hash bits choosing the shard */
