@@ -608,6 +608,76 @@ int hmap_sync_update(hmap_sync *m, const void *key, void (*fn)(void *val, bool i
     return !slot ? -ENOMEM : inserted ? 1 : 0;
 }
 
+/* ---------------------------------------------------------------- clear and compact */
+
+/* Moves every entry of the shard's map into the limbo (their drops deferred as a delete's are), then
+ * empties the map without dropping: -ENOMEM, the shard unchanged, when the queue's room could not be
+ * allocated. Under the lock. */
+static int clear_deferring(hmap_sync *m, shard *sh) {
+    size_t n = hmap_len(sh->map);
+    if (n == 0) {
+        hmap_clear(sh->map); /* nothing to drop; whatever arrays it kept go back */
+        return 0;
+    }
+    if (!limbo_make_room(m, sh, n))
+        return -ENOMEM;
+    bool keys = type_drops_key(&m->type), vals = type_drops_val(&m->type);
+    unsigned parts = (keys ? DROP_KEY : 0) | (vals ? DROP_VAL : 0);
+    limbo_chunk *from = sh->drops_tail;
+    hmap_iter it;
+    void *k, *v;
+    hmap_iter_init(&it, sh->map);
+    while (hmap_iter_next(&it, &k, &v)) {
+        unsigned char *e = limbo_reserve(m, sh); /* the room is there: never NULL */
+        if (keys)
+            memcpy(e + m->key_offset, k, m->type.key_size);
+        if (vals)
+            memcpy(e + m->val_offset, v, m->type.val_size);
+        limbo_fill(m, sh, e, parts);
+    }
+    map_clear_undropped(sh->map);
+    limbo_stamp_since(sh, from); /* stamped once they are out of the map */
+    return 0;
+}
+
+int hmap_sync_clear(hmap_sync *m) {
+    if (!m)
+        return -EINVAL;
+    int rc = 0;
+    for (size_t i = 0; i < shard_count(m); i++) {
+        shard *sh = &m->shards[i];
+        limbo_batch b;
+        write_begin(m, sh);
+        int r = 0;
+        if (m->drops)
+            r = clear_deferring(m, sh);
+        else
+            hmap_clear(sh->map);
+        write_end(m, sh, &b);
+        after_write(m, sh, &b);
+        if (r < 0)
+            rc = r;
+    }
+    return rc;
+}
+
+int hmap_sync_compact(hmap_sync *m) {
+    if (!m)
+        return -EINVAL;
+    int rc = 0;
+    for (size_t i = 0; i < shard_count(m); i++) {
+        shard *sh = &m->shards[i];
+        limbo_batch b;
+        write_begin(m, sh);
+        int r = hmap_compact(sh->map); /* the arrays it frees wait for the readers (reclaim.c's hook) */
+        write_end(m, sh, &b);
+        after_write(m, sh, &b); /* a large free moves the epoch: with no reader inside, they go now */
+        if (r < 0)
+            rc = r;
+    }
+    return rc;
+}
+
 /* ---------------------------------------------------------------- range */
 
 #define RANGE_BUFFER 4096 /* bytes of entries copied per lock hold */

@@ -33,6 +33,9 @@
 
 #define limbo_reserve hmap__limbo_reserve
 #define limbo_commit hmap__limbo_commit
+#define limbo_make_room hmap__limbo_make_room
+#define limbo_fill hmap__limbo_fill
+#define limbo_stamp_since hmap__limbo_stamp_since
 #define limbo_collect hmap__limbo_collect
 #define limbo_run hmap__limbo_run
 #define limbo_recycle hmap__limbo_recycle
@@ -88,7 +91,8 @@ typedef struct shard {
     /* the second line: */
     _Alignas(64) hmap_sync *owner;
     /* under the lock: */
-    limbo_chunk *drops, *drops_tail, *spare; /* deferred drops, oldest first; one empty chunk kept */
+    limbo_chunk *drops, *drops_tail, *spare; /* deferred drops, oldest first; empty chunks kept (one,
+                                                or those limbo_make_room prepared) */
     deferred_free *frees, *frees_tail;       /* deferred frees, oldest first */
     size_t deferred_drops, deferred_frees;   /* entries and blocks waiting */
     _Atomic size_t deferred_bytes;           /* bytes of the blocks waiting (read by get_stats) */
@@ -148,6 +152,14 @@ void shard_hook_init(hmap_sync *m, shard *sh);
  * Under the lock; the entry counts only once committed. */
 unsigned char *limbo_reserve(hmap_sync *m, shard *sh);
 void limbo_commit(hmap_sync *m, shard *sh, unsigned char *entry, unsigned parts);
+
+/* For a removal of many entries at once (hmap_sync_clear): room for n more entries without allocating, all
+ * or nothing (false on ENOMEM); then each entry is limbo_reserve'd and limbo_fill'ed (committed, without a
+ * stamp), and once they have all left the map limbo_stamp_since stamps the chunks from `from` (the tail
+ * before the first fill, NULL for none) to the end. Under the lock. */
+bool limbo_make_room(hmap_sync *m, shard *sh, size_t n);
+void limbo_fill(hmap_sync *m, shard *sh, unsigned char *entry, unsigned parts);
+void limbo_stamp_since(shard *sh, limbo_chunk *from);
 
 /* Something left the shard: paces the epoch's advance, which limbo_advance_if_due then makes (called by
  * every write after its unlock). */
