@@ -114,16 +114,17 @@ void hmap_sync_get_stats(hmap_sync *m, hmap_stats *st);
 
 /* Empties the map, every shard in turn (each at once: a reader sees a shard's entries all there or all
  * gone), and gives the arrays back as hmap_clear does (their frees, and the drops of the keys and values
- * that leave, deferred as for a delete: see the reclamation rule). Another thread's writes meanwhile
+ * that leave, deferred as for a delete: see the reclamation rule; what no reader can see any more goes
+ * before it returns). Another thread's writes meanwhile
  * land before or after their shard is emptied. 0; -ENOMEM when the drops of some shard could not be
  * queued (a map with drop functions): that shard keeps its entries, the others are emptied; -EINVAL for
  * NULL. Open hmap_sync_range calls end their walk of a shard it empties. */
 int hmap_sync_clear(hmap_sync *m);
 
 /* As hmap_compact, shard by shard: finishes any resize and shrinks each shard's arrays to fit its live
- * entries (also with no_shrink), the old arrays going back once no reader is inside a read section (at
- * once when none is). 0, or -ENOMEM when some shard could not be rebuilt (it stays as it was); -EINVAL
- * for NULL. O(n). */
+ * entries (also with no_shrink), the old arrays going back before it returns unless a reader is inside a
+ * read section (then at the next writes or hmap_sync_reclaim after that section ends). 0, or -ENOMEM when
+ * some shard could not be rebuilt (it stays as it was); -EINVAL for NULL. O(n). */
 int hmap_sync_compact(hmap_sync *m);
 
 /* Calls fn with key's value (a copy) inside a read section: what the value points to stays valid until fn

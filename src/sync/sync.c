@@ -658,6 +658,7 @@ int hmap_sync_clear(hmap_sync *m) {
         if (r < 0)
             rc = r;
     }
+    hmap_sync_reclaim(m); /* O(n) already: what no reader can see goes back now */
     return rc;
 }
 
@@ -671,10 +672,11 @@ int hmap_sync_compact(hmap_sync *m) {
         write_begin(m, sh);
         int r = hmap_compact(sh->map); /* the arrays it frees wait for the readers (reclaim.c's hook) */
         write_end(m, sh, &b);
-        after_write(m, sh, &b); /* a large free moves the epoch: with no reader inside, they go now */
+        after_write(m, sh, &b);
         if (r < 0)
             rc = r;
     }
+    hmap_sync_reclaim(m); /* the old arrays go back now, unless a reader is inside a section */
     return rc;
 }
 
