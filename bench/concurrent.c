@@ -437,6 +437,9 @@ static void memory_check(FILE *out) {
     size_t waiting = hmap_sync_reclaim(m);
     hmap_stats reclaimed;
     hmap_sync_get_stats(m, &reclaimed);
+    hmap_sync_compact(m);
+    hmap_stats compacted;
+    hmap_sync_get_stats(m, &compacted);
     hmap_sync *fresh = hmap_sync_new(&t, 0);
     for (uint64_t i = 0; i < n; i += 100) {
         uint64_t k = cc_splitmix64(i);
@@ -449,11 +452,11 @@ static void memory_check(FILE *out) {
     fprintf(out,
             "\nMemory, hmap_sync, 1Mi u64 keys, 99%% deleted by 2 threads: full %zu bytes; right after the "
             "deletes %zu bytes (%zu entries); after hmap_sync_reclaim %zu bytes (%zu deferred left); a fresh "
-            "hmap_sync of the %zu survivors %zu bytes: ratio %.2fx right after, %.2fx after reclaim. RSS "
-            "after hmap_release_os_memory: %.1f MiB\n",
+            "hmap_sync of the %zu survivors %zu bytes: ratio %.2fx right after, %.2fx after reclaim, %.2fx "
+            "after hmap_sync_compact (%zu bytes). RSS after hmap_release_os_memory: %.1f MiB\n",
             full.bytes, after.bytes, after.count, reclaimed.bytes, waiting, fresh_st.count, fresh_st.bytes,
             (double)after.bytes / (double)fresh_st.bytes, (double)reclaimed.bytes / (double)fresh_st.bytes,
-            (double)rss / 1048576.0);
+            (double)compacted.bytes / (double)fresh_st.bytes, compacted.bytes, (double)rss / 1048576.0);
     hmap_sync_free(m);
 }
 

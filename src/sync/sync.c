@@ -9,16 +9,23 @@
  * empties, but here the hash is computed once, before the shard is known), so any shard's hmap computes
  * a key's hash (map_key_hash) and the shard then uses it (the *_hashed entry points).
  *
- * Writes lock the shard (a mutex: threads may outnumber cores) and run the hmap's own operation, so each
- * shard grows, shrinks and gives memory back as an hmap does. In an optimistic map (keys compared
- * bytewise) a write also makes the shard's sequence counter odd for its duration.
+ * The number of shards: 4 per CPU, or one per ENTRIES_PER_SHARD entries of the size hint, whichever is
+ * more, 16..256 (a power of two).
+ *
+ * Writes lock the shard (a futex word, sync.h: threads may outnumber cores) and run the hmap's own
+ * operation, so each shard grows, shrinks and gives memory back as an hmap does. In an optimistic map
+ * (keys compared bytewise) a write also makes the shard's sequence counter odd for its duration, and for
+ * 8-byte keys and values refreshes the shard's view of its array (core/sync_support.h) before making it
+ * even again. hmap_sync_clear and hmap_sync_compact are such writes too, one per shard.
  *
  * Reads of an optimistic map take no lock and write nothing shared: inside an epoch read section they
- * read the counter, look the key up with core/sync_support.c's map_peek_hashed and keep the answer only if
- * the counter did not move; after PEEK_TRIES failures (a writer is busy on the shard) they take the lock.
- * What makes this safe is that nothing a racing reader may read is freed under it: the shard's hmap
- * allocates through reclaim.c's hook, whose frees wait for the epoch. Maps with an equal() function
- * (string keys, say) read under the lock: equal() must never see a key half overwritten.
+ * read the counter, look the key up and keep the answer only if the counter did not move; after
+ * PEEK_TRIES failures (a writer is busy on the shard) they take the lock. 8-byte keys and values are
+ * looked up through the view, from the counter's own line straight to the tophash word, the whole read
+ * inline in hmap_sync_load; other sizes with map_peek_hashed, which walks the shard's hmap. What makes
+ * this safe is that nothing a racing reader may read is freed under it: the shard's hmap allocates
+ * through reclaim.c's hook, whose frees wait for the epoch. Maps with an equal() function (string keys,
+ * say) read under the lock: equal() must never see a key half overwritten.
  *
  * Linearization points: a write's is inside its critical section; an optimistic read's is its first
  * counter load (the state it read was that one, unchanged until its last load).
@@ -47,6 +54,10 @@
 #define MIN_SHARD_BITS 4 /* 16 shards */
 #define MAX_SHARD_BITS 8 /* 256: SHARD_SHIFT + 8 bits stay clear of any bucket index */
 #define SHARDS_PER_CPU 4 /* threads on different cores rarely meet on one shard */
+/* A map sized for many entries gets a shard per this many (up to MAX_SHARD_BITS): every write makes its
+ * shard's line (counter, view) travel to the other cores, whose next reads of that shard then miss, so
+ * the more shards, the fewer reads pay for another core's writes. A shard costs about a kilobyte. */
+#define ENTRIES_PER_SHARD 16
 #define PEEK_TRIES 4     /* optimistic attempts before a reader takes the lock */
 #define PEEK_MAX_VAL 256 /* larger values are copied under the lock (a long copy would be torn often) */
 
@@ -459,6 +470,7 @@ int hmap_sync_store(hmap_sync *m, const void *key, const void *val) {
     uint64_t hash = key_hash(m, key);
     shard *sh = shard_of(m, hash);
     bool inserted;
+    map_view_prefetch(&sh->view, hash);
     write_begin(m, sh);
     void *slot = map_assign_hashed(sh->map, key, hash, &inserted);
     if (slot)
@@ -546,6 +558,7 @@ bool hmap_sync_delete(hmap_sync *m, const void *key) {
         return remove_entry(m, key, NULL, NULL);
     uint64_t hash = key_hash(m, key);
     shard *sh = shard_of(m, hash);
+    map_view_prefetch(&sh->view, hash);
     write_begin(m, sh);
     bool removed = map_remove_hashed(sh->map, key, hash, NULL, NULL);
     plain_end(m, sh);
@@ -848,9 +861,11 @@ size_t hmap_sync_shards(const hmap_sync *m) { return m ? shard_count(m) : 0; }
 
 /* ---------------------------------------------------------------- creation and destruction */
 
-static unsigned choose_shard_bits(void) {
+static unsigned choose_shard_bits(size_t hint) {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     size_t want = (size_t)(cpus > 0 ? cpus : 1) * SHARDS_PER_CPU;
+    if (hint / ENTRIES_PER_SHARD > want)
+        want = hint / ENTRIES_PER_SHARD;
     unsigned bits = MIN_SHARD_BITS;
     while (bits < MAX_SHARD_BITS && ((size_t)1 << bits) < want)
         bits++;
@@ -944,7 +959,7 @@ hmap_sync *hmap_sync_new_opts(const hmap_type *type, size_t hint, const hmap_opt
     m->mem.bytes = sizeof *m;
     m->optimistic = !type->equal && !type->equal_ctx;
     m->drops = type_drops_key(type) || type_drops_val(type);
-    m->shard_bits = choose_shard_bits();
+    m->shard_bits = choose_shard_bits(hint);
     m->shard_offset_mask = (((uint64_t)1 << m->shard_bits) - 1) << SHARD_SHIFT;
     set_limbo_layout(m);
     if (opts && opts->name) {
