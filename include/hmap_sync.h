@@ -149,7 +149,7 @@ int hmap_sync_synchronize(void);
 size_t hmap_sync_reclaim(hmap_sync *m);
 
 /* The number of shards (a power of two): 16..256, chosen at creation from the number of CPUs (4 each) and
- * the size hint (one per 16 entries), whichever asks for more. */
+ * the size hint (one per 64 entries), whichever asks for more. */
 size_t hmap_sync_shards(const hmap_sync *m);
 
 #ifdef __cplusplus

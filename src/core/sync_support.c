@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * core/sync_support.c — the concurrent map's two lookups (contracts in sync_support.h).
+ * core/sync_support.c — the concurrent map's lookups, its view's publication and full walk, and its clear
+ * without drops (contracts in sync_support.h).
  *
  * map_find_entry is map.c's lookup returning the key slot too; it runs under the writer's lock, so it
  * uses the core's helpers as they are.
@@ -15,9 +16,14 @@
  *    key or value only makes a wrong answer, which the caller's final check of *seq discards;
  *  - an overflow bucket is linked: the link is read once and *seq checked before it is followed, so a
  *    bucket whose header the writer has not finished is never read, and a chain never loops.
- * map_view_find_8_8 is the same walk from the view (sync_support.h), whose fields a writer refreshes
- * under the same counter: they are read once, and *seq is checked before they are followed, so the
- * tophash, slots and chain heads used together come from one finished write.
+ * map_view_find_further_8_8 (and the first bucket's walk, inline in sync_support.h) is the same walk from
+ * the view, whose fields a writer refreshes under the same counter: they are read once, and *seq is
+ * checked before they are followed, so the tophash, slots and chain heads used together come from one
+ * finished write.
+ *
+ * map_clear_undropped empties the map with hmap_clear while the type's drop functions are set aside (the
+ * map's own copy of the type, restored after): the entries' drops are the caller's, already queued.
+ *
  * The volatile loads keep the compiler from reading a changing word twice (and getting two values);
  * the function is left out of ThreadSanitizer's instrumentation, because its reads race with writers by
  * design and are validated instead (AddressSanitizer still checks every one of them).

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * core/sync_support.h — two lookups for the concurrent map (src/sync) that the hashed entry points
- * (hashed.h) cannot give, implemented in sync_support.c against the core's structures.
+ * core/sync_support.h — what the concurrent map (src/sync) needs of the core beyond the hashed entry
+ * points (hashed.h): lookups, a view of the current array for lock-free readers, a clear that drops
+ * nothing; implemented in sync_support.c against the core's structures (the view's walk inline here).
  *
  * map_find_entry: under the writer's lock, the stored key's address besides the value's. A store that
  * replaces a value drops the key passed to it, unless that key is bitwise the stored one (the same
@@ -25,7 +26,7 @@
  * wild read or an endless chain. The answer (HIT with the value copied to val_out, or MISS) is only true
  * if *seq is still `start` afterwards, which the caller checks; TORN means a change was seen midway.
  *
- * map_view: the same lookup with one pointer hop less. A lock-free read's time is its chain of dependent
+ * map_view: the same lookup with two pointer hops less. A lock-free read's time is its chain of dependent
  * loads (the shard, its hmap, the hmap's current array, that array's fields, the tophash word, the key);
  * the caller keeps a map_view beside its sequence counter, and every writer refreshes it
  * (map_view_publish) before making the counter even again, so a reader goes from the counter's line
@@ -33,7 +34,8 @@
  * the slots are 16-byte (8-byte key, 8-byte value) pairs; otherwise its tophash is NULL and readers use
  * map_peek_8_8 / map_peek_hashed. map_view_find_8_8 follows the same contract as map_peek_hashed (seq,
  * start, epoch section, bytewise keys): it reads the view's fields once, checks *seq before following
- * them, and the caller checks *seq again after the answer.
+ * them, and the caller checks *seq again after the answer. map_view_prefetch: a writer's hint, before
+ * it takes its lock, of the lines its core operation will read first.
  *
  * map_clear_undropped: hmap_clear without calling the type's drop functions, for a caller that has
  * taken the entries' ownership already (the concurrent map queues their drops until readers are gone).

@@ -55,7 +55,7 @@ epoch_thread *epoch_register(void);
 /* The thread announces the current epoch: its section has begun once this returns. */
 static inline void epoch_announce(epoch_thread *t) {
     uint64_t v = (atomic_load_explicit(&epoch_global, memory_order_relaxed) << 1) | 1;
-    if (epoch_asymmetric) {
+    if (__builtin_expect(epoch_asymmetric, 1)) {
         atomic_store_explicit(&t->state, v, memory_order_relaxed);
         atomic_signal_fence(memory_order_seq_cst); /* the advancer's membarrier is our fence */
     } else {
@@ -82,12 +82,12 @@ static inline bool epoch_pin(void) {
  * The nesting count is left alone, so each side tells from it (0) whether the section is this one: the
  * caller keeps no flag in a register. */
 static inline void epoch_enter(epoch_thread *t) {
-    if (t->nest == 0)
+    if (__builtin_expect(t->nest == 0, 1))
         epoch_announce(t);
 }
 
 static inline void epoch_leave(epoch_thread *t) {
-    if (t->nest == 0)
+    if (__builtin_expect(t->nest == 0, 1))
         atomic_store_explicit(&t->state, 0, memory_order_release); /* the section's reads come before */
 }
 

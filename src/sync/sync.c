@@ -57,7 +57,7 @@
 /* A map sized for many entries gets a shard per this many (up to MAX_SHARD_BITS): every write makes its
  * shard's line (counter, view) travel to the other cores, whose next reads of that shard then miss, so
  * the more shards, the fewer reads pay for another core's writes. A shard costs about a kilobyte. */
-#define ENTRIES_PER_SHARD 16
+#define ENTRIES_PER_SHARD 64
 #define PEEK_TRIES 4     /* optimistic attempts before a reader takes the lock */
 #define PEEK_MAX_VAL 256 /* larger values are copied under the lock (a long copy would be torn often) */
 
@@ -356,16 +356,18 @@ bool hmap_sync_load(hmap_sync *m, const void *key, void *val_out) {
         shard *sh = shard_of(m, hash);
         epoch_enter(t);
         uint64_t s = atomic_load_explicit(&sh->seq, memory_order_acquire);
-        map_peek_result r = s & 1 ? MAP_PEEK_TORN : map_view_find_8_8(&sh->view, k, hash, &v, &sh->seq, s);
-        if (r == MAP_PEEK_FURTHER)
-            return load_further(m, key, val_out, s); /* leaves the section */
-        bool settled = r != MAP_PEEK_TORN && counter_unchanged(sh, s);
-        epoch_leave(t);
-        if (settled) {
-            if (r == MAP_PEEK_HIT && val_out)
-                __builtin_memcpy(val_out, &v, 8);
-            return r == MAP_PEEK_HIT;
+        if (__builtin_expect(!(s & 1), 1)) {
+            map_peek_result r = map_view_find_8_8(&sh->view, k, hash, &v, &sh->seq, s);
+            if (__builtin_expect(r == MAP_PEEK_FURTHER, 0))
+                return load_further(m, key, val_out, s); /* leaves the section */
+            if (__builtin_expect(r != MAP_PEEK_TORN && counter_unchanged(sh, s), 1)) {
+                epoch_leave(t);
+                if (r == MAP_PEEK_HIT && val_out)
+                    __builtin_memcpy(val_out, &v, 8);
+                return r == MAP_PEEK_HIT;
+            }
         }
+        epoch_leave(t);
     }
     return load_general(m, key, val_out); /* the argument checks, the thread's first read, retries */
 }

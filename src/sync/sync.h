@@ -14,10 +14,9 @@
  *
  * A reader of 8-byte keys and values touches the first line of its shard (seq and the view of the
  * map's array) and then the array itself; other readers go through the map pointer to the shard's hmap.
- * A writer takes the lock on the same line and rewrites it; the second holds what reclamation needs. Shards
- * never share a line, and each
- * shard's hmap and arrays come from its own allocations (aligned to a cache line by the built-in hook),
- * so two threads working on two shards never write the same line.
+ * A writer takes the lock on the same line and rewrites it; the second holds what reclamation needs.
+ * Shards never share a line, and each shard's hmap and arrays come from its own allocations (aligned to a
+ * cache line by the built-in hook), so two threads working on two shards never write the same line.
  */
 #ifndef HMAP_SYNC_SYNC_H
 #define HMAP_SYNC_SYNC_H
