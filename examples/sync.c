@@ -5,9 +5,10 @@
  *
  * Four threads each count 10000 events over 1000 keys with hmap_sync_update (an atomic increment of the
  * value in the map); the main thread then sums the counters with hmap_sync_range and deletes half of
- * them. Then the values become owned C strings (val_drop frees them): one thread keeps replacing them
- * while another reads them inside hmap_sync_pin / hmap_sync_unpin, which keeps every string it loaded
- * alive until it unpins, however fast the writer replaces it.
+ * them, and compacts what is left. Then the values become owned C strings (val_drop frees them): one
+ * thread keeps replacing them while another reads them inside hmap_sync_pin / hmap_sync_unpin, which keeps
+ * every string it loaded alive until it unpins, however fast the writer replaces it; at the end the map
+ * is cleared while the main thread still holds a string it loaded inside its own read section.
  */
 #include <hmap.h>
 
@@ -86,7 +87,12 @@ int main(void) {
            (unsigned long long)sum, (unsigned long long)seven);
     for (key = 0; key < KEYS; key += 2)
         hmap_sync_delete(m, &key);
-    printf("after deleting the even keys: %zu\n", hmap_sync_len(m));
+    hmap_stats before, after;
+    hmap_sync_get_stats(m, &before);
+    hmap_sync_compact(m); /* each shard rebuilt to fit what is left, now */
+    hmap_sync_get_stats(m, &after);
+    printf("after deleting the even keys: %zu; compacted: %s\n", hmap_sync_len(m),
+           after.bytes <= before.bytes ? "no larger" : "larger");
     hmap_sync_free(m);
 
     hmap_type strings = {.key_size = sizeof(uint64_t), .val_size = sizeof(char *), .val_drop = free_string};
@@ -108,7 +114,9 @@ int main(void) {
     hmap_sync_pin();
     hmap_sync_load(m, &key, &last);
     printf("reads of live strings: %zu of 2000; key 9 holds \"%s\"\n", (size_t)read_ok, last);
+    hmap_sync_clear(m); /* empty: the strings are freed once no reader can hold them, so not "last" yet */
+    printf("after clear: %zu keys, and key 9's string still readable: \"%s\"\n", hmap_sync_len(m), last);
     hmap_sync_unpin();
-    hmap_sync_free(m); /* frees the strings still in the map and those whose free was deferred */
+    hmap_sync_free(m); /* frees whatever the map still held, and what was waiting for readers */
     return 0;
 }

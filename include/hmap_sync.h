@@ -112,6 +112,21 @@ void hmap_sync_get_stats(hmap_sync *m, hmap_stats *st);
 
 /* ---- additions to the contract ---- */
 
+/* Empties the map, every shard in turn (each at once: a reader sees a shard's entries all there or all
+ * gone), and gives the arrays back as hmap_clear does (their frees, and the drops of the keys and values
+ * that leave, deferred as for a delete: see the reclamation rule; what no reader can see any more goes
+ * before it returns). Another thread's writes meanwhile
+ * land before or after their shard is emptied. 0; -ENOMEM when the drops of some shard could not be
+ * queued (a map with drop functions): that shard keeps its entries, the others are emptied; -EINVAL for
+ * NULL. Open hmap_sync_range calls end their walk of a shard it empties. */
+int hmap_sync_clear(hmap_sync *m);
+
+/* As hmap_compact, shard by shard: finishes any resize and shrinks each shard's arrays to fit its live
+ * entries (also with no_shrink), the old arrays going back before it returns unless a reader is inside a
+ * read section (then at the next writes or hmap_sync_reclaim after that section ends). 0, or -ENOMEM when
+ * some shard could not be rebuilt (it stays as it was); -EINVAL for NULL. O(n). */
+int hmap_sync_compact(hmap_sync *m);
+
 /* Calls fn with key's value (a copy) inside a read section: what the value points to stays valid until fn
  * returns. false if absent (fn not called). */
 bool hmap_sync_load_with(hmap_sync *m, const void *key, void (*fn)(const void *val, void *ctx), void *ctx);
@@ -133,7 +148,8 @@ int hmap_sync_synchronize(void);
  * deferred drops and frees remain (those a current read section may still see). */
 size_t hmap_sync_reclaim(hmap_sync *m);
 
-/* The number of shards (a power of two): 16..256, chosen at creation from the number of CPUs. */
+/* The number of shards (a power of two): 16..256, chosen at creation from the number of CPUs (4 each) and
+ * the size hint (one per 64 entries), whichever asks for more. */
 size_t hmap_sync_shards(const hmap_sync *m);
 
 #ifdef __cplusplus

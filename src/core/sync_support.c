@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * core/sync_support.c — the concurrent map's two lookups (contracts in sync_support.h).
+ * core/sync_support.c — the concurrent map's lookups, its view's publication and full walk, and its clear
+ * without drops (contracts in sync_support.h).
  *
  * map_find_entry is map.c's lookup returning the key slot too; it runs under the writer's lock, so it
  * uses the core's helpers as they are.
@@ -15,6 +16,14 @@
  *    key or value only makes a wrong answer, which the caller's final check of *seq discards;
  *  - an overflow bucket is linked: the link is read once and *seq checked before it is followed, so a
  *    bucket whose header the writer has not finished is never read, and a chain never loops.
+ * map_view_find_further_8_8 (and the first bucket's walk, inline in sync_support.h) is the same walk from
+ * the view, whose fields a writer refreshes under the same counter: they are read once, and *seq is
+ * checked before they are followed, so the tophash, slots and chain heads used together come from one
+ * finished write.
+ *
+ * map_clear_undropped empties the map with hmap_clear while the type's drop functions are set aside (the
+ * map's own copy of the type, restored after): the entries' drops are the caller's, already queued.
+ *
  * The volatile loads keep the compiler from reading a changing word twice (and getting two values);
  * the function is left out of ThreadSanitizer's instrumentation, because its reads race with writers by
  * design and are validated instead (AddressSanitizer still checks every one of them).
@@ -161,4 +170,84 @@ RACY_READS map_peek_result map_peek_8_8(const hmap *m, const void *key, uint64_t
 RACY_READS map_peek_result map_peek_hashed(const hmap *m, const void *key, uint64_t hash, void *val_out,
                                            const _Atomic uint64_t *seq, uint64_t start) {
     return peek_sized(m, key, hash, val_out, seq, start, m->type.key_size, m->type.val_size);
+}
+
+/* ---------------------------------------------------------------- the view */
+
+/* What the inline walk (sync_support.h) mirrors of the core. */
+_Static_assert((int)MAP_VIEW_MIN_TOPHASH == (int)MIN_TOPHASH && EMPTY_REST == 0,
+               "the view's tophash states are the core's");
+_Static_assert(MAP_VIEW_BUCKET == SLOTS_PER_BUCKET * MAP_VIEW_PAIR, "the view's bucket is 8 pairs");
+
+/* The layout the walk hard-codes: 8-byte keys with 8-byte values, stored as pairs (set_layout). */
+bool map_view_supported(const hmap *m) {
+    return m->type.key_size == 8 && m->type.val_size == 8 && m->hash_off == 0 &&
+           m->key_stride == MAP_VIEW_PAIR && m->val_stride == MAP_VIEW_PAIR && m->vals_offset == 8 &&
+           m->bucket_bytes == MAP_VIEW_BUCKET;
+}
+
+size_t map_view_publish(const hmap *m, map_view *v) {
+    const table *t = m->cur;
+    if (t && !m->old) {
+        v->tophash = t->tophash;
+        v->slots = t->slots;
+        v->chains = t->overflow;
+        v->shift = 63 - t->B; /* bucket_index: (hash >> 1) >> (63 - B) */
+    } else {
+        v->tophash = NULL; /* a resize runs, or the map has no array */
+        v->slots = v->chains = NULL;
+        v->shift = 63;
+    }
+    return m->count;
+}
+
+RACY_READS map_peek_result map_view_find_further_8_8(const map_view *v, uint64_t key, uint64_t hash,
+                                                     uint64_t *val_out, const _Atomic uint64_t *seq,
+                                                     uint64_t start) {
+    const uint64_t *tophash = PEEK(v->tophash);
+    const unsigned char *slots = PEEK(v->slots);
+    overflow_bucket *const *chains = PEEK(v->chains);
+    uint64_t shift = PEEK(v->shift);
+    if (!tophash || !unchanged(seq, start))
+        return MAP_PEEK_TORN;
+    size_t i = (size_t)((hash >> 1) >> shift);
+    uint64_t w = PEEK(tophash[i]);
+    slots += i * MAP_VIEW_BUCKET;
+    overflow_bucket *const *next = &chains[i];
+    uint8_t top = tophash_of(hash);
+    for (;;) {
+        for (uint64_t hits = match_byte(w, top); hits; hits &= hits - 1) {
+            unsigned s = (unsigned)__builtin_ctzll(hits) / 8;
+            const unsigned char *pair = slots + (size_t)s * MAP_VIEW_PAIR;
+            if ((uint8_t)(w >> (8 * s)) == top && *(const volatile uint64_t *)pair == key) {
+                *val_out = *(const volatile uint64_t *)(pair + 8);
+                return MAP_PEEK_HIT;
+            }
+        }
+        if (has_empty_rest(w))
+            return MAP_PEEK_MISS;
+        overflow_bucket *o = PEEK(*next);
+        if (!o)
+            return MAP_PEEK_MISS;
+        if (!unchanged(seq, start))
+            return MAP_PEEK_TORN; /* the link may be one a writer has not finished */
+        w = PEEK(o->tophash);
+        slots = o->slots;
+        next = &o->next;
+    }
+}
+
+/* ---------------------------------------------------------------- clearing without drops */
+
+void map_clear_undropped(hmap *m) {
+    hmap_type kept = m->type;
+    m->type.key_drop = NULL;
+    m->type.key_drop_ctx = NULL;
+    m->type.val_drop = NULL;
+    m->type.val_drop_ctx = NULL;
+    hmap_clear(m); /* the same arrays given back, with nothing to call for the entries */
+    m->type.key_drop = kept.key_drop;
+    m->type.key_drop_ctx = kept.key_drop_ctx;
+    m->type.val_drop = kept.val_drop;
+    m->type.val_drop_ctx = kept.val_drop_ctx;
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * core/sync_support.h — two lookups for the concurrent map (src/sync) that the hashed entry points
- * (hashed.h) cannot give, implemented in sync_support.c against the core's structures.
+ * core/sync_support.h — what the concurrent map (src/sync) needs of the core beyond the hashed entry
+ * points (hashed.h): lookups, a view of the current array for lock-free readers, a clear that drops
+ * nothing; implemented in sync_support.c against the core's structures (the view's walk inline here).
  *
  * map_find_entry: under the writer's lock, the stored key's address besides the value's. A store that
  * replaces a value drops the key passed to it, unless that key is bitwise the stored one (the same
@@ -24,6 +25,20 @@
  * is only followed when a finished write published it, so a torn state can give a wrong answer, never a
  * wild read or an endless chain. The answer (HIT with the value copied to val_out, or MISS) is only true
  * if *seq is still `start` afterwards, which the caller checks; TORN means a change was seen midway.
+ *
+ * map_view: the same lookup with two pointer hops less. A lock-free read's time is its chain of dependent
+ * loads (the shard, its hmap, the hmap's current array, that array's fields, the tophash word, the key);
+ * the caller keeps a map_view beside its sequence counter, and every writer refreshes it
+ * (map_view_publish) before making the counter even again, so a reader goes from the counter's line
+ * straight to the tophash word. The view holds the current array's fields when no resize is running and
+ * the slots are 16-byte (8-byte key, 8-byte value) pairs; otherwise its tophash is NULL and readers use
+ * map_peek_8_8 / map_peek_hashed. map_view_find_8_8 follows the same contract as map_peek_hashed (seq,
+ * start, epoch section, bytewise keys): it reads the view's fields once, checks *seq before following
+ * them, and the caller checks *seq again after the answer. map_view_prefetch: a writer's hint, before
+ * it takes its lock, of the lines its core operation will read first.
+ *
+ * map_clear_undropped: hmap_clear without calling the type's drop functions, for a caller that has
+ * taken the entries' ownership already (the concurrent map queues their drops until readers are gone).
  */
 #ifndef HMAP_CORE_SYNC_SUPPORT_H
 #define HMAP_CORE_SYNC_SUPPORT_H
@@ -39,6 +54,11 @@
 #define map_peek_hashed hmap__map_peek_hashed
 #define map_u64_seed hmap__map_u64_seed
 #define map_peek_8_8 hmap__map_peek_8_8
+#define map_view_publish hmap__map_view_publish
+#define map_view_supported hmap__map_view_supported
+#define map_view_find_8_8 hmap__map_view_find_8_8
+#define map_view_find_further_8_8 hmap__map_view_find_further_8_8
+#define map_clear_undropped hmap__map_clear_undropped
 
 /* The stored key and value slots of key (hash = map_key_hash), or false. For a set *val_slot is the key
  * slot. Under the writer's lock: the pointers are valid until the next write. */
@@ -48,7 +68,8 @@ bool map_find_entry(const hmap *m, const void *key, uint64_t hash, void **key_sl
 bool map_u64_seed(const hmap *m, uint64_t *seed);
 static inline uint64_t map_u64_hash(uint64_t key, uint64_t seed) { return hash_u64_inline(key, seed); }
 
-typedef enum { MAP_PEEK_MISS, MAP_PEEK_HIT, MAP_PEEK_TORN } map_peek_result;
+/* FURTHER only from map_view_find_8_8: settled by map_view_find_further_8_8. */
+typedef enum { MAP_PEEK_MISS, MAP_PEEK_HIT, MAP_PEEK_TORN, MAP_PEEK_FURTHER } map_peek_result;
 
 /* See above. val_out (val_size bytes; may be NULL) is written only on HIT. */
 map_peek_result map_peek_hashed(const hmap *m, const void *key, uint64_t hash, void *val_out,
@@ -56,5 +77,110 @@ map_peek_result map_peek_hashed(const hmap *m, const void *key, uint64_t hash, v
 /* The same for a map of 8-byte keys and 8-byte values only (the common case, compiled for it). */
 map_peek_result map_peek_8_8(const hmap *m, const void *key, uint64_t hash, void *val_out,
                              const _Atomic uint64_t *seq, uint64_t start);
+
+typedef struct map_view {
+    const void *tophash; /* the current array's tophash words; NULL: no view (read with map_peek_*) */
+    const void *slots;   /* its buckets */
+    const void *chains;  /* its overflow chain heads */
+    uint64_t shift;      /* bucket index = (hash >> 1) >> shift */
+} map_view;
+
+/* Does m's layout allow a view (8-byte keys and values stored as pairs)? Fixed for the map's life. */
+bool map_view_supported(const hmap *m);
+/* For such a map: fills *v for m as it is now (plain stores: under the writer's lock, while *seq is odd)
+ * and returns m's count. */
+size_t map_view_publish(const hmap *m, map_view *v);
+
+/* The walk is inline in the caller (a call would add its register saves to every read), so the bucket
+ * encoding it needs is mirrored here from core.h; sync_support.c checks the constants against the core at
+ * compile time, and tests/sync/test_sync_view.c the helpers. */
+enum {
+    MAP_VIEW_MIN_TOPHASH = 5, /* tophash bytes below this are states; 0 (EMPTY_REST) ends a chain */
+    MAP_VIEW_PAIR = 16,       /* an 8-byte key and its 8-byte value */
+    MAP_VIEW_BUCKET = 8 * 16, /* 8 slots */
+};
+
+static inline uint8_t map_view_tophash(uint64_t hash) {
+    uint8_t top = (uint8_t)hash;
+    return top < MAP_VIEW_MIN_TOPHASH ? (uint8_t)(top + MAP_VIEW_MIN_TOPHASH) : top;
+}
+
+/* High bit of every byte of w equal to top (bytes above a real match may be false positives). */
+static inline uint64_t map_view_match(uint64_t w, uint8_t top) {
+    uint64_t x = w ^ (0x0101010101010101ULL * top);
+    return (x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL;
+}
+
+/* Does w hold a zero byte (EMPTY_REST: nothing further in the chain)? */
+static inline bool map_view_chain_ends(uint64_t w) {
+    const uint64_t low7 = 0x7f7f7f7f7f7f7f7fULL;
+    return ~(((w & low7) + low7) | w | low7) != 0;
+}
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MAP_VIEW_TSAN 1
+#endif
+#endif
+#ifdef MAP_VIEW_TSAN /* the walk must stay a function of its own there: see RACY_READS in sync_support.c */
+#define MAP_VIEW_WALK static inline __attribute__((no_sanitize("thread"), noinline))
+#else
+#define MAP_VIEW_WALK static inline __attribute__((always_inline))
+#endif
+#define MAP_VIEW_PEEK(lvalue) (*(const volatile __typeof__(lvalue) *)&(lvalue))
+
+/* map_peek_8_8 through the view (see above), for the key's first bucket only, so that it stays short:
+ * HIT (*val_out set) or MISS; TORN when a writer was busy or there is no view; FURTHER when the answer
+ * may lie further (another slot whose tophash matches too, or an overflow bucket): then the caller, still
+ * inside its section and with the same start, asks map_view_find_further_8_8. */
+MAP_VIEW_WALK map_peek_result map_view_find_8_8(const map_view *v, uint64_t key, uint64_t hash,
+                                                uint64_t *val_out, const _Atomic uint64_t *seq,
+                                                uint64_t start) {
+    const uint64_t *tophash = MAP_VIEW_PEEK(v->tophash);
+    const unsigned char *slots = MAP_VIEW_PEEK(v->slots);
+    uint64_t shift = MAP_VIEW_PEEK(v->shift);
+    atomic_thread_fence(memory_order_acquire); /* the fields are read before the counter is */
+    if (!tophash || atomic_load_explicit(seq, memory_order_relaxed) != start)
+        return MAP_PEEK_TORN; /* no view, or it may be torn: its pointers are not followed */
+    size_t i = (size_t)((hash >> 1) >> shift);
+    slots += i * MAP_VIEW_BUCKET;
+    __builtin_prefetch(slots); /* the pairs' line loads while the tophash word does */
+    uint64_t w = MAP_VIEW_PEEK(tophash[i]);
+    uint64_t hits = map_view_match(w, map_view_tophash(hash));
+    if (hits) {
+        /* the lowest byte reported is a real match (false positives lie only above one); its bit is 8s + 7
+         * for slot s, so the pair's offset 16s is twice that less 14: one address computation */
+        const unsigned char *pair = slots + 2 * (size_t)__builtin_ctzll(hits) - 14;
+        if (*(const volatile uint64_t *)pair == key) {
+            *val_out = *(const volatile uint64_t *)(pair + 8);
+            return MAP_PEEK_HIT;
+        }
+        if (hits & (hits - 1))
+            return MAP_PEEK_FURTHER; /* another candidate in this bucket */
+    }
+    return map_view_chain_ends(w) ? MAP_PEEK_MISS : MAP_PEEK_FURTHER;
+}
+
+/* Starts loading the lines a write of the key will touch first (its tophash word and its first bucket's
+ * pairs) before the writer takes its lock, whose locked instruction would otherwise hold the loads back:
+ * a hint, read without the counter (a torn view prefetches a wrong line, and a prefetch never faults). */
+MAP_VIEW_WALK void map_view_prefetch(const map_view *v, uint64_t hash) {
+    const uint64_t *tophash = MAP_VIEW_PEEK(v->tophash);
+    const unsigned char *slots = MAP_VIEW_PEEK(v->slots);
+    uint64_t shift = MAP_VIEW_PEEK(v->shift) & 63;
+    if (!tophash)
+        return;
+    uintptr_t i = (uintptr_t)((hash >> 1) >> shift);
+    __builtin_prefetch((const void *)((uintptr_t)tophash + i * 8), 1);
+    __builtin_prefetch((const void *)((uintptr_t)slots + i * MAP_VIEW_BUCKET), 1);
+}
+
+/* The whole walk through the view, the key's chain to its end (not inline: about one read in ten
+ * needs it, where a bucket is full or holds tombstones). HIT, MISS or TORN, as map_peek_8_8. */
+map_peek_result map_view_find_further_8_8(const map_view *v, uint64_t key, uint64_t hash, uint64_t *val_out,
+                                          const _Atomic uint64_t *seq, uint64_t start);
+
+/* Empties m as hmap_clear does (arrays given back), dropping nothing: the caller owns the entries. */
+void map_clear_undropped(hmap *m);
 
 #endif /* HMAP_CORE_SYNC_SUPPORT_H */

@@ -52,25 +52,43 @@ extern _Thread_local epoch_thread *epoch_self __attribute__((tls_model("initial-
 /* The calling thread's record, made on first use; NULL on ENOMEM. */
 epoch_thread *epoch_register(void);
 
+/* The thread announces the current epoch: its section has begun once this returns. */
+static inline void epoch_announce(epoch_thread *t) {
+    uint64_t v = (atomic_load_explicit(&epoch_global, memory_order_relaxed) << 1) | 1;
+    if (__builtin_expect(epoch_asymmetric, 1)) {
+        atomic_store_explicit(&t->state, v, memory_order_relaxed);
+        atomic_signal_fence(memory_order_seq_cst); /* the advancer's membarrier is our fence */
+    } else {
+        /* a full barrier: on x86 the exchange is one (a locked instruction); elsewhere add the fence */
+        atomic_exchange_explicit(&t->state, v, memory_order_seq_cst);
+#if !defined(__x86_64__) && !defined(__i386__)
+        atomic_thread_fence(memory_order_seq_cst);
+#endif
+    }
+}
+
 /* Enters a read section: false (and no section) only when the thread's record cannot be allocated. */
 static inline bool epoch_pin(void) {
     epoch_thread *t = epoch_self;
     if (__builtin_expect(t == NULL, 0) && (t = epoch_register()) == NULL)
         return false;
-    if (t->nest++ == 0) {
-        uint64_t v = (atomic_load_explicit(&epoch_global, memory_order_relaxed) << 1) | 1;
-        if (epoch_asymmetric) {
-            atomic_store_explicit(&t->state, v, memory_order_relaxed);
-            atomic_signal_fence(memory_order_seq_cst); /* the advancer's membarrier is our fence */
-        } else {
-            /* a full barrier: on x86 the exchange is one (a locked instruction); elsewhere add the fence */
-            atomic_exchange_explicit(&t->state, v, memory_order_seq_cst);
-#if !defined(__x86_64__) && !defined(__i386__)
-            atomic_thread_fence(memory_order_seq_cst);
-#endif
-        }
-    }
+    if (t->nest++ == 0)
+        epoch_announce(t);
     return true;
+}
+
+/* A section for code that pins nothing else inside it (a single lock-free read): t is epoch_self, not
+ * NULL. Enters unless the thread is inside a section already; epoch_leave then leaves it, and only it.
+ * The nesting count is left alone, so each side tells from it (0) whether the section is this one: the
+ * caller keeps no flag in a register. */
+static inline void epoch_enter(epoch_thread *t) {
+    if (__builtin_expect(t->nest == 0, 1))
+        epoch_announce(t);
+}
+
+static inline void epoch_leave(epoch_thread *t) {
+    if (__builtin_expect(t->nest == 0, 1))
+        atomic_store_explicit(&t->state, 0, memory_order_release); /* the section's reads come before */
 }
 
 /* Leaves a read section (the matching one of a successful epoch_pin). */

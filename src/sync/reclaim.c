@@ -139,12 +139,14 @@ static size_t chunk_bytes(const hmap_sync *m) {
     return sizeof(limbo_chunk) + m->chunk_entries * m->entry_size;
 }
 
+static void limbo_free_chunks(const hmap_sync *m, shard *sh, limbo_chunk *c);
+
 unsigned char *limbo_reserve(hmap_sync *m, shard *sh) {
     limbo_chunk *c = sh->drops_tail;
     if (!c || c->used == m->chunk_entries) {
         c = sh->spare;
         if (c)
-            sh->spare = NULL;
+            sh->spare = c->next;
         else if ((c = mem_alloc(&sh->mem, chunk_bytes(m))) == NULL)
             return NULL;
         c->next = NULL;
@@ -160,13 +162,48 @@ unsigned char *limbo_reserve(hmap_sync *m, shard *sh) {
 }
 
 void limbo_commit(hmap_sync *m, shard *sh, unsigned char *entry, unsigned parts) {
-    (void)m;
-    limbo_chunk *c = sh->drops_tail;
-    entry[0] = (unsigned char)parts;
-    c->used++;
-    c->stamp = epoch_stamp();
-    sh->deferred_drops++;
+    limbo_fill(m, sh, entry, parts);
+    sh->drops_tail->stamp = epoch_stamp();
     limbo_note_removal(0);
+}
+
+void limbo_fill(hmap_sync *m, shard *sh, unsigned char *entry, unsigned parts) {
+    (void)m;
+    entry[0] = (unsigned char)parts;
+    sh->drops_tail->used++;
+    sh->deferred_drops++;
+}
+
+bool limbo_make_room(hmap_sync *m, shard *sh, size_t n) {
+    size_t room = sh->drops_tail ? m->chunk_entries - sh->drops_tail->used : 0;
+    for (const limbo_chunk *c = sh->spare; c && room < n; c = c->next)
+        room += m->chunk_entries;
+    limbo_chunk *more = NULL;
+    while (room < n) {
+        limbo_chunk *c = mem_alloc(&sh->mem, chunk_bytes(m));
+        if (!c) {
+            limbo_free_chunks(m, sh, more);
+            return false;
+        }
+        c->next = more;
+        more = c;
+        room += m->chunk_entries;
+    }
+    if (more) { /* in front of the spare list: used first */
+        limbo_chunk *last = more;
+        while (last->next)
+            last = last->next;
+        last->next = sh->spare;
+        sh->spare = more;
+    }
+    return true;
+}
+
+void limbo_stamp_since(shard *sh, limbo_chunk *from) {
+    uint64_t now = epoch_stamp();
+    for (limbo_chunk *c = from ? from : sh->drops; c; c = c->next)
+        c->stamp = now;
+    limbo_note_removal(ADVANCE_BYTES); /* many at once: worth moving the epoch for */
 }
 
 void limbo_collect(shard *sh, limbo_batch *b) {
@@ -227,11 +264,20 @@ void limbo_run(hmap_sync *m, shard *sh, limbo_batch *b) {
     b->frees = NULL;
 }
 
+static void limbo_free_chunks(const hmap_sync *m, shard *sh, limbo_chunk *c) {
+    while (c) {
+        limbo_chunk *next = c->next;
+        mem_free(&sh->mem, c, chunk_bytes(m));
+        c = next;
+    }
+}
+
 void limbo_recycle(hmap_sync *m, shard *sh, limbo_chunk *chunks) {
     while (chunks) {
         limbo_chunk *c = chunks;
         chunks = c->next;
         if (!sh->spare) {
+            c->next = NULL; /* the spare list: this one alone */
             sh->spare = c;
         } else {
             mem_free(&sh->mem, c, chunk_bytes(m));
@@ -244,8 +290,7 @@ void limbo_drain(hmap_sync *m, shard *sh) {
     limbo_recycle(m, sh, sh->drops);
     sh->drops = sh->drops_tail = NULL;
     sh->deferred_drops = 0;
-    if (sh->spare)
-        mem_free(&sh->mem, sh->spare, chunk_bytes(m));
+    limbo_free_chunks(m, sh, sh->spare);
     sh->spare = NULL;
     run_frees(m, sh, sh->frees);
     sh->frees = sh->frees_tail = NULL;

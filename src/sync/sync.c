@@ -9,16 +9,23 @@
  * empties, but here the hash is computed once, before the shard is known), so any shard's hmap computes
  * a key's hash (map_key_hash) and the shard then uses it (the *_hashed entry points).
  *
- * Writes lock the shard (a mutex: threads may outnumber cores) and run the hmap's own operation, so each
- * shard grows, shrinks and gives memory back as an hmap does. In an optimistic map (keys compared
- * bytewise) a write also makes the shard's sequence counter odd for its duration.
+ * The number of shards: 4 per CPU, or one per ENTRIES_PER_SHARD entries of the size hint, whichever is
+ * more, 16..256 (a power of two).
+ *
+ * Writes lock the shard (a futex word, sync.h: threads may outnumber cores) and run the hmap's own
+ * operation, so each shard grows, shrinks and gives memory back as an hmap does. In an optimistic map
+ * (keys compared bytewise) a write also makes the shard's sequence counter odd for its duration, and for
+ * 8-byte keys and values refreshes the shard's view of its array (core/sync_support.h) before making it
+ * even again. hmap_sync_clear and hmap_sync_compact are such writes too, one per shard.
  *
  * Reads of an optimistic map take no lock and write nothing shared: inside an epoch read section they
- * read the counter, look the key up with core/sync_support.c's map_peek_hashed and keep the answer only if
- * the counter did not move; after PEEK_TRIES failures (a writer is busy on the shard) they take the lock.
- * What makes this safe is that nothing a racing reader may read is freed under it: the shard's hmap
- * allocates through reclaim.c's hook, whose frees wait for the epoch. Maps with an equal() function
- * (string keys, say) read under the lock: equal() must never see a key half overwritten.
+ * read the counter, look the key up and keep the answer only if the counter did not move; after
+ * PEEK_TRIES failures (a writer is busy on the shard) they take the lock. 8-byte keys and values are
+ * looked up through the view, from the counter's own line straight to the tophash word, the whole read
+ * inline in hmap_sync_load; other sizes with map_peek_hashed, which walks the shard's hmap. What makes
+ * this safe is that nothing a racing reader may read is freed under it: the shard's hmap allocates
+ * through reclaim.c's hook, whose frees wait for the epoch. Maps with an equal() function (string keys,
+ * say) read under the lock: equal() must never see a key half overwritten.
  *
  * Linearization points: a write's is inside its critical section; an optimistic read's is its first
  * counter load (the state it read was that one, unchanged until its last load).
@@ -34,19 +41,29 @@
 #include "epoch.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#endif
 
 #define SHARD_SHIFT 8    /* shard index from hash bits 8.. (see the top of this file) */
 #define MIN_SHARD_BITS 4 /* 16 shards */
 #define MAX_SHARD_BITS 8 /* 256: SHARD_SHIFT + 8 bits stay clear of any bucket index */
 #define SHARDS_PER_CPU 4 /* threads on different cores rarely meet on one shard */
+/* A map sized for many entries gets a shard per this many (up to MAX_SHARD_BITS): every write makes its
+ * shard's line (counter, view) travel to the other cores, whose next reads of that shard then miss, so
+ * the more shards, the fewer reads pay for another core's writes. A shard costs about a kilobyte. */
+#define ENTRIES_PER_SHARD 64
 #define PEEK_TRIES 4     /* optimistic attempts before a reader takes the lock */
 #define PEEK_MAX_VAL 256 /* larger values are copied under the lock (a long copy would be torn often) */
 
 _Static_assert(MAX_SHARD_BITS + SHARD_SHIFT <= 64 - 48, "shard bits must stay below every bucket index");
-_Static_assert(sizeof(shard) % 128 == 0, "a shard must fill whole 128-byte blocks");
+_Static_assert(sizeof(shard) == (size_t)1 << SHARD_SHIFT,
+               "shard_of takes a shard's offset from the hash bits");
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -58,7 +75,9 @@ static size_t round_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 
 /* Value copies and comparisons: a set's values are 0 bytes, and may come as NULL. */
 static inline void val_copy(void *dst, const void *src, size_t n) {
-    if (n)
+    if (n == 8)
+        __builtin_memcpy(dst, src, 8); /* the common size, inline */
+    else if (n)
         memcpy(dst, src, n);
 }
 
@@ -77,14 +96,65 @@ static inline uint64_t key_hash(const hmap_sync *m, const void *key) {
     return map_key_hash(m->shards[0].map, key);
 }
 
+/* Shard (hash >> SHARD_SHIFT) & (2^s - 1), at that index times 2^SHARD_SHIFT bytes: the hash bits masked in
+ * place are the byte offset, one instruction on the way of every read. */
 static inline shard *shard_of(hmap_sync *m, uint64_t hash) {
-    return &m->shards[(hash >> SHARD_SHIFT) & m->shard_mask];
+    return (shard *)((unsigned char *)m->shards + (hash & m->shard_offset_mask));
+}
+
+/* ---------------------------------------------------------------- the shard lock (sync.h) */
+
+#define LOCK_SPINS 100 /* tries before sleeping: a write holds the lock for well under a microsecond */
+
+static void futex_wait(_Atomic uint32_t *word, uint32_t expected) {
+#ifdef __linux__
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0); /* returns at once if changed */
+#else
+    (void)word;
+    (void)expected;
+    sched_yield();
+#endif
+}
+
+static void futex_wake_one(_Atomic uint32_t *word) {
+#ifdef __linux__
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+#else
+    (void)word;
+#endif
+}
+
+static __attribute__((noinline)) void lock_contended(shard_lock *l) {
+    for (int i = 0; i < LOCK_SPINS; i++) {
+        cpu_relax();
+        uint32_t w = atomic_load_explicit(&l->word, memory_order_relaxed);
+        if (w == 0 && atomic_compare_exchange_weak_explicit(&l->word, &w, 1, memory_order_acquire,
+                                                            memory_order_relaxed))
+            return;
+    }
+    /* 2: whoever gives the lock back must wake a sleeper; a thread taking it this way cannot know whether
+     * others sleep, so it keeps the 2 (at worst one needless wake) */
+    while (atomic_exchange_explicit(&l->word, 2, memory_order_acquire) != 0)
+        futex_wait(&l->word, 2);
+}
+
+static inline void lock_take(shard_lock *l) {
+    uint32_t free_word = 0;
+    if (__builtin_expect(!atomic_compare_exchange_strong_explicit(&l->word, &free_word, 1,
+                                                                  memory_order_acquire, memory_order_relaxed),
+                         0))
+        lock_contended(l);
+}
+
+static inline void lock_give(shard_lock *l) {
+    if (__builtin_expect(atomic_exchange_explicit(&l->word, 0, memory_order_release) == 2, 0))
+        futex_wake_one(&l->word);
 }
 
 /* ---------------------------------------------------------------- writing a shard */
 
-static void write_begin(const hmap_sync *m, shard *sh) {
-    pthread_mutex_lock(&sh->lock);
+static inline void write_begin(const hmap_sync *m, shard *sh) {
+    lock_take(&sh->lock);
     if (m->optimistic) {
         uint64_t s = atomic_load_explicit(&sh->seq, memory_order_relaxed);
         atomic_store_explicit(&sh->seq, s + 1, memory_order_relaxed);
@@ -92,19 +162,20 @@ static void write_begin(const hmap_sync *m, shard *sh) {
     }
 }
 
-/* Ends a write: the counter even again, the count published, and what is safe in the queues taken out
- * (to run after the unlock, in after_write). */
-static void write_end(const hmap_sync *m, shard *sh, limbo_batch *b) {
+/* Ends a write: the view refreshed and the counter even again, the count published, and what is safe in
+ * the queues taken out (to run after the unlock, in after_write). */
+static inline void write_end(const hmap_sync *m, shard *sh, limbo_batch *b) {
+    size_t count = m->fast_reads ? map_view_publish(sh->map, &sh->view) : hmap_len(sh->map);
     if (m->optimistic) {
         uint64_t s = atomic_load_explicit(&sh->seq, memory_order_relaxed);
         atomic_store_explicit(&sh->seq, s + 1, memory_order_release);
     }
-    atomic_store_explicit(&sh->count, hmap_len(sh->map), memory_order_relaxed);
+    atomic_store_explicit(&sh->count, count, memory_order_relaxed);
     if (sh->drops || sh->frees)
         limbo_collect(sh, b);
     else
         b->chunks = NULL, b->frees = NULL;
-    pthread_mutex_unlock(&sh->lock);
+    lock_give(&sh->lock);
 }
 
 static void run_batch(hmap_sync *m, shard *sh, limbo_batch *b) {
@@ -112,9 +183,9 @@ static void run_batch(hmap_sync *m, shard *sh, limbo_batch *b) {
         return;
     limbo_run(m, sh, b);
     if (b->chunks) {
-        pthread_mutex_lock(&sh->lock);
+        lock_take(&sh->lock);
         limbo_recycle(m, sh, b->chunks);
-        pthread_mutex_unlock(&sh->lock);
+        lock_give(&sh->lock);
     }
 }
 
@@ -127,9 +198,9 @@ static inline void after_write(hmap_sync *m, shard *sh, limbo_batch *b) {
     run_batch(m, sh, b);
     if (advanced) {
         limbo_batch more;
-        pthread_mutex_lock(&sh->lock);
+        lock_take(&sh->lock);
         limbo_collect(sh, &more);
-        pthread_mutex_unlock(&sh->lock);
+        lock_give(&sh->lock);
         run_batch(m, sh, &more);
     }
 }
@@ -184,7 +255,9 @@ static __attribute__((noinline)) int peek_retrying(hmap_sync *m, shard *sh, cons
             cpu_relax();
             continue;
         }
-        map_peek_result r = map_peek_hashed(sh->map, key, hash, val_out ? buf : NULL, &sh->seq, s);
+        void *out = val_out ? buf : NULL;
+        map_peek_result r = m->fast_reads ? map_peek_8_8(sh->map, key, hash, out, &sh->seq, s)
+                                          : map_peek_hashed(sh->map, key, hash, out, &sh->seq, s);
         if (r != MAP_PEEK_TORN && counter_unchanged(sh, s))
             result = r == MAP_PEEK_HIT;
     }
@@ -195,56 +268,108 @@ static __attribute__((noinline)) int peek_retrying(hmap_sync *m, shard *sh, cons
 }
 
 static bool locked_load(shard *sh, const void *key, uint64_t hash, void *val_out, size_t vs) {
-    pthread_mutex_lock(&sh->lock);
+    lock_take(&sh->lock);
     void *v = map_get_hashed(sh->map, key, hash);
     if (v && val_out && vs)
         memcpy(val_out, v, vs);
-    pthread_mutex_unlock(&sh->lock);
+    lock_give(&sh->lock);
     return v != NULL;
 }
 
-/* Everything but the common case: retries, other value sizes, maps read under the lock. */
-static __attribute__((noinline)) bool load_slow(hmap_sync *m, shard *sh, const void *key, uint64_t hash,
-                                                void *val_out) {
-    int r = peek_retrying(m, sh, key, hash, val_out);
-    return r >= 0 ? r : locked_load(sh, key, hash, val_out, m->type.val_size);
-}
-
-/* One lock-free attempt for 8-byte keys and values: 1 found, 0 absent, -1 not settled. Kept small: the
- * time of a read is mostly its cache misses, and fewer instructions let more reads overlap them. */
-static inline __attribute__((always_inline)) int peek_8_8(shard *sh, const void *key, uint64_t hash,
-                                                          void *val_out) {
-    if (!epoch_pin())
-        return -1;
-    uint64_t v, s = atomic_load_explicit(&sh->seq, memory_order_acquire);
-    map_peek_result r = s & 1 ? MAP_PEEK_TORN : map_peek_8_8(sh->map, key, hash, &v, &sh->seq, s);
+/* One lock-free attempt for 8-byte keys and values, through the shard's view: 1 found (*val set), 0
+ * absent, -1 not settled (a writer was busy, a resize runs, the key's chain goes on, or the thread has no
+ * epoch record yet). No call on the way: the time of a read is its chain of dependent loads and its cache
+ * misses, and a call would add the saving of registers around it. */
+static inline __attribute__((always_inline)) int peek_8_8(shard *sh, uint64_t key, uint64_t hash,
+                                                          uint64_t *val) {
+    epoch_thread *t = epoch_self;
+    if (__builtin_expect(t == NULL, 0))
+        return -1; /* the slow path registers the thread */
+    epoch_enter(t);
+    uint64_t s = atomic_load_explicit(&sh->seq, memory_order_acquire);
+    map_peek_result r = s & 1 ? MAP_PEEK_TORN : map_view_find_8_8(&sh->view, key, hash, val, &sh->seq, s);
+    if (r == MAP_PEEK_FURTHER)
+        r = map_view_find_further_8_8(&sh->view, key, hash, val, &sh->seq, s);
     bool settled = r != MAP_PEEK_TORN && counter_unchanged(sh, s);
-    epoch_unpin();
-    if (!settled)
-        return -1;
-    if (r == MAP_PEEK_HIT && val_out)
-        __builtin_memcpy(val_out, &v, 8);
-    return r == MAP_PEEK_HIT;
+    epoch_leave(epoch_self);
+    return settled ? r == MAP_PEEK_HIT : -1;
 }
 
-/* A read: the common case here, the rest in load_slow. */
+/* A read of a map with fast_reads: the view first, the rest in peek_retrying. */
 static inline __attribute__((always_inline)) int peek(hmap_sync *m, shard *sh, const void *key, uint64_t hash,
                                                       void *val_out) {
-    int r = m->fast_reads ? peek_8_8(sh, key, hash, val_out) : -1;
-    return r >= 0 ? r : peek_retrying(m, sh, key, hash, val_out);
+    if (m->fast_reads) {
+        uint64_t k, v = 0;
+        __builtin_memcpy(&k, key, 8);
+        int r = peek_8_8(sh, k, hash, &v);
+        if (r == 1 && val_out)
+            __builtin_memcpy(val_out, &v, 8);
+        if (r >= 0)
+            return r;
+    }
+    return peek_retrying(m, sh, key, hash, val_out);
 }
 
-/* ---------------------------------------------------------------- the API: reads */
-
-bool hmap_sync_load(hmap_sync *m, const void *key, void *val_out) {
+/* Every read but the one hmap_sync_load inlines, and its unsettled cases: the argument checks, a hash
+ * that is not the built-in one, other sizes, retries (where the inline read found a writer busy, the
+ * view is not tried again), maps read under the lock. */
+static __attribute__((noinline)) bool load_general(hmap_sync *m, const void *key, void *val_out) {
     if (!m || !key) {
         errno = EINVAL;
         return false;
     }
     uint64_t hash = key_hash(m, key);
     shard *sh = shard_of(m, hash);
-    int r = m->fast_reads ? peek_8_8(sh, key, hash, val_out) : -1;
-    return r >= 0 ? r : load_slow(m, sh, key, hash, val_out);
+    int r = !m->optimistic    ? -1
+            : m->inline_reads ? peek_retrying(m, sh, key, hash, val_out)
+                              : peek(m, sh, key, hash, val_out);
+    return r >= 0 ? r : locked_load(sh, key, hash, val_out, m->type.val_size);
+}
+
+/* hmap_sync_load's read when the key's first bucket did not settle it: the rest of the chain, inside the
+ * section hmap_sync_load entered (left here), from the same counter value s. A function of its own, so
+ * that hmap_sync_load reaches it by a tail call and keeps no registers for it. */
+static __attribute__((noinline)) bool load_further(hmap_sync *m, const void *key, void *val_out, uint64_t s) {
+    uint64_t k, v = 0;
+    __builtin_memcpy(&k, key, 8);
+    uint64_t hash = map_u64_hash(k, m->hash_seed); /* again: fewer registers live in hmap_sync_load */
+    shard *sh = shard_of(m, hash);
+    map_peek_result r = map_view_find_further_8_8(&sh->view, k, hash, &v, &sh->seq, s);
+    bool settled = r != MAP_PEEK_TORN && counter_unchanged(sh, s);
+    epoch_leave(epoch_self);
+    if (!settled)
+        return load_general(m, key, val_out);
+    if (r == MAP_PEEK_HIT && val_out)
+        __builtin_memcpy(val_out, &v, 8);
+    return r == MAP_PEEK_HIT;
+}
+
+/* ---------------------------------------------------------------- the API: reads */
+
+bool hmap_sync_load(hmap_sync *m, const void *key, void *val_out) {
+    /* peek_8_8, written out so that the unsettled cases leave by tail calls: nothing is kept on the stack */
+    epoch_thread *t = epoch_self;
+    if (__builtin_expect(m && key && m->inline_reads && t, 1)) {
+        uint64_t k, v = 0;
+        __builtin_memcpy(&k, key, 8);
+        uint64_t hash = map_u64_hash(k, m->hash_seed);
+        shard *sh = shard_of(m, hash);
+        epoch_enter(t);
+        uint64_t s = atomic_load_explicit(&sh->seq, memory_order_acquire);
+        if (__builtin_expect(!(s & 1), 1)) {
+            map_peek_result r = map_view_find_8_8(&sh->view, k, hash, &v, &sh->seq, s);
+            if (__builtin_expect(r == MAP_PEEK_FURTHER, 0))
+                return load_further(m, key, val_out, s); /* leaves the section */
+            if (__builtin_expect(r != MAP_PEEK_TORN && counter_unchanged(sh, s), 1)) {
+                epoch_leave(t);
+                if (r == MAP_PEEK_HIT && val_out)
+                    __builtin_memcpy(val_out, &v, 8);
+                return r == MAP_PEEK_HIT;
+            }
+        }
+        epoch_leave(t);
+    }
+    return load_general(m, key, val_out); /* the argument checks, the thread's first read, retries */
 }
 
 bool hmap_sync_load_with(hmap_sync *m, const void *key, void (*fn)(const void *val, void *ctx), void *ctx) {
@@ -312,7 +437,49 @@ static int put(hmap_sync *m, const void *key, const void *val, void *old_out) {
     return rc;
 }
 
-int hmap_sync_store(hmap_sync *m, const void *key, const void *val) { return put(m, key, val, NULL); }
+/* ---- the plain case: 8-byte keys and values compared bytewise, no drops (plain_writes) ----
+ * store and delete written straight, without the limbo's queues of drops and the generic copies: at 1Mi
+ * keys a write's time is its cache misses, and the fewer instructions lie between two writes' misses, the
+ * more of them overlap. Frees of the map's arrays are deferred all the same (readers walk them). */
+
+static __attribute__((noinline)) void plain_reclaim(hmap_sync *m, shard *sh) {
+    limbo_batch b;
+    limbo_collect(sh, &b);
+    lock_give(&sh->lock);
+    after_write(m, sh, &b);
+}
+
+/* write_end and after_write of a plain write. */
+static inline __attribute__((always_inline)) void plain_end(hmap_sync *m, shard *sh) {
+    size_t count = map_view_publish(sh->map, &sh->view);
+    atomic_store_explicit(&sh->seq, atomic_load_explicit(&sh->seq, memory_order_relaxed) + 1,
+                          memory_order_release);
+    atomic_store_explicit(&sh->count, count, memory_order_relaxed);
+    if (__builtin_expect(sh->frees != NULL, 0)) {
+        plain_reclaim(m, sh); /* gives the lock back */
+        return;
+    }
+    lock_give(&sh->lock);
+    if (__builtin_expect(limbo_advance_due, 0)) {
+        limbo_batch none = {NULL, NULL};
+        after_write(m, sh, &none);
+    }
+}
+
+int hmap_sync_store(hmap_sync *m, const void *key, const void *val) {
+    if (__builtin_expect(!m || !key || !val || !m->plain_writes, 0))
+        return put(m, key, val, NULL);
+    uint64_t hash = key_hash(m, key);
+    shard *sh = shard_of(m, hash);
+    bool inserted;
+    map_view_prefetch(&sh->view, hash);
+    write_begin(m, sh);
+    void *slot = map_assign_hashed(sh->map, key, hash, &inserted);
+    if (slot)
+        __builtin_memcpy(slot, val, 8);
+    plain_end(m, sh);
+    return slot ? inserted : -ENOMEM;
+}
 
 int hmap_sync_swap(hmap_sync *m, const void *key, const void *val, void *old_out) {
     return put(m, key, val, old_out);
@@ -388,7 +555,17 @@ static bool remove_entry(hmap_sync *m, const void *key, const void *expect, void
     return rc > 0;
 }
 
-bool hmap_sync_delete(hmap_sync *m, const void *key) { return remove_entry(m, key, NULL, NULL); }
+bool hmap_sync_delete(hmap_sync *m, const void *key) {
+    if (__builtin_expect(!m || !key || !m->plain_writes, 0))
+        return remove_entry(m, key, NULL, NULL);
+    uint64_t hash = key_hash(m, key);
+    shard *sh = shard_of(m, hash);
+    map_view_prefetch(&sh->view, hash);
+    write_begin(m, sh);
+    bool removed = map_remove_hashed(sh->map, key, hash, NULL, NULL);
+    plain_end(m, sh);
+    return removed;
+}
 
 bool hmap_sync_load_and_delete(hmap_sync *m, const void *key, void *val_out) {
     return remove_entry(m, key, NULL, m && m->type.val_size ? val_out : NULL);
@@ -446,6 +623,78 @@ int hmap_sync_update(hmap_sync *m, const void *key, void (*fn)(void *val, bool i
     return !slot ? -ENOMEM : inserted ? 1 : 0;
 }
 
+/* ---------------------------------------------------------------- clear and compact */
+
+/* Moves every entry of the shard's map into the limbo (their drops deferred as a delete's are), then
+ * empties the map without dropping: -ENOMEM, the shard unchanged, when the queue's room could not be
+ * allocated. Under the lock. */
+static int clear_deferring(hmap_sync *m, shard *sh) {
+    size_t n = hmap_len(sh->map);
+    if (n == 0) {
+        hmap_clear(sh->map); /* nothing to drop; whatever arrays it kept go back */
+        return 0;
+    }
+    if (!limbo_make_room(m, sh, n))
+        return -ENOMEM;
+    bool keys = type_drops_key(&m->type), vals = type_drops_val(&m->type);
+    unsigned parts = (keys ? DROP_KEY : 0) | (vals ? DROP_VAL : 0);
+    limbo_chunk *from = sh->drops_tail;
+    hmap_iter it;
+    void *k, *v;
+    hmap_iter_init(&it, sh->map);
+    while (hmap_iter_next(&it, &k, &v)) {
+        unsigned char *e = limbo_reserve(m, sh); /* the room is there: never NULL */
+        if (keys)
+            memcpy(e + m->key_offset, k, m->type.key_size);
+        if (vals)
+            memcpy(e + m->val_offset, v, m->type.val_size);
+        limbo_fill(m, sh, e, parts);
+    }
+    map_clear_undropped(sh->map);
+    limbo_stamp_since(sh, from); /* stamped once they are out of the map */
+    return 0;
+}
+
+int hmap_sync_clear(hmap_sync *m) {
+    if (!m)
+        return -EINVAL;
+    int rc = 0;
+    for (size_t i = 0; i < shard_count(m); i++) {
+        shard *sh = &m->shards[i];
+        limbo_batch b;
+        write_begin(m, sh);
+        int r = 0;
+        if (m->drops)
+            r = clear_deferring(m, sh);
+        else
+            hmap_clear(sh->map);
+        write_end(m, sh, &b);
+        after_write(m, sh, &b);
+        if (r < 0)
+            rc = r;
+    }
+    hmap_sync_reclaim(m); /* O(n) already: what no reader can see goes back now */
+    return rc;
+}
+
+int hmap_sync_compact(hmap_sync *m) {
+    if (!m)
+        return -EINVAL;
+    int rc = 0;
+    for (size_t i = 0; i < shard_count(m); i++) {
+        shard *sh = &m->shards[i];
+        limbo_batch b;
+        write_begin(m, sh);
+        int r = hmap_compact(sh->map); /* the arrays it frees wait for the readers (reclaim.c's hook) */
+        write_end(m, sh, &b);
+        after_write(m, sh, &b);
+        if (r < 0)
+            rc = r;
+    }
+    hmap_sync_reclaim(m); /* the old arrays go back now, unless a reader is inside a section */
+    return rc;
+}
+
 /* ---------------------------------------------------------------- range */
 
 #define RANGE_BUFFER 4096 /* bytes of entries copied per lock hold */
@@ -485,7 +734,7 @@ static bool range_shard(hmap_sync *m, shard *sh, const range_buf *buf,
         /* The section covers the copies from the moment they are made until fn is done with them;
          * between batches the thread is outside, so the epoch can move during a long range. */
         bool pinned = epoch_pin();
-        pthread_mutex_lock(&sh->lock);
+        lock_take(&sh->lock);
         if (!open) {
             hmap_iter_init(&it, sh->map);
             open = true;
@@ -495,7 +744,7 @@ static bool range_shard(hmap_sync *m, shard *sh, const range_buf *buf,
             n = range_fill(m, &it, buf, &more);
         else
             hmap_iter_done(&it);
-        pthread_mutex_unlock(&sh->lock);
+        lock_give(&sh->lock);
         if (!pinned) {
             errno = ENOMEM;
             return false;
@@ -509,9 +758,9 @@ static bool range_shard(hmap_sync *m, shard *sh, const range_buf *buf,
         if (!more)
             return go_on;
         if (!go_on) {
-            pthread_mutex_lock(&sh->lock);
+            lock_take(&sh->lock);
             hmap_iter_done(&it);
-            pthread_mutex_unlock(&sh->lock);
+            lock_give(&sh->lock);
             return false;
         }
     }
@@ -576,10 +825,10 @@ void hmap_sync_get_stats(hmap_sync *m, hmap_stats *st) {
     for (size_t i = 0; i < shard_count(m); i++) {
         shard *sh = &m->shards[i];
         hmap_stats s;
-        pthread_mutex_lock(&sh->lock);
+        lock_take(&sh->lock);
         hmap_get_stats(sh->map, &s);
         s.bytes += sh->mem.bytes + atomic_load_explicit(&sh->deferred_bytes, memory_order_relaxed);
-        pthread_mutex_unlock(&sh->lock);
+        lock_give(&sh->lock);
         add_stats(st, &s);
     }
 }
@@ -592,10 +841,10 @@ size_t hmap_sync_reclaim(hmap_sync *m) {
     for (size_t i = 0; i < shard_count(m); i++) {
         shard *sh = &m->shards[i];
         limbo_batch b;
-        pthread_mutex_lock(&sh->lock);
+        lock_take(&sh->lock);
         limbo_collect(sh, &b);
         left += limbo_pending(sh);
-        pthread_mutex_unlock(&sh->lock);
+        lock_give(&sh->lock);
         run_batch(m, sh, &b);
     }
     return left;
@@ -614,9 +863,11 @@ size_t hmap_sync_shards(const hmap_sync *m) { return m ? shard_count(m) : 0; }
 
 /* ---------------------------------------------------------------- creation and destruction */
 
-static unsigned choose_shard_bits(void) {
+static unsigned choose_shard_bits(size_t hint) {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     size_t want = (size_t)(cpus > 0 ? cpus : 1) * SHARDS_PER_CPU;
+    if (hint / ENTRIES_PER_SHARD > want)
+        want = hint / ENTRIES_PER_SHARD;
     unsigned bits = MIN_SHARD_BITS;
     while (bits < MAX_SHARD_BITS && ((size_t)1 << bits) < want)
         bits++;
@@ -641,7 +892,6 @@ static void free_shards(hmap_sync *m, size_t made) {
         sh->defer_frees = false; /* no reader is left: frees from here on are immediate */
         hmap_free(sh->map);      /* drops what is still in the map */
         limbo_drain(m, sh);      /* then what was waiting */
-        pthread_mutex_destroy(&sh->lock);
     }
     mem_free(&m->mem, m->shards_mem, m->shards_bytes);
 }
@@ -668,30 +918,29 @@ static bool make_shards(hmap_sync *m, size_t hint, const hmap_options *opts) {
         .seed = opts && opts->fixed_seed ? opts->seed : random_seed(),
         .name = m->mem.name,
     };
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
-    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP); /* spin briefly: sections are short */
-#endif
     for (size_t i = 0; i < n; i++) {
         shard *sh = &m->shards[i];
         shard_hook_init(m, sh);
         mem_owner_init(&sh->mem, m->custom_alloc ? &m->user : NULL, m->mem.name);
         so.allocator = m->optimistic ? &sh->hook : (m->custom_alloc ? &m->user : NULL);
         sh->map = hmap_new_opts(&m->type, per_shard, &so);
-        if (!sh->map || pthread_mutex_init(&sh->lock, &attr) != 0) {
-            int err = sh->map ? ENOMEM : errno;
-            hmap_free(sh->map);
-            pthread_mutexattr_destroy(&attr);
+        if (!sh->map) {
+            int err = errno;
             free_shards(m, i);
             errno = err;
             return false;
         }
-        atomic_init(&sh->count, 0);
+        atomic_init(&sh->lock.word, 0);
         sh->defer_frees = m->optimistic; /* from now on readers may walk the shard without its lock */
     }
-    pthread_mutexattr_destroy(&attr);
     m->u64_hash = map_u64_seed(m->shards[0].map, &m->hash_seed);
+    m->fast_reads = m->optimistic && map_view_supported(m->shards[0].map); /* the shards' views */
+    m->inline_reads = m->fast_reads && m->u64_hash;
+    m->plain_writes = m->fast_reads && !m->drops;
+    for (size_t i = 0; i < n; i++) {
+        shard *sh = &m->shards[i];
+        atomic_init(&sh->count, m->fast_reads ? map_view_publish(sh->map, &sh->view) : 0);
+    }
     return true;
 }
 
@@ -711,10 +960,9 @@ hmap_sync *hmap_sync_new_opts(const hmap_type *type, size_t hint, const hmap_opt
     mem_owner_init(&m->mem, a, NULL);
     m->mem.bytes = sizeof *m;
     m->optimistic = !type->equal && !type->equal_ctx;
-    m->fast_reads = m->optimistic && type->key_size == 8 && type->val_size == 8;
     m->drops = type_drops_key(type) || type_drops_val(type);
-    m->shard_bits = choose_shard_bits();
-    m->shard_mask = ((uint64_t)1 << m->shard_bits) - 1;
+    m->shard_bits = choose_shard_bits(hint);
+    m->shard_offset_mask = (((uint64_t)1 << m->shard_bits) - 1) << SHARD_SHIFT;
     set_limbo_layout(m);
     if (opts && opts->name) {
         size_t len = strlen(opts->name) + 1;

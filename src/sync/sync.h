@@ -9,21 +9,22 @@
  *   hmap_sync
  *   +-------------+----------------------------------------------------------------------------------+
  *   | type, flags | shards[2^s], each on its own 256-byte block (two cache lines and their prefetch   |
- *   | mem owner   | pair):  seq | map | lock | count | limbo (deferred drops, deferred frees) | hook |  |
+ *   | mem owner   | pair):  seq | view | map | count | lock || limbo (drops, frees) | hook            |  |
  *   +-------------+----------------------------------------------------------------------------------+
  *
- * A reader touches the first line of its shard (seq, map pointer) and the shard's hmap; a writer also
- * takes the lock on the same line. Shards never share a line, and each shard's hmap and arrays come from
- * its own allocations (aligned to a cache line by the built-in hook), so two threads working on two
- * shards never write the same line.
+ * A reader of 8-byte keys and values touches the first line of its shard (seq and the view of the
+ * map's array) and then the array itself; other readers go through the map pointer to the shard's hmap.
+ * A writer takes the lock on the same line and rewrites it; the second holds what reclamation needs.
+ * Shards never share a line, and each shard's hmap and arrays come from its own allocations (aligned to a
+ * cache line by the built-in hook), so two threads working on two shards never write the same line.
  */
 #ifndef HMAP_SYNC_SYNC_H
 #define HMAP_SYNC_SYNC_H
 
+#include "../core/sync_support.h"
 #include "../mem/mem.h"
 #include "hmap.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -31,6 +32,9 @@
 
 #define limbo_reserve hmap__limbo_reserve
 #define limbo_commit hmap__limbo_commit
+#define limbo_make_room hmap__limbo_make_room
+#define limbo_fill hmap__limbo_fill
+#define limbo_stamp_since hmap__limbo_stamp_since
 #define limbo_collect hmap__limbo_collect
 #define limbo_run hmap__limbo_run
 #define limbo_recycle hmap__limbo_recycle
@@ -67,14 +71,27 @@ typedef struct limbo_batch {
     deferred_free *frees;
 } limbo_batch;
 
+/* A shard's writer lock: one word, 0 free, 1 held, 2 held and a thread may be asleep on it (a futex).
+ * Taking a free lock is one compare-and-swap and giving it back one exchange, inline: a glibc mutex costs
+ * some fifty instructions more a write, which at 1Mi keys keeps the next write's cache misses from
+ * overlapping this one's. A thread that finds it held spins briefly, then sleeps (threads may outnumber
+ * cores). Functions in sync.c. */
+typedef struct shard_lock {
+    _Atomic uint32_t word;
+} shard_lock;
+
 typedef struct shard {
+    /* the line lock-free readers use, which a writer rewrites (with the lock on it: one line a write): */
     _Alignas(128) _Atomic uint64_t seq; /* odd while a writer changes the map (optimistic maps only) */
+    map_view view;                      /* where the map's array is (optimistic maps; see sync_support.h) */
     hmap *map;
-    pthread_mutex_t lock;
     _Atomic size_t count; /* the map's count, for hmap_sync_len without the lock */
-    hmap_sync *owner;
+    shard_lock lock;
+    /* the second line: */
+    _Alignas(64) hmap_sync *owner;
     /* under the lock: */
-    limbo_chunk *drops, *drops_tail, *spare; /* deferred drops, oldest first; one empty chunk kept */
+    limbo_chunk *drops, *drops_tail, *spare; /* deferred drops, oldest first; empty chunks kept (one,
+                                                or those limbo_make_room prepared) */
     deferred_free *frees, *frees_tail;       /* deferred frees, oldest first */
     size_t deferred_drops, deferred_frees;   /* entries and blocks waiting */
     _Atomic size_t deferred_bytes;           /* bytes of the blocks waiting (read by get_stats) */
@@ -85,13 +102,15 @@ typedef struct shard {
 
 struct hmap_sync {
     hmap_type type;
-    bool optimistic; /* keys compare bytewise: reads take no lock */
-    bool fast_reads; /* optimistic, and 8-byte keys and values: the inlined read */
-    bool drops;      /* key_drop or val_drop: removals are deferred through the limbo */
-    bool u64_hash;   /* the shards hash with the built-in 8-byte hash and hash_seed: inline here */
+    bool optimistic;   /* keys compare bytewise: reads take no lock */
+    bool fast_reads;   /* optimistic, and 8-byte keys and values: reads inline, through the shards' views */
+    bool drops;        /* key_drop or val_drop: removals are deferred through the limbo */
+    bool u64_hash;     /* the shards hash with the built-in 8-byte hash and hash_seed: inline here */
+    bool inline_reads; /* fast_reads and u64_hash: hmap_sync_load is inline to the view, no call */
+    bool plain_writes; /* fast_reads and no drops: store and delete without the limbo's drop queues */
     uint64_t hash_seed;
     unsigned shard_bits;
-    uint64_t shard_mask;                                      /* 2^shard_bits - 1 */
+    uint64_t shard_offset_mask; /* (2^shard_bits - 1) << SHARD_SHIFT: the hash bits choosing the shard */
     size_t key_offset, val_offset, entry_size, chunk_entries; /* limbo entry layout */
     hmap_allocator user; /* the allocator the options gave (or the built-in one) */
     bool custom_alloc;
@@ -132,6 +151,14 @@ void shard_hook_init(hmap_sync *m, shard *sh);
  * Under the lock; the entry counts only once committed. */
 unsigned char *limbo_reserve(hmap_sync *m, shard *sh);
 void limbo_commit(hmap_sync *m, shard *sh, unsigned char *entry, unsigned parts);
+
+/* For a removal of many entries at once (hmap_sync_clear): room for n more entries without allocating, all
+ * or nothing (false on ENOMEM); then each entry is limbo_reserve'd and limbo_fill'ed (committed, without a
+ * stamp), and once they have all left the map limbo_stamp_since stamps the chunks from `from` (the tail
+ * before the first fill, NULL for none) to the end. Under the lock. */
+bool limbo_make_room(hmap_sync *m, shard *sh, size_t n);
+void limbo_fill(hmap_sync *m, shard *sh, unsigned char *entry, unsigned parts);
+void limbo_stamp_since(shard *sh, limbo_chunk *from);
 
 /* Something left the shard: paces the epoch's advance, which limbo_advance_if_due then makes (called by
  * every write after its unlock). */

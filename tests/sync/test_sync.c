@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_sync.c — every function of include/hmap_sync.h from one thread: results, ownership, the
- * reclamation rule, memory after deletes, bad input and allocation failure.
+ * reclamation rule, memory after deletes, clear and compact, bad input and allocation failure.
  *
  * Ownership is checked by counting drops. Owned values are heap objects that record their key; the drop
  * function checks the object is intact before freeing it, so a double drop or a drop of garbage fails
@@ -488,6 +488,131 @@ static void test_range(void **state) {
     hmap_sync_free(m);
 }
 
+/* Clear: everything gone at once, the arrays given back, the map usable again. */
+static void test_clear(void **state) {
+    (void)state;
+    enum { N = 50000 };
+    assert_int_equal(hmap_sync_clear(NULL), -EINVAL);
+    hmap_sync *m = hmap_sync_new(&u64_type, 0);
+    hmap_sync *fresh = hmap_sync_new(&u64_type, 0);
+    assert_int_equal(hmap_sync_clear(m), 0); /* empty: nothing to do */
+    for (uint64_t k = 0; k < N; k++)
+        store_u64(m, k, k, 1);
+    hmap_stats full, cleared, empty;
+    hmap_sync_get_stats(m, &full);
+    assert_int_equal(hmap_sync_clear(m), 0);
+    assert_int_equal(hmap_sync_len(m), 0);
+    assert_int_equal(range_count(m), 0);
+    for (uint64_t k = 0; k < N; k += 7)
+        assert_false(hmap_sync_load(m, &k, NULL));
+    assert_int_equal(hmap_sync_reclaim(m), 0); /* no reader: the arrays went back */
+    hmap_sync_get_stats(m, &cleared);
+    hmap_sync_get_stats(fresh, &empty);
+    assert_int_equal(cleared.count, 0);
+    print_message("clear: %zu bytes full, %zu after, %zu for a new map\n", full.bytes, cleared.bytes,
+                  empty.bytes);
+    assert_true(cleared.bytes <= empty.bytes);
+    for (uint64_t k = 0; k < N; k += 2) /* usable again */
+        store_u64(m, k, k + 1, 1);
+    bool found;
+    for (uint64_t k = 0; k < N; k++) {
+        uint64_t v = load_u64(m, k, &found);
+        assert_int_equal(found, k % 2 == 0);
+        if (found)
+            assert_int_equal(v, k + 1);
+    }
+    assert_int_equal(hmap_sync_len(m), N / 2);
+    hmap_sync_free(m);
+    hmap_sync_free(fresh);
+}
+
+/* Clear with drops: every key and value dropped once, but not while a read section that could have
+ * loaded them is open. */
+static void test_clear_defers_drops(void **state) {
+    (void)state;
+    enum { N = 3000 };
+    obj_made = obj_dropped = 0;
+    hmap_sync *m = hmap_sync_new(&owned_type, 0);
+    for (uint64_t k = 0; k < N; k++) {
+        obj *o = obj_new(k);
+        assert_int_equal(hmap_sync_store(m, &k, &o), 1);
+    }
+    assert_int_equal(hmap_sync_pin(), 0);
+    uint64_t k = 17;
+    obj *seen = NULL;
+    assert_true(hmap_sync_load(m, &k, &seen));
+    assert_int_equal(hmap_sync_clear(m), 0);
+    assert_int_equal(hmap_sync_len(m), 0);
+    assert_true(hmap_sync_reclaim(m) >= N); /* every drop waits for our section */
+    assert_int_equal(obj_dropped, 0);
+    assert_int_equal(seen->magic, OBJ_MAGIC);
+    assert_int_equal(seen->key, 17);
+    hmap_sync_unpin();
+    assert_int_equal(hmap_sync_reclaim(m), 0);
+    assert_int_equal(obj_dropped, N);
+    obj *o = obj_new(k); /* usable again, and what is stored after the clear is dropped by free */
+    assert_int_equal(hmap_sync_store(m, &k, &o), 1);
+    hmap_sync_free(m);
+    assert_int_equal(obj_dropped, obj_made);
+
+    str_dropped = 0; /* owned keys, read under the lock */
+    m = hmap_sync_new(&str_type, 0);
+    for (uint64_t i = 0; i < N; i++) {
+        char *str = str_new(i);
+        assert_int_equal(hmap_sync_store(m, &str, &i), 1);
+    }
+    assert_int_equal(hmap_sync_clear(m), 0);
+    hmap_sync_reclaim(m);
+    assert_int_equal(str_dropped, N);
+    char *again = str_new(1);
+    uint64_t one = 1;
+    assert_int_equal(hmap_sync_store(m, &again, &one), 1);
+    hmap_sync_free(m);
+    assert_int_equal(str_dropped, N + 1);
+}
+
+/* Compact: after deleting 99% (or with no_shrink, which keeps the memory), the map shrinks to what a
+ * fresh map of the survivors holds, entries intact. */
+static void test_compact(void **state) {
+    (void)state;
+    enum { N = 1 << 17 };
+    assert_int_equal(hmap_sync_compact(NULL), -EINVAL);
+    hmap_options keep = {.no_shrink = true};
+    for (int no_shrink = 0; no_shrink < 2; no_shrink++) {
+        hmap_sync *m = hmap_sync_new_opts(&u64_type, 0, no_shrink ? &keep : NULL);
+        for (uint64_t k = 0; k < N; k++)
+            store_u64(m, k, k, 1);
+        for (uint64_t k = 0; k < N; k++)
+            if (k % 100 != 0)
+                assert_true(hmap_sync_delete(m, &k));
+        hmap_sync_reclaim(m);
+        hmap_stats before, after, b;
+        hmap_sync_get_stats(m, &before);
+        assert_int_equal(hmap_sync_compact(m), 0);
+        assert_int_equal(hmap_sync_reclaim(m), 0);
+        hmap_sync_get_stats(m, &after);
+        hmap_sync *fresh = hmap_sync_new(&u64_type, 0);
+        for (uint64_t k = 0; k < N; k += 100)
+            store_u64(fresh, k, k, 1);
+        hmap_sync_get_stats(fresh, &b);
+        print_message("compact%s: %zu bytes before, %zu after; a fresh map of the survivors: %zu\n",
+                      no_shrink ? " (no_shrink)" : "", before.bytes, after.bytes, b.bytes);
+        assert_true(after.bytes <= b.bytes);
+        if (no_shrink)
+            assert_true(before.bytes > 4 * after.bytes);
+        assert_int_equal(after.phase, HMAP_STEADY);
+        bool found;
+        for (uint64_t k = 0; k < N; k++) {
+            uint64_t v = load_u64(m, k, &found);
+            assert_int_equal(found, k % 100 == 0);
+            if (found)
+                assert_int_equal(v, k);
+        }
+        hmap_sync_free(m);
+        hmap_sync_free(fresh);
+    }
+}
+
 /* The _ctx variants of the callbacks: drops with the type's ctx (deferred like the plain ones), and an
  * equal_ctx map reads under the lock. */
 static void count_drop_ctx(void *val, void *ctx) {
@@ -604,6 +729,21 @@ static bool failing_scenario(const hmap_type *t, long fail_at) {
     }
     for (uint64_t k = 0; k < 600; k++)
         assert_int_equal(hmap_sync_load(m, &k, NULL), present[k]);
+    int rc = hmap_sync_compact(m); /* a shard that cannot be rebuilt stays as it was */
+    assert_true(rc == 0 || rc == -ENOMEM);
+    for (uint64_t k = 0; k < 600; k++)
+        assert_int_equal(hmap_sync_load(m, &k, NULL), present[k]);
+    rc = hmap_sync_clear(m); /* a shard whose drops cannot be queued keeps its entries */
+    assert_true(rc == 0 || (rc == -ENOMEM && owned));
+    size_t kept = 0;
+    for (uint64_t k = 0; k < 600; k++) {
+        bool found = hmap_sync_load(m, &k, NULL);
+        assert_true(!found || present[k]);
+        kept += found;
+    }
+    assert_int_equal(kept, hmap_sync_len(m));
+    if (rc == 0)
+        assert_int_equal(kept, 0);
     hmap_sync_free(m);
     assert_int_equal(f.live, 0);
     if (owned)
@@ -636,6 +776,9 @@ int main(void) {
         cmocka_unit_test(test_load_with),
         cmocka_unit_test(test_string_keys),
         cmocka_unit_test(test_range),
+        cmocka_unit_test(test_clear),
+        cmocka_unit_test(test_clear_defers_drops),
+        cmocka_unit_test(test_compact),
         cmocka_unit_test(test_ctx_callbacks),
         cmocka_unit_test(test_allocation_failure),
     };

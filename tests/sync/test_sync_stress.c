@@ -17,6 +17,10 @@
  *  - counters: increments by update and by load + compare_and_swap loops lose nothing.
  *  - swap: tokens swapped in by all threads are conserved: each comes out exactly once (handed to a
  *    swapper or left in the map).
+ *  - clear and compact: one thread fills, compacts and clears two maps round after round while the others
+ *    dereference owned values inside read sections (a drop or free that came too early is a use after
+ *    free), check that 8-byte values read lock-free belong to their key, range, store and delete; every
+ *    object made is dropped exactly once.
  * No test measures time; the ThreadSanitizer build (ctest sync_tsan) runs this file too.
  */
 #include <errno.h>
@@ -571,6 +575,117 @@ static void test_swap_conserves_tokens(void **state) {
     }
 }
 
+/* ================================================================ clear and compact under readers */
+
+enum { CLEAR_KEYS = 2000, CLEAR_ROUNDS = 40, CLEAR_READS = 30000 };
+
+typedef struct clear_arg {
+    hmap_sync *owned, *plain; /* owned objects; 8-byte values (round << 32 | key) */
+    int id;
+    _Atomic int *done;
+    pthread_barrier_t *start;
+} clear_arg;
+
+/* The clearing thread: fills both maps, sometimes compacts, clears; round after round. */
+static void *clearer_thread(void *p) {
+    clear_arg *a = p;
+    pthread_barrier_wait(a->start);
+    for (uint64_t round = 1; round <= CLEAR_ROUNDS; round++) {
+        for (uint64_t k = 0; k < CLEAR_KEYS; k++) {
+            obj *o = obj_new(k, round);
+            CHECK(hmap_sync_store(a->owned, &k, &o) >= 0);
+            uint64_t v = round << 32 | k;
+            CHECK(hmap_sync_store(a->plain, &k, &v) >= 0);
+        }
+        for (uint64_t k = 0; k < CLEAR_KEYS; k += 3) { /* a third gone: compact has something to do */
+            hmap_sync_delete(a->owned, &k);
+            hmap_sync_delete(a->plain, &k);
+        }
+        if (round % 2) {
+            CHECK(hmap_sync_compact(a->owned) == 0);
+            CHECK(hmap_sync_compact(a->plain) == 0);
+        }
+        CHECK(hmap_sync_clear(a->owned) == 0);
+        CHECK(hmap_sync_clear(a->plain) == 0);
+    }
+    atomic_store(a->done, 1);
+    return NULL;
+}
+
+static bool check_visit(const void *key, const void *val, void *ctx) {
+    (void)ctx;
+    uint64_t k;
+    memcpy(&k, key, 8);
+    obj_check(*(obj *const *)val, k); /* range's fn runs in a read section: the object is alive */
+    return true;
+}
+
+/* The reading threads: dereference owned values in read sections, check plain values are whole, range,
+ * and write a little too (stores and deletes meet the clears). */
+static void *clear_reader_thread(void *p) {
+    clear_arg *a = p;
+    uint64_t rng = 0x5151ULL + (uint64_t)a->id * 0x9e3779b97f4a7c15ULL;
+    pthread_barrier_wait(a->start);
+    for (uint64_t i = 0; i < CLEAR_READS || !atomic_load(a->done); i++) {
+        uint64_t r = rng_next(&rng), k = (r >> 8) % CLEAR_KEYS, v;
+        obj *o;
+        switch (r % 16) {
+        case 0:
+            hmap_sync_range(a->owned, check_visit, NULL);
+            break;
+        case 1:
+            o = obj_new(k, 0);
+            CHECK(hmap_sync_store(a->owned, &k, &o) >= 0);
+            break;
+        case 2:
+            hmap_sync_delete(a->plain, &k);
+            break;
+        case 3:
+            hmap_sync_load_with(a->owned, &k, check_loaded, &k);
+            break;
+        default:
+            hmap_sync_pin();
+            if (hmap_sync_load(a->owned, &k, &o))
+                obj_check(o, k);
+            hmap_sync_unpin();
+            if (hmap_sync_load(a->plain, &k, &v))
+                CHECK((v & 0xffffffffu) == k && (v >> 32) >= 1 && (v >> 32) <= CLEAR_ROUNDS);
+            break;
+        }
+        if (i > 100 * CLEAR_READS)
+            break; /* the clearer is stuck: its CHECKs report it */
+    }
+    return NULL;
+}
+
+static void *clear_thread(void *p) {
+    clear_arg *a = p;
+    return a->id == 0 ? clearer_thread(p) : clear_reader_thread(p);
+}
+
+static void test_clear_and_compact_under_readers(void **state) {
+    (void)state;
+    for (size_t t = 0; t < sizeof thread_counts / sizeof thread_counts[0]; t++) {
+        int n = thread_counts[t];
+        atomic_store(&objs_made, 0);
+        atomic_store(&objs_dropped, 0);
+        hmap_sync *owned = hmap_sync_new(&owned_type, 0);
+        hmap_sync *plain = hmap_sync_new(&(hmap_type){.key_size = 8, .val_size = 8}, 0);
+        _Atomic int done = 0;
+        pthread_barrier_t start;
+        pthread_barrier_init(&start, NULL, (unsigned)n);
+        clear_arg args[8];
+        for (int i = 0; i < n; i++)
+            args[i] = (clear_arg){owned, plain, i, &done, &start};
+        run_threads(n, clear_thread, args, sizeof args[0]);
+        hmap_sync_free(owned);
+        hmap_sync_free(plain);
+        pthread_barrier_destroy(&start);
+        assert_int_equal(atomic_load(&failures), 0);
+        assert_int_equal(atomic_load(&objs_made), atomic_load(&objs_dropped));
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mixed_small_key_space),
@@ -579,6 +694,7 @@ int main(void) {
         cmocka_unit_test(test_load_or_store_one_winner),
         cmocka_unit_test(test_counters),
         cmocka_unit_test(test_swap_conserves_tokens),
+        cmocka_unit_test(test_clear_and_compact_under_readers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
