@@ -49,6 +49,7 @@
  */
 #include "core.h"
 #include "hashed.h"
+#include "sync_support.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -142,6 +143,15 @@ void *hmap_get(const hmap *m, const void *key) {
 size_t hmap_len(const hmap *m) { return m ? m->count : 0; }
 
 uint64_t map_key_hash(const hmap *m, const void *key) { return map_hash(m, key); }
+
+bool map_find_entry(const hmap *m, const void *key, uint64_t hash, void **key_slot, void **val_slot) {
+    found f;
+    if (m->count == 0 || !find(m, key, hash, m->kind, &f))
+        return false;
+    *key_slot = slot_key(m, &f.b, f.slot);
+    *val_slot = slot_val(m, &f.b, f.slot);
+    return true;
+}
 
 void *map_get_hashed(const hmap *m, const void *key, uint64_t hash) {
     if (m->count == 0)
@@ -474,11 +484,12 @@ hmap *hmap_new_opts(const hmap_type *type, size_t hint, const hmap_options *opts
 hmap *hmap_new(const hmap_type *type, size_t hint) { return hmap_new_opts(type, hint, NULL); }
 
 /* Drops every live entry and releases both arrays at once. */
-static void drop_all(hmap *m) {
+/* Frees both arrays, dropping their entries first unless the caller has taken them over. */
+static void free_all(hmap *m, bool drop_entries) {
     if (m->old)
-        end_resize(m, true);
+        end_resize(m, drop_entries);
     if (m->cur) {
-        table_free(m, m->cur, true);
+        table_free(m, m->cur, drop_entries);
         m->cur = NULL;
     }
     free_retired_tables(m);
@@ -488,22 +499,27 @@ static void drop_all(hmap *m) {
 void hmap_free(hmap *m) {
     if (!m)
         return;
-    drop_all(m);
+    free_all(m, true);
     hmap_allocator a = m->mem.alloc;
     if (m->mem.name)
         mem_free(&m->mem, (char *)m->mem.name, m->name_bytes);
     mem_raw_free(&a, m, sizeof *m);
 }
 
-void hmap_clear(hmap *m) {
-    if (!m)
-        return;
+static void clear_map(hmap *m, bool drop_entries) {
     m->reserved = 0;
-    drop_all(m);
+    free_all(m, drop_entries);
     end_iterations(m);
     if (!m->fixed_seed)
         m->seed = random_seed();
 }
+
+void hmap_clear(hmap *m) {
+    if (m)
+        clear_map(m, true);
+}
+
+void map_clear_undropped(hmap *m) { clear_map(m, false); }
 
 void hmap_reset(hmap *m) {
     if (!m)

@@ -38,28 +38,6 @@
  * function the code was written in is what counts). */
 #define RACY_READS __attribute__((no_sanitize("thread")))
 
-bool map_find_entry(const hmap *m, const void *key, uint64_t hash, void **key_slot, void **val_slot) {
-    if (m->count == 0)
-        return false;
-    table *t;
-    size_t i;
-    locate(m, hash, &t, &i);
-    bucket_ref b = table_bucket(m, t, i);
-    uint8_t top = tophash_of(hash);
-    for (;;) {
-        for (uint64_t hits = match_byte(*b.tophash, top); hits; hits &= hits - 1) {
-            unsigned s = (unsigned)__builtin_ctzll(hits) / 8;
-            if (slot_top(&b, s) == top && equal_key(m, slot_key(m, &b, s), key, m->kind)) {
-                *key_slot = slot_key(m, &b, s);
-                *val_slot = slot_val(m, &b, s);
-                return true;
-            }
-        }
-        if (has_empty_rest(*b.tophash) || !bucket_ref_next(m, &b))
-            return false;
-    }
-}
-
 bool map_u64_seed(const hmap *m, uint64_t *seed) {
     *seed = m->seed;
     return m->kind == KEYS_U64 && m->fixed_seed; /* a seed that never changes (see map_became_empty) */
@@ -174,9 +152,6 @@ RACY_READS map_peek_result map_peek_hashed(const hmap *m, const void *key, uint6
 
 /* ---------------------------------------------------------------- the view */
 
-/* What the inline walk (sync_support.h) mirrors of the core. */
-_Static_assert((int)MAP_VIEW_MIN_TOPHASH == (int)MIN_TOPHASH && EMPTY_REST == 0,
-               "the view's tophash states are the core's");
 _Static_assert(MAP_VIEW_BUCKET == SLOTS_PER_BUCKET * MAP_VIEW_PAIR, "the view's bucket is 8 pairs");
 
 /* The layout the walk hard-codes: 8-byte keys with 8-byte values, stored as pairs (set_layout). */
@@ -235,19 +210,4 @@ RACY_READS map_peek_result map_view_find_further_8_8(const map_view *v, uint64_t
         slots = o->slots;
         next = &o->next;
     }
-}
-
-/* ---------------------------------------------------------------- clearing without drops */
-
-void map_clear_undropped(hmap *m) {
-    hmap_type kept = m->type;
-    m->type.key_drop = NULL;
-    m->type.key_drop_ctx = NULL;
-    m->type.val_drop = NULL;
-    m->type.val_drop_ctx = NULL;
-    hmap_clear(m); /* the same arrays given back, with nothing to call for the entries */
-    m->type.key_drop = kept.key_drop;
-    m->type.key_drop_ctx = kept.key_drop_ctx;
-    m->type.val_drop = kept.val_drop;
-    m->type.val_drop_ctx = kept.val_drop_ctx;
 }

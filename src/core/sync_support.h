@@ -2,7 +2,8 @@
 /*
  * core/sync_support.h — what the concurrent map (src/sync) needs of the core beyond the hashed entry
  * points (hashed.h): lookups, a view of the current array for lock-free readers, a clear that drops
- * nothing; implemented in sync_support.c against the core's structures (the view's walk inline here).
+ * nothing; implemented in sync_support.c against the core's structures (the view's walk inline here),
+ * except map_find_entry and map_clear_undropped, which are map.c's own lookup and clear.
  *
  * map_find_entry: under the writer's lock, the stored key's address besides the value's. A store that
  * replaces a value drops the key passed to it, unless that key is bitwise the stored one (the same
@@ -43,6 +44,7 @@
 #ifndef HMAP_CORE_SYNC_SUPPORT_H
 #define HMAP_CORE_SYNC_SUPPORT_H
 
+#include "encoding.h"
 #include "hash.h"
 #include "hmap.h"
 
@@ -91,31 +93,12 @@ bool map_view_supported(const hmap *m);
  * and returns m's count. */
 size_t map_view_publish(const hmap *m, map_view *v);
 
-/* The walk is inline in the caller (a call would add its register saves to every read), so the bucket
- * encoding it needs is mirrored here from core.h; sync_support.c checks the constants against the core at
- * compile time, and tests/sync/test_sync_view.c the helpers. */
+/* The walk is inline in the caller (a call would add its register saves to every read): it reads buckets
+ * with the core's own encoding (encoding.h); sync_support.c checks the layout it assumes. */
 enum {
-    MAP_VIEW_MIN_TOPHASH = 5, /* tophash bytes below this are states; 0 (EMPTY_REST) ends a chain */
-    MAP_VIEW_PAIR = 16,       /* an 8-byte key and its 8-byte value */
-    MAP_VIEW_BUCKET = 8 * 16, /* 8 slots */
+    MAP_VIEW_PAIR = 16,                      /* an 8-byte key and its 8-byte value */
+    MAP_VIEW_BUCKET = SLOTS_PER_BUCKET * 16, /* 8 slots */
 };
-
-static inline uint8_t map_view_tophash(uint64_t hash) {
-    uint8_t top = (uint8_t)hash;
-    return top < MAP_VIEW_MIN_TOPHASH ? (uint8_t)(top + MAP_VIEW_MIN_TOPHASH) : top;
-}
-
-/* High bit of every byte of w equal to top (bytes above a real match may be false positives). */
-static inline uint64_t map_view_match(uint64_t w, uint8_t top) {
-    uint64_t x = w ^ (0x0101010101010101ULL * top);
-    return (x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL;
-}
-
-/* Does w hold a zero byte (EMPTY_REST: nothing further in the chain)? */
-static inline bool map_view_chain_ends(uint64_t w) {
-    const uint64_t low7 = 0x7f7f7f7f7f7f7f7fULL;
-    return ~(((w & low7) + low7) | w | low7) != 0;
-}
 
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)
@@ -146,7 +129,7 @@ MAP_VIEW_WALK map_peek_result map_view_find_8_8(const map_view *v, uint64_t key,
     slots += i * MAP_VIEW_BUCKET;
     __builtin_prefetch(slots); /* the pairs' line loads while the tophash word does */
     uint64_t w = MAP_VIEW_PEEK(tophash[i]);
-    uint64_t hits = map_view_match(w, map_view_tophash(hash));
+    uint64_t hits = match_byte(w, tophash_of(hash));
     if (hits) {
         /* the lowest byte reported is a real match (false positives lie only above one); its bit is 8s + 7
          * for slot s, so the pair's offset 16s is twice that less 14: one address computation */
@@ -158,7 +141,7 @@ MAP_VIEW_WALK map_peek_result map_view_find_8_8(const map_view *v, uint64_t key,
         if (hits & (hits - 1))
             return MAP_PEEK_FURTHER; /* another candidate in this bucket */
     }
-    return map_view_chain_ends(w) ? MAP_PEEK_MISS : MAP_PEEK_FURTHER;
+    return has_empty_rest(w) ? MAP_PEEK_MISS : MAP_PEEK_FURTHER;
 }
 
 /* Starts loading the lines a write of the key will touch first (its tophash word and its first bucket's

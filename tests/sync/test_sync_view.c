@@ -61,7 +61,9 @@ static uint64_t edge_word(uint64_t *rng, uint8_t top) {
     return w;
 }
 
-static void test_helpers_match_the_core(void **state) {
+/* What the walk relies on of match_byte: the lowest byte it reports is a real match, and it leaves none
+ * out. */
+static void test_match_byte_reports_every_match(void **state) {
     (void)state;
     uint64_t rng = 0x7777;
     for (int i = 0; i < 1000000; i++) {
@@ -69,11 +71,9 @@ static void test_helpers_match_the_core(void **state) {
         if (i % 4 == 0)
             hash &= ~(uint64_t)0xff; /* low bytes below MIN_TOPHASH too */
         uint8_t top = tophash_of(hash);
-        assert_int_equal(map_view_tophash(hash), top);
+        assert_true(top >= MIN_TOPHASH);
         uint64_t w = edge_word(&rng, top);
-        assert_int_equal(map_view_match(w, top), match_byte(w, top));
-        assert_int_equal(map_view_chain_ends(w), has_empty_rest(w));
-        uint64_t hits = map_view_match(w, top);
+        uint64_t hits = match_byte(w, top);
         if (hits) /* the walk takes the lowest reported byte as a real match */
             assert_int_equal((uint8_t)(w >> (__builtin_ctzll(hits) & ~7)), top);
         for (int s = 0; s < 8; s++) /* and no real match is left out */
@@ -184,7 +184,7 @@ static void test_other_layouts_have_no_view(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_helpers_match_the_core),
+        cmocka_unit_test(test_match_byte_reports_every_match),
         cmocka_unit_test(test_walk_agrees_with_the_map),
         cmocka_unit_test(test_other_layouts_have_no_view),
     };
