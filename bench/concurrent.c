@@ -22,6 +22,7 @@
  */
 #define _GNU_SOURCE
 #include "concurrent.h"
+#include "tools_common.h"
 
 #include <hmap.h>
 
@@ -33,7 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -321,22 +321,21 @@ static void note_impl(const char *name) {
         impl_names[nimpl_names++] = strdup(name);
 }
 
-static void parse_results(FILE *in) {
-    char line[512];
-    while (fgets(line, sizeof line, in)) {
-        result r;
-        unsigned long long n;
-        if (line[0] == 'C' && nresults < 4096 &&
-            sscanf(line, "C %31s %llu %u %u %lf %lf %lf", r.impl, &n, &r.reads, &r.threads, &r.mops, &r.cpu,
-                   &r.wall) == 7) {
-            r.n = n;
-            results[nresults++] = r;
-            note_impl(r.impl);
-            fprintf(stderr, "  %-14s n=%-8llu reads=%3u%% threads=%u: %7.2f Mops/s, cpu %.2f s of %.2f s\n",
-                    r.impl, n, r.reads, r.threads, r.mops, r.cpu, r.wall);
-        } else {
-            fputs(line, stdout); /* memory lines and notes pass through */
-        }
+/* One line from a group's process: a cell's result, or a line to pass through (memory, notes). */
+static void parse_result_line(void *ctx, char *line) {
+    (void)ctx;
+    result r;
+    unsigned long long n;
+    if (line[0] == 'C' && nresults < 4096 &&
+        sscanf(line, "C %31s %llu %u %u %lf %lf %lf", r.impl, &n, &r.reads, &r.threads, &r.mops, &r.cpu,
+               &r.wall) == 7) {
+        r.n = n;
+        results[nresults++] = r;
+        note_impl(r.impl);
+        fprintf(stderr, "  %-14s n=%-8llu reads=%3u%% threads=%u: %7.2f Mops/s, cpu %.2f s of %.2f s\n",
+                r.impl, n, r.reads, r.threads, r.mops, r.cpu, r.wall);
+    } else {
+        puts(line);
     }
 }
 
@@ -410,17 +409,6 @@ static void print_table(const cc_config *c) {
 
 /* ---------------------------------------------------------------- memory after deletes */
 
-static size_t rss_now(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long pages = 0, resident = 0;
-    if (f) {
-        if (fscanf(f, "%lu %lu", &pages, &resident) != 2)
-            resident = 0;
-        fclose(f);
-    }
-    return resident * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 typedef struct deleter {
     hmap_sync *m;
     uint64_t from, to, step;
@@ -467,7 +455,7 @@ static void memory_check(FILE *out) {
     hmap_sync_get_stats(fresh, &fresh_st);
     hmap_sync_free(fresh);
     hmap_release_os_memory();
-    size_t rss = rss_now();
+    size_t rss = (size_t)tc_rss_bytes();
     fprintf(out,
             "\nMemory, hmap_sync, 1Mi u64 keys, 99%% deleted by 2 threads: full %zu bytes; right after the "
             "deletes %zu bytes (%zu entries); after hmap_sync_reclaim %zu bytes (%zu deferred left); a fresh "
@@ -495,17 +483,20 @@ static const cc_adapter *const C_IMPLS[] = {
 };
 #define NUM_C_IMPLS (sizeof C_IMPLS / sizeof C_IMPLS[0])
 
-/* A child process running every thread count of one (map, n, reads) group; its lines go to fd. */
-static void run_group_child(const cc_config *c, const cc_adapter *a, uint64_t n, unsigned reads, int fd) {
-    FILE *out = fdopen(fd, "w");
-    if (!out)
-        _exit(126);
-    void *m = a->create(n);
-    for (int t = 0; t < c->nthreads; t++)
-        run_cell(out, a, m, n, reads, c->threads[t], c->ms);
-    a->destroy(m);
-    fclose(out);
-    _exit(0);
+/* One (map, n, reads) group: every thread count, in a child process. */
+typedef struct group {
+    const cc_config *c;
+    const cc_adapter *a;
+    uint64_t n;
+    unsigned reads;
+} group;
+
+static void run_group_child(void *arg, FILE *out) {
+    const group *g = arg;
+    void *m = g->a->create(g->n);
+    for (int t = 0; t < g->c->nthreads; t++)
+        run_cell(out, g->a, m, g->n, g->reads, g->c->threads[t], g->c->ms);
+    g->a->destroy(m);
 }
 
 static void list_threads(const cc_config *c, char *buf, size_t size) {
@@ -516,35 +507,23 @@ static void list_threads(const cc_config *c, char *buf, size_t size) {
 
 /* Runs a group in a fresh process (a fork for the C maps, the Go program for sync.Map). */
 static bool run_group(const cc_config *c, const cc_adapter *a, uint64_t n, unsigned reads) {
-    int fds[2];
-    if (pipe(fds) != 0)
-        return false;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
-        return false;
-    if (pid == 0) {
-        close(fds[0]);
-        if (a)
-            run_group_child(c, a, n, reads, fds[1]);
+    char why[256];
+    bool ok;
+    if (a) {
+        group g = {c, a, n, reads};
+        ok = tc_fork_lines(run_group_child, &g, parse_result_line, NULL, why, sizeof why);
+    } else {
         char ns[32], rs[16], ms[16], ts[128];
         snprintf(ns, sizeof ns, "%llu", (unsigned long long)n);
         snprintf(rs, sizeof rs, "%u", reads);
         snprintf(ms, sizeof ms, "%u", c->ms);
         list_threads(c, ts, sizeof ts);
-        dup2(fds[1], STDOUT_FILENO);
-        execl(c->gosync, c->gosync, "-n", ns, "-reads", rs, "-threads", ts, "-ms", ms, (char *)NULL);
-        _exit(127);
+        char *argv[] = {(char *)c->gosync, "-n", ns, "-reads", rs, "-threads", ts, "-ms", ms, NULL};
+        ok = tc_spawn_lines(argv, NULL, false, parse_result_line, NULL, why, sizeof why);
     }
-    close(fds[1]);
-    FILE *in = fdopen(fds[0], "r");
-    if (in) {
-        parse_results(in);
-        fclose(in);
-    }
-    int status;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (!ok)
+        fprintf(stderr, "  %s\n", why);
+    return ok;
 }
 
 int concurrent_main(int argc, char **argv) {
