@@ -39,7 +39,7 @@
 #define MAP_THRESHOLD ((size_t)256 << 10) /* as mem/alloc.c: from here on, mapped from the OS */
 #define LINE 64
 #define ADVANCE_EVERY 256 /* an advance may cost a membarrier system call (~2 us here): ~8 ns a removal */
-#define ADVANCE_BYTES ((size_t)64 << 10)
+#define ADVANCE_BYTES ((size_t)1 << 10) /* an array a resize freed: a shard of 50 entries has one */
 
 /* ---------------------------------------------------------------- the allocator hook */
 
