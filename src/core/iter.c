@@ -75,10 +75,10 @@ typedef struct iter_state {
     bool all_at_P; /* ...and no other entry with g == P was pending then: every entry at P is done */
     bool ordered;  /* this interval is taken in g-order from P on (else in slot order) */
     bool started;  /* the interval at P has been started */
-    bool direct;   /* 8-byte keys, slot order straight from the chain (no cache): direct_b, direct_live */
+    bool direct;   /* slot order straight from the chain, no cache (see the top): direct_b, direct_live */
     bool narrowed; /* the interval was cut short by a resize, or carries hashes of a wider one it came from */
-    bool steady;   /* direct mode, the interval one bucket of the only array, set up by next_bucket_steady
-                      under the current move stamp: the next bucket can follow without the general checks */
+    bool steady;   /* direct mode, the interval one bucket of the only array, set up by next_bucket_steady:
+                      while the change stamp holds, the next bucket follows without the general checks */
     uint8_t tie_len;
     uint8_t key_off;     /* the key's place in its slot item: 8 after a stored hash, else 0 */
     uint8_t n_yielded;   /* hashes in yielded_g */
