@@ -655,7 +655,10 @@ static int clear_deferring(hmap_sync *m, shard *sh) {
     return 0;
 }
 
-int hmap_sync_clear(hmap_sync *m) {
+/* Runs op on every shard in turn, each time as one write (the shard locked, what it frees handed to the
+ * reclamation after the unlock), then gives back what no reader can see any more. The first error is
+ * returned; the other shards are still done. */
+static int every_shard_written(hmap_sync *m, int (*op)(hmap_sync *m, shard *sh)) {
     if (!m)
         return -EINVAL;
     int rc = 0;
@@ -663,37 +666,32 @@ int hmap_sync_clear(hmap_sync *m) {
         shard *sh = &m->shards[i];
         limbo_batch b;
         write_begin(m, sh);
-        int r = 0;
-        if (m->drops)
-            r = clear_deferring(m, sh);
-        else
-            hmap_clear(sh->map);
+        int r = op(m, sh);
         write_end(m, sh, &b);
         after_write(m, sh, &b);
-        if (r < 0)
+        if (r < 0 && rc == 0)
             rc = r;
     }
-    hmap_sync_reclaim(m); /* O(n) already: what no reader can see goes back now */
+    hmap_sync_reclaim(m); /* O(n) already: the old arrays go back now, unless a reader is inside a section */
     return rc;
 }
 
-int hmap_sync_compact(hmap_sync *m) {
-    if (!m)
-        return -EINVAL;
-    int rc = 0;
-    for (size_t i = 0; i < shard_count(m); i++) {
-        shard *sh = &m->shards[i];
-        limbo_batch b;
-        write_begin(m, sh);
-        int r = hmap_compact(sh->map); /* the arrays it frees wait for the readers (reclaim.c's hook) */
-        write_end(m, sh, &b);
-        after_write(m, sh, &b);
-        if (r < 0)
-            rc = r;
-    }
-    hmap_sync_reclaim(m); /* the old arrays go back now, unless a reader is inside a section */
-    return rc;
+static int clear_shard(hmap_sync *m, shard *sh) {
+    if (m->drops)
+        return clear_deferring(m, sh);
+    hmap_clear(sh->map);
+    return 0;
 }
+
+/* The arrays hmap_compact frees wait for the readers (reclaim.c's hook). */
+static int compact_shard(hmap_sync *m, shard *sh) {
+    (void)m;
+    return hmap_compact(sh->map);
+}
+
+int hmap_sync_clear(hmap_sync *m) { return every_shard_written(m, clear_shard); }
+
+int hmap_sync_compact(hmap_sync *m) { return every_shard_written(m, compact_shard); }
 
 /* ---------------------------------------------------------------- range */
 
