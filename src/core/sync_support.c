@@ -111,8 +111,8 @@ peek_sized(const hmap *m, const void *key, uint64_t hash, void *val_out, const _
         __builtin_memcpy(&key8, key, 8);
     for (;;) {
         uint64_t w = PEEK(*b.tophash);
-        for (uint64_t hits = match_byte(w, top); hits; hits &= hits - 1) {
-            unsigned s = (unsigned)__builtin_ctzll(hits) / 8;
+        unsigned s;
+        for_each_slot(s, match_byte(w, top)) {
             if ((uint8_t)(w >> (8 * s)) != top)
                 continue;
             const unsigned char *k = slot_key(m, &b, s);
@@ -191,8 +191,8 @@ RACY_READS map_peek_result map_view_find_further_8_8(const map_view *v, uint64_t
     overflow_bucket *const *next = &chains[i];
     uint8_t top = tophash_of(hash);
     for (;;) {
-        for (uint64_t hits = match_byte(w, top); hits; hits &= hits - 1) {
-            unsigned s = (unsigned)__builtin_ctzll(hits) / 8;
+        unsigned s;
+        for_each_slot(s, match_byte(w, top)) {
             const unsigned char *pair = slots + (size_t)s * MAP_VIEW_PAIR;
             if ((uint8_t)(w >> (8 * s)) == top && *(const volatile uint64_t *)pair == key) {
                 *val_out = *(const volatile uint64_t *)(pair + 8);
