@@ -35,8 +35,9 @@ SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_st
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 # ThreadSanitizer: fail on the first report; the fork test's children start threads after a
-# multi-threaded fork, which TSan refuses unless told otherwise, and take ~1 s each there: 50 of them.
-TSAN_ENV = TSAN_OPTIONS=halt_on_error=1:die_after_fork=0:second_deadlock_stack=1 HMAP_FORK_CHILDREN=50
+# multi-threaded fork, which TSan refuses unless told otherwise, and take ~1 s each there (several on a
+# loaded machine, beside the parent's busy threads): 50 of them, each given 30 s before it counts as hung.
+TSAN_ENV = TSAN_OPTIONS=halt_on_error=1:die_after_fork=0:second_deadlock_stack=1 HMAP_FORK_CHILDREN=50 HMAP_FORK_CHILD_SECONDS=30
 
 # Under memcheck everything runs ~50x slower: fewer operations for the differential test, every 4th
 # allocation for the sweep. Leaks of definite and indirect kinds are errors.
