@@ -29,7 +29,6 @@
 /* Below this, an array comes from the allocator (and is zeroed here: under ~10 us); at or above it, from
  * mmap, whose page rounding then wastes under 1.6%. (At 64 KiB the rounding cost 4% and made a shrunk map
  * measurably more than twice a fresh one.) */
-#define MAP_THRESHOLD ((size_t)256 << 10)
 
 static _Atomic uint64_t live_bytes, total_bytes, peak_bytes, mallocs, frees;
 
@@ -102,7 +101,7 @@ void mem_free(mem_owner *o, void *p, size_t size) {
 }
 
 /* Threads making their first mapped array at once may both store it: the same value, atomically. */
-static size_t page_size(void) {
+size_t mem_page_size(void) {
     static _Atomic size_t cached;
     size_t size = atomic_load_explicit(&cached, memory_order_relaxed);
     if (!size) {
@@ -116,7 +115,7 @@ void *mem_alloc_array(mem_owner *o, size_t *size_io, size_t zero_prefix, bool po
     *mapped = false;
     size_t size = *size_io;
     if (!o->custom_alloc && size >= MAP_THRESHOLD) {
-        size = (size + page_size() - 1) & ~(page_size() - 1);
+        size = (size + mem_page_size() - 1) & ~(mem_page_size() - 1);
         *size_io = size;
         void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED)
@@ -148,7 +147,7 @@ void mem_free_array(mem_owner *o, void *p, size_t size, size_t released, bool ma
 }
 
 size_t mem_release_array_pages(mem_owner *o, void *p, size_t *from, size_t to, bool mapped) {
-    size_t page = page_size();
+    size_t page = mem_page_size();
     size_t start = (*from + page - 1) & ~(page - 1), end = to & ~(page - 1);
     if (!mapped || end <= start)
         return 0;

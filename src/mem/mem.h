@@ -32,6 +32,14 @@
 #define memstats_note_alloc hmap__memstats_note_alloc
 #define memstats_note_free hmap__memstats_note_free
 
+#define mem_page_size hmap__mem_page_size
+
+/* Arrays of this many bytes or more are mapped from the OS by the built-in allocator (a part with a hook of
+ * its own, as the concurrent map's, follows the same rule). */
+#define MAP_THRESHOLD ((size_t)256 << 10)
+
+size_t mem_page_size(void); /* the OS page size, read once */
+
 /* Who holds a piece of memory. */
 typedef struct mem_owner {
     hmap_allocator alloc; /* the hook (a copy of the user's, or the built-in malloc/free) */

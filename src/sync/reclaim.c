@@ -36,7 +36,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define MAP_THRESHOLD ((size_t)256 << 10) /* as mem/alloc.c: from here on, mapped from the OS */
 #define LINE 64
 #define ADVANCE_EVERY 256 /* an advance may cost a membarrier system call (~2 us here): ~8 ns a removal */
 #define ADVANCE_BYTES ((size_t)1 << 10) /* an array a resize freed: a shard of 50 entries has one */
@@ -44,16 +43,6 @@
 /* ---------------------------------------------------------------- the allocator hook */
 
 static size_t round_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
-
-static size_t page_bytes(void) {
-    static _Atomic size_t cached;
-    size_t size = atomic_load_explicit(&cached, memory_order_relaxed);
-    if (!size) {
-        size = (size_t)sysconf(_SC_PAGESIZE);
-        atomic_store_explicit(&cached, size, memory_order_relaxed);
-    }
-    return size;
-}
 
 /* Where a freed block's queue link goes, and the whole block. */
 static size_t link_offset(size_t size) { return round_up(size, 16); }
@@ -66,7 +55,7 @@ static void *hook_alloc(size_t size, void *ctx) {
     if (m->custom_alloc)
         return m->user.alloc(total, m->user.ctx);
     if (total >= MAP_THRESHOLD) {
-        size_t len = round_up(total, page_bytes());
+        size_t len = round_up(total, mem_page_size());
         void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED)
             return NULL;
@@ -81,7 +70,7 @@ static void release_block(const hmap_sync *m, void *p, size_t size) {
     if (m->custom_alloc)
         m->user.free(p, total, m->user.ctx);
     else if (total >= MAP_THRESHOLD)
-        unmap_in_background(p, round_up(total, page_bytes()));
+        unmap_in_background(p, round_up(total, mem_page_size()));
     else
         free(p);
 }

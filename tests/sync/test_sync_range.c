@@ -23,14 +23,7 @@
 
 #include "hmap.h"
 
-static _Atomic unsigned long failures;
-#define CHECK(cond)                                                                                          \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            if (atomic_fetch_add(&failures, 1) < 10)                                                         \
-                fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                     \
-        }                                                                                                    \
-    } while (0)
+#include "thread_check.h"
 
 enum { STABLE = 4000, REWRITTEN = 1000, CHURNED = 12000, KEYS = STABLE + REWRITTEN + CHURNED };
 enum {

@@ -38,15 +38,7 @@
 
 #include "hmap.h"
 
-/* Failures inside worker threads: cmocka's asserts longjmp and must stay on the main thread. */
-static _Atomic unsigned long failures;
-#define CHECK(cond)                                                                                          \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            if (atomic_fetch_add(&failures, 1) < 10)                                                         \
-                fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                     \
-        }                                                                                                    \
-    } while (0)
+#include "thread_check.h"
 
 static uint64_t rng_next(uint64_t *s) {
     *s ^= *s >> 12;
