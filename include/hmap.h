@@ -140,6 +140,29 @@ int hmap_reserve(hmap *m, size_t n);
  * empty map gives its arrays back): 0 or -ENOMEM, the map then as it was. Ends a reservation. O(n). */
 int hmap_compact(hmap *m);
 
+/* Not for callers: the part of an iterator that hmap_iter_next reads inline. The library hands out the
+ * entries of the bucket the iteration is in ahead of time, as a mask of its slots; they stay valid while
+ * the map's write stamp is unchanged (nothing inserted, deleted or moved, no clear). So the common call
+ * is a few loads and stores, and after any write inside the loop the next call goes back to the library,
+ * which keeps the guarantees above. */
+typedef struct hmap_iter_window_ {
+    const uint64_t *stamp; /* the map's write stamp */
+    uint64_t stamp_seen;   /* ...when the entries were handed out */
+    uint64_t slots;        /* the high bit of byte s: slot s is still to be yielded */
+    unsigned char *keys;   /* slot s's key is at keys + s * key_step, */
+    unsigned char *vals;   /* its value at vals + s * val_step */
+    uint32_t key_step, val_step;
+} hmap_iter_window_;
+
+/* Not for callers: the lowest slot in a window's mask (a macro: hmap_iter_next may only use what has
+ * external linkage or none). */
+#if defined(__GNUC__) || defined(__clang__)
+#define HMAP_ITER_FIRST_SLOT_(slots) ((unsigned)__builtin_ctzll(slots) / 8)
+#else
+#define HMAP_ITER_FIRST_SLOT_(slots) hmap_iter_first_slot_(slots)
+unsigned hmap_iter_first_slot_(uint64_t slots);
+#endif
+
 /*
  * Iteration. Order is unspecified and differs between iterations. While an iteration is open the caller
  * may put, assign, delete and take on the same map, and open more iterations. A key present when the
@@ -161,11 +184,35 @@ int hmap_compact(hmap *m);
  * or moves entries), and a chain of n keys with equal hashes costs O(n) per 12 entries yielded from it.
  */
 typedef struct hmap_iter {
-    uint64_t opaque_[80];
+    hmap_iter_window_ window_;
+    uint64_t opaque_[96];
 } hmap_iter; /* size may grow; stack-allocated */
+
 void hmap_iter_init(hmap_iter *it, hmap *m);
-bool hmap_iter_next(hmap_iter *it, void **key, void **val); /* false at the end; key/val may be NULL */
 void hmap_iter_done(hmap_iter *it); /* optional: ends the iteration; abandoning it is fine too */
+
+/* Not for callers: what hmap_iter_next does when the window holds nothing valid; it yields the next entry
+ * the general way and fills the window again. */
+bool hmap_iter_refill_(hmap_iter *it, void **key, void **val);
+
+/* The next entry: false at the end; key/val may be NULL. Inline, so that most calls are no call at all;
+ * the library exports it too (for bindings that cannot use an inline function). */
+inline bool hmap_iter_next(hmap_iter *it, void **key, void **val) {
+    if (it) {
+        hmap_iter_window_ *w = &it->window_;
+        uint64_t slots = w->slots;
+        if (slots && *w->stamp == w->stamp_seen) {
+            unsigned s = HMAP_ITER_FIRST_SLOT_(slots);
+            w->slots = slots & (slots - 1);
+            if (key)
+                *key = w->keys + (size_t)s * w->key_step;
+            if (val)
+                *val = w->vals + (size_t)s * w->val_step;
+            return true;
+        }
+    }
+    return hmap_iter_refill_(it, key, val);
+}
 
 typedef enum { HMAP_STEADY, HMAP_GROWING, HMAP_SAME_SIZE_GROWING, HMAP_SHRINKING } hmap_phase;
 

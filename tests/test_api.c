@@ -644,6 +644,26 @@ static void test_iterator_yields_each_entry_once(void **state) {
         n++;
     hmap_iter_done(&it);
     assert_int_equal(n, N);
+
+    /* The library's exported hmap_iter_next (what a binding calls: the address of an inline function is
+     * its external definition), taking turns with the inline one on the same iteration. */
+    bool (*next)(hmap_iter *, void **, void **) = hmap_iter_next;
+    memset(seen, 0, sizeof seen);
+    n = 0;
+    hmap_iter_init(&it, m);
+    while (n % 3 ? hmap_iter_next(&it, &k, &v) : next(&it, &k, &v)) {
+        uint64_t key = *(uint64_t *)k;
+        assert_true(key < N);
+        assert_int_equal(seen[key], 0);
+        seen[key] = 1;
+        assert_int_equal(*(uint64_t *)v, ~key);
+        n++;
+    }
+    assert_int_equal(n, N);
+    assert_false(next(&it, &k, &v)); /* finished, either way */
+    assert_false(hmap_iter_next(&it, &k, &v));
+    hmap_iter_done(&it);
+    assert_false(next(&it, &k, &v));
     hmap_free(m);
 }
 

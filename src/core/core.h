@@ -125,8 +125,9 @@ struct hmap {
 
     /* Iterations read these; the map never knows which iterations are open (iter.c). */
     uint64_t change_stamp; /* bumped when a new key is stored, and with every move: iterator caches re-read */
-    uint64_t move_stamp;   /* bumped when entries move between arrays or an array is freed (note_moved) */
-    uint64_t epoch;        /* bumped by hmap_clear and by a new seed: open iterations end */
+    uint64_t write_stamp; /* ...and with every delete too: the iterators' windows (hmap.h) look at this one */
+    uint64_t move_stamp;  /* bumped when entries move between arrays or an array is freed (note_moved) */
+    uint64_t epoch;       /* bumped by hmap_clear and by a new seed: open iterations end */
 
     /* Arrays a write has finished with, freed when the write returns (end_write): until then a key or value
      * argument that points into them stays readable (arguments may alias the map's storage). */
@@ -335,12 +336,22 @@ static inline size_t load_limit(unsigned B) { return B == 0 ? 8 : (size_t)13 << 
 
 void map_became_empty(hmap *m); /* re-seed; give the arrays back */
 
-/* Entries moved or an array went: both stamps, so that an iterator that only asks "has anything changed?"
+/* Entries moved or an array went: every stamp, so that an iterator that only asks "has anything changed?"
  * reads one. */
 static inline void note_moved(hmap *m) {
     m->move_stamp++;
     m->change_stamp++;
+    m->write_stamp++;
 }
+
+/* A new key was stored. */
+static inline void note_inserted(hmap *m) {
+    m->change_stamp++;
+    m->write_stamp++;
+}
+
+/* An entry was deleted. */
+static inline void note_deleted(hmap *m) { m->write_stamp++; }
 
 /* Open iterations end (hmap_clear, a new seed): the epoch says so, and the move stamp makes every iterator
  * look (iter.c's fastest path checks only that). */

@@ -53,6 +53,16 @@
  * and inserted again is caught in yielded_g. While nothing is inserted either, the next bucket follows the
  * last without the general checks.
  *
+ * The window. hmap_iter_next is inline (hmap.h): it takes the next entry from a window the library filled
+ * ahead of time — a mask of slots of one bucket, with where that bucket's keys and values lie — for as
+ * long as the map's write stamp says that nothing was inserted, deleted or moved. Everything else happens
+ * here, in hmap_iter_refill_: what the window yielded joins the state (take_back_window: in direct mode
+ * the records, copied when the bucket was handed out, since a key yielded and then deleted may have been
+ * overwritten in its slot by the time the library hears of it), the next entry comes the general way, and
+ * the rest of its bucket (or of the cache) is handed out. The common case is cheaper still: in steady
+ * direct mode the window sweeps along the array bucket after bucket (refill_sweep) without bringing the
+ * state behind it up to date, which happens only when the sweep stops (sweep_settle).
+ *
  * Cost. The cache stays valid while no key is inserted and nothing moves (the map's change and move
  * stamps); a delete leaves it valid: the slot's tophash says the entry is gone. So a plain iteration
  * hashes every key once and sorts nothing; a write that inserts or moves makes the next call hash the
@@ -96,6 +106,7 @@ typedef struct iter_state {
     uint64_t end; /* the interval being taken ends here; in slot order it starts at P */
     uint64_t change_stamp, move_stamp;
     bucket_ref direct_b;  /* direct mode: the bucket being taken */
+    size_t steady_bucket; /* steady: the index of the interval's bucket in the only array */
     uint64_t direct_live; /* ...and its slots still to look at (live_slots() bits, read on arrival) */
     uint64_t g[CACHE_SLOTS];
     uint8_t *top[CACHE_SLOTS]; /* the slot's tophash byte: still live? */
@@ -103,10 +114,39 @@ typedef struct iter_state {
     uint64_t yielded_g[CACHE_SLOTS]; /* g of each entry yielded in slot order from this interval: done (in
                                         direct mode the keys themselves, see leave_direct) */
     unsigned char tie[TIE_INLINE];   /* tie key of the last entry yielded, when !all_at_P */
+    /* The window (hmap.h) hands out entries of direct_b (WINDOW_DIRECT) or of the cache (WINDOW_CACHE). */
+    uint8_t window_from;
+    uint8_t window_index[SLOTS_PER_BUCKET]; /* from the cache: the cache index of each slot handed out */
+    uint64_t window_handed; /* the slots handed out; from direct_b, each one's record, as direct_fast takes
+                               it, is in g[slot] (direct mode leaves the cache empty) */
+    /* The sweep (WINDOW_SWEEP): the only array, as it was when the sweep began (it stays so while the
+     * change stamp holds), the bucket whose entries are in the window, and how many whole buckets follow
+     * it before the end of g-space. P, end, direct_b and steady_bucket are behind until sweep_settle. */
+    struct {
+        const uint64_t *tophash;
+        overflow_bucket *const *overflow;
+        unsigned char *slots;
+        size_t bucket_bytes, mask, i;
+        uint64_t whole_left;
+        unsigned shift;
+    } sweep;
 } iter_state;
 
-_Static_assert(sizeof(iter_state) <= sizeof(hmap_iter), "hmap_iter is too small for the iterator state");
+/* Where the window's entries came from. WINDOW_SWEEP: direct_b too, but the state behind the window has
+ * been let go, to be brought up to date only when the sweep ends (see refill_sweep). */
+enum { WINDOW_NONE, WINDOW_DIRECT, WINDOW_CACHE, WINDOW_SWEEP };
+
+_Static_assert(sizeof(iter_state) <= sizeof(((hmap_iter *)0)->opaque_),
+               "hmap_iter is too small for the iterator state");
 _Static_assert(_Alignof(iter_state) <= _Alignof(hmap_iter), "hmap_iter is not aligned enough");
+_Static_assert(SLOTS_PER_BUCKET <= CACHE_SLOTS, "a bucket's records fit in g[], and a full window leaves the "
+                                                "done set room");
+
+/* The iterator's two parts: the window, which hmap_iter_next reads inline, and the state behind it. */
+static inline iter_state *state_of(hmap_iter *opaque) { return (iter_state *)(void *)opaque->opaque_; }
+static inline hmap_iter_window_ *window_of(iter_state *it) {
+    return &((hmap_iter *)(void *)((char *)it - offsetof(hmap_iter, opaque_)))->window_;
+}
 _Static_assert(CACHE_SLOTS <= 16, "yielded_mask has a bit per cache entry");
 _Static_assert(TIE_INLINE >= 16 && TIE_INLINE <= 255, "a tie key holds at least a 128-bit hash");
 
@@ -374,7 +414,7 @@ static inline bool direct_kind(const hmap *m) { return m->kind == KEYS_U64 || m-
 /* Direct mode takes a chain in slot order, so its entries' hashes must differ (equal ones need the order
  * by tie key). Always so for 8-byte keys; for stored hashes, looked at (a chain has at most CACHE_SLOTS
  * entries here). */
-static bool stored_hashes_distinct(const hmap *m, bucket_ref b) {
+static __attribute__((noinline)) bool stored_hashes_distinct(const hmap *m, bucket_ref b) {
     uint64_t h[CACHE_SLOTS];
     unsigned n = 0, s;
     for_each_chain_bucket(m, b) {
@@ -391,8 +431,22 @@ static bool stored_hashes_distinct(const hmap *m, bucket_ref b) {
     return true;
 }
 
+/* Are the live tophash bytes of word w all different? Then so are their hashes (a tophash is a function of
+ * the hash). match_byte may report a false match above a true one, never a false "different". */
+static inline bool tophashes_distinct(uint64_t w) {
+    const uint64_t live = live_slots(w);
+    unsigned s;
+    for_each_slot(s, live) {
+        uint64_t own = (uint64_t)0x80 << (8 * s);
+        if (match_byte(w, (uint8_t)(w >> (8 * s))) & live & ~own)
+            return false;
+    }
+    return true;
+}
+
 static inline bool chain_hashes_distinct(const hmap *m, bucket_ref b) {
-    return m->kind == KEYS_U64 || stored_hashes_distinct(m, b);
+    return m->kind == KEYS_U64 || (!*b.next && tophashes_distinct(*b.tophash)) ||
+           stored_hashes_distinct(m, b);
 }
 
 /* Takes the interval [P, end), served by the chain at head of t, in direct mode if it can. */
@@ -564,7 +618,8 @@ static inline __attribute__((always_inline)) bool next_bucket_steady(iter_state 
     it->n_yielded = it->slot_yields = 0;
     it->yielded_mask = 0;
     it->at_P = false;
-    bucket_ref head = table_bucket(m, t, bucket_index(hash_of_g(it, it->P), t->B));
+    it->steady_bucket = bucket_index(hash_of_g(it, it->P), t->B);
+    bucket_ref head = table_bucket(m, t, it->steady_bucket);
     if (it->direct && !*head.next && chain_hashes_distinct(m, head)) {
         it->direct_b = head;
         it->direct_live = live_slots(*head.tophash);
@@ -585,9 +640,12 @@ static inline __attribute__((always_inline)) bool steady_next_bucket(iter_state 
     uint64_t width = (uint64_t)1 << (64 - t->B), next_end = it->end + width;
     if (it->end_top || (next_end != 0 && next_end < it->end))
         return false; /* the end of g-space, or the bucket it cuts in two */
-    bucket_ref head = table_bucket(m, t, bucket_index(hash_of_g(it, it->end), t->B));
+    /* Consecutive blocks of g-space are consecutive buckets (wrapping around the array). */
+    size_t i = (it->steady_bucket + 1) & (t->nbuckets - 1);
+    bucket_ref head = table_bucket(m, t, i);
     if (*head.next || !chain_hashes_distinct(m, head))
         return false;
+    it->steady_bucket = i;
     it->P = it->end;
     it->end = next_end;
     it->end_top = next_end == 0;
@@ -595,7 +653,7 @@ static inline __attribute__((always_inline)) bool steady_next_bucket(iter_state 
     it->change_stamp = m->change_stamp; /* nothing yielded from this interval yet */
     it->direct_b = head;
     it->direct_live = live_slots(*head.tophash);
-    prefetch_next_interval(it, t);
+    __builtin_prefetch(t->slots + ((i + 2) & (t->nbuckets - 1)) * m->bucket_bytes);
     return true;
 }
 
@@ -654,6 +712,9 @@ static void finish(iter_state *it) {
     it->cached = false;
     it->direct = false;
     it->n = it->next = 0;
+    window_of(it)->slots = 0;
+    it->window_handed = 0;
+    it->window_from = WINDOW_NONE;
 }
 
 /* Direct mode, the next slot of the bucket (direct_live is not empty) when it is live and nothing moved
@@ -718,15 +779,14 @@ static __attribute__((noinline)) bool iter_next_slow(iter_state *it, void **key,
     }
 }
 
-/* The common calls, inline: direct mode, or the next cache entry is live, the cache is valid (nothing
- * inserted or moved since the last call) and in slot order with room to remember it. (An ended iteration
- * has an empty cache and is not in direct mode; hmap_clear and a new seed bump the change stamp, so a
- * valid cache also means the iteration has not been ended by them.) */
-bool hmap_iter_next(hmap_iter *opaque, void **key, void **val) {
-    iter_state *it = (iter_state *)opaque;
-    if (it && it->direct && it->direct_live && direct_fast(it, key, val))
+/* One entry the general way: direct mode, or the next cache entry when it is live, the cache is valid
+ * (nothing inserted or moved since the last call) and in slot order with room to remember it, else the
+ * slow path. (An ended iteration has an empty cache and is not in direct mode; hmap_clear and a new seed
+ * bump the change stamp, so a valid cache also means the iteration has not been ended by them.) */
+static inline __attribute__((always_inline)) bool iter_yield(iter_state *it, void **key, void **val) {
+    if (it->direct && it->direct_live && direct_fast(it, key, val))
         return true;
-    if (it && it->next < it->n) {
+    if (it->next < it->n) {
         const hmap *m = it->m;
         unsigned j = it->next;
         if (it->change_stamp == m->change_stamp && !it->ordered && it->slot_yields < CACHE_SLOTS &&
@@ -741,16 +801,243 @@ bool hmap_iter_next(hmap_iter *opaque, void **key, void **val) {
             return true;
         }
     }
-    if (!it || !it->m || it->done)
+    if (!it->m || it->done)
         return false;
     return iter_next_slow(it, key, val);
 }
 
-void hmap_iter_init(hmap_iter *opaque, hmap *m) {
-    iter_state *it = (iter_state *)opaque;
-    if (!it)
+/* ---------------------------------------------------------------- the window */
+
+/* The sweep: in steady direct mode, once the window holds the rest of a single-bucket interval (nothing
+ * left in direct_live, no overflow bucket), the interval is done when the window is, and its records are
+ * not needed (the next interval starts with an empty done set). The window then goes on straight along the
+ * array, bucket after bucket, while nothing is inserted or moved (deletes are fine: what was taken was
+ * yielded), each bucket a single-bucket chain with distinct hashes lying before the end of g-space (or the
+ * bucket it cuts in two). The state behind the window is left as it was and brought up to date
+ * (sweep_settle) only when the sweep stops. */
+static void sweep_begin(iter_state *it) {
+    const hmap *m = it->m;
+    const table *t = m->cur;
+    if (!it->steady || it->direct_live || *it->direct_b.next || it->end_top)
         return;
-    memset(it, 0, sizeof *it);
+    it->sweep.tophash = t->tophash;
+    it->sweep.overflow = t->overflow;
+    it->sweep.slots = t->slots;
+    it->sweep.bucket_bytes = m->bucket_bytes;
+    it->sweep.mask = t->nbuckets - 1;
+    it->sweep.i = it->steady_bucket;
+    it->sweep.shift = 64 - t->B; /* steady mode has B > 0 */
+    it->sweep.whole_left = (0 - it->end) >> it->sweep.shift;
+    it->window_from = WINDOW_SWEEP;
+}
+
+/* The sweep stops: the state says that the interval of bucket sweep.i is being taken, its entries in the
+ * window (WINDOW_DIRECT), as if the general path had got there. */
+static void sweep_settle(iter_state *it) {
+    size_t i = it->sweep.i;
+    it->window_from = WINDOW_DIRECT;
+    if (i == it->steady_bucket)
+        return; /* the sweep has not moved on from where the state is */
+    it->steady_bucket = i;
+    it->P = ((uint64_t)i << it->sweep.shift) + it->s;
+    it->end = it->P + ((uint64_t)1 << it->sweep.shift);
+    it->end_top = it->end == 0;
+    bucket_ref b = {(uint64_t *)&it->sweep.tophash[i], it->sweep.slots + i * it->sweep.bucket_bytes,
+                    (overflow_bucket **)&it->sweep.overflow[i]};
+    it->direct_b = b;
+    it->n_yielded = it->slot_yields = 0;
+    it->direct_live = 0;
+}
+
+/* Hands out, after an entry was yielded the general way, the entries that follow it in the same bucket
+ * (direct mode) or cache (slot order), as many as the done set has room for. They count as yielded only
+ * once hmap_iter_next has returned them: take_back_window settles that. Nothing is handed out while an
+ * insert since the interval began asks every entry to be checked against the done set. */
+/* A mask of the live slots `live`, keeping only its first `room` slots. */
+static inline uint64_t first_slots(uint64_t live, unsigned room) {
+    while (count_bytes(live) > room)
+        live &= ~((uint64_t)1 << (63 - __builtin_clzll(live))); /* the last one waits for room */
+    return live;
+}
+
+/* Each slot's record (its first 8 bytes: the 8-byte key, or the stored hash before the key) into g[]:
+ * every slot, dead ones too (they are never read back), so that with a constant step it is 8 plain moves. */
+static inline __attribute__((always_inline)) void copy_records(uint64_t *g, const unsigned char *slots,
+                                                               size_t step) {
+#pragma GCC unroll 8
+    for (unsigned s = 0; s < SLOTS_PER_BUCKET; s++)
+        memcpy(&g[s], slots + s * step, 8);
+}
+
+/* The records of the bucket whose slots start at `slots`, into g[]. */
+static inline __attribute__((always_inline)) void take_records(iter_state *it, const unsigned char *slots) {
+    switch (it->key_step) { /* the common slot layouts (see set_layout in bucket.c): a constant step */
+    case 16:
+        copy_records(it->g, slots, 16);
+        break;
+    case 8:
+        copy_records(it->g, slots, 8);
+        break;
+    default:
+        copy_records(it->g, slots, it->key_step);
+    }
+}
+
+/* Direct mode: the entries `live` of direct_b (live slots still to look at), as many as the done set has
+ * room for (all of them when the interval has just begun). Their records are copied now: a key yielded
+ * and then deleted and inserted again must still be known as yielded, and its slot may hold another key
+ * by then. */
+static inline __attribute__((always_inline)) void hand_out_direct(iter_state *it, hmap_iter_window_ *w,
+                                                                  uint64_t live) {
+    const bucket_ref b = it->direct_b;
+    if (it->n_yielded > CACHE_SLOTS - SLOTS_PER_BUCKET)
+        live = first_slots(live, CACHE_SLOTS - it->n_yielded);
+    take_records(it, b.slots);
+    w->slots = live;
+    w->keys = b.slots + it->key_off;
+    w->vals = b.slots + it->val_off;
+    it->window_handed = live;
+    it->direct_live &= ~live;
+    it->window_from = WINDOW_DIRECT;
+}
+
+/* Slot order with the cache: the pending cache entries from `next` on that lie in the bucket of the first
+ * one (all of them, for a chain of one bucket), as many as the done set has room for. */
+static void hand_out_cached(iter_state *it, hmap_iter_window_ *w) {
+    unsigned room = CACHE_SLOTS - it->slot_yields;
+    uint64_t handed = 0;
+    const uint8_t *bucket_tops = NULL; /* the bucket's tophash word, as bytes */
+    for (unsigned j = it->next; j < it->n && room; j++) {
+        if (*it->top[j] < MIN_TOPHASH)
+            continue;                                                      /* deleted since the fill */
+        unsigned s = (unsigned)((uintptr_t)it->top[j] % sizeof(uint64_t)); /* tophash words are aligned */
+        if (!bucket_tops) {
+            bucket_tops = it->top[j] - s;
+            w->keys = it->key[j] - (size_t)s * it->key_step;
+            w->vals = it->val[j] - (size_t)s * it->val_step;
+        } else if (it->top[j] - s != bucket_tops) {
+            break; /* the next bucket of the chain */
+        }
+        it->window_index[s] = (uint8_t)j;
+        handed |= (uint64_t)0x80 << (8 * s);
+        room--;
+    }
+    w->slots = handed;
+    it->window_handed = handed;
+    it->window_from = WINDOW_CACHE;
+}
+
+/* Hands out, after an entry was yielded the general way, the entries that follow it in the same bucket
+ * (direct mode) or cache (slot order), as many as the done set has room for. They count as yielded only
+ * once hmap_iter_next has returned them: take_back_window settles that. Nothing is handed out while an
+ * insert since the interval began asks every entry to be checked against the done set. */
+static void hand_out_window(iter_state *it) {
+    const hmap *m = it->m;
+    hmap_iter_window_ *w = window_of(it);
+    if (it->change_stamp != m->change_stamp)
+        return;
+    if (it->direct) {
+        hand_out_direct(it, w, it->direct_live & live_slots(*it->direct_b.tophash));
+        sweep_begin(it);
+    } else if (it->cached && !it->ordered)
+        hand_out_cached(it, w);
+    w->stamp = &m->write_stamp;
+    w->stamp_seen = m->write_stamp;
+}
+
+/* What hmap_iter_next took from the window (the slots no longer in its mask) joins the state as if the
+ * general path had yielded it; what it did not take goes back: to direct_live (still to look at), or
+ * stays in the cache at `next` (it takes slots in order, so what it took are the first ones). */
+static void take_back_window(iter_state *it) {
+    hmap_iter_window_ *w = window_of(it);
+    uint64_t taken = it->window_handed & ~w->slots;
+    unsigned s;
+    if (it->window_from == WINDOW_DIRECT) {
+        for_each_slot(s, taken) it->yielded_g[it->n_yielded++] = it->g[s];
+        it->direct_live |= w->slots;
+    } else if (it->window_from == WINDOW_CACHE) {
+        for_each_slot(s, taken) {
+            unsigned j = it->window_index[s];
+            it->yielded_mask |= (uint16_t)(1u << j);
+            it->slot_yields++;
+            it->next = (uint8_t)(j + 1);
+        }
+    }
+    w->slots = 0;
+    it->window_handed = 0;
+    it->window_from = WINDOW_NONE;
+}
+
+/* The sweep's step: the window is empty and nothing was inserted or moved; on to the next bucket with
+ * entries, whose first is yielded. False, with nothing changed, when the sweep must stop there. */
+static inline __attribute__((always_inline)) bool refill_sweep(iter_state *it, void **key, void **val) {
+    const hmap *m = it->m;
+    hmap_iter_window_ *w = window_of(it);
+    if (it->window_from != WINDOW_SWEEP || w->slots || it->change_stamp != m->change_stamp)
+        return false;
+    const uint64_t *const tophash = it->sweep.tophash;
+    size_t i = it->sweep.i;
+    uint64_t left = it->sweep.whole_left, live;
+    do {
+        if (!left--)
+            return false;
+        i = (i + 1) & it->sweep.mask;
+        if (it->sweep.overflow[i])
+            return false;
+        live = live_slots(tophash[i]);
+    } while (!live);
+    if (m->kind != KEYS_U64 && !tophashes_distinct(tophash[i]))
+        return false; /* perhaps equal hashes: the general path looks */
+    it->sweep.i = i;
+    it->sweep.whole_left = left;
+    unsigned char *slots = it->sweep.slots + i * it->sweep.bucket_bytes;
+    __builtin_prefetch(slots + 2 * it->sweep.bucket_bytes); /* the array is read front to back */
+    take_records(it, slots);
+    it->window_handed = live;
+    unsigned s = first_slot(live); /* the first is yielded now, as hmap_iter_next would */
+    w->slots = live & (live - 1);
+    w->keys = slots + it->key_off;
+    w->vals = slots + it->val_off;
+    w->stamp_seen = m->write_stamp;
+    if (key)
+        *key = w->keys + s * w->key_step;
+    if (val)
+        *val = w->vals + s * w->val_step;
+    return true;
+}
+
+/* Everything but the steady sweep: what the window yielded joins the state, the next entry comes the
+ * general way, and the window is filled again. */
+static __attribute__((noinline)) bool refill_general(iter_state *it, void **key, void **val) {
+    if (it->window_from == WINDOW_SWEEP)
+        sweep_settle(it);
+    take_back_window(it);
+    if (!iter_yield(it, key, val))
+        return false;
+    hand_out_window(it);
+    return true;
+}
+
+bool hmap_iter_refill_(hmap_iter *opaque, void **key, void **val) {
+    if (!opaque)
+        return false;
+    iter_state *it = state_of(opaque);
+    if (it->m && refill_sweep(it, key, val))
+        return true;
+    return refill_general(it, key, val);
+}
+
+/* For compilers without __builtin_ctzll, which hmap.h's HMAP_ITER_FIRST_SLOT_ then calls. */
+unsigned hmap_iter_first_slot_(uint64_t slots) { return first_slot(slots); }
+
+/* The exported copy of the inline hmap_iter_next (C's inline: this declaration makes the definition). */
+extern inline bool hmap_iter_next(hmap_iter *it, void **key, void **val);
+
+void hmap_iter_init(hmap_iter *opaque, hmap *m) {
+    if (!opaque)
+        return;
+    memset(opaque, 0, sizeof *opaque);
+    iter_state *it = state_of(opaque);
     it->m = m;
     if (!m) {
         it->done = true;
@@ -763,12 +1050,14 @@ void hmap_iter_init(hmap_iter *opaque, hmap *m) {
     it->key_off = (uint8_t)m->hash_off;
     it->val_off = (uint32_t)(m->type.val_size ? m->vals_offset : m->hash_off); /* a set's value is its key */
     it->val_step = (uint32_t)(m->type.val_size ? m->val_stride : m->key_stride);
+    opaque->window_.key_step = it->key_step;
+    opaque->window_.val_step = it->val_step;
 }
 
 void hmap_iter_done(hmap_iter *opaque) {
-    iter_state *it = (iter_state *)opaque;
-    if (!it)
+    if (!opaque)
         return;
+    iter_state *it = state_of(opaque);
     finish(it);
     it->m = NULL;
 }

@@ -243,7 +243,7 @@ assign_kind(hmap *m, const void *key, uint64_t hash, bool *inserted, void **stor
         }
         fill_slot(m, free_slot.t, &free_slot.b, free_slot.slot, hash, key, kind);
         m->count++;
-        m->change_stamp++;
+        note_inserted(m);
         if (m->count >= m->reserved)
             m->reserved = 0; /* the reservation is filled: from now on the map may shrink again */
         *inserted = true;
@@ -358,6 +358,7 @@ static inline __attribute__((always_inline)) bool remove_kind(hmap *m, const voi
     else
         call_val_drop(m, v);
     set_slot_empty(m, f.t, f.i, &f.b, f.slot);
+    note_deleted(m);
     m->count--;
     if (m->count == 0)
         map_became_empty(m);
