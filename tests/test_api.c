@@ -664,6 +664,30 @@ static void test_iterator_yields_each_entry_once(void **state) {
     assert_false(hmap_iter_next(&it, &k, &v));
     hmap_iter_done(&it);
     assert_false(next(&it, &k, &v));
+
+    /* A copy of an iterator is an iteration of its own, from the same place: after yielding half, the
+     * original and the copy each yield exactly the other half. */
+    static unsigned char first_half[N];
+    memset(first_half, 0, sizeof first_half);
+    hmap_iter_init(&it, m);
+    for (size_t i = 0; i < N / 2; i++) {
+        assert_true(hmap_iter_next(&it, &k, NULL));
+        first_half[*(uint64_t *)k] = 1;
+    }
+    hmap_iter copy = it;
+    for (int pass = 0; pass < 2; pass++) {
+        hmap_iter *which = pass ? &copy : &it;
+        memset(seen, 0, sizeof seen);
+        n = 0;
+        while (hmap_iter_next(which, &k, NULL)) {
+            uint64_t key = *(uint64_t *)k;
+            assert_int_equal(first_half[key], 0);
+            assert_int_equal(seen[key], 0);
+            seen[key] = 1;
+            n++;
+        }
+        assert_int_equal(n, N - N / 2);
+    }
     hmap_free(m);
 }
 
