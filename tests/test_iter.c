@@ -432,6 +432,65 @@ static void test_grow_then_shrink_in_one_iteration(void **state) {
     world_destroy(&w);
 }
 
+/* A map at the edge of its load factor has many overflow chains; deleting most entries without shrinking
+ * leaves chains whose first bucket is empty while their overflow buckets are not. Plain iterations (no
+ * writes) walk all of that bucket by bucket and must still yield every entry exactly once, and so must one
+ * that deletes and inserts again a third of the keys it yields — for 8-byte keys (their own records) and
+ * for a custom hash (stored hashes). */
+static uint64_t custom_mix_hash(const void *key, uint64_t seed) {
+    uint64_t k;
+    memcpy(&k, key, sizeof k);
+    k ^= seed;
+    k *= 0x9e3779b97f4a7c15u;
+    return k ^ (k >> 29);
+}
+
+static void iterate_sparse_chains(uint64_t (*hash)(const void *, uint64_t)) {
+    enum { N = 200000 }; /* 2^15 buckets at 6.1 entries each: many chains */
+    hmap_type type = {.key_size = 8, .val_size = 8, .hash = hash};
+    hmap_options opts = {.no_shrink = true};
+    hmap *m = hmap_new_opts(&type, 0, &opts);
+    assert_non_null(m);
+    static unsigned char present[N], seen[N];
+    for (uint64_t i = 0; i < N; i++) {
+        uint64_t key = i * 0x9e3779b97f4a7c15u, val = i;
+        assert_int_equal(hmap_put(m, &key, &val), 1);
+        present[i] = 1;
+    }
+    for (uint64_t i = 0; i < N; i++)
+        if ((i * 7919) % 10 < 6) {
+            uint64_t key = i * 0x9e3779b97f4a7c15u;
+            assert_true(hmap_del(m, &key));
+            present[i] = 0;
+        }
+    for (int pass = 0; pass < 3; pass++) {
+        memset(seen, 0, sizeof seen);
+        size_t n = 0;
+        hmap_iter it;
+        void *k, *v;
+        hmap_iter_init(&it, m);
+        while (hmap_iter_next(&it, &k, &v)) {
+            uint64_t i = *(uint64_t *)v;
+            assert_true(i < N && present[i] && !seen[i]);
+            seen[i] = 1;
+            n++;
+            if (pass == 2 && i % 3 == 0) { /* deleted and inserted again: still yielded once */
+                uint64_t key = *(uint64_t *)k;
+                assert_true(hmap_del(m, &key));
+                assert_int_equal(hmap_put(m, &key, &i), 1);
+            }
+        }
+        assert_int_equal(n, hmap_len(m));
+    }
+    hmap_free(m);
+}
+
+static void test_sparse_chains_iterated(void **state) {
+    (void)state;
+    iterate_sparse_chains(NULL);
+    iterate_sparse_chains(custom_mix_hash);
+}
+
 static void test_several_iterations_open(void **state) {
     (void)state;
     world w;
@@ -643,6 +702,7 @@ int main(void) {
         cmocka_unit_test(test_start_during_shrink),
         cmocka_unit_test(test_same_size_growth_inside_loop),
         cmocka_unit_test(test_all_keys_one_hash),
+        cmocka_unit_test(test_sparse_chains_iterated),
         cmocka_unit_test(test_owned_strings_deleted_and_reinserted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

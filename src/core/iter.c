@@ -129,6 +129,8 @@ typedef struct iter_state {
         size_t bucket_bytes, mask, i;
         uint64_t whole_left;
         unsigned shift;
+        overflow_bucket *ovf; /* the bucket of chain i in the window: this one, or (NULL) bucket i */
+        uint8_t n_yielded;    /* records of the chain's earlier buckets, in yielded_g */
     } sweep;
 } iter_state;
 
@@ -139,6 +141,7 @@ enum { WINDOW_NONE, WINDOW_DIRECT, WINDOW_CACHE, WINDOW_SWEEP };
 _Static_assert(sizeof(iter_state) <= sizeof(((hmap_iter *)0)->opaque_),
                "hmap_iter is too small for the iterator state");
 _Static_assert(_Alignof(iter_state) <= _Alignof(hmap_iter), "hmap_iter is not aligned enough");
+_Static_assert(offsetof(overflow_bucket, tophash) == 0, "an overflow bucket is found from its tophash word");
 _Static_assert(SLOTS_PER_BUCKET <= CACHE_SLOTS, "a bucket's records fit in g[], and a full window leaves the "
                                                 "done set room");
 
@@ -808,13 +811,14 @@ static inline __attribute__((always_inline)) bool iter_yield(iter_state *it, voi
 
 /* ---------------------------------------------------------------- the window */
 
-/* The sweep: in steady direct mode, once the window holds the rest of a single-bucket interval (nothing
- * left in direct_live, no overflow bucket), the interval is done when the window is, and its records are
- * not needed (the next interval starts with an empty done set). The window then goes on straight along the
- * array, bucket after bucket, while nothing is inserted or moved (deletes are fine: what was taken was
- * yielded), each bucket a single-bucket chain with distinct hashes lying before the end of g-space (or the
- * bucket it cuts in two). The state behind the window is left as it was and brought up to date
- * (sweep_settle) only when the sweep stops. */
+/* The sweep: in steady direct mode, once the window holds the rest of an interval (nothing left in
+ * direct_live, no further bucket in its chain), the interval is done when the window is, and its records
+ * are not needed (the next interval starts with an empty done set). The window then goes on straight along
+ * the array, chain after chain, while nothing is inserted or moved (deletes are fine: what was taken was
+ * yielded): each chain is an interval if it lies before the end of g-space (or the bucket it cuts in two),
+ * its entries fit the done set and their hashes differ; within a chain, what the window yielded from one
+ * bucket joins the done set before the next bucket's entries go out. The state behind the window is left
+ * as it was and brought up to date (sweep_settle) only when the sweep stops. */
 static void sweep_begin(iter_state *it) {
     const hmap *m = it->m;
     const table *t = m->cur;
@@ -828,6 +832,12 @@ static void sweep_begin(iter_state *it) {
     it->sweep.i = it->steady_bucket;
     it->sweep.shift = 64 - t->B; /* steady mode has B > 0 */
     it->sweep.whole_left = (0 - it->end) >> it->sweep.shift;
+    /* The bucket it begins at: bucket i itself, or the last overflow bucket of chain i (whose tophash word
+     * leads it). */
+    it->sweep.ovf = it->direct_b.tophash == &t->tophash[it->steady_bucket]
+                        ? NULL
+                        : (overflow_bucket *)(void *)it->direct_b.tophash;
+    it->sweep.n_yielded = it->n_yielded;
     it->window_from = WINDOW_SWEEP;
 }
 
@@ -842,17 +852,19 @@ static void sweep_settle(iter_state *it) {
     it->P = ((uint64_t)i << it->sweep.shift) + it->s;
     it->end = it->P + ((uint64_t)1 << it->sweep.shift);
     it->end_top = it->end == 0;
-    bucket_ref b = {(uint64_t *)&it->sweep.tophash[i], it->sweep.slots + i * it->sweep.bucket_bytes,
-                    (overflow_bucket **)&it->sweep.overflow[i]};
-    it->direct_b = b;
-    it->n_yielded = it->slot_yields = 0;
+    overflow_bucket *o = it->sweep.ovf;
+    if (o) {
+        bucket_ref b = {&o->tophash, o->slots, &o->next};
+        it->direct_b = b;
+    } else {
+        bucket_ref b = {(uint64_t *)&it->sweep.tophash[i], it->sweep.slots + i * it->sweep.bucket_bytes,
+                        (overflow_bucket **)&it->sweep.overflow[i]};
+        it->direct_b = b;
+    }
+    it->n_yielded = it->slot_yields = it->sweep.n_yielded;
     it->direct_live = 0;
 }
 
-/* Hands out, after an entry was yielded the general way, the entries that follow it in the same bucket
- * (direct mode) or cache (slot order), as many as the done set has room for. They count as yielded only
- * once hmap_iter_next has returned them: take_back_window settles that. Nothing is handed out while an
- * insert since the interval began asks every entry to be checked against the done set. */
 /* A mask of the live slots `live`, keeping only its first `room` slots. */
 static inline uint64_t first_slots(uint64_t live, unsigned room) {
     while (count_bytes(live) > room)
@@ -969,33 +981,52 @@ static void take_back_window(iter_state *it) {
 }
 
 /* The sweep's step: the window is empty and nothing was inserted or moved; on to the next bucket with
- * entries, whose first is yielded. False, with nothing changed, when the sweep must stop there. */
+ * entries, whose first is yielded. False when the sweep must stop there (where it got to is in its own
+ * fields, which sweep_settle reads). */
 static inline __attribute__((always_inline)) bool refill_sweep(iter_state *it, void **key, void **val) {
     const hmap *m = it->m;
     hmap_iter_window_ *w = window_of(it);
     if (it->window_from != WINDOW_SWEEP || w->slots || it->change_stamp != m->change_stamp)
         return false;
-    const uint64_t *const tophash = it->sweep.tophash;
     size_t i = it->sweep.i;
-    uint64_t left = it->sweep.whole_left, live;
+    uint64_t left = it->sweep.whole_left, word;
+    unsigned char *slots;
     do {
-        if (!left--)
-            return false;
-        i = (i + 1) & it->sweep.mask;
-        if (it->sweep.overflow[i])
-            return false;
-        live = live_slots(tophash[i]);
-    } while (!live);
-    if (m->kind != KEYS_U64 && !tophashes_distinct(tophash[i]))
-        return false; /* perhaps equal hashes: the general path looks */
-    it->sweep.i = i;
-    it->sweep.whole_left = left;
-    unsigned char *slots = it->sweep.slots + i * it->sweep.bucket_bytes;
-    __builtin_prefetch(slots + 2 * it->sweep.bucket_bytes); /* the array is read front to back */
+        overflow_bucket *o = it->sweep.ovf ? it->sweep.ovf->next : it->sweep.overflow[i];
+        if (o) { /* the chain goes on: its interval too, with what the window yielded done */
+            unsigned s;
+            for_each_slot(s, it->window_handed) it->yielded_g[it->sweep.n_yielded++] = it->g[s];
+            it->window_handed = 0;
+            it->sweep.ovf = o;
+            word = o->tophash;
+            slots = o->slots;
+        } else { /* the interval is done: the next chain */
+            if (!left--)
+                return false;
+            i = (i + 1) & it->sweep.mask;
+            word = it->sweep.tophash[i];
+            if (it->sweep.overflow[i] || m->kind != KEYS_U64) {
+                bucket_ref head = {(uint64_t *)&it->sweep.tophash[i],
+                                   it->sweep.slots + i * it->sweep.bucket_bytes,
+                                   (overflow_bucket **)&it->sweep.overflow[i]};
+                if (*head.next
+                        ? chain_live(m, head, CACHE_SLOTS) > CACHE_SLOTS || !chain_hashes_distinct(m, head)
+                        : !tophashes_distinct(word))
+                    return false; /* too many for the done set, or perhaps equal hashes: the general path */
+            }
+            it->sweep.i = i;
+            it->sweep.whole_left = left;
+            it->sweep.ovf = NULL;
+            it->sweep.n_yielded = 0;
+            it->window_handed = 0; /* (an empty bucket i may lead its chain: nothing to record then) */
+            slots = it->sweep.slots + i * it->sweep.bucket_bytes;
+            __builtin_prefetch(slots + 2 * it->sweep.bucket_bytes); /* the array is read front to back */
+        }
+    } while (!(word = live_slots(word)));
     take_records(it, slots);
-    it->window_handed = live;
-    unsigned s = first_slot(live); /* the first is yielded now, as hmap_iter_next would */
-    w->slots = live & (live - 1);
+    it->window_handed = word;
+    unsigned s = first_slot(word); /* the first is yielded now, as hmap_iter_next would */
+    w->slots = word & (word - 1);
     w->keys = slots + it->key_off;
     w->vals = slots + it->val_off;
     w->stamp_seen = m->write_stamp;
