@@ -69,6 +69,80 @@ static bool table_bytes(const hmap *m, unsigned B, size_t *slots_off_out, size_t
     return true;
 }
 
+/* ---- lazy arrays: counted as held page by page, as they are first written ----
+ *
+ * A shrink's (or a same-size growth's) new array is mapped but not pre-faulted: it fills only as fast as
+ * the old one empties, and its pages are backed by memory only when first written. Counting it whole from
+ * the start would say the map holds 1.5x what it does; so each page is counted the first time resize.c
+ * lets anything write there: the destination chains of an evacuation, and the bucket chain of the key a
+ * write is about to insert (resize_work runs before every insert and delete touches cur; deletes only write
+ * where entries already are). Once the resize ends the array is counted whole: from then on inserts write
+ * anywhere (and a fresh map's arrays are counted whole too). Reads of a page never written see the
+ * kernel's shared zero page, which backs nothing. (This assumes 4 KiB faults: with transparent huge pages
+ * set to "always", one write may back 2 MiB.) */
+
+static size_t page_words(const table *t) { return (t->mem_bytes / mem_page_size() + 63) / 64; }
+
+/* Counts the pages of [off, off + len) in t's array not counted yet. */
+static void count_range(hmap *m, table *t, size_t off, size_t len) {
+    size_t page = mem_page_size(), bytes = 0;
+    for (size_t p = off / page, last = (off + len - 1) / page; p <= last; p++) {
+        uint64_t bit = (uint64_t)1 << (p % 64);
+        if (!(t->counted[p / 64] & bit)) {
+            t->counted[p / 64] |= bit;
+            bytes += page;
+        }
+    }
+    if (bytes) {
+        t->uncounted -= bytes;
+        mem_count_pages(&m->mem, bytes);
+    }
+}
+
+static void count_whole(hmap *m, table *t) {
+    if (!t || !t->counted)
+        return;
+    mem_count_pages(&m->mem, t->uncounted);
+    t->uncounted = 0;
+    mem_free(&m->mem, t->counted, page_words(t) * sizeof *t->counted);
+    t->counted = NULL;
+}
+
+/* Chain c of a lazy array may be written: its tophash word, chain head and slots. */
+static void count_chain(hmap *m, table *t, size_t c) {
+    unsigned char *base = t->mem;
+    count_range(m, t, (size_t)((unsigned char *)&t->tophash[c] - base), sizeof *t->tophash);
+    count_range(m, t, (size_t)((unsigned char *)&t->overflow[c] - base), sizeof *t->overflow);
+    count_range(m, t, (size_t)(t->slots - base) + c * m->bucket_bytes, m->bucket_bytes);
+}
+
+/* Overflow buckets [from, to) of the spare area at `spare`, when that area is the array's own preallocated
+ * one (a slab's is counted whole). chain_extend hands spares out in order. */
+static void count_spares(hmap *m, table *t, const unsigned char *spare, size_t from, size_t to) {
+    const unsigned char *base = t->mem;
+    if (spare < base || spare >= base + t->mem_bytes || from >= to)
+        return;
+    size_t per = overflow_bucket_bytes(m);
+    count_range(m, t, (size_t)(spare - base) + from * per, (to - from) * per);
+}
+
+/* The spares handed out since (spare, used) was read, and the next one to go. */
+static void count_spares_since(hmap *m, table *t, const unsigned char *spare, size_t used, size_t cap) {
+    if (spare != t->spare) /* a slab was added: the array's spares are all used */
+        count_spares(m, t, spare, used, cap);
+    else
+        count_spares(m, t, spare, used, t->spare_used < cap ? t->spare_used + 1 : cap);
+}
+
+/* A write is about to look for (and maybe insert) a key hashing to `hash` in a lazy cur. */
+static void count_write_target(hmap *m, uint64_t hash) {
+    table *t = m->cur;
+    if (!t->counted)
+        return;
+    count_chain(m, t, bucket_index(hash, t->B));
+    count_spares_since(m, t, t->spare, t->spare_used, t->spare_cap);
+}
+
 table *table_new(hmap *m, unsigned B, bool populate) {
     size_t slots_off, slots_bytes, total;
     if (!table_bytes(m, B, &slots_off, &slots_bytes, &total))
@@ -78,16 +152,26 @@ table *table_new(hmap *m, unsigned B, bool populate) {
     if (!t)
         return NULL;
     memset(t, 0, sizeof *t);
-    t->mem =
-        mem_alloc_array(&m->mem, &total, slots_off, populate, &t->mapped); /* tophash, chain heads zeroed */
+    bool whole = true; /* tophash, chain heads zeroed */
+    t->mem = populate ? mem_alloc_array(&m->mem, &total, slots_off, true, &t->mapped)
+                      : mem_alloc_array_lazy(&m->mem, &total, slots_off, &whole, &t->mapped);
     if (!t->mem) {
         mem_free(&m->mem, t, sizeof *t);
         return NULL;
     }
+    t->mem_bytes = total;
+    if (!whole) {
+        t->uncounted = total;
+        size_t words = page_words(t);
+        t->counted = mem_alloc(&m->mem, words * sizeof *t->counted);
+        if (t->counted)
+            memset(t->counted, 0, words * sizeof *t->counted);
+        else
+            mem_count_pages(&m->mem, total), t->uncounted = 0; /* no map of pages: counted whole */
+    }
     unsigned char *base = t->mem;
     t->B = B;
     t->nbuckets = nb;
-    t->mem_bytes = total;
     t->tophash = (uint64_t *)base;
     t->overflow = (overflow_bucket **)(base + sizeof(uint64_t) * nb);
     t->slots = base + slots_off;
@@ -121,7 +205,9 @@ void table_free(hmap *m, table *t, bool drop_entries) {
     if (drop_entries)
         drop_table_entries(m, t);
     free_overflow_slabs(m, t);
-    mem_free_array(&m->mem, t->mem, t->mem_bytes, t->released_bytes, t->mapped);
+    if (t->counted)
+        mem_free(&m->mem, t->counted, page_words(t) * sizeof *t->counted);
+    mem_free_array(&m->mem, t->mem, t->mem_bytes, t->released_bytes + t->uncounted, t->mapped);
     mem_free(&m->mem, t, sizeof *t);
     note_moved(m); /* iterator caches may point into it */
 }
@@ -129,6 +215,7 @@ void table_free(hmap *m, table *t, bool drop_entries) {
 /* Empties t in place, keeping its array: entries dropped, overflow slabs freed, every bucket empty again.
  * O(buckets). */
 void table_reset(hmap *m, table *t) {
+    count_whole(m, t); /* the clearing below writes every chain head (no resize is running: it is already) */
     drop_table_entries(m, t);
     free_overflow_slabs(m, t);
     memset(t->tophash, 0, t->nbuckets * sizeof *t->tophash);
@@ -255,13 +342,17 @@ static inline __attribute__((always_inline)) void move_entry(hmap *m, const buck
 
 static void complete_resize(hmap *m);
 
-/* A mapped old array gives its pages back as evacuation passes them, RELEASE_STEP bytes or more at a time:
- * the slots of buckets below nevacuate are never read again (locate() sends every lookup to cur, and
- * iterators re-read after a move), so RSS falls during a resize instead of holding both arrays whole until
- * the end. The tophash words and chain heads stay: they say the buckets are evacuated. (Overflow buckets
- * stay too, until the array goes.) The release waits for the end of the write (end_write), as a freed
- * array does: the write's arguments may point into those slots. */
-#define RELEASE_STEP ((size_t)256 << 10)
+/* A mapped old array gives its pages back as evacuation passes them, a 64th of the array at a time (at
+ * most 256 KiB, at least a page: some 64 madvise calls for arrays up to 16 MiB, each under 2% of what both
+ * arrays hold): the slots of buckets below nevacuate are never read again (locate() sends every lookup to
+ * cur, and iterators re-read after a move), so RSS falls during a resize instead of holding both arrays
+ * whole until the end. The tophash words and chain heads stay: they say the buckets are evacuated.
+ * (Overflow buckets stay too, until the array goes.) The release waits for the end of the write
+ * (end_write), as a freed array does: the write's arguments may point into those slots. */
+static size_t release_step(const table *o) {
+    size_t step = o->mem_bytes / 64, most = (size_t)256 << 10;
+    return step < mem_page_size() ? mem_page_size() : step > most ? most : step;
+}
 
 static size_t evacuated_slots_end(const hmap *m, const table *o) {
     return (size_t)(o->slots - (unsigned char *)o->mem) + m->nevacuate * m->bucket_bytes;
@@ -285,7 +376,7 @@ static inline void chain_evacuated(hmap *m, table *o) {
     m->moved_this_op++;
     while (m->nevacuate < o->nbuckets && table_bucket_evacuated(o, m->nevacuate))
         m->nevacuate++;
-    if (o->mapped && evacuated_slots_end(m, o) >= o->released_from + RELEASE_STEP)
+    if (o->mapped && evacuated_slots_end(m, o) >= o->released_from + release_step(o))
         m->release_due = true;
     if (m->old_evacuated == o->nbuckets)
         complete_resize(m);
@@ -325,8 +416,19 @@ static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t o
         }
         base += SLOTS_PER_BUCKET;
     }
-    if (prepare_destinations(m, d, ndest) < 0)
+    if (m->cur->counted) {
+        table *t = m->cur;
+        const unsigned char *spare = t->spare;
+        size_t used = t->spare_used, cap = t->spare_cap;
+        for (size_t k = 0; k < ndest; k++)
+            count_chain(m, t, d[k].chain);
+        int rc = prepare_destinations(m, d, ndest);
+        count_spares_since(m, t, spare, used, cap);
+        if (rc < 0)
+            return rc;
+    } else if (prepare_destinations(m, d, ndest) < 0) {
         return -ENOMEM;
+    }
 
     /* Pass 2: move, then mark every slot of the old chain evacuated (X, Y, or empty). */
     base = 0;
@@ -405,6 +507,7 @@ void end_resize(hmap *m, bool drop_entries) {
     table *o = m->old;
     m->old = NULL;
     m->phase = HMAP_STEADY;
+    count_whole(m, m->cur);
     m->nevacuate = m->old_evacuated = 0;
     if (drop_entries)
         table_free(m, o, true);
@@ -422,6 +525,7 @@ int resize_work(hmap *m, uint64_t hash) {
         if (m->nevacuate < m->old->nbuckets && evacuate(m, m->nevacuate) < 0)
             break; /* background progress may fail; the next write tries again */
     }
+    count_write_target(m, hash);
     if (t0) {
         uint64_t dt = trace_now_ns() - t0;
         if (dt > m->resize_max_step_ns)
@@ -442,21 +546,13 @@ int finish_resize(hmap *m) {
 
 /* ---------------------------------------------------------------- starting a resize */
 
-/* A shrink must be over within the next count/SHRINK_WINDOW writes. */
-#define SHRINK_WINDOW 100
-
-static size_t shrink_pace(size_t old_buckets, size_t count) {
-    size_t window = count / SHRINK_WINDOW ? count / SHRINK_WINDOW : 1;
-    size_t pace = (old_buckets + window - 1) / window;
-    return pace < 1 ? 1 : pace > MAX_PACE ? MAX_PACE : pace;
-}
-
 int start_resize(hmap *m, unsigned new_B, hmap_phase phase) {
     size_t bytes_before = m->mem.bytes;
     table *t = table_new(m, new_B, phase == HMAP_GROWING);
     if (!t)
         return -ENOMEM;
     if (!m->cur || m->count == 0) { /* nothing to move: just install the new array */
+        count_whole(m, t);
         if (m->cur)
             table_retire(m, m->cur);
         m->cur = t;
@@ -471,7 +567,7 @@ int start_resize(hmap *m, unsigned new_B, hmap_phase phase) {
     note_moved(m); /* where entries are looked for changed: iterator caches re-read */
     m->phase = phase;
     m->nevacuate = m->old_evacuated = 0;
-    m->evacuate_pace = phase == HMAP_SHRINKING ? shrink_pace(m->old->nbuckets, m->count) : 1;
+    m->evacuate_pace = phase == HMAP_SHRINKING ? MAX_PACE : 1; /* see "Pacing" above */
     if (phase == HMAP_GROWING)
         m->grows++;
     else if (phase == HMAP_SAME_SIZE_GROWING)
@@ -483,15 +579,27 @@ int start_resize(hmap *m, unsigned new_B, hmap_phase phase) {
     return 0;
 }
 
+/* The size a shrink goes to: the smallest whose own shrink line is above the count (about half full after
+ * the shrink: hysteresis), and no smaller than a reservation still being filled. */
+static unsigned shrink_target(const hmap *m) {
+    unsigned target = 0;
+    while (target < MAX_B && shrink_line(target + 1) <= m->count)
+        target++;
+    unsigned floor = B_for_count(m->reserved);
+    return target < floor ? floor : target;
+}
+
 void maybe_start_shrink(hmap *m) {
     if (m->no_shrink || !shrink_may_be_due(m))
         return;
-    unsigned target = B_for_count(m->count) + 1; /* half full after the shrink: hysteresis */
-    unsigned floor = B_for_count(m->reserved);
-    if (target < floor)
-        target = floor; /* a reservation still being filled is kept */
-    if (target < m->cur->B)
-        (void)start_resize(m, target, HMAP_SHRINKING); /* on ENOMEM the map stays larger: still correct */
+    unsigned target = shrink_target(m);
+    if (target >= m->cur->B || start_resize(m, target, HMAP_SHRINKING) < 0)
+        return; /* on ENOMEM the map stays larger: still correct */
+    /* The write that starts a shrink does its first step: a small array (at most MAX_PACE buckets) is
+     * shrunk at once, never held twice. */
+    for (size_t k = 0; k < m->evacuate_pace && m->old; k++)
+        if (evacuate(m, m->nevacuate) < 0)
+            break;
 }
 
 /* Gives both arrays back; only for a map with no entries. */

@@ -32,14 +32,19 @@
 
 static _Atomic uint64_t live_bytes, total_bytes, peak_bytes, mallocs, frees;
 
-void memstats_note_alloc(size_t size) {
+/* live_bytes grows by size: the peak follows. */
+static void memstats_note_live(size_t size) {
     uint64_t live = atomic_fetch_add_explicit(&live_bytes, size, memory_order_relaxed) + size;
-    atomic_fetch_add_explicit(&total_bytes, size, memory_order_relaxed);
-    atomic_fetch_add_explicit(&mallocs, 1, memory_order_relaxed);
     uint64_t peak = atomic_load_explicit(&peak_bytes, memory_order_relaxed);
     while (live > peak && !atomic_compare_exchange_weak_explicit(
                               &peak_bytes, &peak, live, memory_order_relaxed, memory_order_relaxed)) {
     }
+}
+
+void memstats_note_alloc(size_t size) {
+    atomic_fetch_add_explicit(&total_bytes, size, memory_order_relaxed);
+    atomic_fetch_add_explicit(&mallocs, 1, memory_order_relaxed);
+    memstats_note_live(size);
 }
 
 static void memstats_note_release(size_t size) {
@@ -132,6 +137,30 @@ void *mem_alloc_array(mem_owner *o, size_t *size_io, size_t zero_prefix, bool po
     if (p)
         memset(p, 0, zero_prefix);
     return p;
+}
+
+void *mem_alloc_array_lazy(mem_owner *o, size_t *size_io, size_t zero_prefix, bool *counted_whole,
+                           bool *mapped) {
+    *counted_whole = true;
+    if (o->custom_alloc || *size_io < MAP_THRESHOLD)
+        return mem_alloc_array(o, size_io, zero_prefix, false, mapped);
+    *mapped = false;
+    size_t size = (*size_io + mem_page_size() - 1) & ~(mem_page_size() - 1);
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    *size_io = size;
+    *mapped = true;
+    *counted_whole = false;
+    memstats_note_alloc(0); /* one allocation; its bytes become live as they are written */
+    atomic_fetch_add_explicit(&total_bytes, size, memory_order_relaxed);
+    profile_note_alloc(p, size, o->name);
+    return p;
+}
+
+void mem_count_pages(mem_owner *o, size_t bytes) {
+    o->bytes += bytes;
+    memstats_note_live(bytes);
 }
 
 void mem_free_array(mem_owner *o, void *p, size_t size, size_t released, bool mapped) {
