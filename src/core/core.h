@@ -394,9 +394,10 @@ unsigned B_for_count(size_t count);                    /* smallest B whose load-
 int resize_work(hmap *m, uint64_t hash); /* -ENOMEM if the key's old bucket could not be evacuated */
 /* Starts a shrink if one is due (after a delete); on ENOMEM the map just stays larger. */
 void maybe_start_shrink(hmap *m);
-/* Below this count a 2^B array shrinks: a quarter of its load limit, plus a 64th of that quarter so that a
- * shrink can be over before the count reaches the quarter (resize.c, "Shrinking"). */
-static inline size_t shrink_line(unsigned B) { return load_limit(B) / 4 + load_limit(B) / 256; }
+/* Below this count a 2^B array shrinks: above a quarter of its load limit (a fresh map of a quarter fits
+ * in a quarter of the buckets) by a 64th of that quarter, so that a shrink can be over before the count
+ * reaches the quarter (resize.c, "Shrinking"). */
+static inline size_t shrink_line(unsigned B) { return load_limit(B) / 4 + load_limit(B) / 256 + 1; }
 /* The inline test before that call (see maybe_start_shrink). */
 static inline bool shrink_may_be_due(const hmap *m) {
     return !m->old && m->cur && m->cur->B > 0 && m->count < shrink_line(m->cur->B);
