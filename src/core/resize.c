@@ -13,37 +13,40 @@
  *   same-size   overflow buckets >= 2^B (Go: >= 2^min(B,15))   2^B             i (tombstones dropped)
  *   shrink      a delete leaves < shrink_line(B) (core.h)      about half full i >> (B - B')
  *
+ * Pacing. Every write moves PACE = 1024 old buckets besides its own, in index order (old i to new 2i and
+ * 2i+1 in a growth, to i >> (B - B') in a shrink: both arrays are walked in order). Go moves 1 per
+ * insert, so its growth runs during ~15% of all inserts, each paying the random-access move of its own
+ * old bucket and page faults in a new array not yet pre-faulted: that was the latency tail here too (p99
+ * 3x and p99.9 5x abseil's while growing to 10Mi, whose rehash is one pause). At 1024 a doubling is done
+ * within 2^B / 1025 writes, under 0.05% of a fill's inserts, so p99 and p99.9 are those of plain inserts,
+ * and the total is the same work done in order. A write that moves 1024 buckets costs some 0.1-0.3 ms
+ * (the p99.99 of a fill); no write moves more than 1025 (but see the shrink of a small array below).
+ *
  * Shrinking. A fresh map of c entries has the fewest buckets that hold c at 6.5 a bucket, so it halves
  * where c falls below a quarter of a 2^B array's limit (1.625 x 2^B). A shrink that started only there
  * would hold both arrays, 6x a fresh map of the survivors, until the writes that follow finish it — a
  * program that stops deleting just after that line keeps them. So the shrink line is a 64th of that
- * quarter higher (shrink_line), and a shrink runs at MAX_PACE, 64 old buckets per write: it needs at most
- * 2^B / 64 writes, fewer than the 2^B / 39 deletes left before the quarter, so it is over before a fresh
- * map would halve. Wherever the deletes stop, the map holds at most about what an unshrunk array at that
- * count holds: 2x a fresh map. (Measured deleting 99% of N u64 entries, N every 100 from 100 to 200,000
- * and around every 1.625 x 2^k x 100 up to 2.7M: at most 1.99x; it was 5.1x at N = 665,000 when the line
- * was the quarter itself.) The write that starts a shrink does its first step, and an array of at most
- * GROW_PACE buckets is shrunk within that write: below 256 KiB an array comes from the allocator and is
- * not lazy, so a shrink's new array would count whole beside the old one.
+ * quarter higher (shrink_line): a shrink needs at most 2^B / 1025 writes, far fewer than the 2^B / 39
+ * deletes left before the quarter, so it is over before a fresh map would halve; and the write that
+ * starts it does its first 1024 buckets, which give back more old pages than they fill new ones. A shrink
+ * whose new array comes from the allocator (below 256 KiB: not lazy, see below) is done within the write
+ * that starts it (up to 2048 buckets of 8-byte keys and values). Wherever the deletes stop, the map holds
+ * at most what an unshrunk array at that count holds: 2x a fresh map. (Deleting 99% of N u64 entries, N
+ * every 10 from 100 to 30,000, every 97 up to 300,000, and around every 1.625 x 2^k x 100 up to 5.4M: at
+ * most 1.99x, apart from a few tiny maps holding one overflow slab (tens of entries); it was 5.1x at
+ * N = 665,000 when the line was the quarter and a shrink moved 64 buckets per write.)
  *
  * Memory during a resize. The new array of a shrink or a same-size growth is lazy (see "lazy arrays"
  * below): it counts, and is backed by, only the pages written so far, while the old one gives back its
- * evacuated pages (release_evacuated). Deleting 99% of 1M and 10M u64 entries, bytes held never exceeded
- * 1.05x the larger of before and after any shrink (RSS 1.03x); counting the new array whole, it was 1.47x.
+ * evacuated pages (release_evacuated). Deleting 99% of 1M and 10M u64 entries, bytes held and RSS never
+ * rose during a shrink (1.00x the larger of before and after); counting the new array whole, bytes held
+ * rose 1.47x. (Growth pre-faults its new array and counts it whole: old and new are held together, 1.5x
+ * the new one at its start, falling as evacuation gives the old one's pages back.)
  *
  * Hysteresis. After a shrink the map is at most about half full (65/128 of the limit), and the next
  * shrink waits until the count falls to its shrink line: between two resizes the count must change by a
  * factor of 128/65 (nearly 2) at least, so N deletes followed by N inserts, or churn around any size,
  * cost O(1) amortized evacuation work per operation and never thrash.
- *
- * Pacing of growth. Go moves 1 bucket per insert besides the written one, so growth runs during ~15% of
- * all inserts, each paying the random-access move of its own old bucket and the page faults of a new
- * array the memory thread has not pre-faulted yet: that is the latency tail (p99 3x and p99.9 5x abseil's
- * at 10Mi, whose rehash is one pause). Here growth moves GROW_PACE = 1024 buckets (sequential: old i to
- * new 2i, 2i+1) per insert: a doubling is done within 2^B / 1025 inserts, so growth runs during under
- * 0.05% of the inserts of a fill, p99 and p99.9 are those of plain inserts, and the total is as much work
- * done in order. Each growing insert then costs some 0.1-0.3 ms (the p99.99 of a fill), bounded; no call
- * moves more than 1025 buckets.
  *
  * Evacuation of one old bucket never fails halfway: it first makes room in the destination chains (the
  * only allocation), then moves; so -ENOMEM leaves the map exactly as it was. Entries keep their relative
@@ -55,8 +58,7 @@
 #include <errno.h>
 #include <string.h>
 
-#define GROW_PACE 1024
-#define MAX_PACE 64
+#define PACE 1024
 
 unsigned B_for_count(size_t count) {
     unsigned B = 0;
@@ -627,7 +629,7 @@ int start_resize(hmap *m, unsigned new_B, hmap_phase phase) {
     note_moved(m); /* where entries are looked for changed: iterator caches re-read */
     m->phase = phase;
     m->nevacuate = m->old_evacuated = 0;
-    m->evacuate_pace = phase == HMAP_GROWING ? GROW_PACE : MAX_PACE; /* see "Pacing" above */
+    m->evacuate_pace = PACE; /* see "Pacing" above */
     if (phase == HMAP_GROWING)
         m->grows++;
     else if (phase == HMAP_SAME_SIZE_GROWING)
@@ -655,9 +657,9 @@ void maybe_start_shrink(hmap *m) {
     unsigned target = shrink_target(m);
     if (target >= m->cur->B || start_resize(m, target, HMAP_SHRINKING) < 0)
         return; /* on ENOMEM the map stays larger: still correct */
-    /* The write that starts a shrink does its first step; an array of at most GROW_PACE buckets (one the
-     * allocator gave, not a lazy one, for 8-byte keys and values) is shrunk at once, never held twice. */
-    size_t steps = m->old->nbuckets <= GROW_PACE ? GROW_PACE : m->evacuate_pace;
+    /* The write that starts a shrink does its first step; one whose new array comes from the allocator
+     * (below MAP_THRESHOLD, so not lazy: counted whole) is done at once, never held twice. */
+    size_t steps = m->cur->mapped ? m->evacuate_pace : m->old->nbuckets;
     for (size_t k = 0; k < steps && m->old; k++)
         if (evacuate(m, m->nevacuate) < 0)
             break;
