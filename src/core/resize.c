@@ -441,6 +441,45 @@ static inline void chain_evacuated(hmap *m, table *o) {
         complete_resize(m);
 }
 
+/* Growth's common case: old bucket oi is one bucket (no overflow) and its two destinations are empty, as
+ * growth always finds them (a write evacuates the key's old bucket before it touches cur): the entries go
+ * to X or Y in slot order, each destination's tophash word is built in a register and stored once, with
+ * no room to make. False (nothing done) when the destinations are not both empty. */
+static inline __attribute__((always_inline)) bool grow_one_bucket(hmap *m, table *o, bucket_ref head,
+                                                                  size_t oi, key_kind kind) {
+    table *t = m->cur;
+    bucket_ref x = table_bucket(m, t, oi << 1), y = table_bucket(m, t, (oi << 1) + 1);
+    if (t->counted || *x.tophash || *y.tophash || *x.next || *y.next)
+        return false;
+    slot_layout L = layout_of(m, kind);
+    unsigned char *to[2] = {x.slots, y.slots};
+    uint64_t tops[2] = {0, 0};
+    unsigned fill[2] = {0, 0}, s;
+    uint64_t w = *head.tophash, live = live_slots(w);
+    uint64_t marks = ONES * EVACUATED_EMPTY - (live >> 7) * (EVACUATED_EMPTY - EVACUATED_X);
+    for_each_slot(s, live) {
+        size_t k = bucket_index(slot_hash(m, &head, s, kind), t->B) & 1;
+        unsigned ts = fill[k]++;
+        unsigned char *dst = to[k], *src = head.slots;
+        if (L.pair) {
+            copy_bytes(dst + ts * L.pair, src + s * L.pair, L.pair);
+        } else {
+            copy_bytes(dst + ts * L.key_stride, src + s * L.key_stride, L.item);
+            if (L.val)
+                copy_bytes(dst + L.vals_offset + ts * L.val_stride, src + L.vals_offset + s * L.val_stride,
+                           L.val);
+        }
+        tops[k] |= (uint64_t)slot_top(&head, s) << (8 * ts);
+        marks += (uint64_t)k << (8 * s); /* EVACUATED_Y is EVACUATED_X + 1 */
+    }
+    *x.tophash = tops[0];
+    *y.tophash = tops[1];
+    o->tombstones -= count_bytes(zero_bytes(w ^ (ONES * EMPTY_ONE)));
+    *head.tophash = marks;
+    chain_evacuated(m, o);
+    return true;
+}
+
 /* Moves old bucket oi (its whole chain) into cur. 0, or -ENOMEM with nothing moved. */
 static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t oi, key_kind kind) {
     table *o = m->old;
@@ -453,6 +492,8 @@ static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t o
         return 0;
     }
     size_t ndest = m->cur->B > o->B ? 2 : 1;
+    if (ndest == 2 && !*head.next && grow_one_bucket(m, o, head, oi, kind))
+        return 0;
     size_t first = m->cur->B > o->B ? oi << 1 : oi >> (o->B - m->cur->B);
     destination d[2] = {{.chain = first}, {.chain = first + 1}};
 
