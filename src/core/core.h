@@ -92,7 +92,7 @@ typedef struct table {
     size_t released_bytes; /* ...and the bytes of it given back so far (see release_evacuated) */
     bool mapped;           /* mem came from the OS (mmap) rather than the allocator */
     uint64_t *counted;     /* a lazy array (mem_alloc_array_lazy): one bit per page counted as held; NULL
-                              once the array is counted whole (resize.c, count_touched) */
+                              once the array is counted whole (resize.c, "lazy arrays") */
     size_t uncounted;      /* ...and its bytes not counted yet */
     struct table *next_retired; /* in hmap.retired */
 } table;

@@ -19,8 +19,10 @@
  * old bucket and page faults in a new array not yet pre-faulted: that was the latency tail here too (p99
  * 3x and p99.9 5x abseil's while growing to 10Mi, whose rehash is one pause). At 1024 a doubling is done
  * within 2^B / 1025 writes, under 0.05% of a fill's inserts, so p99 and p99.9 are those of plain inserts,
- * and the total is the same work done in order. A write that moves 1024 buckets costs some 0.1-0.3 ms
- * (the p99.99 of a fill); no write moves more than 1025 (but see the shrink of a small array below).
+ * and the total is the same work done in order. A write that moves 1024 buckets of a growth was measured
+ * at 0.15-0.5 ms (the fastest of several runs, on a 2-core VM), most of it page faults in the new array:
+ * that is now the p99.99 of a fill. No write moves more than 1025 (but see the shrink of a small array
+ * below).
  *
  * Shrinking. A fresh map of c entries has the fewest buckets that hold c at 6.5 a bucket, so it halves
  * where c falls below a quarter of a 2^B array's limit (1.625 x 2^B). A shrink that started only there
@@ -235,7 +237,8 @@ void table_free(hmap *m, table *t, bool drop_entries) {
 /* Empties t in place, keeping its array: entries dropped, overflow slabs freed, every bucket empty again.
  * O(buckets). */
 void table_reset(hmap *m, table *t) {
-    count_whole(m, t); /* the clearing below writes every chain head (no resize is running: it is already) */
+    count_whole(m, t); /* the clearing below writes every chain head (callers end any resize first, which
+                          counts cur whole already) */
     drop_table_entries(m, t);
     free_overflow_slabs(m, t);
     memset(t->tophash, 0, t->nbuckets * sizeof *t->tophash);
@@ -698,9 +701,11 @@ void maybe_start_shrink(hmap *m) {
     unsigned target = shrink_target(m);
     if (target >= m->cur->B || start_resize(m, target, HMAP_SHRINKING) < 0)
         return; /* on ENOMEM the map stays larger: still correct */
-    /* The write that starts a shrink does its first step; one whose new array comes from the allocator
-     * (below MAP_THRESHOLD, so not lazy: counted whole) is done at once, never held twice. */
-    size_t steps = m->cur->mapped ? m->evacuate_pace : m->old->nbuckets;
+    /* The write that starts a shrink does its first step; one whose new array is small and comes from the
+     * allocator (below MAP_THRESHOLD, so not lazy: counted whole) is done at once, never held twice. (A
+     * user hook's larger arrays are counted whole too, and paced.) */
+    bool small = !m->cur->mapped && m->cur->mem_bytes < MAP_THRESHOLD;
+    size_t steps = small ? m->old->nbuckets : m->evacuate_pace;
     for (size_t k = 0; k < steps && m->old; k++)
         if (evacuate(m, m->nevacuate) < 0)
             break;

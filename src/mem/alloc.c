@@ -10,6 +10,10 @@
  * zeroed is cleared here (a table's tophash words and chain heads: 16 bytes a bucket, 1/9 of a uint64
  * map's array) — O(buckets), the price of not owning the memory; slots are written before they are read.
  *
+ * Lazy arrays (mem_alloc_array_lazy): a mapped array that fills only as fast as another empties (a shrink's
+ * new array) is not pre-faulted and counts as held page by page, as its user first writes each page
+ * (mem_count_pages): the process holds only those; untouched pages read as the kernel's zero page.
+ *
  * Accounting: each owner keeps `bytes` (what it holds now); the process-wide counters behind
  * hmap_read_memstats are relaxed atomics, exact at any quiescent point. Every allocation and free is also
  * reported to the heap profiler (diag/profile.c), which samples them.
@@ -152,8 +156,8 @@ void *mem_alloc_array_lazy(mem_owner *o, size_t *size_io, size_t zero_prefix, bo
     *size_io = size;
     *mapped = true;
     *counted_whole = false;
-    memstats_note_alloc(0); /* one allocation; its bytes become live as they are written */
     atomic_fetch_add_explicit(&total_bytes, size, memory_order_relaxed);
+    atomic_fetch_add_explicit(&mallocs, 1, memory_order_relaxed); /* live only as written: mem_count_pages */
     profile_note_alloc(p, size, o->name);
     return p;
 }
