@@ -94,6 +94,7 @@ typedef struct table {
     uint64_t *counted;     /* a lazy array (mem_alloc_array_lazy): one bit per page counted as held; NULL
                               once the array is counted whole (resize.c, "lazy arrays") */
     size_t uncounted;      /* ...and its bytes not counted yet */
+    unsigned page_shift;   /* ...and log2 of the page size */
     struct table *next_retired; /* in hmap.retired */
 } table;
 

@@ -105,20 +105,20 @@ static bool table_bytes(const hmap *m, unsigned B, size_t *slots_off_out, size_t
 
 static size_t page_words(const table *t) { return (t->mem_bytes / mem_page_size() + 63) / 64; }
 
+/* Counts page p of t's array if it is not counted yet: a bit test when it is. */
+static inline __attribute__((always_inline)) void count_page(hmap *m, table *t, size_t p) {
+    uint64_t bit = (uint64_t)1 << (p % 64);
+    if (!(t->counted[p / 64] & bit)) {
+        t->counted[p / 64] |= bit;
+        t->uncounted -= (size_t)1 << t->page_shift;
+        mem_count_pages(&m->mem, (size_t)1 << t->page_shift);
+    }
+}
+
 /* Counts the pages of [off, off + len) in t's array not counted yet. */
-static void count_range(hmap *m, table *t, size_t off, size_t len) {
-    size_t page = mem_page_size(), bytes = 0;
-    for (size_t p = off / page, last = (off + len - 1) / page; p <= last; p++) {
-        uint64_t bit = (uint64_t)1 << (p % 64);
-        if (!(t->counted[p / 64] & bit)) {
-            t->counted[p / 64] |= bit;
-            bytes += page;
-        }
-    }
-    if (bytes) {
-        t->uncounted -= bytes;
-        mem_count_pages(&m->mem, bytes);
-    }
+static inline __attribute__((always_inline)) void count_range(hmap *m, table *t, size_t off, size_t len) {
+    for (size_t p = off >> t->page_shift, last = (off + len - 1) >> t->page_shift; p <= last; p++)
+        count_page(m, t, p);
 }
 
 static void count_whole(hmap *m, table *t) {
@@ -130,11 +130,12 @@ static void count_whole(hmap *m, table *t) {
     t->counted = NULL;
 }
 
-/* Chain c of a lazy array may be written: its tophash word, chain head and slots. */
-static void count_chain(hmap *m, table *t, size_t c) {
+/* Chain c of a lazy array may be written: its tophash word and chain head (aligned words: one page each)
+ * and its slots. */
+static inline __attribute__((always_inline)) void count_chain(hmap *m, table *t, size_t c) {
     unsigned char *base = t->mem;
-    count_range(m, t, (size_t)((unsigned char *)&t->tophash[c] - base), sizeof *t->tophash);
-    count_range(m, t, (size_t)((unsigned char *)&t->overflow[c] - base), sizeof *t->overflow);
+    count_page(m, t, (size_t)((unsigned char *)&t->tophash[c] - base) >> t->page_shift);
+    count_page(m, t, (size_t)((unsigned char *)&t->overflow[c] - base) >> t->page_shift);
     count_range(m, t, (size_t)(t->slots - base) + c * m->bucket_bytes, m->bucket_bytes);
 }
 
@@ -186,6 +187,7 @@ table *table_new(hmap *m, unsigned B, bool populate) {
         t->uncounted = total;
         size_t words = page_words(t);
         t->counted = mem_alloc(&m->mem, words * sizeof *t->counted);
+        t->page_shift = (unsigned)__builtin_ctzll(mem_page_size());
         if (t->counted)
             memset(t->counted, 0, words * sizeof *t->counted);
         else
@@ -526,7 +528,8 @@ static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t o
         for (size_t k = 0; k < ndest; k++)
             count_chain(m, t, d[k].chain);
         int rc = prepare_destinations(m, d, ndest);
-        count_spares_since(m, t, spare, used, cap);
+        if (t->spare != spare || t->spare_used != used)
+            count_spares_since(m, t, spare, used, cap);
         if (rc < 0)
             return rc;
     } else if (prepare_destinations(m, d, ndest) < 0) {
