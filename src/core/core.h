@@ -91,6 +91,10 @@ typedef struct table {
     size_t released_from;  /* a mapped old array: offset in mem where its next pages to give back start */
     size_t released_bytes; /* ...and the bytes of it given back so far (see release_evacuated) */
     bool mapped;           /* mem came from the OS (mmap) rather than the allocator */
+    uint64_t *counted;     /* a lazy array (mem_alloc_array_lazy): one bit per page counted as held; NULL
+                              once the array is counted whole (resize.c, "lazy arrays") */
+    size_t uncounted;      /* ...and its bytes not counted yet */
+    unsigned page_shift;   /* ...and log2 of the page size */
     struct table *next_retired; /* in hmap.retired */
 } table;
 
@@ -402,9 +406,13 @@ unsigned B_for_count(size_t count);                    /* smallest B whose load-
 int resize_work(hmap *m, uint64_t hash); /* -ENOMEM if the key's old bucket could not be evacuated */
 /* Starts a shrink if one is due (after a delete); on ENOMEM the map just stays larger. */
 void maybe_start_shrink(hmap *m);
-/* The inline test before that call: a quarter of the array's load limit or less (see maybe_start_shrink). */
+/* Below this count a 2^B array shrinks: above a quarter of its load limit (a fresh map of a quarter fits
+ * in a quarter of the buckets) by a 64th of that quarter, so that a shrink can be over before the count
+ * reaches the quarter (resize.c, "Shrinking"). */
+static inline size_t shrink_line(unsigned B) { return load_limit(B) / 4 + load_limit(B) / 256 + 1; }
+/* The inline test before that call (see maybe_start_shrink). */
 static inline bool shrink_may_be_due(const hmap *m) {
-    return !m->old && m->cur && m->cur->B > 0 && m->count * 4 < load_limit(m->cur->B);
+    return !m->old && m->cur && m->cur->B > 0 && m->count < shrink_line(m->cur->B);
 }
 /* Makes a new array of 2^new_B buckets the current one and starts evacuating the old into it (or just
  * installs it when there is nothing to move). -ENOMEM leaves the map unchanged. */

@@ -11,22 +11,44 @@
  *   kind        when (checked by writes)                       new size        old bucket i goes to
  *   grow        an insert would exceed 6.5 entries/bucket      2^(B+1)         2i or 2i+1 (next hash bit)
  *   same-size   overflow buckets >= 2^B (Go: >= 2^min(B,15))   2^B             i (tombstones dropped)
- *   shrink      a delete leaves < 1/4 of the 6.5 load limit    fit(count)*2    i >> (B - B')
+ *   shrink      a delete leaves < shrink_line(B) (core.h)      about half full i >> (B - B')
  *
- * Hysteresis. After a shrink the map is at most half full (the target is the smallest size that holds the
- * count, doubled), and the next shrink waits until the count falls to a quarter of the limit: between two
- * resizes the count must change by a factor of 2 at least, so N deletes followed by N inserts, or churn
- * around any size, cost O(1) amortized evacuation work per operation and never thrash.
+ * Pacing. Every write moves PACE = 1024 old buckets besides its own, in index order (old i to new 2i and
+ * 2i+1 in a growth, to i >> (B - B') in a shrink: both arrays are walked in order). Go moves 1 per
+ * insert, so its growth runs during ~15% of all inserts, each paying the random-access move of its own
+ * old bucket and page faults in a new array not yet pre-faulted: that was the latency tail here too (p99
+ * 3x and p99.9 5x abseil's while growing to 10Mi, whose rehash is one pause). At 1024 a doubling is done
+ * within 2^B / 1025 writes, under 0.05% of a fill's inserts, so p99 and p99.9 are those of plain inserts,
+ * and the total is the same work done in order. A write that moves 1024 buckets of a growth was measured
+ * at 0.15-0.5 ms (the fastest of several runs, on a 2-core VM), most of it page faults in the new array:
+ * that is now the p99.99 of a fill. No write moves more than 1025 (but see the shrink of a small array
+ * below).
  *
- * Pacing. Growth evacuates 1 bucket besides the written one, as Go: it finishes long before the next
- * doubling is due. A shrink starts with about 1.6 entries per old bucket and must be done soon, because
- * until it is, the map holds both arrays (1.5x the old one, 6x a fresh map of the survivors) and a program
- * that stops deleting would keep them: it moves old buckets / (count / SHRINK_WINDOW) per write — 62 at
- * the threshold, so it is over before the count has fallen another 1% — capped at MAX_PACE so that no
- * write moves more than a bounded number (old buckets met by a shrink are sequential and nearly empty).
- * Measured by hmap-bench deleting 99% of 10Mi entries: it stops 1.5% after the last shrink began, and
- * with a 5% window held 5.1x a fresh map; a program that stops within 1% of a shrink's start still holds
- * both arrays until its next ~1% of writes (or hmap_compact).
+ * Shrinking. A fresh map of c entries has the fewest buckets that hold c at 6.5 a bucket, so it halves
+ * where c falls below a quarter of a 2^B array's limit (1.625 x 2^B). A shrink that started only there
+ * would hold both arrays, 6x a fresh map of the survivors, until the writes that follow finish it — a
+ * program that stops deleting just after that line keeps them. So the shrink line is a 64th of that
+ * quarter higher (shrink_line): a shrink needs at most 2^B / 1025 writes, far fewer than the 2^B / 39
+ * deletes left before the quarter, so it is over before a fresh map would halve; and the write that
+ * starts it does its first 1024 buckets, which give back more old pages than they fill new ones. A shrink
+ * whose new array comes from the allocator (below 256 KiB: not lazy, see below) is done within the write
+ * that starts it (up to 2048 buckets of 8-byte keys and values). Wherever the deletes stop, the map holds
+ * at most what an unshrunk array at that count holds: 2x a fresh map. (Deleting 99% of N u64 entries, N
+ * every 10 from 100 to 30,000, every 97 up to 300,000, and around every 1.625 x 2^k x 100 up to 5.4M: at
+ * most 1.99x, apart from a few tiny maps holding one overflow slab (tens of entries); it was 5.1x at
+ * N = 665,000 when the line was the quarter and a shrink moved 64 buckets per write.)
+ *
+ * Memory during a resize. The new array of a shrink or a same-size growth is lazy (see "lazy arrays"
+ * below): it counts, and is backed by, only the pages written so far, while the old one gives back its
+ * evacuated pages (release_evacuated). Deleting 99% of 1M and 10M u64 entries, bytes held and RSS never
+ * rose during a shrink (1.00x the larger of before and after); counting the new array whole, bytes held
+ * rose 1.47x. (Growth pre-faults its new array and counts it whole: old and new are held together, 1.5x
+ * the new one at its start, falling as evacuation gives the old one's pages back.)
+ *
+ * Hysteresis. After a shrink the map is at most about half full (65/128 of the limit), and the next
+ * shrink waits until the count falls to its shrink line: between two resizes the count must change by a
+ * factor of 128/65 (nearly 2) at least, so N deletes followed by N inserts, or churn around any size,
+ * cost O(1) amortized evacuation work per operation and never thrash.
  *
  * Evacuation of one old bucket never fails halfway: it first makes room in the destination chains (the
  * only allocation), then moves; so -ENOMEM leaves the map exactly as it was. Entries keep their relative
@@ -38,7 +60,7 @@
 #include <errno.h>
 #include <string.h>
 
-#define MAX_PACE 64
+#define PACE 1024
 
 unsigned B_for_count(size_t count) {
     unsigned B = 0;
@@ -69,6 +91,81 @@ static bool table_bytes(const hmap *m, unsigned B, size_t *slots_off_out, size_t
     return true;
 }
 
+/* ---- lazy arrays: counted as held page by page, as they are first written ----
+ *
+ * A shrink's (or a same-size growth's) new array is mapped but not pre-faulted: it fills only as fast as
+ * the old one empties, and its pages are backed by memory only when first written. Counting it whole from
+ * the start would say the map holds 1.5x what it does; so each page is counted the first time resize.c
+ * lets anything write there: the destination chains of an evacuation, and the bucket chain of the key a
+ * write is about to insert (resize_work runs before every insert and delete touches cur; deletes only write
+ * where entries already are). Once the resize ends the array is counted whole: from then on inserts write
+ * anywhere (and a fresh map's arrays are counted whole too). Reads of a page never written see the
+ * kernel's shared zero page, which backs nothing. (This assumes 4 KiB faults: with transparent huge pages
+ * set to "always", one write may back 2 MiB.) */
+
+static size_t page_words(const table *t) { return (t->mem_bytes / mem_page_size() + 63) / 64; }
+
+/* Counts page p of t's array if it is not counted yet: a bit test when it is. */
+static inline __attribute__((always_inline)) void count_page(hmap *m, table *t, size_t p) {
+    uint64_t bit = (uint64_t)1 << (p % 64);
+    if (!(t->counted[p / 64] & bit)) {
+        t->counted[p / 64] |= bit;
+        t->uncounted -= (size_t)1 << t->page_shift;
+        mem_count_pages(&m->mem, (size_t)1 << t->page_shift);
+    }
+}
+
+/* Counts the pages of [off, off + len) in t's array not counted yet. */
+static inline __attribute__((always_inline)) void count_range(hmap *m, table *t, size_t off, size_t len) {
+    for (size_t p = off >> t->page_shift, last = (off + len - 1) >> t->page_shift; p <= last; p++)
+        count_page(m, t, p);
+}
+
+static void count_whole(hmap *m, table *t) {
+    if (!t || !t->counted)
+        return;
+    mem_count_pages(&m->mem, t->uncounted);
+    t->uncounted = 0;
+    mem_free(&m->mem, t->counted, page_words(t) * sizeof *t->counted);
+    t->counted = NULL;
+}
+
+/* Chain c of a lazy array may be written: its tophash word and chain head (aligned words: one page each)
+ * and its slots. */
+static inline __attribute__((always_inline)) void count_chain(hmap *m, table *t, size_t c) {
+    unsigned char *base = t->mem;
+    count_page(m, t, (size_t)((unsigned char *)&t->tophash[c] - base) >> t->page_shift);
+    count_page(m, t, (size_t)((unsigned char *)&t->overflow[c] - base) >> t->page_shift);
+    count_range(m, t, (size_t)(t->slots - base) + c * m->bucket_bytes, m->bucket_bytes);
+}
+
+/* Overflow buckets [from, to) of the spare area at `spare`, when that area is the array's own preallocated
+ * one (a slab's is counted whole). chain_extend hands spares out in order. */
+static void count_spares(hmap *m, table *t, const unsigned char *spare, size_t from, size_t to) {
+    const unsigned char *base = t->mem;
+    if (spare < base || spare >= base + t->mem_bytes || from >= to)
+        return;
+    size_t per = overflow_bucket_bytes(m);
+    count_range(m, t, (size_t)(spare - base) + from * per, (to - from) * per);
+}
+
+/* The spares handed out since (spare, used) was read, and the next one to go. */
+static void count_spares_since(hmap *m, table *t, const unsigned char *spare, size_t used, size_t cap) {
+    if (spare != t->spare) /* a slab was added: the array's spares are all used */
+        count_spares(m, t, spare, used, cap);
+    else
+        count_spares(m, t, spare, used, t->spare_used < cap ? t->spare_used + 1 : cap);
+}
+
+/* A write is about to look for (and maybe insert) a key hashing to `hash` in a lazy cur. */
+static void count_write_target(hmap *m, uint64_t hash) {
+    table *t = m->cur;
+    if (!t->counted)
+        return;
+    count_chain(m, t, bucket_index(hash, t->B));
+    count_spares_since(m, t, t->spare, t->spare_used, t->spare_cap);
+}
+
 table *table_new(hmap *m, unsigned B, bool populate) {
     size_t slots_off, slots_bytes, total;
     if (!table_bytes(m, B, &slots_off, &slots_bytes, &total))
@@ -78,16 +175,27 @@ table *table_new(hmap *m, unsigned B, bool populate) {
     if (!t)
         return NULL;
     memset(t, 0, sizeof *t);
-    t->mem =
-        mem_alloc_array(&m->mem, &total, slots_off, populate, &t->mapped); /* tophash, chain heads zeroed */
+    bool whole = true; /* tophash, chain heads zeroed */
+    t->mem = populate ? mem_alloc_array(&m->mem, &total, slots_off, true, &t->mapped)
+                      : mem_alloc_array_lazy(&m->mem, &total, slots_off, &whole, &t->mapped);
     if (!t->mem) {
         mem_free(&m->mem, t, sizeof *t);
         return NULL;
     }
+    t->mem_bytes = total;
+    if (!whole) {
+        t->uncounted = total;
+        size_t words = page_words(t);
+        t->counted = mem_alloc(&m->mem, words * sizeof *t->counted);
+        t->page_shift = (unsigned)__builtin_ctzll(mem_page_size());
+        if (t->counted)
+            memset(t->counted, 0, words * sizeof *t->counted);
+        else
+            mem_count_pages(&m->mem, total), t->uncounted = 0; /* no map of pages: counted whole */
+    }
     unsigned char *base = t->mem;
     t->B = B;
     t->nbuckets = nb;
-    t->mem_bytes = total;
     t->tophash = (uint64_t *)base;
     t->overflow = (overflow_bucket **)(base + sizeof(uint64_t) * nb);
     t->slots = base + slots_off;
@@ -121,7 +229,9 @@ void table_free(hmap *m, table *t, bool drop_entries) {
     if (drop_entries)
         drop_table_entries(m, t);
     free_overflow_slabs(m, t);
-    mem_free_array(&m->mem, t->mem, t->mem_bytes, t->released_bytes, t->mapped);
+    if (t->counted)
+        mem_free(&m->mem, t->counted, page_words(t) * sizeof *t->counted);
+    mem_free_array(&m->mem, t->mem, t->mem_bytes, t->released_bytes + t->uncounted, t->mapped);
     mem_free(&m->mem, t, sizeof *t);
     note_moved(m); /* iterator caches may point into it */
 }
@@ -129,6 +239,8 @@ void table_free(hmap *m, table *t, bool drop_entries) {
 /* Empties t in place, keeping its array: entries dropped, overflow slabs freed, every bucket empty again.
  * O(buckets). */
 void table_reset(hmap *m, table *t) {
+    count_whole(m, t); /* the clearing below writes every chain head (callers end any resize first, which
+                          counts cur whole already) */
     drop_table_entries(m, t);
     free_overflow_slabs(m, t);
     memset(t->tophash, 0, t->nbuckets * sizeof *t->tophash);
@@ -209,7 +321,7 @@ static inline __attribute__((always_inline)) size_t dest_at(const hmap *m, const
 /* The common case, without walking: the destination chain is one bucket with room for the incoming entries
  * after its last one (growth always finds its destinations empty: a write evacuates the key's old bucket
  * before it touches cur). */
-static bool single_bucket_destination(const hmap *m, destination *d) {
+static inline __attribute__((always_inline)) bool single_bucket_destination(const hmap *m, destination *d) {
     bucket_ref head = table_bucket(m, m->cur, d->chain);
     if (*head.next)
         return false;
@@ -223,7 +335,7 @@ static bool single_bucket_destination(const hmap *m, destination *d) {
 }
 
 /* Makes room for the incoming entries at the end of each destination chain: the only allocation. */
-static int prepare_destinations(hmap *m, destination *d, size_t ndest) {
+static inline __attribute__((always_inline)) int prepare_destinations(hmap *m, destination *d, size_t ndest) {
     for (size_t k = 0; k < ndest; k++) {
         if (single_bucket_destination(m, &d[k]))
             continue;
@@ -241,13 +353,52 @@ static int prepare_destinations(hmap *m, destination *d, size_t ndest) {
     return 0;
 }
 
-static inline __attribute__((always_inline)) void move_entry(hmap *m, const bucket_ref *from, unsigned s,
-                                                             destination *d, key_kind kind) {
+/* Where a slot's key item and value sit, read from the map once per evacuated chain: the moves below
+ * store through byte pointers, which may alias the map, so fields read from it inside the loop would be
+ * read again after every copy. A (key, value) pair laid out without a gap is moved as one copy. */
+typedef struct slot_layout {
+    size_t key_stride, val_stride, vals_offset;
+    size_t item, val; /* bytes of a key item and of a value (0: a set) */
+    size_t pair;      /* bytes of a (key, value) pair moved at once, or 0 when they are apart */
+} slot_layout;
+
+static inline __attribute__((always_inline)) slot_layout layout_of(const hmap *m, key_kind kind) {
+    slot_layout L = {
+        .key_stride = m->key_stride,
+        .val_stride = m->val_stride,
+        .vals_offset = m->vals_offset,
+        .item = kind == KEYS_U64    ? 8
+                : kind == KEYS_CSTR ? 16
+                                    : key_item_size(m),
+        .val = m->type.val_size,
+    };
+    if (L.val && L.vals_offset == L.item && L.key_stride == L.item + L.val && L.val_stride == L.key_stride)
+        L.pair = L.key_stride;
+    return L;
+}
+
+static inline __attribute__((always_inline)) void copy_bytes(unsigned char *dst, const unsigned char *src,
+                                                             size_t n) {
+    if (n == 16)
+        __builtin_memcpy(dst, src, 16);
+    else if (n == 8)
+        __builtin_memcpy(dst, src, 8);
+    else
+        memcpy(dst, src, n);
+}
+
+static inline __attribute__((always_inline)) void
+move_entry(hmap *m, const slot_layout *L, const bucket_ref *from, unsigned s, destination *d) {
     unsigned ts = (unsigned)(d->fill % SLOTS_PER_BUCKET);
-    size_t item = kind == KEYS_U64 ? 8 : kind == KEYS_CSTR ? 16 : key_item_size(m);
-    copy_item(slot_item(m, &d->at, ts), slot_item(m, from, s), item);
-    if (m->type.val_size)
-        copy_item(slot_val(m, &d->at, ts), slot_val(m, from, s), m->type.val_size);
+    unsigned char *to = d->at.slots, *at = from->slots;
+    if (L->pair) {
+        copy_bytes(to + ts * L->pair, at + s * L->pair, L->pair);
+    } else {
+        copy_bytes(to + ts * L->key_stride, at + s * L->key_stride, L->item);
+        if (L->val)
+            copy_bytes(to + L->vals_offset + ts * L->val_stride, at + L->vals_offset + s * L->val_stride,
+                       L->val);
+    }
     set_slot_top(&d->at, ts, slot_top(from, s));
     if (++d->fill % SLOTS_PER_BUCKET == 0)
         bucket_ref_next(m, &d->at); /* room was made beforehand, except after the very last entry */
@@ -255,13 +406,17 @@ static inline __attribute__((always_inline)) void move_entry(hmap *m, const buck
 
 static void complete_resize(hmap *m);
 
-/* A mapped old array gives its pages back as evacuation passes them, RELEASE_STEP bytes or more at a time:
- * the slots of buckets below nevacuate are never read again (locate() sends every lookup to cur, and
- * iterators re-read after a move), so RSS falls during a resize instead of holding both arrays whole until
- * the end. The tophash words and chain heads stay: they say the buckets are evacuated. (Overflow buckets
- * stay too, until the array goes.) The release waits for the end of the write (end_write), as a freed
- * array does: the write's arguments may point into those slots. */
-#define RELEASE_STEP ((size_t)256 << 10)
+/* A mapped old array gives its pages back as evacuation passes them, a 64th of the array at a time (at
+ * most 256 KiB, at least a page: some 64 madvise calls for arrays up to 16 MiB, each under 2% of what both
+ * arrays hold): the slots of buckets below nevacuate are never read again (locate() sends every lookup to
+ * cur, and iterators re-read after a move), so RSS falls during a resize instead of holding both arrays
+ * whole until the end. The tophash words and chain heads stay: they say the buckets are evacuated.
+ * (Overflow buckets stay too, until the array goes.) The release waits for the end of the write
+ * (end_write), as a freed array does: the write's arguments may point into those slots. */
+static size_t release_step(const table *o) {
+    size_t step = o->mem_bytes / 64, most = (size_t)256 << 10;
+    return step < mem_page_size() ? mem_page_size() : step > most ? most : step;
+}
 
 static size_t evacuated_slots_end(const hmap *m, const table *o) {
     return (size_t)(o->slots - (unsigned char *)o->mem) + m->nevacuate * m->bucket_bytes;
@@ -285,10 +440,49 @@ static inline void chain_evacuated(hmap *m, table *o) {
     m->moved_this_op++;
     while (m->nevacuate < o->nbuckets && table_bucket_evacuated(o, m->nevacuate))
         m->nevacuate++;
-    if (o->mapped && evacuated_slots_end(m, o) >= o->released_from + RELEASE_STEP)
+    if (o->mapped && evacuated_slots_end(m, o) >= o->released_from + release_step(o))
         m->release_due = true;
     if (m->old_evacuated == o->nbuckets)
         complete_resize(m);
+}
+
+/* Growth's common case: old bucket oi is one bucket (no overflow) and its two destinations are empty, as
+ * growth always finds them (a write evacuates the key's old bucket before it touches cur): the entries go
+ * to X or Y in slot order, each destination's tophash word is built in a register and stored once, with
+ * no room to make. False (nothing done) when the destinations are not both empty. */
+static inline __attribute__((always_inline)) bool grow_one_bucket(hmap *m, table *o, bucket_ref head,
+                                                                  size_t oi, key_kind kind) {
+    table *t = m->cur;
+    bucket_ref x = table_bucket(m, t, oi << 1), y = table_bucket(m, t, (oi << 1) + 1);
+    if (t->counted || *x.tophash || *y.tophash || *x.next || *y.next)
+        return false;
+    slot_layout L = layout_of(m, kind);
+    unsigned char *to[2] = {x.slots, y.slots};
+    uint64_t tops[2] = {0, 0};
+    unsigned fill[2] = {0, 0}, s;
+    uint64_t w = *head.tophash, live = live_slots(w);
+    uint64_t marks = ONES * EVACUATED_EMPTY - (live >> 7) * (EVACUATED_EMPTY - EVACUATED_X);
+    for_each_slot(s, live) {
+        size_t k = bucket_index(slot_hash(m, &head, s, kind), t->B) & 1;
+        unsigned ts = fill[k]++;
+        unsigned char *dst = to[k], *src = head.slots;
+        if (L.pair) {
+            copy_bytes(dst + ts * L.pair, src + s * L.pair, L.pair);
+        } else {
+            copy_bytes(dst + ts * L.key_stride, src + s * L.key_stride, L.item);
+            if (L.val)
+                copy_bytes(dst + L.vals_offset + ts * L.val_stride, src + L.vals_offset + s * L.val_stride,
+                           L.val);
+        }
+        tops[k] |= (uint64_t)slot_top(&head, s) << (8 * ts);
+        marks += (uint64_t)k << (8 * s); /* EVACUATED_Y is EVACUATED_X + 1 */
+    }
+    *x.tophash = tops[0];
+    *y.tophash = tops[1];
+    o->tombstones -= count_bytes(zero_bytes(w ^ (ONES * EMPTY_ONE)));
+    *head.tophash = marks;
+    chain_evacuated(m, o);
+    return true;
 }
 
 /* Moves old bucket oi (its whole chain) into cur. 0, or -ENOMEM with nothing moved. */
@@ -303,6 +497,8 @@ static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t o
         return 0;
     }
     size_t ndest = m->cur->B > o->B ? 2 : 1;
+    if (ndest == 2 && !*head.next && grow_one_bucket(m, o, head, oi, kind))
+        return 0;
     size_t first = m->cur->B > o->B ? oi << 1 : oi >> (o->B - m->cur->B);
     destination d[2] = {{.chain = first}, {.chain = first + 1}};
 
@@ -325,10 +521,24 @@ static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t o
         }
         base += SLOTS_PER_BUCKET;
     }
-    if (prepare_destinations(m, d, ndest) < 0)
+    if (m->cur->counted) {
+        table *t = m->cur;
+        const unsigned char *spare = t->spare;
+        size_t used = t->spare_used, cap = t->spare_cap;
+        for (size_t k = 0; k < ndest; k++)
+            count_chain(m, t, d[k].chain);
+        int rc = prepare_destinations(m, d, ndest);
+        if (t->spare != spare || t->spare_used != used)
+            count_spares_since(m, t, spare, used, cap);
+        if (rc < 0)
+            return rc;
+    } else if (prepare_destinations(m, d, ndest) < 0) {
         return -ENOMEM;
+    }
 
     /* Pass 2: move, then mark every slot of the old chain evacuated (X, Y, or empty). */
+    slot_layout L = layout_of(m, kind);
+    size_t tombstones = 0;
     base = 0;
     b = head;
     for_each_chain_bucket(m, b) {
@@ -336,13 +546,14 @@ static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t o
         uint64_t marks = ONES * EVACUATED_EMPTY - (live >> 7) * (EVACUATED_EMPTY - EVACUATED_X);
         for_each_slot(s, live) {
             size_t k = dest_at(m, &b, s, base + s, ndest, &bits, kind);
-            move_entry(m, &b, s, &d[k], kind);
+            move_entry(m, &L, &b, s, &d[k]);
             marks += (uint64_t)k << (8 * s); /* EVACUATED_Y is EVACUATED_X + 1 */
         }
-        o->tombstones -= count_bytes(zero_bytes(w ^ (ONES * EMPTY_ONE)));
+        tombstones += count_bytes(zero_bytes(w ^ (ONES * EMPTY_ONE)));
         *b.tophash = marks;
         base += SLOTS_PER_BUCKET;
     }
+    o->tombstones -= tombstones;
     chain_evacuated(m, o);
     return 0;
 }
@@ -405,6 +616,7 @@ void end_resize(hmap *m, bool drop_entries) {
     table *o = m->old;
     m->old = NULL;
     m->phase = HMAP_STEADY;
+    count_whole(m, m->cur);
     m->nevacuate = m->old_evacuated = 0;
     if (drop_entries)
         table_free(m, o, true);
@@ -422,6 +634,7 @@ int resize_work(hmap *m, uint64_t hash) {
         if (m->nevacuate < m->old->nbuckets && evacuate(m, m->nevacuate) < 0)
             break; /* background progress may fail; the next write tries again */
     }
+    count_write_target(m, hash);
     if (t0) {
         uint64_t dt = trace_now_ns() - t0;
         if (dt > m->resize_max_step_ns)
@@ -442,21 +655,13 @@ int finish_resize(hmap *m) {
 
 /* ---------------------------------------------------------------- starting a resize */
 
-/* A shrink must be over within the next count/SHRINK_WINDOW writes. */
-#define SHRINK_WINDOW 100
-
-static size_t shrink_pace(size_t old_buckets, size_t count) {
-    size_t window = count / SHRINK_WINDOW ? count / SHRINK_WINDOW : 1;
-    size_t pace = (old_buckets + window - 1) / window;
-    return pace < 1 ? 1 : pace > MAX_PACE ? MAX_PACE : pace;
-}
-
 int start_resize(hmap *m, unsigned new_B, hmap_phase phase) {
     size_t bytes_before = m->mem.bytes;
     table *t = table_new(m, new_B, phase == HMAP_GROWING);
     if (!t)
         return -ENOMEM;
     if (!m->cur || m->count == 0) { /* nothing to move: just install the new array */
+        count_whole(m, t);
         if (m->cur)
             table_retire(m, m->cur);
         m->cur = t;
@@ -471,7 +676,7 @@ int start_resize(hmap *m, unsigned new_B, hmap_phase phase) {
     note_moved(m); /* where entries are looked for changed: iterator caches re-read */
     m->phase = phase;
     m->nevacuate = m->old_evacuated = 0;
-    m->evacuate_pace = phase == HMAP_SHRINKING ? shrink_pace(m->old->nbuckets, m->count) : 1;
+    m->evacuate_pace = PACE; /* see "Pacing" above */
     if (phase == HMAP_GROWING)
         m->grows++;
     else if (phase == HMAP_SAME_SIZE_GROWING)
@@ -483,15 +688,30 @@ int start_resize(hmap *m, unsigned new_B, hmap_phase phase) {
     return 0;
 }
 
+/* The size a shrink goes to: the smallest whose own shrink line is above the count (about half full after
+ * the shrink: hysteresis), and no smaller than a reservation still being filled. */
+static unsigned shrink_target(const hmap *m) {
+    unsigned target = 0;
+    while (target < MAX_B && shrink_line(target + 1) <= m->count)
+        target++;
+    unsigned floor = B_for_count(m->reserved);
+    return target < floor ? floor : target;
+}
+
 void maybe_start_shrink(hmap *m) {
     if (m->no_shrink || !shrink_may_be_due(m))
         return;
-    unsigned target = B_for_count(m->count) + 1; /* half full after the shrink: hysteresis */
-    unsigned floor = B_for_count(m->reserved);
-    if (target < floor)
-        target = floor; /* a reservation still being filled is kept */
-    if (target < m->cur->B)
-        (void)start_resize(m, target, HMAP_SHRINKING); /* on ENOMEM the map stays larger: still correct */
+    unsigned target = shrink_target(m);
+    if (target >= m->cur->B || start_resize(m, target, HMAP_SHRINKING) < 0)
+        return; /* on ENOMEM the map stays larger: still correct */
+    /* The write that starts a shrink does its first step; one whose new array is small and comes from the
+     * allocator (below MAP_THRESHOLD, so not lazy: counted whole) is done at once, never held twice. (A
+     * user hook's larger arrays are counted whole too, and paced.) */
+    bool small = !m->cur->mapped && m->cur->mem_bytes < MAP_THRESHOLD;
+    size_t steps = small ? m->old->nbuckets : m->evacuate_pace;
+    for (size_t k = 0; k < steps && m->old; k++)
+        if (evacuate(m, m->nevacuate) < 0)
+            break;
 }
 
 /* Gives both arrays back; only for a map with no entries. */

@@ -10,6 +10,10 @@
  * zeroed is cleared here (a table's tophash words and chain heads: 16 bytes a bucket, 1/9 of a uint64
  * map's array) — O(buckets), the price of not owning the memory; slots are written before they are read.
  *
+ * Lazy arrays (mem_alloc_array_lazy): a mapped array that fills only as fast as another empties (a shrink's
+ * new array) is not pre-faulted and counts as held page by page, as its user first writes each page
+ * (mem_count_pages): the process holds only those; untouched pages read as the kernel's zero page.
+ *
  * Accounting: each owner keeps `bytes` (what it holds now); the process-wide counters behind
  * hmap_read_memstats are relaxed atomics, exact at any quiescent point. Every allocation and free is also
  * reported to the heap profiler (diag/profile.c), which samples them.
@@ -32,14 +36,19 @@
 
 static _Atomic uint64_t live_bytes, total_bytes, peak_bytes, mallocs, frees;
 
-void memstats_note_alloc(size_t size) {
+/* live_bytes grows by size: the peak follows. */
+static void memstats_note_live(size_t size) {
     uint64_t live = atomic_fetch_add_explicit(&live_bytes, size, memory_order_relaxed) + size;
-    atomic_fetch_add_explicit(&total_bytes, size, memory_order_relaxed);
-    atomic_fetch_add_explicit(&mallocs, 1, memory_order_relaxed);
     uint64_t peak = atomic_load_explicit(&peak_bytes, memory_order_relaxed);
     while (live > peak && !atomic_compare_exchange_weak_explicit(
                               &peak_bytes, &peak, live, memory_order_relaxed, memory_order_relaxed)) {
     }
+}
+
+void memstats_note_alloc(size_t size) {
+    atomic_fetch_add_explicit(&total_bytes, size, memory_order_relaxed);
+    atomic_fetch_add_explicit(&mallocs, 1, memory_order_relaxed);
+    memstats_note_live(size);
 }
 
 static void memstats_note_release(size_t size) {
@@ -132,6 +141,30 @@ void *mem_alloc_array(mem_owner *o, size_t *size_io, size_t zero_prefix, bool po
     if (p)
         memset(p, 0, zero_prefix);
     return p;
+}
+
+void *mem_alloc_array_lazy(mem_owner *o, size_t *size_io, size_t zero_prefix, bool *counted_whole,
+                           bool *mapped) {
+    *counted_whole = true;
+    if (o->custom_alloc || *size_io < MAP_THRESHOLD)
+        return mem_alloc_array(o, size_io, zero_prefix, false, mapped);
+    *mapped = false;
+    size_t size = (*size_io + mem_page_size() - 1) & ~(mem_page_size() - 1);
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    *size_io = size;
+    *mapped = true;
+    *counted_whole = false;
+    atomic_fetch_add_explicit(&total_bytes, size, memory_order_relaxed);
+    atomic_fetch_add_explicit(&mallocs, 1, memory_order_relaxed); /* live only as written: mem_count_pages */
+    profile_note_alloc(p, size, o->name);
+    return p;
+}
+
+void mem_count_pages(mem_owner *o, size_t bytes) {
+    o->bytes += bytes;
+    memstats_note_live(bytes);
 }
 
 void mem_free_array(mem_owner *o, void *p, size_t size, size_t released, bool mapped) {

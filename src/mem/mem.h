@@ -25,6 +25,8 @@
 #define mem_alloc hmap__mem_alloc
 #define mem_free hmap__mem_free
 #define mem_alloc_array hmap__mem_alloc_array
+#define mem_alloc_array_lazy hmap__mem_alloc_array_lazy
+#define mem_count_pages hmap__mem_count_pages
 #define mem_free_array hmap__mem_free_array
 #define mem_probe_array hmap__mem_probe_array
 #define mem_raw_alloc hmap__mem_raw_alloc
@@ -66,7 +68,15 @@ void mem_free(mem_owner *o, void *p, size_t size);
  * *mapped tells mem_free_array how to give it back. populate: a mapped array is pre-faulted in the
  * background (for an array about to be filled; not for one that fills only as fast as another empties). */
 void *mem_alloc_array(mem_owner *o, size_t *size, size_t zero_prefix, bool populate, bool *mapped);
-/* Frees an array; `released`: bytes of it already given back by mem_release_array_pages. */
+/* An array that fills only as fast as another empties (a shrink's, a same-size growth's): mapped, none of
+ * its bytes are counted as held at first (*counted_whole false), and the caller counts each page with
+ * mem_count_pages before it first writes there, so that the owner's bytes and memstats say what the
+ * process holds: a page never written is never backed (reads see the shared zero page). An array below
+ * MAP_THRESHOLD or from a user hook is as mem_alloc_array's, counted whole (*counted_whole true). */
+void *mem_alloc_array_lazy(mem_owner *o, size_t *size, size_t zero_prefix, bool *counted_whole, bool *mapped);
+void mem_count_pages(mem_owner *o, size_t bytes); /* bytes of a lazy array now counted as held */
+/* Frees an array; `released`: bytes of it not counted as held any more (given back by
+ * mem_release_array_pages, or never counted: a lazy array's pages never written). */
 void mem_free_array(mem_owner *o, void *p, size_t size, size_t released, bool mapped);
 /* Gives the whole pages of a mapped array's byte range [*from, to) back to the OS, its contents no longer
  * needed (they read as zeros after); they stop counting as held, in the owner and in memstats (the heap
