@@ -46,7 +46,7 @@
 #define overflow_bucket_bytes hmap__overflow_bucket_bytes
 #define resize_work hmap__resize_work
 #define set_layout hmap__set_layout
-#define set_slot_empty hmap__set_slot_empty
+#define set_slot_empty_rest hmap__set_slot_empty_rest
 #define start_resize hmap__start_resize
 #define table_free hmap__table_free
 #define table_retire hmap__table_retire
@@ -109,7 +109,7 @@ struct hmap {
     key_kind kind;
     size_t key_stride, val_stride; /* distance between consecutive keys / values in a bucket */
     size_t hash_off;     /* 8 when each slot stores its key's hash before the key (stores_hashes()), else 0 */
-    size_t vals_offset;  /* where values[0] starts inside a bucket's slots */
+    size_t vals_offset;  /* where values[0] starts in a bucket's slots (a set: its keys[0], see set_layout) */
     size_t bucket_bytes; /* slot storage of one bucket */
     size_t count;
     size_t reserved; /* hmap_reserve(n) holds (no shrink below it) until the count first reaches n */
@@ -155,7 +155,7 @@ size_t overflow_bucket_bytes(const hmap *m);
 bool chain_extend(hmap *m, table *t, bucket_ref *last); /* appends an empty overflow bucket; false: ENOMEM */
 uint64_t map_hash(const hmap *m, const void *key);
 uint64_t stored_hash(const hmap *m, const bucket_ref *b, unsigned i); /* slot_hash, for any kind */
-void set_slot_empty(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot);
+void set_slot_empty_rest(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot); /* see set_slot_empty */
 void drop_entry(const hmap *m, void *key, void *val);
 
 /* The hot helpers, inline for every file. */
@@ -215,10 +215,9 @@ slot_key_of_kind(const hmap *m, const bucket_ref *b, unsigned i, key_kind kind) 
 /* Bytes of a key item: the key, and its stored hash if the map keeps them. */
 static inline size_t key_item_size(const hmap *m) { return m->type.key_size + m->hash_off; }
 
-/* The value of slot i; for a set (val_size 0) the key's address, which serves as the presence token. */
+/* The value of slot i; for a set (val_size 0) the key's address, which serves as the presence token (the
+ * layout says so: set_layout). */
 static inline unsigned char *slot_val(const hmap *m, const bucket_ref *b, unsigned i) {
-    if (m->type.val_size == 0)
-        return slot_key(m, b, i);
     return b->slots + m->vals_offset + (size_t)i * m->val_stride;
 }
 
@@ -233,6 +232,18 @@ static inline void copy_item(void *dst, const void *src, size_t n) {
 static inline uint8_t slot_top(const bucket_ref *b, unsigned i) { return ((const uint8_t *)b->tophash)[i]; }
 
 static inline void set_slot_top(bucket_ref *b, unsigned i, uint8_t top) { ((uint8_t *)b->tophash)[i] = top; }
+
+/* Empties a slot and keeps Go's EMPTY_REST invariant: a tombstone, inline, when a live or tombstoned slot
+ * follows in the bucket; else set_slot_empty_rest (bucket.c) decides, walking back along the chain. */
+static inline void set_slot_empty(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot) {
+    if (slot < SLOTS_PER_BUCKET - 1 && slot_top(b, slot + 1) != EMPTY_REST) {
+        set_slot_top(b, slot, EMPTY_ONE);
+        t->tombstones++;
+        return;
+    }
+    bucket_ref at = *b; /* (a copy: the caller's b need not live in memory for this call) */
+    set_slot_empty_rest(m, t, i, &at, slot);
+}
 
 static inline bool table_bucket_evacuated(const table *t, size_t i) {
     uint8_t first = (uint8_t)t->tophash[i]; /* evacuation marks every slot, so slot 0 tells */
