@@ -128,6 +128,19 @@ static inline __attribute__((always_inline)) first_result probe_first(const hmap
     return has_empty_rest(*w) ? FIRST_MISS : FIRST_UNSURE;
 }
 
+/* probe_first for the writes: a first bucket without EMPTY_REST (full, or holding tombstones after
+ * deletes) that has no overflow bucket ends its chain too, and is a miss (a put then fills a tombstone
+ * inline). Lookups leave that case to find(): its extra load would cost every lookup registers. */
+static inline __attribute__((always_inline)) first_result probe_first_write(const hmap *m, const void *key,
+                                                                            uint64_t hash, key_kind kind,
+                                                                            bucket_ref *b, uint64_t *w,
+                                                                            unsigned *slot) {
+    first_result r = probe_first(m, key, hash, kind, b, w, slot);
+    if (r == FIRST_UNSURE && !m->old && !*b->next)
+        return FIRST_MISS;
+    return r;
+}
+
 static inline __attribute__((always_inline)) void *get_hashed_kind(const hmap *m, const void *key,
                                                                    uint64_t hash, key_kind kind) {
     found f;
@@ -247,15 +260,21 @@ static bool over_load(size_t count, unsigned B) { return count > load_limit(B); 
  * with tombstones or churn (Go counts approximately above 2^15 buckets; its threshold is ~2^B). */
 static bool too_many_overflow(const table *t) { return t->noverflow >= t->nbuckets; }
 
-/* Writes key into a free slot: tophash, key bytes, zeroed value. */
-static inline __attribute__((always_inline)) void fill_slot(hmap *m, table *t, bucket_ref *b, unsigned slot,
-                                                            uint64_t hash, const void *key, key_kind kind) {
+/* Writes key into a free slot: tophash, stored hash, key bytes (the value is the caller's to write). */
+static inline __attribute__((always_inline)) void fill_key(hmap *m, table *t, bucket_ref *b, unsigned slot,
+                                                           uint64_t hash, const void *key, key_kind kind) {
     if (slot_top(b, slot) == EMPTY_ONE)
         t->tombstones--;
     set_slot_top(b, slot, tophash_of(hash));
     if (stores_hashes(m, kind))
         memcpy(slot_item(m, b, slot), &hash, 8);
     copy_item(slot_key(m, b, slot), key, kind == KEYS_GENERIC ? m->type.key_size : 8);
+}
+
+/* fill_key, with the value zeroed. */
+static inline __attribute__((always_inline)) void fill_slot(hmap *m, table *t, bucket_ref *b, unsigned slot,
+                                                            uint64_t hash, const void *key, key_kind kind) {
+    fill_key(m, t, b, slot, hash, key, kind);
     if (m->type.val_size == 8)
         __builtin_memset(slot_val(m, b, slot), 0, 8);
     else if (m->type.val_size)
@@ -419,12 +438,13 @@ static inline __attribute__((always_inline)) int put_kind(hmap *m, const void *k
     uint64_t hash = hash_key(m, key, kind), w;
     bucket_ref b;
     unsigned slot;
-    first_result r = probe_first(m, key, hash, kind, &b, &w, &slot);
+    first_result r = probe_first_write(m, key, hash, kind, &b, &w, &slot);
     size_t vs = m->type.val_size;
-    if (r == FIRST_MISS && !over_load(m->count + 1, t->B) && !too_many_overflow(t)) {
+    uint64_t room = free_slots(w); /* (none: a full bucket ends the chain, which must grow) */
+    if (r == FIRST_MISS && room && !over_load(m->count + 1, t->B) && !too_many_overflow(t)) {
         begin_write(m);
-        slot = first_slot(free_slots(w)); /* the chain ends here, at an EMPTY_REST byte or before */
-        fill_slot(m, t, &b, slot, hash, key, kind);
+        slot = first_slot(room);
+        fill_key(m, t, &b, slot, hash, key, kind);
         copy_item(slot_val(m, &b, slot), val, vs);
         m->count++;
         m->change_stamp++;
@@ -529,7 +549,7 @@ static inline __attribute__((always_inline)) bool remove_kind(hmap *m, const voi
                                                               void *key_out, void *val_out, key_kind kind) {
     found f;
     uint64_t w;
-    switch (probe_first(m, key, hash, kind, &f.b, &w, &f.slot)) {
+    switch (probe_first_write(m, key, hash, kind, &f.b, &w, &f.slot)) {
     case FIRST_MISS:
         return false;
     case FIRST_HIT:
