@@ -374,12 +374,27 @@ static inline void end_iterations(hmap *m) {
 _Noreturn void concurrent_write_detected(void);
 #endif
 
-static inline void begin_write(hmap *m) {
+/* The bracket of a write that moves and frees nothing (a slot filled, updated or emptied in place, by
+ * map.c's fast paths): only the check. */
+static inline void begin_slot_write(hmap *m) {
 #ifndef NDEBUG
     if (m->writing)
         concurrent_write_detected();
     m->writing = true;
+#else
+    (void)m;
 #endif
+}
+static inline void end_slot_write(hmap *m) {
+#ifndef NDEBUG
+    m->writing = false;
+#else
+    (void)m;
+#endif
+}
+
+static inline void begin_write(hmap *m) {
+    begin_slot_write(m);
     m->moved_this_op = 0;
 }
 
@@ -388,9 +403,7 @@ void release_evacuated(hmap *m); /* the old array's evacuated pages go back to t
 
 /* The end of a write: what it finished with goes only now, as its arguments may have pointed there. */
 static inline void end_write(hmap *m) {
-#ifndef NDEBUG
-    m->writing = false;
-#endif
+    end_slot_write(m);
     if (m->moved_this_op > m->max_moved_per_op)
         m->max_moved_per_op = m->moved_this_op;
     if (m->retired)

@@ -442,7 +442,7 @@ static inline __attribute__((always_inline)) int put_kind(hmap *m, const void *k
     size_t vs = m->type.val_size;
     uint64_t room = free_slots(w); /* (none: a full bucket ends the chain, which must grow) */
     if (r == FIRST_MISS && room && !over_load(m->count + 1, t->B) && !too_many_overflow(t)) {
-        begin_write(m);
+        begin_slot_write(m);
         slot = first_slot(room);
         fill_key(m, t, &b, slot, hash, key, kind);
         copy_item(slot_val(m, &b, slot), val, vs);
@@ -450,14 +450,14 @@ static inline __attribute__((always_inline)) int put_kind(hmap *m, const void *k
         m->change_stamp++;
         if (m->count >= m->reserved)
             m->reserved = 0;
-        end_write(m);
+        end_slot_write(m);
         return 1;
     }
     if (r == FIRST_HIT && !has_key_drop(m) && !has_val_drop(m)) {
-        begin_write(m);
+        begin_slot_write(m);
         if (vs)
             move_item(slot_val(m, &b, slot), val, vs);
-        end_write(m);
+        end_slot_write(m);
         return 0;
     }
     return put_hashed(m, key, val, hash);
@@ -494,9 +494,9 @@ int hmap_put(hmap *m, const void *key, const void *val) {
 
 /* ---------------------------------------------------------------- delete */
 
-/* Empties the slot f found, handing its key and value to the caller's buffers (NULL: dropped), and ends
- * the write. */
-static inline __attribute__((always_inline)) void remove_found(hmap *m, found *f, void *key_out,
+/* Empties the slot f found, handing its key and value to the caller's buffers (NULL: dropped). True when
+ * the map became empty or may have to shrink: then remove_resize ends the write. */
+static inline __attribute__((always_inline)) bool remove_found(hmap *m, found *f, void *key_out,
                                                                void *val_out, key_kind kind) {
     void *k = slot_key_of_kind(m, &f->b, f->slot, kind), *v = slot_val(m, &f->b, f->slot);
     if (key_out)
@@ -509,9 +509,14 @@ static inline __attribute__((always_inline)) void remove_found(hmap *m, found *f
         call_val_drop(m, v);
     set_slot_empty(m, f->t, f->i, &f->b, f->slot);
     m->count--;
+    return m->count == 0 || shrink_may_be_due(m);
+}
+
+/* The end of a delete that emptied the map or left it at a quarter of its load or less. */
+static __attribute__((noinline)) void remove_resize(hmap *m) {
     if (m->count == 0)
         map_became_empty(m);
-    else if (shrink_may_be_due(m))
+    else
         maybe_start_shrink(m);
     end_write(m);
 }
@@ -539,7 +544,10 @@ static __attribute__((noinline)) bool remove_hashed(hmap *m, const void *key, ui
         end_write(m);
         return false;
     }
-    remove_found(m, &f, key_out, val_out, KEYS_GENERIC);
+    if (remove_found(m, &f, key_out, val_out, KEYS_GENERIC))
+        remove_resize(m);
+    else
+        end_write(m);
     return true;
 }
 
@@ -553,10 +561,15 @@ static inline __attribute__((always_inline)) bool remove_kind(hmap *m, const voi
     case FIRST_MISS:
         return false;
     case FIRST_HIT:
-        begin_write(m);
+        begin_slot_write(m); /* a write in place, unless it ends in remove_resize: */
         f.t = m->cur;
         f.i = table_index(f.t, hash);
-        remove_found(m, &f, key_out, val_out, kind);
+        if (remove_found(m, &f, key_out, val_out, kind)) {
+            m->moved_this_op = 0; /* begin_write's part, before anything can move */
+            remove_resize(m);
+        } else {
+            end_slot_write(m);
+        }
         return true;
     default:
         return remove_hashed(m, key, hash, key_out, val_out);
