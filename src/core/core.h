@@ -315,7 +315,7 @@ static inline __attribute__((always_inline)) bool equal_key(const hmap *m, const
     case KEYS_U64:
         return memcmp(a, b, 8) == 0;
     case KEYS_CSTR:
-        return hmap_equal_cstr(a, b);
+        return equal_cstr_inline(a, b);
     default:
         if (m->type.equal)
             return m->type.equal(a, b);
