@@ -107,6 +107,7 @@ typedef enum { KEYS_GENERIC, KEYS_U64, KEYS_CSTR } key_kind;
 struct hmap {
     hmap_type type;
     key_kind kind;
+    bool drops;                    /* the type has a key or value drop callback (type is fixed at creation) */
     size_t key_stride, val_stride; /* distance between consecutive keys / values in a bucket */
     size_t hash_off;     /* 8 when each slot stores its key's hash before the key (stores_hashes()), else 0 */
     size_t vals_offset;  /* where values[0] starts in a bucket's slots (a set: its keys[0], see set_layout) */

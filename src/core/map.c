@@ -453,7 +453,7 @@ static inline __attribute__((always_inline)) int put_kind(hmap *m, const void *k
         end_slot_write(m);
         return 1;
     }
-    if (r == FIRST_HIT && !has_key_drop(m) && !has_val_drop(m)) {
+    if (r == FIRST_HIT && !m->drops) {
         begin_slot_write(m);
         if (vs)
             move_item(slot_val(m, &b, slot), val, vs);
@@ -498,15 +498,17 @@ int hmap_put(hmap *m, const void *key, const void *val) {
  * the map became empty or may have to shrink: then remove_resize ends the write. */
 static inline __attribute__((always_inline)) bool remove_found(hmap *m, found *f, void *key_out,
                                                                void *val_out, key_kind kind) {
-    void *k = slot_key_of_kind(m, &f->b, f->slot, kind), *v = slot_val(m, &f->b, f->slot);
-    if (key_out)
-        memmove(key_out, k, m->type.key_size); /* key_out may even be the key argument */
-    else
-        call_key_drop(m, k);
-    if (val_out && m->type.val_size)
-        memmove(val_out, v, m->type.val_size);
-    else
-        call_val_drop(m, v);
+    if (key_out || val_out || m->drops) {
+        void *k = slot_key_of_kind(m, &f->b, f->slot, kind), *v = slot_val(m, &f->b, f->slot);
+        if (key_out)
+            memmove(key_out, k, m->type.key_size); /* key_out may even be the key argument */
+        else
+            call_key_drop(m, k);
+        if (val_out && m->type.val_size)
+            memmove(val_out, v, m->type.val_size);
+        else
+            call_val_drop(m, v);
+    }
     set_slot_empty(m, f->t, f->i, &f->b, f->slot);
     m->count--;
     return m->count == 0 || shrink_may_be_due(m);
@@ -669,6 +671,7 @@ hmap *hmap_new_opts(const hmap_type *type, size_t hint, const hmap_options *opts
     mem_owner_init(&m->mem, a, NULL);
     m->mem.bytes = sizeof *m;
     m->kind = choose_kind(type);
+    m->drops = has_key_drop(m) || has_val_drop(m);
     m->hash_off = m->kind == KEYS_CSTR || type->hash || type->hash_ctx ? 8 : 0; /* see stores_hashes() */
     set_layout(m);
     m->no_shrink = opts && opts->no_shrink;
