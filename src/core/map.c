@@ -40,7 +40,11 @@
  *
  * Fast paths: the key kind (8-byte keys with the built-in hash, C strings with hmap_hash_cstr, anything
  * else) is chosen once at creation; one lookup routine is written once and inlined three times with the
- * kind as a constant, so each kind gets its own specialised code from the same source.
+ * kind as a constant, so each kind gets its own specialised code from the same source. Each get, put and
+ * delete first looks only at the key's first bucket (probe_first), inline: with no resize running, that
+ * bucket settles nearly every operation, in a few dozen instructions and without a call. Anything else (a
+ * resize, an overflow chain, drop callbacks, a growth due) goes the whole way, out of line, which probes
+ * again from the start: the same probe loop, not a second copy of the map's logic.
  *
  * Load factor: 6.5 entries per bucket on average before growth, Go's choice. Go's own measurement (its
  * map.go table, 8-slot buckets) gives at 6.5: ~20.9% overflow buckets, ~10.8 bytes of overhead per entry
@@ -57,9 +61,9 @@
 
 /* ---------------------------------------------------------------- lookup */
 
-/* Placed after the call from a public entry point that may allocate to the function doing its work: the
- * call then cannot become a jump, and the entry point's frame stays on the stack while that work runs, so
- * that the heap profiler, which cuts each stack at the innermost public frame (diag/pprof.c), finds it. */
+/* Placed after a public entry point's call to the function doing its work, where that work may allocate:
+ * the call then cannot become a jump, so the entry point's frame stays on the stack while the work runs,
+ * and the heap profiler, which cuts each stack at the innermost public frame (diag/pprof.c), finds it. */
 static inline void keep_api_frame(void) { __asm__ volatile(""); }
 
 typedef struct found {
@@ -112,8 +116,8 @@ typedef enum { FIRST_HIT, FIRST_MISS, FIRST_UNSURE } first_result;
 
 /* The first bucket of key's chain in cur (which must exist) through *b, and its tophash word through *w.
  * FIRST_UNSURE (a resize runs, or the chain goes on) leaves the answer to find(). Each operation's fast
- * path is this, inline, with find() out of line behind it: the fast path then needs few registers, saves
- * none, and makes no call (the slow path is a tail call that probes again from the start). */
+ * path is this, inline, with find() out of line behind it: the fast path then needs few registers and
+ * makes no call of its own (the slow path is one call, or a jump, that probes again from the start). */
 static inline __attribute__((always_inline)) first_result probe_first(const hmap *m, const void *key,
                                                                       uint64_t hash, key_kind kind,
                                                                       bucket_ref *b, uint64_t *w,
@@ -130,7 +134,8 @@ static inline __attribute__((always_inline)) first_result probe_first(const hmap
 
 /* probe_first for the writes: a first bucket without EMPTY_REST (full, or holding tombstones after
  * deletes) that has no overflow bucket ends its chain too, and is a miss (a put then fills a tombstone
- * inline). Lookups leave that case to find(): its extra load would cost every lookup registers. */
+ * inline). Lookups leave that case to find(): the extra load kept the bucket index live and cost every
+ * lookup two more saved registers (callgrind, 1Ki u64 map: 76 -> 81 instructions a hit). */
 static inline __attribute__((always_inline)) first_result probe_first_write(const hmap *m, const void *key,
                                                                             uint64_t hash, key_kind kind,
                                                                             bucket_ref *b, uint64_t *w,
