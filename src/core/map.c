@@ -468,6 +468,9 @@ static inline __attribute__((always_inline)) int put_kind(hmap *m, const void *k
     return put_hashed(m, key, val, hash);
 }
 
+static __attribute__((noinline)) int put_u64(hmap *m, const void *key, const void *val) {
+    return put_kind(m, key, val, KEYS_U64);
+}
 static __attribute__((noinline)) int put_cstr(hmap *m, const void *key, const void *val) {
     return put_kind(m, key, val, KEYS_CSTR);
 }
@@ -480,8 +483,8 @@ int hmap_put(hmap *m, const void *key, const void *val) {
         return -EINVAL;
     int r;
     switch (m->kind) {
-    case KEYS_U64: /* inline here, as in hmap_get */
-        r = put_kind(m, key, val, KEYS_U64);
+    case KEYS_U64:
+        r = put_u64(m, key, val);
         break;
     case KEYS_CSTR:
         r = put_cstr(m, key, val);
@@ -580,6 +583,9 @@ static inline __attribute__((always_inline)) bool remove_kind(hmap *m, const voi
     }
 }
 
+static __attribute__((noinline)) bool remove_u64(hmap *m, const void *key, void *key_out, void *val_out) {
+    return m->count != 0 && remove_kind(m, key, hash_key(m, key, KEYS_U64), key_out, val_out, KEYS_U64);
+}
 static __attribute__((noinline)) bool remove_cstr(hmap *m, const void *key, void *key_out, void *val_out) {
     return m->count != 0 && remove_kind(m, key, hash_key(m, key, KEYS_CSTR), key_out, val_out, KEYS_CSTR);
 }
@@ -588,11 +594,10 @@ static __attribute__((noinline)) bool remove_generic(hmap *m, const void *key, v
            remove_kind(m, key, hash_key(m, key, KEYS_GENERIC), key_out, val_out, KEYS_GENERIC);
 }
 
-static inline __attribute__((always_inline)) bool remove_key(hmap *m, const void *key, void *key_out,
-                                                             void *val_out) {
+static bool remove_key(hmap *m, const void *key, void *key_out, void *val_out) {
     switch (m->kind) {
-    case KEYS_U64: /* inline in the public entry points, as in hmap_get */
-        return m->count != 0 && remove_kind(m, key, hash_key(m, key, KEYS_U64), key_out, val_out, KEYS_U64);
+    case KEYS_U64:
+        return remove_u64(m, key, key_out, val_out);
     case KEYS_CSTR:
         return remove_cstr(m, key, key_out, val_out);
     default:
