@@ -6,7 +6,7 @@
  * bucket through a bucket_ref (core.h): its tophash word, its slots and the link to the next bucket
  * of its chain. This file decides where a slot's key and value sit inside a bucket (set_layout), finds the
  * bucket holding a chain position (chain_at, inline in core.h), grows chains with overflow buckets
- * (chain_extend) and empties slots while keeping Go's EMPTY_REST invariant (set_slot_empty).
+ * (chain_extend) and empties slots while keeping Go's EMPTY_REST invariant (set_slot_empty_rest).
  *
  * Overflow buckets come first from the spare ones allocated with each array (1/16 of its buckets, as Go
  * preallocates), then from slabs that double in size, so that a table makes O(log n) allocations for them
@@ -40,6 +40,10 @@ void set_layout(hmap *m) {
         m->val_stride = vs;
         m->vals_offset = round_up(SLOTS_PER_BUCKET * ks, va);
         m->bucket_bytes = round_up(m->vals_offset + SLOTS_PER_BUCKET * vs, ka > va ? ka : va);
+    }
+    if (!vs) { /* a set: a slot's "value" is its key (the presence token), so slot_val() needs no test */
+        m->vals_offset = m->hash_off;
+        m->val_stride = m->key_stride;
     }
 }
 
@@ -114,8 +118,9 @@ void drop_entry(const hmap *m, void *key, void *val) {
 #define REST_WALK_BUCKETS 8
 
 /* Marks a slot empty and keeps Go's EMPTY_REST invariant: if nothing live follows it in the chain, it and
- * the tombstones right before it (possibly in earlier buckets of the chain) become EMPTY_REST. */
-void set_slot_empty(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot) {
+ * the tombstones right before it (possibly in earlier buckets of the chain) become EMPTY_REST. (The common
+ * case, a slot followed in its bucket by a used one, is settled inline by set_slot_empty in core.h.) */
+void set_slot_empty_rest(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot) {
     set_slot_top(b, slot, EMPTY_ONE);
     t->tombstones++;
     if (slot < SLOTS_PER_BUCKET - 1) {

@@ -46,7 +46,7 @@
 #define overflow_bucket_bytes hmap__overflow_bucket_bytes
 #define resize_work hmap__resize_work
 #define set_layout hmap__set_layout
-#define set_slot_empty hmap__set_slot_empty
+#define set_slot_empty_rest hmap__set_slot_empty_rest
 #define start_resize hmap__start_resize
 #define table_free hmap__table_free
 #define table_retire hmap__table_retire
@@ -111,9 +111,10 @@ typedef enum { KEYS_GENERIC, KEYS_U64, KEYS_CSTR } key_kind;
 struct hmap {
     hmap_type type;
     key_kind kind;
+    bool drops;                    /* the type has a key or value drop callback (type is fixed at creation) */
     size_t key_stride, val_stride; /* distance between consecutive keys / values in a bucket */
     size_t hash_off;     /* 8 when each slot stores its key's hash before the key (stores_hashes()), else 0 */
-    size_t vals_offset;  /* where values[0] starts inside a bucket's slots */
+    size_t vals_offset;  /* where values[0] starts in a bucket's slots (a set: its keys[0], see set_layout) */
     size_t bucket_bytes; /* slot storage of one bucket */
     size_t count;
     size_t reserved; /* hmap_reserve(n) holds (no shrink below it) until the count first reaches n */
@@ -160,10 +161,16 @@ size_t overflow_bucket_bytes(const hmap *m);
 bool chain_extend(hmap *m, table *t, bucket_ref *last); /* appends an empty overflow bucket; false: ENOMEM */
 uint64_t map_hash(const hmap *m, const void *key);
 uint64_t stored_hash(const hmap *m, const bucket_ref *b, unsigned i); /* slot_hash, for any kind */
-void set_slot_empty(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot);
+void set_slot_empty_rest(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot); /* see set_slot_empty */
 void drop_entry(const hmap *m, void *key, void *val);
 
 /* The hot helpers, inline for every file. */
+
+/* bucket_index(hash, t->B) with one multiply instead of a subtraction and two shifts: the high B bits of
+ * hash are hash * 2^B / 2^64, and nbuckets is 2^B (B = 0 gives 0 too). */
+static inline size_t table_index(const table *t, uint64_t hash) {
+    return (size_t)(((unsigned __int128)hash * t->nbuckets) >> 64);
+}
 
 static inline bucket_ref table_bucket(const hmap *m, const table *t, size_t i) {
     bucket_ref b = {&t->tophash[i], t->slots + i * m->bucket_bytes, &t->overflow[i]};
@@ -220,10 +227,9 @@ slot_key_of_kind(const hmap *m, const bucket_ref *b, unsigned i, key_kind kind) 
 /* Bytes of a key item: the key, and its stored hash if the map keeps them. */
 static inline size_t key_item_size(const hmap *m) { return m->type.key_size + m->hash_off; }
 
-/* The value of slot i; for a set (val_size 0) the key's address, which serves as the presence token. */
+/* The value of slot i; for a set (val_size 0) the key's address, which serves as the presence token (the
+ * layout says so: set_layout). */
 static inline unsigned char *slot_val(const hmap *m, const bucket_ref *b, unsigned i) {
-    if (m->type.val_size == 0)
-        return slot_key(m, b, i);
     return b->slots + m->vals_offset + (size_t)i * m->val_stride;
 }
 
@@ -239,6 +245,18 @@ static inline uint8_t slot_top(const bucket_ref *b, unsigned i) { return ((const
 
 static inline void set_slot_top(bucket_ref *b, unsigned i, uint8_t top) { ((uint8_t *)b->tophash)[i] = top; }
 
+/* Empties a slot and keeps Go's EMPTY_REST invariant: a tombstone, inline, when a live or tombstoned slot
+ * follows in the bucket; else set_slot_empty_rest (bucket.c) decides, walking back along the chain. */
+static inline void set_slot_empty(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot) {
+    if (slot < SLOTS_PER_BUCKET - 1 && slot_top(b, slot + 1) != EMPTY_REST) {
+        set_slot_top(b, slot, EMPTY_ONE);
+        t->tombstones++;
+        return;
+    }
+    bucket_ref at = *b; /* (a copy: the caller's b need not live in memory for this call) */
+    set_slot_empty_rest(m, t, i, &at, slot);
+}
+
 static inline bool table_bucket_evacuated(const table *t, size_t i) {
     uint8_t first = (uint8_t)t->tophash[i]; /* evacuation marks every slot, so slot 0 tells */
     return first >= EVACUATED_X && first <= EVACUATED_EMPTY;
@@ -247,9 +265,9 @@ static inline bool table_bucket_evacuated(const table *t, size_t i) {
 /* Where entries with this hash live now: the old bucket while it is not evacuated, else the cur bucket. */
 static inline void locate(const hmap *m, uint64_t hash, table **t, size_t *i) {
     *t = m->cur;
-    *i = bucket_index(hash, m->cur->B);
+    *i = table_index(m->cur, hash);
     if (m->old) {
-        size_t oi = bucket_index(hash, m->old->B);
+        size_t oi = table_index(m->old, hash);
         if (!table_bucket_evacuated(m->old, oi)) {
             *t = m->old;
             *i = oi;
@@ -303,7 +321,7 @@ static inline __attribute__((always_inline)) bool equal_key(const hmap *m, const
     case KEYS_U64:
         return memcmp(a, b, 8) == 0;
     case KEYS_CSTR:
-        return hmap_equal_cstr(a, b);
+        return equal_cstr_inline(a, b);
     default:
         if (m->type.equal)
             return m->type.equal(a, b);
@@ -372,12 +390,27 @@ static inline void end_iterations(hmap *m) {
 _Noreturn void concurrent_write_detected(void);
 #endif
 
-static inline void begin_write(hmap *m) {
+/* The bracket of a write that moves and frees nothing (a slot filled, updated or emptied in place, by
+ * map.c's fast paths): only the check. */
+static inline void begin_slot_write(hmap *m) {
 #ifndef NDEBUG
     if (m->writing)
         concurrent_write_detected();
     m->writing = true;
+#else
+    (void)m;
 #endif
+}
+static inline void end_slot_write(hmap *m) {
+#ifndef NDEBUG
+    m->writing = false;
+#else
+    (void)m;
+#endif
+}
+
+static inline void begin_write(hmap *m) {
+    begin_slot_write(m);
     m->moved_this_op = 0;
 }
 
@@ -386,9 +419,7 @@ void release_evacuated(hmap *m); /* the old array's evacuated pages go back to t
 
 /* The end of a write: what it finished with goes only now, as its arguments may have pointed there. */
 static inline void end_write(hmap *m) {
-#ifndef NDEBUG
-    m->writing = false;
-#endif
+    end_slot_write(m);
     if (m->moved_this_op > m->max_moved_per_op)
         m->max_moved_per_op = m->moved_this_op;
     if (m->retired)

@@ -46,8 +46,11 @@ static inline uint64_t match_byte(uint64_t w, uint8_t byte) {
 /* Bytes equal to zero, exactly (no borrow between bytes). */
 static inline uint64_t zero_bytes(uint64_t w) { return ~(((w & LOWS7) + LOWS7) | w | LOWS7); }
 
-/* True when the word holds an EMPTY_REST byte: the chain ends here. */
-static inline bool has_empty_rest(uint64_t w) { return zero_bytes(w) != 0; }
+/* True when the word holds an EMPTY_REST byte: the chain ends here. The borrowing test of match_byte is
+ * enough for a yes/no answer (its lowest reported byte is always a real zero) and is one operation
+ * shorter than zero_bytes(): every miss runs it (callgrind, 1Ki u64 map: 78 -> 75 instructions a miss,
+ * counting the caller's loop). */
+static inline bool has_empty_rest(uint64_t w) { return ((w - ONES) & ~w & HIGHS) != 0; }
 
 /* Bytes holding a live entry (tophash >= MIN_TOPHASH), exactly. */
 static inline uint64_t live_slots(uint64_t w) {

@@ -20,7 +20,4 @@ uint64_t hmap_hash_cstr(const void *key, uint64_t seed) {
     return hash_bytes_inline(s, strlen(s), seed);
 }
 
-bool hmap_equal_cstr(const void *a, const void *b) {
-    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
-    return x == y || strcmp(x, y) == 0;
-}
+bool hmap_equal_cstr(const void *a, const void *b) { return equal_cstr_inline(a, b); }

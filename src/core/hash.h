@@ -14,14 +14,23 @@
 
 #include "../base/mix.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
 static inline uint64_t hash_bytes_inline(const void *data, size_t n, uint64_t seed) {
     return XXH3_64bits_withSeed(data, n, seed);
+}
+
+/* hmap_equal_cstr, inline in the string keys' lookups: the same pointer (the key a program stored, looked
+ * up again) answers without reading the strings. */
+static inline bool equal_cstr_inline(const void *a, const void *b) {
+    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+    return x == y || strcmp(x, y) == 0;
 }
 
 /* The 8-byte-key fast path: a bijection of the key for each seed, so that two different keys never share a
