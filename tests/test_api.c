@@ -607,6 +607,15 @@ static void test_compact(void **state) {
 
 /* ---- iteration ---- */
 
+/* An entry the iteration over keys [0, n) with values ~key yielded: a key not seen before, its value. */
+static void yielded_once(const void *k, const void *v, unsigned char *seen, uint64_t n) {
+    uint64_t key = *(const uint64_t *)k;
+    assert_true(key < n);
+    assert_int_equal(seen[key], 0);
+    seen[key] = 1;
+    assert_int_equal(*(const uint64_t *)v, ~key);
+}
+
 static void test_iterator_yields_each_entry_once(void **state) {
     (void)state;
     hmap *m = hmap_new(&u64_type, 0);
@@ -627,11 +636,7 @@ static void test_iterator_yields_each_entry_once(void **state) {
     size_t n = 0;
     hmap_iter_init(&it, m);
     while (hmap_iter_next(&it, &k, &v)) {
-        uint64_t key = *(uint64_t *)k;
-        assert_true(key < N);
-        assert_int_equal(seen[key], 0);
-        seen[key] = 1;
-        assert_int_equal(*(uint64_t *)v, ~key);
+        yielded_once(k, v, seen, N);
         n++;
     }
     hmap_iter_done(&it);
@@ -652,11 +657,7 @@ static void test_iterator_yields_each_entry_once(void **state) {
     n = 0;
     hmap_iter_init(&it, m);
     while (n % 3 ? hmap_iter_next(&it, &k, &v) : next(&it, &k, &v)) {
-        uint64_t key = *(uint64_t *)k;
-        assert_true(key < N);
-        assert_int_equal(seen[key], 0);
-        seen[key] = 1;
-        assert_int_equal(*(uint64_t *)v, ~key);
+        yielded_once(k, v, seen, N);
         n++;
     }
     assert_int_equal(n, N);
