@@ -60,7 +60,7 @@
  * the records, copied when the bucket was handed out, since a key yielded and then deleted may have been
  * overwritten in its slot by the time the library hears of it), the next entry comes the general way, and
  * the rest of its bucket (or of the cache) is handed out. The common case is cheaper still: in steady
- * direct mode the window sweeps along the array bucket after bucket (refill_sweep) without bringing the
+ * direct mode the window sweeps along the array chain after chain (refill_sweep) without bringing the
  * state behind it up to date, which happens only when the sweep stops (sweep_settle).
  *
  * Cost. The cache stays valid while no key is inserted and nothing moves (the map's change and move
