@@ -811,6 +811,13 @@ static inline __attribute__((always_inline)) bool iter_yield(iter_state *it, voi
 
 /* ---------------------------------------------------------------- the window */
 
+/* Bucket i of the array the sweep is on, as the head of its chain. */
+static inline bucket_ref sweep_bucket(const iter_state *it, size_t i) {
+    bucket_ref b = {(uint64_t *)&it->sweep.tophash[i], it->sweep.slots + i * it->sweep.bucket_bytes,
+                    (overflow_bucket **)&it->sweep.overflow[i]};
+    return b;
+}
+
 /* The sweep: in steady direct mode, once the window holds the rest of an interval (nothing left in
  * direct_live, no further bucket in its chain), the interval is done when the window is, and its records
  * are not needed (the next interval starts with an empty done set). The window then goes on straight along
@@ -857,9 +864,7 @@ static void sweep_settle(iter_state *it) {
         bucket_ref b = {&o->tophash, o->slots, &o->next};
         it->direct_b = b;
     } else {
-        bucket_ref b = {(uint64_t *)&it->sweep.tophash[i], it->sweep.slots + i * it->sweep.bucket_bytes,
-                        (overflow_bucket **)&it->sweep.overflow[i]};
-        it->direct_b = b;
+        it->direct_b = sweep_bucket(it, i);
     }
     it->n_yielded = it->slot_yields = it->sweep.n_yielded;
     it->direct_live = 0;
@@ -895,6 +900,15 @@ static inline __attribute__((always_inline)) void take_records(iter_state *it, c
     }
 }
 
+/* The window holds the slots `live` of the bucket whose slots start at `slots` (key and value places from
+ * the layout copied at hmap_iter_init). */
+static inline void window_hold(iter_state *it, hmap_iter_window_ *w, unsigned char *slots, uint64_t live) {
+    w->slots = live;
+    w->keys = slots + it->key_off;
+    w->vals = slots + it->val_off;
+    it->window_handed = live;
+}
+
 /* Direct mode: the entries `live` of direct_b (live slots still to look at), as many as the done set has
  * room for (all of them when the interval has just begun). Their records are copied now: a key yielded
  * and then deleted and inserted again must still be known as yielded, and its slot may hold another key
@@ -905,10 +919,7 @@ static inline __attribute__((always_inline)) void hand_out_direct(iter_state *it
     if (it->n_yielded > CACHE_SLOTS - SLOTS_PER_BUCKET)
         live = first_slots(live, CACHE_SLOTS - it->n_yielded);
     take_records(it, b.slots);
-    w->slots = live;
-    w->keys = b.slots + it->key_off;
-    w->vals = b.slots + it->val_off;
-    it->window_handed = live;
+    window_hold(it, w, b.slots, live);
     it->direct_live &= ~live;
     it->window_from = WINDOW_DIRECT;
 }
@@ -919,14 +930,14 @@ static void hand_out_cached(iter_state *it, hmap_iter_window_ *w) {
     unsigned room = CACHE_SLOTS - it->slot_yields;
     uint64_t handed = 0;
     const uint8_t *bucket_tops = NULL; /* the bucket's tophash word, as bytes */
+    unsigned char *slots = NULL;       /* ...and its slots */
     for (unsigned j = it->next; j < it->n && room; j++) {
         if (*it->top[j] < MIN_TOPHASH)
             continue;                                                      /* deleted since the fill */
         unsigned s = (unsigned)((uintptr_t)it->top[j] % sizeof(uint64_t)); /* tophash words are aligned */
         if (!bucket_tops) {
             bucket_tops = it->top[j] - s;
-            w->keys = it->key[j] - (size_t)s * it->key_step;
-            w->vals = it->val[j] - (size_t)s * it->val_step;
+            slots = it->key[j] - it->key_off - (size_t)s * it->key_step;
         } else if (it->top[j] - s != bucket_tops) {
             break; /* the next bucket of the chain */
         }
@@ -934,8 +945,8 @@ static void hand_out_cached(iter_state *it, hmap_iter_window_ *w) {
         handed |= (uint64_t)0x80 << (8 * s);
         room--;
     }
-    w->slots = handed;
-    it->window_handed = handed;
+    if (slots)
+        window_hold(it, w, slots, handed);
     it->window_from = WINDOW_CACHE;
 }
 
@@ -1006,9 +1017,7 @@ static inline __attribute__((always_inline)) bool refill_sweep(iter_state *it, v
             i = (i + 1) & it->sweep.mask;
             word = it->sweep.tophash[i];
             if (it->sweep.overflow[i] || m->kind != KEYS_U64) {
-                bucket_ref head = {(uint64_t *)&it->sweep.tophash[i],
-                                   it->sweep.slots + i * it->sweep.bucket_bytes,
-                                   (overflow_bucket **)&it->sweep.overflow[i]};
+                bucket_ref head = sweep_bucket(it, i);
                 if (*head.next
                         ? chain_live(m, head, CACHE_SLOTS) > CACHE_SLOTS || !chain_hashes_distinct(m, head)
                         : !tophashes_distinct(word))
@@ -1024,11 +1033,9 @@ static inline __attribute__((always_inline)) bool refill_sweep(iter_state *it, v
         }
     } while (!(word = live_slots(word)));
     take_records(it, slots);
+    window_hold(it, w, slots, word & (word - 1));
     it->window_handed = word;
     unsigned s = first_slot(word); /* the first is yielded now, as hmap_iter_next would */
-    w->slots = word & (word - 1);
-    w->keys = slots + it->key_off;
-    w->vals = slots + it->val_off;
     w->stamp_seen = m->write_stamp;
     if (key)
         *key = w->keys + s * w->key_step;
