@@ -39,13 +39,17 @@
 
 static atomic_bool stop;
 
-/* Under AddressSanitizer the maps allocate through mmap: clang 14's ASan allocator has no fork handlers,
- * so a child forked while a worker is inside ASan's malloc would hang in ASan, not in this library. (The
- * other builds use the built-in allocator, so that the memory thread's lock is exercised too.) */
-#if defined(__SANITIZE_ADDRESS__)
+/* Under a sanitizer the workers' maps allocate through mmap: the sanitizer runtimes of clang 14 do not
+ * make their own allocators safe across fork (ASan has no fork handlers for it; TSan's size-class regions
+ * have a lock its fork handler does not take, seen as a child asleep in
+ * SizeClassAllocator64::GetFromAllocator under the child's first malloc), so a child forked while a worker
+ * is inside the sanitizer's malloc would hang in the sanitizer, not in this library. The children still
+ * use the built-in allocator. (The other builds use it in the workers too, so that the memory thread's
+ * lock is held at fork time as well.) */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define FORK_TEST_MMAP 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 #define FORK_TEST_MMAP 1
 #endif
 #endif
