@@ -257,6 +257,24 @@ static inline void set_slot_empty(hmap *m, table *t, size_t i, bucket_ref *b, un
     set_slot_empty_rest(m, t, i, &at, slot);
 }
 
+/* set_slot_empty for a slot of a chain's first bucket, settled inline: nothing comes before that bucket, so
+ * the walk back over tombstones stays inside it. */
+static inline void set_head_slot_empty(table *t, bucket_ref *b, unsigned slot) {
+    uint8_t after = slot < SLOTS_PER_BUCKET - 1 ? slot_top(b, slot + 1)
+                    : *b->next                  ? (uint8_t)(*b->next)->tophash
+                                                : EMPTY_REST;
+    if (after != EMPTY_REST) {
+        set_slot_top(b, slot, EMPTY_ONE);
+        t->tombstones++;
+        return;
+    }
+    set_slot_top(b, slot, EMPTY_REST);
+    while (slot-- > 0 && slot_top(b, slot) == EMPTY_ONE) {
+        set_slot_top(b, slot, EMPTY_REST);
+        t->tombstones--;
+    }
+}
+
 static inline bool table_bucket_evacuated(const table *t, size_t i) {
     uint8_t first = (uint8_t)t->tophash[i]; /* evacuation marks every slot, so slot 0 tells */
     return first >= EVACUATED_X && first <= EVACUATED_EMPTY;

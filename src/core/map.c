@@ -501,8 +501,8 @@ int hmap_put(hmap *m, const void *key, const void *val) {
 
 /* Empties the slot f found, handing its key and value to the caller's buffers (NULL: dropped). True when
  * the map became empty or may have to shrink: then remove_resize ends the write. */
-static inline __attribute__((always_inline)) bool remove_found(hmap *m, found *f, void *key_out,
-                                                               void *val_out, key_kind kind) {
+static inline __attribute__((always_inline)) bool
+remove_found(hmap *m, found *f, void *key_out, void *val_out, key_kind kind, bool first_bucket) {
     if (key_out || val_out || m->drops) {
         void *k = slot_key_of_kind(m, &f->b, f->slot, kind), *v = slot_val(m, &f->b, f->slot);
         if (key_out)
@@ -514,7 +514,10 @@ static inline __attribute__((always_inline)) bool remove_found(hmap *m, found *f
         else
             call_val_drop(m, v);
     }
-    set_slot_empty(m, f->t, f->i, &f->b, f->slot);
+    if (first_bucket) /* (f->b is the chain's first bucket) */
+        set_head_slot_empty(f->t, &f->b, f->slot);
+    else
+        set_slot_empty(m, f->t, f->i, &f->b, f->slot);
     note_deleted(m);
     m->count--;
     return m->count == 0 || shrink_may_be_due(m);
@@ -552,7 +555,7 @@ static __attribute__((noinline)) bool remove_hashed(hmap *m, const void *key, ui
         end_write(m);
         return false;
     }
-    if (remove_found(m, &f, key_out, val_out, KEYS_GENERIC))
+    if (remove_found(m, &f, key_out, val_out, KEYS_GENERIC, false))
         remove_resize(m);
     else
         end_write(m);
@@ -572,7 +575,7 @@ static inline __attribute__((always_inline)) bool remove_kind(hmap *m, const voi
         begin_slot_write(m); /* a write in place, unless it ends in remove_resize: */
         f.t = m->cur;
         f.i = table_index(f.t, hash);
-        if (remove_found(m, &f, key_out, val_out, kind)) {
+        if (remove_found(m, &f, key_out, val_out, kind, true)) {
             m->moved_this_op = 0; /* begin_write's part, before anything can move */
             remove_resize(m);
         } else {

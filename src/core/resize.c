@@ -446,26 +446,42 @@ static inline void chain_evacuated(hmap *m, table *o) {
         complete_resize(m);
 }
 
-/* Growth's common case: old bucket oi is one bucket (no overflow) and its two destinations are empty, as
- * growth always finds them (a write evacuates the key's old bucket before it touches cur): the entries go
- * to X or Y in slot order, each destination's tophash word is built in a register and stored once, with
- * no room to make. False (nothing done) when the destinations are not both empty. */
-static inline __attribute__((always_inline)) bool grow_one_bucket(hmap *m, table *o, bucket_ref head,
-                                                                  size_t oi, key_kind kind) {
+/* The common case of every resize: old bucket oi is one bucket (no overflow) and each destination is one
+ * bucket with room after its last entry for all of oi's entries (growth finds its two destinations empty:
+ * a write evacuates the key's old bucket before it touches cur; a shrink or a same-size growth appends to
+ * a bucket that earlier old buckets began to fill). The entries go in slot order, each destination's
+ * tophash word is built in a register and stored once, and nothing is walked or allocated. False (nothing
+ * done) when that does not hold. */
+static inline __attribute__((always_inline)) bool
+evacuate_one_bucket(hmap *m, table *o, bucket_ref head, size_t first, size_t ndest, key_kind kind) {
     table *t = m->cur;
-    bucket_ref x = table_bucket(m, t, oi << 1), y = table_bucket(m, t, (oi << 1) + 1);
-    if (t->counted || *x.tophash || *y.tophash || *x.next || *y.next)
-        return false;
-    slot_layout L = layout_of(m, kind);
-    unsigned char *to[2] = {x.slots, y.slots};
-    uint64_t tops[2] = {0, 0};
-    unsigned fill[2] = {0, 0}, s;
     uint64_t w = *head.tophash, live = live_slots(w);
+    unsigned fill[2] = {0, 0}, s;
+    bucket_ref to[2];
+    uint64_t tops[2] = {0, 0};
+    for (size_t k = 0; k < ndest; k++) {
+        to[k] = table_bucket(m, t, first + k);
+        if (*to[k].next)
+            return false;
+        tops[k] = *to[k].tophash;
+        if (ndest == 2) { /* growth: both empty (the one case, and no count needed to know the room) */
+            if (tops[k])
+                return false;
+        } else {
+            uint64_t rest = zero_bytes(tops[k]); /* EMPTY_REST: this slot and all after it are free */
+            fill[k] = rest ? first_slot(rest) : SLOTS_PER_BUCKET;
+            if (fill[k] + count_bytes(live) > SLOTS_PER_BUCKET)
+                return false;
+        }
+        if (t->counted)
+            count_chain(m, t, first + k);
+    }
+    slot_layout L = layout_of(m, kind);
     uint64_t marks = ONES * EVACUATED_EMPTY - (live >> 7) * (EVACUATED_EMPTY - EVACUATED_X);
     for_each_slot(s, live) {
-        size_t k = bucket_index(slot_hash(m, &head, s, kind), t->B) & 1;
+        size_t k = ndest == 1 ? 0 : bucket_index(slot_hash(m, &head, s, kind), t->B) & 1;
         unsigned ts = fill[k]++;
-        unsigned char *dst = to[k], *src = head.slots;
+        unsigned char *dst = to[k].slots, *src = head.slots;
         if (L.pair) {
             copy_bytes(dst + ts * L.pair, src + s * L.pair, L.pair);
         } else {
@@ -477,8 +493,8 @@ static inline __attribute__((always_inline)) bool grow_one_bucket(hmap *m, table
         tops[k] |= (uint64_t)slot_top(&head, s) << (8 * ts);
         marks += (uint64_t)k << (8 * s); /* EVACUATED_Y is EVACUATED_X + 1 */
     }
-    *x.tophash = tops[0];
-    *y.tophash = tops[1];
+    for (size_t k = 0; k < ndest; k++)
+        *to[k].tophash = tops[k];
     o->tombstones -= count_bytes(zero_bytes(w ^ (ONES * EMPTY_ONE)));
     *head.tophash = marks;
     chain_evacuated(m, o);
@@ -497,9 +513,10 @@ static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t o
         return 0;
     }
     size_t ndest = m->cur->B > o->B ? 2 : 1;
-    if (ndest == 2 && !*head.next && grow_one_bucket(m, o, head, oi, kind))
-        return 0;
     size_t first = m->cur->B > o->B ? oi << 1 : oi >> (o->B - m->cur->B);
+    if (!*head.next && (ndest == 2 ? evacuate_one_bucket(m, o, head, first, 2, kind)
+                                   : evacuate_one_bucket(m, o, head, first, 1, kind)))
+        return 0; /* (two calls: each inlined copy knows its number of destinations) */
     destination d[2] = {{.chain = first}, {.chain = first + 1}};
 
     /* Pass 1: count what goes where (growth hashes each key once, remembering X or Y). */
