@@ -501,22 +501,13 @@ evacuate_one_bucket(hmap *m, table *o, bucket_ref head, size_t first, size_t nde
     return true;
 }
 
-/* Moves old bucket oi (its whole chain) into cur. 0, or -ENOMEM with nothing moved. */
-static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t oi, key_kind kind) {
+/* Moves old chain oi (head is its first bucket) the whole way: counting, making room, moving. 0, or -ENOMEM
+ * with nothing moved. */
+static inline __attribute__((always_inline)) int evacuate_chain(hmap *m, size_t oi, bucket_ref head,
+                                                                key_kind kind) {
     table *o = m->old;
-    bucket_ref head = table_bucket(m, o, oi);
-    if (!*head.next &&
-        !live_slots(*head.tophash)) { /* an empty bucket (a fifth of them when a shrink starts) */
-        o->tombstones -= count_bytes(zero_bytes(*head.tophash ^ (ONES * EMPTY_ONE)));
-        *head.tophash = ONES * EVACUATED_EMPTY;
-        chain_evacuated(m, o);
-        return 0;
-    }
     size_t ndest = m->cur->B > o->B ? 2 : 1;
     size_t first = m->cur->B > o->B ? oi << 1 : oi >> (o->B - m->cur->B);
-    if (!*head.next && (ndest == 2 ? evacuate_one_bucket(m, o, head, first, 2, kind)
-                                   : evacuate_one_bucket(m, o, head, first, 1, kind)))
-        return 0; /* (two calls: each inlined copy knows its number of destinations) */
     destination d[2] = {{.chain = first}, {.chain = first + 1}};
 
     /* Pass 1: count what goes where (growth hashes each key once, remembering X or Y). */
@@ -573,6 +564,44 @@ static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t o
     o->tombstones -= tombstones;
     chain_evacuated(m, o);
     return 0;
+}
+
+/* (Out of line, one copy per kind: the fast paths below then keep a small frame.) */
+static __attribute__((noinline)) int evacuate_chain_u64(hmap *m, size_t oi, bucket_ref head) {
+    return evacuate_chain(m, oi, head, KEYS_U64);
+}
+static __attribute__((noinline)) int evacuate_chain_cstr(hmap *m, size_t oi, bucket_ref head) {
+    return evacuate_chain(m, oi, head, KEYS_CSTR);
+}
+static __attribute__((noinline)) int evacuate_chain_generic(hmap *m, size_t oi, bucket_ref head) {
+    return evacuate_chain(m, oi, head, KEYS_GENERIC);
+}
+
+/* Moves old bucket oi (its whole chain) into cur. 0, or -ENOMEM with nothing moved. An empty bucket or a
+ * single bucket whose destinations have room is settled here; anything else goes the whole way. */
+static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t oi, key_kind kind) {
+    table *o = m->old;
+    bucket_ref head = table_bucket(m, o, oi);
+    if (!*head.next) {
+        if (!live_slots(*head.tophash)) { /* an empty bucket (a fifth of them when a shrink starts) */
+            o->tombstones -= count_bytes(zero_bytes(*head.tophash ^ (ONES * EMPTY_ONE)));
+            *head.tophash = ONES * EVACUATED_EMPTY;
+            chain_evacuated(m, o);
+            return 0;
+        }
+        bool grow = m->cur->B > o->B; /* (two calls: each inlined copy knows its number of destinations) */
+        if (grow ? evacuate_one_bucket(m, o, head, oi << 1, 2, kind)
+                 : evacuate_one_bucket(m, o, head, oi >> (o->B - m->cur->B), 1, kind))
+            return 0;
+    }
+    switch (kind) {
+    case KEYS_U64:
+        return evacuate_chain_u64(m, oi, head);
+    case KEYS_CSTR:
+        return evacuate_chain_cstr(m, oi, head);
+    default:
+        return evacuate_chain_generic(m, oi, head);
+    }
 }
 
 static __attribute__((noinline)) int evacuate_u64(hmap *m, size_t oi) {
