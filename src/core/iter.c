@@ -74,6 +74,9 @@
 
 #define CACHE_SLOTS 12
 #define TIE_INLINE 40 /* keys up to this size are their own tie key; longer ones use their 128-bit XXH3 */
+#define OVERFLOW_AHEAD                                                                                       \
+    16 /* chains ahead that a sweep fetches an overflow bucket: some 50-100 entries, more than one memory    \
+          latency of sweeping */
 
 typedef struct iter_state {
     hmap *m;
@@ -1030,6 +1033,13 @@ static inline __attribute__((always_inline)) bool refill_sweep(iter_state *it, v
             it->window_handed = 0; /* (an empty bucket i may lead its chain: nothing to record then) */
             slots = it->sweep.slots + i * it->sweep.bucket_bytes;
             __builtin_prefetch(slots + 2 * it->sweep.bucket_bytes); /* the array is read front to back */
+            /* ...but an overflow bucket is anywhere: fetched a few chains ahead, from its chain head */
+            overflow_bucket *ahead = it->sweep.overflow[(i + OVERFLOW_AHEAD) & it->sweep.mask];
+            if (ahead) {
+                __builtin_prefetch(ahead);
+                __builtin_prefetch((const unsigned char *)ahead + 64);
+                __builtin_prefetch((const unsigned char *)ahead + 128);
+            }
         }
     } while (!(word = live_slots(word)));
     take_records(it, slots);
