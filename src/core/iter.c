@@ -74,9 +74,9 @@
 
 #define CACHE_SLOTS 12
 #define TIE_INLINE 40 /* keys up to this size are their own tie key; longer ones use their 128-bit XXH3 */
-#define OVERFLOW_AHEAD                                                                                       \
-    16 /* chains ahead that a sweep fetches an overflow bucket: some 50-100 entries, more than one memory    \
-          latency of sweeping */
+/* How many chains ahead a sweep fetches an overflow bucket: some 50-100 entries, more than one memory
+ * latency of sweeping (overflow buckets are anywhere; the bucket array is read front to back). */
+#define OVERFLOW_AHEAD 16
 
 typedef struct iter_state {
     hmap *m;
