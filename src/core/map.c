@@ -499,21 +499,27 @@ int hmap_put(hmap *m, const void *key, const void *val) {
 
 /* ---------------------------------------------------------------- delete */
 
+/* A removed entry's key and value go to the caller's buffers, or to the drop callbacks (NULL buffer). Out of
+ * line: hmap_del's path then makes no call of its own. */
+static __attribute__((noinline)) void hand_over_entry(const hmap *m, void *k, void *v, void *key_out,
+                                                      void *val_out) {
+    if (key_out)
+        memmove(key_out, k, m->type.key_size); /* key_out may even be the key argument */
+    else
+        call_key_drop(m, k);
+    if (val_out && m->type.val_size)
+        memmove(val_out, v, m->type.val_size);
+    else
+        call_val_drop(m, v);
+}
+
 /* Empties the slot f found, handing its key and value to the caller's buffers (NULL: dropped). True when
  * the map became empty or may have to shrink: then remove_resize ends the write. */
 static inline __attribute__((always_inline)) bool
 remove_found(hmap *m, found *f, void *key_out, void *val_out, key_kind kind, bool first_bucket) {
-    if (key_out || val_out || m->drops) {
-        void *k = slot_key_of_kind(m, &f->b, f->slot, kind), *v = slot_val(m, &f->b, f->slot);
-        if (key_out)
-            memmove(key_out, k, m->type.key_size); /* key_out may even be the key argument */
-        else
-            call_key_drop(m, k);
-        if (val_out && m->type.val_size)
-            memmove(val_out, v, m->type.val_size);
-        else
-            call_val_drop(m, v);
-    }
+    if (key_out || val_out || m->drops)
+        hand_over_entry(m, slot_key_of_kind(m, &f->b, f->slot, kind), slot_val(m, &f->b, f->slot), key_out,
+                        val_out);
     if (first_bucket) /* (f->b is the chain's first bucket) */
         set_head_slot_empty(f->t, &f->b, f->slot);
     else
@@ -598,6 +604,14 @@ static __attribute__((noinline)) bool remove_generic(hmap *m, const void *key, v
            remove_kind(m, key, hash_key(m, key, KEYS_GENERIC), key_out, val_out, KEYS_GENERIC);
 }
 
+/* hmap_del's own copies: with no buffers to fill, each is the kind's delete alone. */
+static __attribute__((noinline)) bool del_u64(hmap *m, const void *key) {
+    return m->count != 0 && remove_kind(m, key, hash_key(m, key, KEYS_U64), NULL, NULL, KEYS_U64);
+}
+static __attribute__((noinline)) bool del_cstr(hmap *m, const void *key) {
+    return m->count != 0 && remove_kind(m, key, hash_key(m, key, KEYS_CSTR), NULL, NULL, KEYS_CSTR);
+}
+
 static bool remove_key(hmap *m, const void *key, void *key_out, void *val_out) {
     switch (m->kind) {
     case KEYS_U64:
@@ -618,7 +632,18 @@ bool hmap_del(hmap *m, const void *key) {
         errno = EINVAL;
         return false;
     }
-    bool r = remove_key(m, key, NULL, NULL);
+    bool r;
+    switch (m->kind) {
+    case KEYS_U64:
+        r = del_u64(m, key);
+        break;
+    case KEYS_CSTR:
+        r = del_cstr(m, key);
+        break;
+    default:
+        r = remove_generic(m, key, NULL, NULL);
+        break;
+    }
     keep_api_frame(); /* a delete may start a shrink */
     return r;
 }
