@@ -59,7 +59,9 @@ typedef struct hmap_type {
     void *ctx;
 } hmap_type;
 
-/* Where the map's memory comes from. Every allocation the library makes goes through it. */
+/* Where the map's memory comes from. Every allocation a map makes goes through it. (Maps on the built-in
+ * allocator share one small record per distinct type and options, from the C heap; like the heap
+ * profiler's memory it is counted in no map's bytes and not in hmap_read_memstats.) */
 typedef struct hmap_allocator {
     void *(*alloc)(size_t size, void *ctx); /* NULL on failure; memory need not be zeroed */
     void (*free)(void *ptr, size_t size, void *ctx);

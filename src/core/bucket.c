@@ -28,8 +28,8 @@ static size_t round_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 /* Slot layout inside a bucket: (key, value) pairs when they pack without padding, so that a hit reads one
  * cache line; otherwise keys[8] then values[8], as Go, so that e.g. 1-byte keys with 8-byte values waste
  * nothing. slot_key()/slot_val() only see the two strides and the values' offset. */
-void set_layout(hmap *m) {
-    size_t ks = key_item_size(m), vs = m->type.val_size;
+void set_layout(map_class *m) {
+    size_t ks = m->type.key_size + m->hash_off, vs = m->type.val_size;
     size_t ka = alignment_of_size(ks), va = vs ? alignment_of_size(vs) : 1;
     if (vs && ks % va == 0 && (ks + vs) % ka == 0) {
         m->key_stride = m->val_stride = ks + vs;

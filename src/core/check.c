@@ -102,19 +102,19 @@ int map_check(const hmap *m, char *why, size_t size) {
     if (check_table(m, m->cur, false, &cur, why, size) < 0)
         return -1;
     if (m->old) {
-        if (m->phase == HMAP_STEADY)
+        if (map_phase(m) == HMAP_STEADY)
             return fail(why, size, "an old array while steady");
         if (check_table(m, m->old, true, &old, why, size) < 0)
             return -1;
-        if (old.evacuated != m->old_evacuated)
-            return fail(why, size, "%zu old buckets counted evacuated, %zu found", m->old_evacuated,
+        if (old.evacuated != m->cold->old_evacuated)
+            return fail(why, size, "%zu old buckets counted evacuated, %zu found", m->cold->old_evacuated,
                         old.evacuated);
-        for (size_t i = 0; i < m->nevacuate; i++)
+        for (size_t i = 0; i < m->cold->nevacuate; i++)
             if (!table_bucket_evacuated(m->old, i))
                 return fail(why, size, "old bucket %zu is below nevacuate (%zu) but not evacuated", i,
-                            m->nevacuate);
-    } else if (m->phase != HMAP_STEADY) {
-        return fail(why, size, "phase %d without an old array", (int)m->phase);
+                            m->cold->nevacuate);
+    } else if (map_phase(m) != HMAP_STEADY) {
+        return fail(why, size, "phase %d without an old array", (int)map_phase(m));
     }
     if (cur.live + old.live != m->count)
         return fail(why, size, "count %zu, but %zu live entries found", m->count, cur.live + old.live);

@@ -3,9 +3,20 @@
  * core/core.h — what the files of the core share: the map's structures and its hot inline helpers.
  * Nothing here is public API.
  *
+ * A map is three records, so that small maps stay small (an empty u64 map: a 128-byte handle; one of 1-8
+ * entries adds one table of B = 0):
+ *   - its class (map_class, class.c): type, key kind, slot layout, allocator hook, option flags, name —
+ *     immutable and shared by every map made with the same type and options;
+ *   - its handle (struct hmap): what differs between maps and what every lookup and write reads (the
+ *     arrays, count, seed, iteration stamps, and copies of the class's layout fields, so that the fast
+ *     paths never go through the class pointer);
+ *   - its side record (map_cold): resize bookkeeping, reservation, lifetime counters — made by the first
+ *     resize that moves entries (or a reservation), never by a map that stays within its first array.
+ *
  * The library is layered; each layer includes only the layers below it:
  *
- *   core/   the map: map.c (lookup, insert, delete, creation; the design essay is at its top),
+ *   core/   the map: map.c (lookup, insert, delete, creation; the design essay is at its top), class.c
+ *           (map classes: what maps of one kind share, interned),
  *           bucket.c (slot layout, chains, overflow buckets), resize.c (growth, same-size growth, shrink,
  *           evacuation), iter.c (iteration), hash.c (the built-in hash, string keys)
  *   mem/    memory: alloc.c (the allocator hook, accounting by owner, mapped arrays, memstats),
@@ -108,25 +119,46 @@ typedef struct bucket_ref {
 /* How keys are compared and hashed: chosen once at creation, it selects the inlined fast path. */
 typedef enum { KEYS_GENERIC, KEYS_U64, KEYS_CSTR } key_kind;
 
-struct hmap {
+/* What every map made with one type and one set of options shares (class.c): immutable once made, except
+ * the registry's refcount and link. Its bytes are no map's: a shared class comes from the C heap and is
+ * counted in no map and not in memstats (the library's bookkeeping, as the profiler's memory is); a map
+ * with its own allocator hook owns its class, allocated through the hook and counted in its bytes. */
+typedef struct map_class {
+    mem_source src; /* allocator hook and name: first, so that a map's mem.src leads to its class */
     hmap_type type;
     key_kind kind;
-    bool drops;                    /* the type has a key or value drop callback (type is fixed at creation) */
+    bool drops;                    /* the type has a key or value drop callback */
+    bool no_shrink, fixed_seed;    /* the options */
+    bool owned;                    /* one map's own (a user hook), not in the registry */
+    size_t hash_off;               /* 8 when each slot stores its key's hash before the key, else 0 */
     size_t key_stride, val_stride; /* distance between consecutive keys / values in a bucket */
-    size_t hash_off;     /* 8 when each slot stores its key's hash before the key (stores_hashes()), else 0 */
     size_t vals_offset;  /* where values[0] starts in a bucket's slots (a set: its keys[0], see set_layout) */
     size_t bucket_bytes; /* slot storage of one bucket */
-    size_t count;
-    size_t reserved; /* hmap_reserve(n) holds (no shrink below it) until the count first reaches n */
-    uint64_t seed;
-    bool fixed_seed, no_shrink;
+    size_t refs;         /* maps using it (under the registry's lock) */
+    size_t record_bytes; /* this record with its name */
+    struct map_class *next; /* in its registry chain */
+    char name_copy[];       /* src.name points here */
+} map_class;
 
-    table *cur;           /* where new entries go */
-    table *old;           /* being evacuated into cur, or NULL */
-    hmap_phase phase;     /* why `old` exists */
-    size_t nevacuate;     /* old buckets below this index are all evacuated */
-    size_t old_evacuated; /* old buckets evacuated so far (in any order) */
-    size_t evacuate_pace; /* old buckets to evacuate per write, besides the written one */
+_Static_assert(offsetof(map_class, src) == 0, "map_class_of() finds the class from its mem_source");
+
+struct hmap {
+    /* Read by every lookup and write. The layout fields are copies of the class's (narrowed: a bucket
+     * of items of at most 2^24 bytes stays far below 2^32), kept here so that the fast paths load them
+     * from the line they read anyway rather than through the class pointer. */
+    table *cur; /* where new entries go */
+    table *old; /* being evacuated into cur, or NULL */
+    size_t count;
+    uint64_t seed;
+    uint32_t key_stride, val_stride, vals_offset, bucket_bytes, val_size;
+    uint8_t kind;     /* key_kind */
+    uint8_t hash_off; /* the class's */
+    bool drops;       /* the class's */
+    bool release_due; /* evacuation has passed enough of a mapped old array to give pages back (end_write) */
+#ifndef NDEBUG
+    bool writing; /* a write is under way (the debug check for concurrent writers) */
+#endif
+    bool reserving; /* a reservation holds (its size: cold->reserved) */
 
     /* Iterations read these; the map never knows which iterations are open (iter.c). */
     uint64_t change_stamp; /* bumped when a new key is stored, and with every move: iterator caches re-read */
@@ -137,26 +169,65 @@ struct hmap {
     /* Arrays a write has finished with, freed when the write returns (end_write): until then a key or value
      * argument that points into them stays readable (arguments may alias the map's storage). */
     table *retired;
-    bool release_due; /* evacuation has passed enough of a mapped old array to give pages back (end_write) */
 
-    mem_owner mem;     /* allocator hook, label, and every byte this map holds now */
-    size_t name_bytes; /* the label's copy, owned by the map (mem.name points to it) */
+    struct map_cold *cold; /* NULL until the map first resizes with entries to move, or reserves */
+    mem_owner mem;         /* its source is the class's (map_class_of); every byte this map holds now */
+};
+
+/* What only a map that has resized or reserved needs: the running resize's bookkeeping, the reservation,
+ * the lifetime counters of hmap_get_stats. Allocated (counted in the map's bytes) by the first resize that
+ * has entries to move, or by hmap_reserve, and kept until the map is freed: a map that never grew past
+ * its first array never has one. While `old` is set, cold is too. */
+typedef struct map_cold {
+    hmap_phase phase;     /* why `old` exists */
+    size_t nevacuate;     /* old buckets below this index are all evacuated */
+    size_t old_evacuated; /* old buckets evacuated so far (in any order) */
+    size_t evacuate_pace; /* old buckets to evacuate per write, besides the written one */
+    size_t reserved;      /* hmap_reserve(n) holds (no shrink below it) until the count first reaches n */
 
     /* accounting */
     uint64_t grows, same_size_grows, shrinks, buckets_moved, max_moved_per_op;
     uint64_t moved_this_op;
-#ifndef NDEBUG
-    bool writing; /* a write is under way (the debug check for concurrent writers) */
-#endif
 
     /* the running resize, for its trace lines */
     uint64_t resize_ops, resize_max_step_ns;
     size_t resize_bytes_before;
     unsigned resize_B_before;
-};
+} map_cold;
+
+#define map_cold_get hmap__map_cold_get
+#define end_reservation hmap__end_reservation
+map_cold *map_cold_get(hmap *m); /* the map's cold record, made if need be; NULL on ENOMEM */
+
+static inline size_t map_reserved(const hmap *m) { return m->reserving ? m->cold->reserved : 0; }
+/* n > 0 needs the cold record (map_cold_get) */
+static inline void set_reserved(hmap *m, size_t n) {
+    m->reserving = n > 0;
+    if (m->cold)
+        m->cold->reserved = n;
+}
+/* After an insert: the reservation is filled, from now on the map may shrink again. */
+static inline void note_count_grew(hmap *m) {
+    if (__builtin_expect(m->reserving, 0) && m->count >= m->cold->reserved)
+        set_reserved(m, 0);
+}
+static inline hmap_phase map_phase(const hmap *m) { return m->old ? m->cold->phase : HMAP_STEADY; }
+
+static inline const map_class *map_class_of(const hmap *m) { return (const map_class *)m->mem.src; }
+static inline const hmap_type *map_type(const hmap *m) { return &map_class_of(m)->type; }
+
+/* ---- class.c ---- */
+#define class_acquire hmap__class_acquire
+#define class_release hmap__class_release
+/* The class of maps made with this type, allocator and options: a shared one (one more map) or, for a user
+ * hook, a new one of the map's own, allocated through the hook and counted in *owner (whose source is not
+ * set yet). NULL on ENOMEM. */
+const map_class *class_acquire(const hmap_type *type, const hmap_allocator *a, const hmap_options *opts,
+                               mem_owner *owner);
+void class_release(const map_class *c, mem_owner *owner); /* owner: the map's, for an owned class */
 
 /* ---- bucket.c: storage primitives ---- */
-void set_layout(hmap *m); /* where keys and values sit in a bucket, from the type */
+void set_layout(map_class *c); /* where keys and values sit in a bucket, from the type */
 size_t overflow_bucket_bytes(const hmap *m);
 bool chain_extend(hmap *m, table *t, bucket_ref *last); /* appends an empty overflow bucket; false: ENOMEM */
 uint64_t map_hash(const hmap *m, const void *key);
@@ -209,8 +280,10 @@ static inline bucket_ref chain_at(const hmap *m, const table *t, size_t i, size_
 }
 
 /* A slot's key item: the stored hash (when the map keeps them) followed by the key. */
+/* (Offsets inside a bucket are below bucket_bytes, which fits 32 bits: computed in 32 bits, they take the
+ * handle's 32-bit layout fields as memory operands, as 64-bit arithmetic could not.) */
 static inline unsigned char *slot_item(const hmap *m, const bucket_ref *b, unsigned i) {
-    return b->slots + (size_t)i * m->key_stride;
+    return b->slots + (uint32_t)(i * m->key_stride);
 }
 
 static inline unsigned char *slot_key(const hmap *m, const bucket_ref *b, unsigned i) {
@@ -225,12 +298,12 @@ slot_key_of_kind(const hmap *m, const bucket_ref *b, unsigned i, key_kind kind) 
 }
 
 /* Bytes of a key item: the key, and its stored hash if the map keeps them. */
-static inline size_t key_item_size(const hmap *m) { return m->type.key_size + m->hash_off; }
+static inline size_t key_item_size(const hmap *m) { return map_type(m)->key_size + m->hash_off; }
 
 /* The value of slot i; for a set (val_size 0) the key's address, which serves as the presence token (the
  * layout says so: set_layout). */
 static inline unsigned char *slot_val(const hmap *m, const bucket_ref *b, unsigned i) {
-    return b->slots + m->vals_offset + (size_t)i * m->val_stride;
+    return b->slots + (uint32_t)(m->vals_offset + i * m->val_stride);
 }
 
 /* memcpy with the common 8-byte case inlined (keys and values are usually 8 bytes). */
@@ -307,11 +380,11 @@ static inline __attribute__((always_inline)) uint64_t hash_key(const hmap *m, co
         return hash_bytes_inline(s, strlen(s), m->seed);
     }
     default:
-        if (m->type.hash)
-            return mix64(m->type.hash(key, m->seed));
-        if (m->type.hash_ctx)
-            return mix64(m->type.hash_ctx(key, m->seed, m->type.ctx));
-        return hash_bytes_inline(key, m->type.key_size, m->seed);
+        if (map_type(m)->hash)
+            return mix64(map_type(m)->hash(key, m->seed));
+        if (map_type(m)->hash_ctx)
+            return mix64(map_type(m)->hash_ctx(key, m->seed, map_type(m)->ctx));
+        return hash_bytes_inline(key, map_type(m)->key_size, m->seed);
     }
 }
 
@@ -341,32 +414,32 @@ static inline __attribute__((always_inline)) bool equal_key(const hmap *m, const
     case KEYS_CSTR:
         return equal_cstr_inline(a, b);
     default:
-        if (m->type.equal)
-            return m->type.equal(a, b);
-        if (m->type.equal_ctx)
-            return m->type.equal_ctx(a, b, m->type.ctx);
-        return memcmp(a, b, m->type.key_size) == 0;
+        if (map_type(m)->equal)
+            return map_type(m)->equal(a, b);
+        if (map_type(m)->equal_ctx)
+            return map_type(m)->equal_ctx(a, b, map_type(m)->ctx);
+        return memcmp(a, b, map_type(m)->key_size) == 0;
     }
 }
 
 /* The drop callbacks, plain or with the type's ctx; a set has no values to drop. */
-static inline bool has_key_drop(const hmap *m) { return m->type.key_drop || m->type.key_drop_ctx; }
+static inline bool has_key_drop(const hmap *m) { return map_type(m)->key_drop || map_type(m)->key_drop_ctx; }
 static inline bool has_val_drop(const hmap *m) {
-    return m->type.val_size && (m->type.val_drop || m->type.val_drop_ctx);
+    return m->val_size && (map_type(m)->val_drop || map_type(m)->val_drop_ctx);
 }
 static inline void call_key_drop(const hmap *m, void *key) {
-    if (m->type.key_drop)
-        m->type.key_drop(key);
-    else if (m->type.key_drop_ctx)
-        m->type.key_drop_ctx(key, m->type.ctx);
+    if (map_type(m)->key_drop)
+        map_type(m)->key_drop(key);
+    else if (map_type(m)->key_drop_ctx)
+        map_type(m)->key_drop_ctx(key, map_type(m)->ctx);
 }
 static inline void call_val_drop(const hmap *m, void *val) {
-    if (!m->type.val_size)
+    if (!m->val_size)
         return;
-    if (m->type.val_drop)
-        m->type.val_drop(val);
-    else if (m->type.val_drop_ctx)
-        m->type.val_drop_ctx(val, m->type.ctx);
+    if (map_type(m)->val_drop)
+        map_type(m)->val_drop(val);
+    else if (map_type(m)->val_drop_ctx)
+        map_type(m)->val_drop_ctx(val, map_type(m)->ctx);
 }
 
 /* ---- resize.c ---- */
@@ -429,7 +502,8 @@ static inline void end_slot_write(hmap *m) {
 
 static inline void begin_write(hmap *m) {
     begin_slot_write(m);
-    m->moved_this_op = 0;
+    if (m->cold)
+        m->cold->moved_this_op = 0;
 }
 
 void free_retired_tables(hmap *m);
@@ -438,8 +512,6 @@ void release_evacuated(hmap *m); /* the old array's evacuated pages go back to t
 /* The end of a write: what it finished with goes only now, as its arguments may have pointed there. */
 static inline void end_write(hmap *m) {
     end_slot_write(m);
-    if (m->moved_this_op > m->max_moved_per_op)
-        m->max_moved_per_op = m->moved_this_op;
     if (m->retired)
         free_retired_tables(m);
     if (m->release_due)

@@ -165,9 +165,9 @@ static inline uint64_t hash_of_g(const iter_state *it, uint64_t g) { return g - 
  * the key. Its bytes (up to TIE_INLINE, else their 128-bit XXH3) — or, for C-string keys, the 128-bit XXH3
  * of the string, so that a new copy of a string deleted and inserted again is still the same key. */
 static unsigned tie_key(const hmap *m, const void *key, unsigned char out[TIE_INLINE]) {
-    size_t n = m->type.key_size;
+    size_t n = map_type(m)->key_size;
     const void *bytes = key;
-    if (m->type.equal == hmap_equal_cstr) {
+    if (map_type(m)->equal == hmap_equal_cstr) {
         bytes = *(const char *const *)key;
         n = strlen(bytes);
     } else if (n <= TIE_INLINE) {
@@ -302,8 +302,8 @@ static inline __attribute__((always_inline)) void fill_kind(iter_state *it, buck
     const hmap *m = it->m;
     /* Locals: the stores into the cache below could otherwise alias the map's fields for the compiler. */
     const size_t key_stride = m->key_stride, val_stride = m->val_stride;
-    const size_t vals_offset = m->type.val_size ? m->vals_offset : m->hash_off; /* a set: its key */
-    const size_t val_step = m->type.val_size ? val_stride : key_stride;         /* a set's value is its key */
+    const size_t vals_offset = m->val_size ? m->vals_offset : m->hash_off; /* a set: its key */
+    const size_t val_step = m->val_size ? val_stride : key_stride;         /* a set's value is its key */
     const uint64_t seed = m->seed, order = it->s;
     const size_t hash_off = m->hash_off;
     unsigned n = 0, s;
@@ -1092,12 +1092,12 @@ void hmap_iter_init(hmap_iter *opaque, hmap *m) {
         return;
     }
     /* A fixed seed (tests) makes the order reproducible: s then derives from the seed too. */
-    it->s = m->fixed_seed ? mix64(m->seed ^ 0x5bd1e995u) : fast_random();
+    it->s = map_class_of(m)->fixed_seed ? mix64(m->seed ^ 0x5bd1e995u) : fast_random();
     it->epoch = m->epoch;
     it->key_step = (uint32_t)m->key_stride;
     it->key_off = (uint8_t)m->hash_off;
-    it->val_off = (uint32_t)(m->type.val_size ? m->vals_offset : m->hash_off); /* a set's value is its key */
-    it->val_step = (uint32_t)(m->type.val_size ? m->val_stride : m->key_stride);
+    it->val_off = (uint32_t)(m->val_size ? m->vals_offset : m->hash_off); /* a set's value is its key */
+    it->val_step = (uint32_t)(m->val_size ? m->val_stride : m->key_stride);
     opaque->window_.key_step = it->key_step;
     opaque->window_.val_step = it->val_step;
 }

@@ -46,6 +46,14 @@
  * resize, an overflow chain, drop callbacks, a growth due) goes the whole way, out of line, which probes
  * again from the start: the same probe loop, not a second copy of the map's logic.
  *
+ * What a map holds (core.h): Go's header is small because its type descriptor is shared static data. Here
+ * too what every map of one type and set of options shares is one interned record (class.c), and the
+ * state only a resizing map needs is a side record made by its first real resize; the handle keeps the
+ * rest, and copies of the few layout fields the fast paths read, so that they load nothing through the
+ * class pointer. The slots of the arrays of B = 0 and 1 follow their chain heads without padding to a
+ * cache line. An empty u64 map holds 128 bytes; one of 1-8 entries 440 (Go: 48 and 192; what remains is
+ * the table header and the handle's iteration stamps and resize pointers).
+ *
  * Load factor: 6.5 entries per bucket on average before growth, Go's choice. Go's own measurement (its
  * map.go table, 8-slot buckets) gives at 6.5: ~20.9% overflow buckets, ~10.8 bytes of overhead per entry
  * for 8-byte keys and values, 4.25 probes per hit and 6.5 per miss; 6.0 saves ~6% of probes for ~8% more
@@ -273,17 +281,17 @@ static inline __attribute__((always_inline)) void fill_key(hmap *m, table *t, bu
     set_slot_top(b, slot, tophash_of(hash));
     if (stores_hashes(m, kind))
         memcpy(slot_item(m, b, slot), &hash, 8);
-    copy_item(slot_key(m, b, slot), key, kind == KEYS_GENERIC ? m->type.key_size : 8);
+    copy_item(slot_key_of_kind(m, b, slot, kind), key, kind == KEYS_GENERIC ? map_type(m)->key_size : 8);
 }
 
 /* fill_key, with the value zeroed. */
 static inline __attribute__((always_inline)) void fill_slot(hmap *m, table *t, bucket_ref *b, unsigned slot,
                                                             uint64_t hash, const void *key, key_kind kind) {
     fill_key(m, t, b, slot, hash, key, kind);
-    if (m->type.val_size == 8)
+    if (m->val_size == 8)
         __builtin_memset(slot_val(m, b, slot), 0, 8);
-    else if (m->type.val_size)
-        memset(slot_val(m, b, slot), 0, m->type.val_size);
+    else if (m->val_size)
+        memset(slot_val(m, b, slot), 0, m->val_size);
 }
 
 /* The heart of put and assign: finds key's slot, inserting the key if absent. Returns the value slot (and
@@ -321,8 +329,7 @@ assign_kind(hmap *m, const void *key, uint64_t hash, bool *inserted, void **stor
         fill_slot(m, free_slot.t, &free_slot.b, free_slot.slot, hash, key, kind);
         m->count++;
         note_inserted(m);
-        if (m->count >= m->reserved)
-            m->reserved = 0; /* the reservation is filled: from now on the map may shrink again */
+        note_count_grew(m);
         *inserted = true;
         *stored_key = slot_key(m, &free_slot.b, free_slot.slot);
         return slot_val(m, &free_slot.b, free_slot.slot);
@@ -368,7 +375,7 @@ static void *assign(hmap *m, const void *key, bool *inserted, void **stored_key)
  * bitwise the stored key: then it is the same object (say, the key an iteration just yielded), and
  * dropping it would free the map's own key. */
 static void drop_passed_key(hmap *m, const void *key, const void *stored_key) {
-    if (has_key_drop(m) && memcmp(key, stored_key, m->type.key_size) != 0)
+    if (has_key_drop(m) && memcmp(key, stored_key, map_type(m)->key_size) != 0)
         call_key_drop(m, (void *)key);
 }
 
@@ -416,7 +423,7 @@ static __attribute__((noinline)) int put_hashed(hmap *m, const void *key, const 
         end_write(m);
         return -ENOMEM;
     }
-    size_t vs = m->type.val_size;
+    size_t vs = m->val_size;
     if (ins) {
         copy_item(slot, val, vs);
     } else {
@@ -444,7 +451,7 @@ static inline __attribute__((always_inline)) int put_kind(hmap *m, const void *k
     bucket_ref b;
     unsigned slot;
     first_result r = probe_first_write(m, key, hash, kind, &b, &w, &slot);
-    size_t vs = m->type.val_size;
+    size_t vs = m->val_size;
     uint64_t room = free_slots(w); /* (none: a full bucket ends the chain, which must grow) */
     if (r == FIRST_MISS && room && !over_load(m->count + 1, t->B) && !too_many_overflow(t)) {
         begin_slot_write(m);
@@ -453,8 +460,7 @@ static inline __attribute__((always_inline)) int put_kind(hmap *m, const void *k
         copy_item(slot_val(m, &b, slot), val, vs);
         m->count++;
         note_inserted(m);
-        if (m->count >= m->reserved)
-            m->reserved = 0;
+        note_count_grew(m);
         end_slot_write(m);
         return 1;
     }
@@ -479,7 +485,7 @@ static __attribute__((noinline)) int put_generic(hmap *m, const void *key, const
 }
 
 int hmap_put(hmap *m, const void *key, const void *val) {
-    if (!m || !key || (!val && m->type.val_size))
+    if (!m || !key || (!val && m->val_size))
         return -EINVAL;
     int r;
     switch (m->kind) {
@@ -504,11 +510,11 @@ int hmap_put(hmap *m, const void *key, const void *val) {
 static __attribute__((noinline)) void hand_over_entry(const hmap *m, void *k, void *v, void *key_out,
                                                       void *val_out) {
     if (key_out)
-        memmove(key_out, k, m->type.key_size); /* key_out may even be the key argument */
+        memmove(key_out, k, map_type(m)->key_size); /* key_out may even be the key argument */
     else
         call_key_drop(m, k);
-    if (val_out && m->type.val_size)
-        memmove(val_out, v, m->type.val_size);
+    if (val_out && m->val_size)
+        memmove(val_out, v, m->val_size);
     else
         call_val_drop(m, v);
 }
@@ -582,7 +588,8 @@ static inline __attribute__((always_inline)) bool remove_kind(hmap *m, const voi
         f.t = m->cur;
         f.i = table_index(f.t, hash);
         if (remove_found(m, &f, key_out, val_out, kind, true)) {
-            m->moved_this_op = 0; /* begin_write's part, before anything can move */
+            if (m->cold)
+                m->cold->moved_this_op = 0; /* begin_write's part, before anything can move */
             remove_resize(m);
         } else {
             end_slot_write(m);
@@ -660,14 +667,6 @@ bool hmap_take(hmap *m, const void *key, void *key_out, void *val_out) {
 
 /* ---------------------------------------------------------------- creation and destruction */
 
-static key_kind choose_kind(const hmap_type *t) {
-    if (t->key_size == 8 && !t->hash && !t->equal && !t->hash_ctx && !t->equal_ctx)
-        return KEYS_U64;
-    if (t->key_size == sizeof(char *) && t->hash == hmap_hash_cstr && t->equal == hmap_equal_cstr)
-        return KEYS_CSTR;
-    return KEYS_GENERIC;
-}
-
 /* Key and value sizes beyond this are refused: a bucket of 8 must stay far from size_t overflow. */
 #define MAX_ITEM_SIZE ((size_t)1 << 24)
 
@@ -691,6 +690,21 @@ const hmap_allocator *map_new_arguments(const hmap_type *type, const hmap_option
     return a;
 }
 
+/* The handle's copies of what the fast paths read of its class. */
+static void copy_class_layout(hmap *m, const map_class *c) {
+    m->key_stride = (uint32_t)c->key_stride;
+    m->val_stride = (uint32_t)c->val_stride;
+    m->vals_offset = (uint32_t)c->vals_offset;
+    m->bucket_bytes = (uint32_t)c->bucket_bytes;
+    m->val_size = (uint32_t)c->type.val_size;
+    m->kind = (uint8_t)c->kind;
+    m->hash_off = (uint8_t)c->hash_off;
+    m->drops = c->drops;
+}
+
+_Static_assert((uint64_t)SLOTS_PER_BUCKET *(2 * MAX_ITEM_SIZE + 8) + 64 < UINT32_MAX,
+               "a bucket of the largest items fits the handle's 32-bit layout fields");
+
 hmap *hmap_new_opts(const hmap_type *type, size_t hint, const hmap_options *opts) {
     const hmap_allocator *a = map_new_arguments(type, opts);
     if (!a)
@@ -701,28 +715,16 @@ hmap *hmap_new_opts(const hmap_type *type, size_t hint, const hmap_options *opts
         return NULL;
     }
     memset(m, 0, sizeof *m);
-    m->type = *type;
-    mem_owner_init(&m->mem, a, NULL);
     m->mem.bytes = sizeof *m;
-    m->kind = choose_kind(type);
-    m->drops = has_key_drop(m) || has_val_drop(m);
-    m->hash_off = m->kind == KEYS_CSTR || type->hash || type->hash_ctx ? 8 : 0; /* see stores_hashes() */
-    set_layout(m);
-    m->no_shrink = opts && opts->no_shrink;
-    m->fixed_seed = opts && opts->fixed_seed;
-    m->seed = m->fixed_seed ? opts->seed : random_seed();
-    if (opts && opts->name) {
-        size_t n = strlen(opts->name) + 1;
-        char *name = mem_alloc(&m->mem, n);
-        if (!name) {
-            mem_raw_free(a, m, sizeof *m);
-            errno = ENOMEM;
-            return NULL;
-        }
-        memcpy(name, opts->name, n);
-        m->mem.name = name;
-        m->name_bytes = n;
+    const map_class *c = class_acquire(type, a, opts, &m->mem);
+    if (!c) {
+        mem_raw_free(a, m, sizeof *m);
+        errno = ENOMEM;
+        return NULL;
     }
+    m->mem.src = &c->src;
+    copy_class_layout(m, c);
+    m->seed = c->fixed_seed ? opts->seed : random_seed();
     if (hint > 0 && start_resize(m, B_for_count(hint), HMAP_GROWING) < 0) {
         hmap_free(m);
         errno = ENOMEM;
@@ -750,17 +752,18 @@ void hmap_free(hmap *m) {
     if (!m)
         return;
     free_all(m, true);
-    hmap_allocator a = m->mem.alloc;
-    if (m->mem.name)
-        mem_free(&m->mem, (char *)m->mem.name, m->name_bytes);
+    if (m->cold)
+        mem_free(&m->mem, m->cold, sizeof *m->cold);
+    hmap_allocator a = m->mem.src->alloc; /* the class may go with the map */
+    class_release(map_class_of(m), &m->mem);
     mem_raw_free(&a, m, sizeof *m);
 }
 
 static void clear_map(hmap *m, bool drop_entries) {
-    m->reserved = 0;
+    set_reserved(m, 0);
     free_all(m, drop_entries);
     end_iterations(m);
-    if (!m->fixed_seed)
+    if (!map_class_of(m)->fixed_seed)
         m->seed = random_seed();
 }
 
@@ -774,7 +777,7 @@ void map_clear_undropped(hmap *m) { clear_map(m, false); }
 void hmap_reset(hmap *m) {
     if (!m)
         return;
-    m->reserved = 0;
+    set_reserved(m, 0);
     if (m->old)
         end_resize(m, true); /* its entries not yet evacuated are dropped with it */
     if (m->cur)
@@ -782,7 +785,7 @@ void hmap_reset(hmap *m) {
     free_retired_tables(m);
     m->count = 0;
     end_iterations(m);
-    if (!m->fixed_seed)
+    if (!map_class_of(m)->fixed_seed)
         m->seed = random_seed();
 }
 
@@ -795,7 +798,7 @@ void hmap_get_stats(const hmap *m, hmap_stats *st) {
     if (!m)
         return;
     st->count = m->count;
-    st->name = m->mem.name;
+    st->name = m->mem.src->name;
     if (m->cur) {
         st->B = m->cur->B;
         st->buckets = m->cur->nbuckets;
@@ -804,15 +807,17 @@ void hmap_get_stats(const hmap *m, hmap_stats *st) {
     }
     if (m->old) {
         st->old_buckets = m->old->nbuckets;
-        st->evacuated = m->old_evacuated;
+        st->evacuated = m->cold->old_evacuated;
         st->overflow_buckets += m->old->noverflow;
         st->tombstones += m->old->tombstones;
     }
-    st->phase = m->phase;
+    st->phase = map_phase(m);
     st->bytes = m->mem.bytes;
-    st->grows = m->grows;
-    st->same_size_grows = m->same_size_grows;
-    st->shrinks = m->shrinks;
-    st->buckets_moved = m->buckets_moved;
-    st->max_moved_per_op = m->max_moved_per_op;
+    if (m->cold) {
+        st->grows = m->cold->grows;
+        st->same_size_grows = m->cold->same_size_grows;
+        st->shrinks = m->cold->shrinks;
+        st->buckets_moved = m->cold->buckets_moved;
+        st->max_moved_per_op = m->cold->max_moved_per_op;
+    }
 }

@@ -78,7 +78,10 @@ static bool table_bytes(const hmap *m, unsigned B, size_t *slots_off_out, size_t
     if (B > MAX_B)
         return false;
     size_t nb = (size_t)1 << B, nspare = B >= 4 ? nb >> 4 : 0;
-    size_t slots_off = (2 * sizeof(uint64_t) * nb + 63) & ~(size_t)63;
+    /* The slots start on a cache line (from B = 2 on, the tophash words and chain heads fill whole lines);
+     * the one or two buckets of B = 0 and 1 follow their heads directly: no padding line in a small map. */
+    size_t slots_off = 2 * sizeof(uint64_t) * nb;
+    _Static_assert(2 * sizeof(uint64_t) * 4 % 64 == 0, "from B = 2 on the slots start on a line");
     size_t slots_bytes, spare_bytes, total;
     if (__builtin_mul_overflow(nb, m->bucket_bytes, &slots_bytes) ||
         __builtin_mul_overflow(nspare, overflow_bucket_bytes(m), &spare_bytes) ||
@@ -370,7 +373,7 @@ static inline __attribute__((always_inline)) slot_layout layout_of(const hmap *m
         .item = kind == KEYS_U64    ? 8
                 : kind == KEYS_CSTR ? 16
                                     : key_item_size(m),
-        .val = m->type.val_size,
+        .val = m->val_size,
     };
     if (L.val && L.vals_offset == L.item && L.key_stride == L.item + L.val && L.val_stride == L.key_stride)
         L.pair = L.key_stride;
@@ -419,7 +422,7 @@ static size_t release_step(const table *o) {
 }
 
 static size_t evacuated_slots_end(const hmap *m, const table *o) {
-    return (size_t)(o->slots - (unsigned char *)o->mem) + m->nevacuate * m->bucket_bytes;
+    return (size_t)(o->slots - (unsigned char *)o->mem) + m->cold->nevacuate * m->bucket_bytes;
 }
 
 void release_evacuated(hmap *m) {
@@ -434,15 +437,16 @@ void release_evacuated(hmap *m) {
 /* Old bucket chain b has been evacuated: its marks are written. The counters, and the end of the resize
  * when it was the last. */
 static inline void chain_evacuated(hmap *m, table *o) {
+    map_cold *c = m->cold;
     note_moved(m);
-    m->old_evacuated++;
-    m->buckets_moved++;
-    m->moved_this_op++;
-    while (m->nevacuate < o->nbuckets && table_bucket_evacuated(o, m->nevacuate))
-        m->nevacuate++;
+    c->old_evacuated++;
+    c->buckets_moved++;
+    c->moved_this_op++;
+    while (c->nevacuate < o->nbuckets && table_bucket_evacuated(o, c->nevacuate))
+        c->nevacuate++;
     if (o->mapped && evacuated_slots_end(m, o) >= o->released_from + release_step(o))
         m->release_due = true;
-    if (m->old_evacuated == o->nbuckets)
+    if (c->old_evacuated == o->nbuckets)
         complete_resize(m);
 }
 
@@ -635,16 +639,16 @@ static const char *phase_name(hmap_phase phase) {
  * to go (its bytes are left out of bytes_now). */
 static void trace_resize_event(const hmap *m, bool end) {
     trace_resize r = {
-        .name = m->mem.name,
-        .kind = phase_name(m->phase),
+        .name = m->mem.src->name,
+        .kind = phase_name(m->cold->phase),
         .end = end,
-        .B_before = m->resize_B_before,
-        .B_after = m->cur ? m->cur->B : m->resize_B_before,
+        .B_before = m->cold->resize_B_before,
+        .B_after = m->cur ? m->cur->B : m->cold->resize_B_before,
         .count = m->count,
-        .bytes_before = m->resize_bytes_before,
+        .bytes_before = m->cold->resize_bytes_before,
         .bytes_now = m->mem.bytes,
-        .ops = m->resize_ops,
-        .max_step_ns = m->resize_max_step_ns,
+        .ops = m->cold->resize_ops,
+        .max_step_ns = m->cold->resize_max_step_ns,
     };
     if (end) {
         size_t old = m->old->mem_bytes - m->old->released_bytes + m->old->slab_bytes + sizeof *m->old;
@@ -661,9 +665,9 @@ void end_resize(hmap *m, bool drop_entries) {
         trace_resize_event(m, true);
     table *o = m->old;
     m->old = NULL;
-    m->phase = HMAP_STEADY;
+    m->cold->phase = HMAP_STEADY;
     count_whole(m, m->cur);
-    m->nevacuate = m->old_evacuated = 0;
+    m->cold->nevacuate = m->cold->old_evacuated = 0;
     if (drop_entries)
         table_free(m, o, true);
     else
@@ -672,19 +676,27 @@ void end_resize(hmap *m, bool drop_entries) {
 
 static void complete_resize(hmap *m) { end_resize(m, false); }
 
+/* The most old buckets one write has moved (the O(1) writes' evacuation: resize_work, a shrink's start). */
+static void note_write_moves(map_cold *c) {
+    if (c->moved_this_op > c->max_moved_per_op)
+        c->max_moved_per_op = c->moved_this_op;
+}
+
 int resize_work(hmap *m, uint64_t hash) {
     uint64_t t0 = trace_enabled() ? trace_now_ns() : 0;
-    m->resize_ops++;
+    map_cold *c = m->cold; /* (kept while the map lives: ending the resize does not free it) */
+    c->resize_ops++;
     int rc = evacuate(m, bucket_index(hash, m->old->B));
-    for (size_t k = 0; rc == 0 && k < m->evacuate_pace && m->old; k++) {
-        if (m->nevacuate < m->old->nbuckets && evacuate(m, m->nevacuate) < 0)
+    for (size_t k = 0; rc == 0 && k < c->evacuate_pace && m->old; k++) {
+        if (c->nevacuate < m->old->nbuckets && evacuate(m, c->nevacuate) < 0)
             break; /* background progress may fail; the next write tries again */
     }
     count_write_target(m, hash);
+    note_write_moves(c);
     if (t0) {
         uint64_t dt = trace_now_ns() - t0;
-        if (dt > m->resize_max_step_ns)
-            m->resize_max_step_ns = dt;
+        if (dt > c->resize_max_step_ns)
+            c->resize_max_step_ns = dt;
     }
     return rc;
 }
@@ -692,7 +704,7 @@ int resize_work(hmap *m, uint64_t hash) {
 /* Only for calls that take no key or value (reserve, compact): arrays are freed as they are finished. */
 int finish_resize(hmap *m) {
     while (m->old) {
-        if (evacuate(m, m->nevacuate) < 0)
+        if (evacuate(m, m->cold->nevacuate) < 0)
             return -ENOMEM;
     }
     free_retired_tables(m);
@@ -701,34 +713,46 @@ int finish_resize(hmap *m) {
 
 /* ---------------------------------------------------------------- starting a resize */
 
+map_cold *map_cold_get(hmap *m) {
+    if (!m->cold) {
+        m->cold = mem_alloc(&m->mem, sizeof *m->cold);
+        if (m->cold)
+            memset(m->cold, 0, sizeof *m->cold);
+    }
+    return m->cold;
+}
+
 int start_resize(hmap *m, unsigned new_B, hmap_phase phase) {
+    bool moves = m->cur && m->count > 0;
+    if (moves && !map_cold_get(m)) /* (made before anything else: a failure leaves the map as it was) */
+        return -ENOMEM;
     size_t bytes_before = m->mem.bytes;
     table *t = table_new(m, new_B, phase == HMAP_GROWING);
     if (!t)
         return -ENOMEM;
-    if (!m->cur || m->count == 0) { /* nothing to move: just install the new array */
+    if (!moves) { /* nothing to move: just install the new array */
         count_whole(m, t);
         if (m->cur)
             table_retire(m, m->cur);
         m->cur = t;
         return 0;
     }
-    m->resize_B_before = m->cur->B;
-    m->resize_bytes_before = bytes_before;
-    m->resize_ops = 0;
-    m->resize_max_step_ns = 0;
+    m->cold->resize_B_before = m->cur->B;
+    m->cold->resize_bytes_before = bytes_before;
+    m->cold->resize_ops = 0;
+    m->cold->resize_max_step_ns = 0;
     m->old = m->cur;
     m->cur = t;
     note_moved(m); /* where entries are looked for changed: iterator caches re-read */
-    m->phase = phase;
-    m->nevacuate = m->old_evacuated = 0;
-    m->evacuate_pace = PACE; /* see "Pacing" above */
+    m->cold->phase = phase;
+    m->cold->nevacuate = m->cold->old_evacuated = 0;
+    m->cold->evacuate_pace = PACE; /* see "Pacing" above */
     if (phase == HMAP_GROWING)
-        m->grows++;
+        m->cold->grows++;
     else if (phase == HMAP_SAME_SIZE_GROWING)
-        m->same_size_grows++;
+        m->cold->same_size_grows++;
     else
-        m->shrinks++;
+        m->cold->shrinks++;
     if (trace_enabled())
         trace_resize_event(m, false);
     return 0;
@@ -740,12 +764,12 @@ static unsigned shrink_target(const hmap *m) {
     unsigned target = 0;
     while (target < MAX_B && shrink_line(target + 1) <= m->count)
         target++;
-    unsigned floor = B_for_count(m->reserved);
+    unsigned floor = B_for_count(map_reserved(m));
     return target < floor ? floor : target;
 }
 
 void maybe_start_shrink(hmap *m) {
-    if (m->no_shrink || !shrink_may_be_due(m))
+    if (map_class_of(m)->no_shrink || !shrink_may_be_due(m))
         return;
     unsigned target = shrink_target(m);
     if (target >= m->cur->B || start_resize(m, target, HMAP_SHRINKING) < 0)
@@ -754,10 +778,11 @@ void maybe_start_shrink(hmap *m) {
      * allocator (below MAP_THRESHOLD, so not lazy: counted whole) is done at once, never held twice. (A
      * user hook's larger arrays are counted whole too, and paced.) */
     bool small = !m->cur->mapped && m->cur->mem_bytes < MAP_THRESHOLD;
-    size_t steps = small ? m->old->nbuckets : m->evacuate_pace;
+    size_t steps = small ? m->old->nbuckets : m->cold->evacuate_pace;
     for (size_t k = 0; k < steps && m->old; k++)
-        if (evacuate(m, m->nevacuate) < 0)
+        if (evacuate(m, m->cold->nevacuate) < 0)
             break;
+    note_write_moves(m->cold);
 }
 
 /* Gives both arrays back; only for a map with no entries. */
@@ -771,11 +796,11 @@ static void release_arrays(hmap *m) {
 }
 
 void map_became_empty(hmap *m) {
-    if (!m->fixed_seed) {
+    if (!map_class_of(m)->fixed_seed) {
         m->seed = random_seed(); /* as Go: a fresh seed whenever the map is empty */
         end_iterations(m);       /* open iterations' cursors were in the old seed's hash space */
     }
-    if (!m->no_shrink && !m->reserved)
+    if (!map_class_of(m)->no_shrink && !m->reserving)
         release_arrays(m);
 }
 
@@ -805,12 +830,14 @@ int hmap_reserve(hmap *m, size_t n) {
      * given back untouched) first. */
     if ((!m->cur || m->cur->B < target) && !mem_probe_array(&m->mem, total))
         return -ENOMEM;
-    size_t previous = m->reserved;
+    if (n > m->count && !map_cold_get(m))
+        return -ENOMEM;
+    size_t previous = map_reserved(m);
     if (n > m->count)
-        m->reserved = n; /* set first: no shrink may start between the doublings */
+        set_reserved(m, n); /* set first: no shrink may start between the doublings */
     if (grow_to(m, target) < 0) {
         /* The entries are as they were; doublings done before the failure are undone by a shrink. */
-        m->reserved = previous;
+        set_reserved(m, previous);
         if (m->count == 0)
             map_became_empty(m);
         else
@@ -844,11 +871,11 @@ static int rebuild_to_fit(hmap *m) {
 int hmap_compact(hmap *m) {
     if (!m)
         return -EINVAL;
-    size_t previous = m->reserved;
-    m->reserved = 0; /* compacting ends any reservation, once it succeeds */
+    size_t previous = map_reserved(m);
+    set_reserved(m, 0); /* compacting ends any reservation, once it succeeds */
     int rc = rebuild_to_fit(m);
     if (rc < 0)
-        m->reserved = previous;
+        set_reserved(m, previous);
     free_retired_tables(m);
     return rc;
 }

@@ -40,7 +40,8 @@
 
 bool map_u64_seed(const hmap *m, uint64_t *seed) {
     *seed = m->seed;
-    return m->kind == KEYS_U64 && m->fixed_seed; /* a seed that never changes (see map_became_empty) */
+    return m->kind == KEYS_U64 &&
+           map_class_of(m)->fixed_seed; /* a seed that never changes (see map_became_empty) */
 }
 
 /* ---------------------------------------------------------------- the lock-free lookup */
@@ -147,7 +148,7 @@ RACY_READS map_peek_result map_peek_8_8(const hmap *m, const void *key, uint64_t
 
 RACY_READS map_peek_result map_peek_hashed(const hmap *m, const void *key, uint64_t hash, void *val_out,
                                            const _Atomic uint64_t *seq, uint64_t start) {
-    return peek_sized(m, key, hash, val_out, seq, start, m->type.key_size, m->type.val_size);
+    return peek_sized(m, key, hash, val_out, seq, start, map_type(m)->key_size, m->val_size);
 }
 
 /* ---------------------------------------------------------------- the view */
@@ -156,7 +157,7 @@ _Static_assert(MAP_VIEW_BUCKET == SLOTS_PER_BUCKET * MAP_VIEW_PAIR, "the view's 
 
 /* The layout the walk hard-codes: 8-byte keys with 8-byte values, stored as pairs (set_layout). */
 bool map_view_supported(const hmap *m) {
-    return m->type.key_size == 8 && m->type.val_size == 8 && m->hash_off == 0 &&
+    return map_type(m)->key_size == 8 && m->val_size == 8 && m->hash_off == 0 &&
            m->key_stride == MAP_VIEW_PAIR && m->val_stride == MAP_VIEW_PAIR && m->vals_offset == 8 &&
            m->bucket_bytes == MAP_VIEW_BUCKET;
 }

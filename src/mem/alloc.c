@@ -91,12 +91,12 @@ void mem_raw_free(const hmap_allocator *a, void *p, size_t size) {
 }
 
 void *mem_alloc(mem_owner *o, size_t size) {
-    void *p = o->alloc.alloc(size, o->alloc.ctx);
+    void *p = o->src->alloc.alloc(size, o->src->alloc.ctx);
     if (!p)
         return NULL;
     o->bytes += size;
     memstats_note_alloc(size);
-    profile_note_alloc(p, size, o->name);
+    profile_note_alloc(p, size, o->src->name);
     return p;
 }
 
@@ -106,7 +106,7 @@ void mem_free(mem_owner *o, void *p, size_t size) {
     o->bytes -= size;
     profile_note_free(p, size);
     memstats_note_free(size);
-    o->alloc.free(p, size, o->alloc.ctx);
+    o->src->alloc.free(p, size, o->src->alloc.ctx);
 }
 
 /* Threads making their first mapped array at once may both store it: the same value, atomically. */
@@ -123,7 +123,7 @@ size_t mem_page_size(void) {
 void *mem_alloc_array(mem_owner *o, size_t *size_io, size_t zero_prefix, bool populate, bool *mapped) {
     *mapped = false;
     size_t size = *size_io;
-    if (!o->custom_alloc && size >= MAP_THRESHOLD) {
+    if (!o->src->custom_alloc && size >= MAP_THRESHOLD) {
         size = (size + mem_page_size() - 1) & ~(mem_page_size() - 1);
         *size_io = size;
         void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -134,7 +134,7 @@ void *mem_alloc_array(mem_owner *o, size_t *size_io, size_t zero_prefix, bool po
             populate_in_background(p, size);
         o->bytes += size;
         memstats_note_alloc(size);
-        profile_note_alloc(p, size, o->name);
+        profile_note_alloc(p, size, o->src->name);
         return p;
     }
     void *p = mem_alloc(o, size);
@@ -146,7 +146,7 @@ void *mem_alloc_array(mem_owner *o, size_t *size_io, size_t zero_prefix, bool po
 void *mem_alloc_array_lazy(mem_owner *o, size_t *size_io, size_t zero_prefix, bool *counted_whole,
                            bool *mapped) {
     *counted_whole = true;
-    if (o->custom_alloc || *size_io < MAP_THRESHOLD)
+    if (o->src->custom_alloc || *size_io < MAP_THRESHOLD)
         return mem_alloc_array(o, size_io, zero_prefix, false, mapped);
     *mapped = false;
     size_t size = (*size_io + mem_page_size() - 1) & ~(mem_page_size() - 1);
@@ -158,7 +158,7 @@ void *mem_alloc_array_lazy(mem_owner *o, size_t *size_io, size_t zero_prefix, bo
     *counted_whole = false;
     atomic_fetch_add_explicit(&total_bytes, size, memory_order_relaxed);
     atomic_fetch_add_explicit(&mallocs, 1, memory_order_relaxed); /* live only as written: mem_count_pages */
-    profile_note_alloc(p, size, o->name);
+    profile_note_alloc(p, size, o->src->name);
     return p;
 }
 
@@ -207,7 +207,7 @@ static void default_free(void *p, size_t size, void *ctx) {
 const hmap_allocator default_allocator = {default_alloc, default_free, NULL};
 
 bool mem_probe_array(mem_owner *o, size_t size) {
-    if (!o->custom_alloc && size >= MAP_THRESHOLD) {
+    if (!o->src->custom_alloc && size >= MAP_THRESHOLD) {
         void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED)
             return false;
@@ -215,12 +215,12 @@ bool mem_probe_array(mem_owner *o, size_t size) {
         return true;
     }
     /* Through the hook, so memstats see it as the hook does: one allocation and one free. */
-    void *p = o->alloc.alloc(size, o->alloc.ctx);
+    void *p = o->src->alloc.alloc(size, o->src->alloc.ctx);
     if (!p)
         return false;
     memstats_note_alloc(size);
     memstats_note_free(size);
-    o->alloc.free(p, size, o->alloc.ctx);
+    o->src->alloc.free(p, size, o->src->alloc.ctx);
     return true;
 }
 

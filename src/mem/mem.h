@@ -2,10 +2,11 @@
 /*
  * mem/mem.h — the memory layer: every byte the library takes, counted by its owner.
  *
- * Each part of the library that holds memory (a map; later a concurrent map's shards, a pool) embeds a
- * mem_owner: the allocator hook it allocates through, the label its memory carries in heap profiles, and
- * the bytes it holds now. Everything allocated through an owner is also counted in the process-wide
- * memstats (hmap_read_memstats) and reported to the heap profiler (diag/profile.h).
+ * Each part of the library that holds memory (a map, a concurrent map's shards, a pool) embeds a
+ * mem_owner: the bytes it holds now, and its mem_source — the allocator hook it allocates through and the
+ * label its memory carries in heap profiles (a map's source is its class's, shared: core.h). Everything
+ * allocated through an owner is also counted in the process-wide memstats (hmap_read_memstats) and reported
+ * to the heap profiler (diag/profile.h).
  *
  * Two kinds of memory:
  *  - small objects (map structs, names, tables' headers): from the hook, malloc/free when none is given;
@@ -42,21 +43,32 @@
 
 size_t mem_page_size(void); /* the OS page size, read once */
 
-/* Who holds a piece of memory. */
-typedef struct mem_owner {
+/* Where a piece of memory comes from: the hook, and the label its blocks carry in heap profiles. An owner
+ * points to one; owners that allocate alike may share one (every map of one class does: core.h). */
+typedef struct mem_source {
     hmap_allocator alloc; /* the hook (a copy of the user's, or the built-in malloc/free) */
     bool custom_alloc;    /* a user hook: arrays come from it rather than from mmap */
     const char *name;     /* label in heap profiles; NULL for none */
-    size_t bytes;         /* every byte held through this owner now */
+} mem_source;
+
+/* Who holds a piece of memory: its source, and every byte held through this owner now. */
+typedef struct mem_owner {
+    const mem_source *src;
+    size_t bytes;
 } mem_owner;
 
 extern const hmap_allocator default_allocator;
 
-/* The owner record for allocator `a` (NULL: the built-in one); bytes start at 0. */
-static inline void mem_owner_init(mem_owner *o, const hmap_allocator *a, const char *name) {
-    o->custom_alloc = a != NULL && a != &default_allocator;
-    o->alloc = a ? *a : default_allocator;
-    o->name = name;
+/* The source record for allocator `a` (NULL: the built-in one). */
+static inline void mem_source_init(mem_source *s, const hmap_allocator *a, const char *name) {
+    s->custom_alloc = a != NULL && a != &default_allocator;
+    s->alloc = a ? *a : default_allocator;
+    s->name = name;
+}
+
+/* An owner allocating from src; bytes start at 0. */
+static inline void mem_owner_init(mem_owner *o, const mem_source *src) {
+    o->src = src;
     o->bytes = 0;
 }
 

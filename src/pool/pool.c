@@ -147,6 +147,7 @@ struct hmap_pool {
     bag spill, victims;
     _Atomic size_t spill_n, victim_n;               /* mirror the bags' n, for looking without the lock */
     _Atomic uint64_t gets, misses, puts, destroyed; /* calls that had no cache (out of memory), cycles */
+    mem_source src; /* the built-in allocator, labelled with the pool's name */
     mem_owner mem;
     size_t name_bytes;
     void *raw;
@@ -907,8 +908,10 @@ static void timer_remove(hmap_pool *p) {
 /* Creation and destruction                                                                               */
 
 static hmap_pool *pool_alloc(const hmap_pool_config *cfg) {
+    mem_source src;
+    mem_source_init(&src, NULL, cfg->name); /* the user's string labels these two; the copy all later ones */
     mem_owner o;
-    mem_owner_init(&o, NULL, cfg->name); /* the user's string labels these two; the copy all later ones */
+    mem_owner_init(&o, &src);
     size_t bytes = sizeof(hmap_pool) + CACHE_LINE - 1;
     void *raw = mem_alloc(&o, bytes);
     if (!raw)
@@ -924,10 +927,21 @@ static hmap_pool *pool_alloc(const hmap_pool_config *cfg) {
             return NULL;
         }
         memcpy(name, cfg->name, p->name_bytes);
-        o.name = name;
+        src.name = name;
     }
+    p->src = src;
     p->mem = o;
+    p->mem.src = &p->src;
     return p;
+}
+
+/* The name and p itself, through copies of p's owner and source: p goes last. */
+static void free_pool_struct(hmap_pool *p) {
+    mem_source src = p->src;
+    mem_owner o = {&src, p->mem.bytes};
+    if (src.name)
+        mem_free(&o, (char *)src.name, p->name_bytes);
+    mem_free(&o, p->raw, sizeof(hmap_pool) + CACHE_LINE - 1);
 }
 
 static void pool_release(hmap_pool *p) {
@@ -939,11 +953,8 @@ static void pool_release(hmap_pool *p) {
         mem_free(&p->mem, c->raw, sizeof(pool_cache) + CACHE_LINE - 1);
         c = next;
     }
-    mem_owner o = p->mem; /* p itself goes last */
     pthread_mutex_destroy(&p->lock);
-    if (o.name)
-        mem_free(&o, (char *)o.name, p->name_bytes);
-    mem_free(&o, p->raw, sizeof(hmap_pool) + CACHE_LINE - 1);
+    free_pool_struct(p);
 }
 
 hmap_pool *hmap_pool_new(const hmap_pool_config *cfg) {
@@ -976,10 +987,7 @@ hmap_pool *hmap_pool_new(const hmap_pool_config *cfg) {
             pthread_mutex_destroy(&p->lock);
     if (err) {
         p->cycle_ms = 0;
-        mem_owner o = p->mem;
-        if (o.name)
-            mem_free(&o, (char *)o.name, p->name_bytes);
-        mem_free(&o, p->raw, sizeof(hmap_pool) + CACHE_LINE - 1);
+        free_pool_struct(p);
         errno = err;
         return NULL;
     }

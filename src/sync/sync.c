@@ -819,7 +819,7 @@ void hmap_sync_get_stats(hmap_sync *m, hmap_stats *st) {
     if (!m)
         return;
     st->bytes = m->mem.bytes;
-    st->name = m->mem.name;
+    st->name = m->src.name;
     for (size_t i = 0; i < shard_count(m); i++) {
         shard *sh = &m->shards[i];
         hmap_stats s;
@@ -896,8 +896,8 @@ static void free_shards(hmap_sync *m, size_t made) {
 
 static void free_struct(hmap_sync *m) {
     hmap_allocator a = m->user;
-    if (m->mem.name)
-        mem_free(&m->mem, (char *)m->mem.name, m->name_bytes);
+    if (m->src.name)
+        mem_free(&m->mem, (char *)m->src.name, m->name_bytes);
     mem_raw_free(&a, m, sizeof *m);
 }
 
@@ -914,12 +914,13 @@ static bool make_shards(hmap_sync *m, size_t hint, const hmap_options *opts) {
         .no_shrink = opts && opts->no_shrink,
         .fixed_seed = true, /* one hash for all shards, computed before the shard is known */
         .seed = opts && opts->fixed_seed ? opts->seed : random_seed(),
-        .name = m->mem.name,
+        .name = m->src.name,
     };
     for (size_t i = 0; i < n; i++) {
         shard *sh = &m->shards[i];
         shard_hook_init(m, sh);
-        mem_owner_init(&sh->mem, m->custom_alloc ? &m->user : NULL, m->mem.name);
+        mem_source_init(&sh->src, m->custom_alloc ? &m->user : NULL, m->src.name);
+        mem_owner_init(&sh->mem, &sh->src);
         so.allocator = m->optimistic ? &sh->hook : (m->custom_alloc ? &m->user : NULL);
         sh->map = hmap_new_opts(&m->type, per_shard, &so);
         if (!sh->map) {
@@ -955,7 +956,8 @@ hmap_sync *hmap_sync_new_opts(const hmap_type *type, size_t hint, const hmap_opt
     m->type = *type;
     m->user = *a;
     m->custom_alloc = a != &default_allocator;
-    mem_owner_init(&m->mem, a, NULL);
+    mem_source_init(&m->src, a, NULL);
+    mem_owner_init(&m->mem, &m->src);
     m->mem.bytes = sizeof *m;
     m->optimistic = !type->equal && !type->equal_ctx;
     m->drops = type_drops_key(type) || type_drops_val(type);
@@ -971,7 +973,7 @@ hmap_sync *hmap_sync_new_opts(const hmap_type *type, size_t hint, const hmap_opt
             return NULL;
         }
         memcpy(name, opts->name, len);
-        m->mem.name = name;
+        m->src.name = name;
         m->name_bytes = len;
     }
     if (!make_shards(m, hint, opts)) {

@@ -96,6 +96,7 @@ typedef struct shard {
     size_t deferred_drops, deferred_frees;   /* entries and blocks waiting */
     _Atomic size_t deferred_bytes;           /* bytes of the blocks waiting (read by get_stats) */
     bool defer_frees;                        /* false once the map is being freed */
+    mem_source src;                          /* the user's allocator or the built-in one, the map's name */
     mem_owner mem;                           /* the limbo chunks */
     hmap_allocator hook;                     /* what the shard's hmap allocates through */
 } shard;
@@ -114,7 +115,8 @@ struct hmap_sync {
     size_t key_offset, val_offset, entry_size, chunk_entries; /* limbo entry layout */
     hmap_allocator user; /* the allocator the options gave (or the built-in one) */
     bool custom_alloc;
-    mem_owner mem; /* this struct, the shards, the name */
+    mem_source src; /* the allocator the options gave, and the name */
+    mem_owner mem;  /* this struct, the shards, the name */
     size_t name_bytes;
     void *shards_mem; /* the allocation holding the aligned shards */
     size_t shards_bytes;

@@ -72,3 +72,20 @@ void test_alloc_check_empty(const test_alloc *a, const char *context) {
     check(a->live_blocks == 0 && a->live_bytes == 0, "%s: the allocator still holds %zu blocks, %zu bytes",
           context, a->live_blocks, a->live_bytes);
 }
+
+size_t test_side_record_bytes(void) {
+    static const hmap_type u64 = {.key_size = 8, .val_size = 8};
+    hmap *fresh = hmap_new(&u64, 0), *m = hmap_new(&u64, 0);
+    check(fresh && m, "no memory for two maps");
+    for (uint64_t i = 0; i < 9; i++) /* one growth: 9 entries do not fit one bucket */
+        check(hmap_put(m, &i, &i) == 1, "put %llu", (unsigned long long)i);
+    hmap_clear(m);
+    hmap_stats a, b;
+    hmap_get_stats(fresh, &a);
+    hmap_get_stats(m, &b);
+    hmap_free(fresh);
+    hmap_free(m);
+    check(b.bytes >= a.bytes && b.bytes - a.bytes < 256, "an emptied map holds %zu B, a fresh one %zu B",
+          b.bytes, a.bytes);
+    return b.bytes - a.bytes;
+}

@@ -40,4 +40,9 @@ void test_alloc_fail_in(test_alloc *a, uint64_t k);
 /* Checks that nothing is held (after the maps using it are freed); `context` goes into the message. */
 void test_alloc_check_empty(const test_alloc *a, const char *context);
 
+/* What a map that has grown holds once emptied beyond a fresh map's: its side record (resize bookkeeping,
+ * reservation, lifetime counters), made by its first resize that moves entries and kept until it is freed.
+ * The same for every type; checked to be under 256 bytes. */
+size_t test_side_record_bytes(void);
+
 #endif /* HMAP_TEST_ALLOC_H */
