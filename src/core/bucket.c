@@ -6,7 +6,7 @@
  * bucket through a bucket_ref (core.h): its tophash word, its slots and the link to the next bucket
  * of its chain. This file decides where a slot's key and value sit inside a bucket (set_layout), finds the
  * bucket holding a chain position (chain_at, inline in core.h), grows chains with overflow buckets
- * (chain_extend) and empties slots while keeping Go's EMPTY_REST invariant (set_slot_empty_rest).
+ * (chain_extend) and carries on set_slot_empty's walk back over a chain's tombstones (set_rest_before).
  *
  * Overflow buckets come first from the spare ones allocated with each array (1/16 of its buckets, as Go
  * preallocates), then from slabs that double in size, so that a table makes O(log n) allocations for them
@@ -117,31 +117,14 @@ void drop_entry(const hmap *m, void *key, void *val) {
 
 #define REST_WALK_BUCKETS 8
 
-/* Marks a slot empty and keeps Go's EMPTY_REST invariant: if nothing live follows it in the chain, it and
- * the tombstones right before it (possibly in earlier buckets of the chain) become EMPTY_REST. (The common
- * case, a slot followed in its bucket by a used one, is settled inline by set_slot_empty in core.h.) */
-void set_slot_empty_rest(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot) {
-    set_slot_top(b, slot, EMPTY_ONE);
-    t->tombstones++;
-    if (slot < SLOTS_PER_BUCKET - 1) {
-        if (slot_top(b, slot + 1) != EMPTY_REST)
-            return;
-    } else if (*b->next && (uint8_t)(*b->next)->tophash != EMPTY_REST) {
-        return;
-    }
-    /* Walk backwards from the deleted slot turning EMPTY_ONE into EMPTY_REST. Buckets of a chain are
-     * singly linked, so the previous bucket is found by walking from the head again — only within the
-     * first REST_WALK_BUCKETS buckets of a chain: on a long chain (keys that collide) the tombstones before
-     * this bucket stay EMPTY_ONE, which costs lookups a little and keeps a delete O(1). */
+/* The rest of set_slot_empty's walk: every slot of overflow bucket b of chain i is EMPTY_REST now, so the
+ * tombstones at the end of the buckets before it become EMPTY_REST too. Buckets of a chain are singly
+ * linked, so the previous bucket is found by walking from the head again — only within the first
+ * REST_WALK_BUCKETS buckets of a chain: on a long chain (keys that collide) the tombstones before b stay
+ * EMPTY_ONE, which costs lookups a little and keeps a delete O(1). */
+void set_rest_before(hmap *m, table *t, size_t i, const bucket_ref *b) {
     bucket_ref cur = *b;
-    int s = (int)slot;
     for (;;) {
-        for (; s >= 0; s--) {
-            if (slot_top(&cur, (unsigned)s) != EMPTY_ONE)
-                return;
-            set_slot_top(&cur, (unsigned)s, EMPTY_REST);
-            t->tombstones--;
-        }
         bucket_ref prev = table_bucket(m, t, i);
         if (prev.tophash == cur.tophash)
             return; /* reached the head of the chain */
@@ -155,6 +138,11 @@ void set_slot_empty_rest(hmap *m, table *t, size_t i, bucket_ref *b, unsigned sl
             prev = walk;
         }
         cur = prev;
-        s = SLOTS_PER_BUCKET - 1;
+        for (int s = SLOTS_PER_BUCKET - 1; s >= 0; s--) {
+            if (slot_top(&cur, (unsigned)s) != EMPTY_ONE)
+                return;
+            set_slot_top(&cur, (unsigned)s, EMPTY_REST);
+            t->tombstones--;
+        }
     }
 }

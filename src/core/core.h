@@ -57,7 +57,7 @@
 #define overflow_bucket_bytes hmap__overflow_bucket_bytes
 #define resize_work hmap__resize_work
 #define set_layout hmap__set_layout
-#define set_slot_empty_rest hmap__set_slot_empty_rest
+#define set_rest_before hmap__set_rest_before
 #define start_resize hmap__start_resize
 #define table_free hmap__table_free
 #define table_retire hmap__table_retire
@@ -231,8 +231,8 @@ void set_layout(map_class *c); /* where keys and values sit in a bucket, from th
 size_t overflow_bucket_bytes(const hmap *m);
 bool chain_extend(hmap *m, table *t, bucket_ref *last); /* appends an empty overflow bucket; false: ENOMEM */
 uint64_t map_hash(const hmap *m, const void *key);
-uint64_t stored_hash(const hmap *m, const bucket_ref *b, unsigned i); /* slot_hash, for any kind */
-void set_slot_empty_rest(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot); /* see set_slot_empty */
+uint64_t stored_hash(const hmap *m, const bucket_ref *b, unsigned i);   /* slot_hash, for any kind */
+void set_rest_before(hmap *m, table *t, size_t i, const bucket_ref *b); /* see set_slot_empty */
 void drop_entry(const hmap *m, void *key, void *val);
 
 /* The hot helpers, inline for every file. */
@@ -318,21 +318,12 @@ static inline uint8_t slot_top(const bucket_ref *b, unsigned i) { return ((const
 
 static inline void set_slot_top(bucket_ref *b, unsigned i, uint8_t top) { ((uint8_t *)b->tophash)[i] = top; }
 
-/* Empties a slot and keeps Go's EMPTY_REST invariant: a tombstone, inline, when a live or tombstoned slot
- * follows in the bucket; else set_slot_empty_rest (bucket.c) decides, walking back along the chain. */
-static inline void set_slot_empty(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot) {
-    if (slot < SLOTS_PER_BUCKET - 1 && slot_top(b, slot + 1) != EMPTY_REST) {
-        set_slot_top(b, slot, EMPTY_ONE);
-        t->tombstones++;
-        return;
-    }
-    bucket_ref at = *b; /* (a copy: the caller's b need not live in memory for this call) */
-    set_slot_empty_rest(m, t, i, &at, slot);
-}
-
-/* set_slot_empty for a slot of a chain's first bucket, settled inline: nothing comes before that bucket, so
- * the walk back over tombstones stays inside it. */
-static inline void set_head_slot_empty(table *t, bucket_ref *b, unsigned slot) {
+/* Empties a slot of bucket b of chain i and keeps Go's EMPTY_REST invariant, inline: a tombstone when
+ * something follows it in the chain; else it and the tombstones right before it in b become EMPTY_REST,
+ * and only a run that reaches back past b's first slot into earlier buckets of the chain goes out of line
+ * (set_rest_before, bucket.c). `first`: b is the chain's first bucket (a constant where the caller knows
+ * it, as a delete settled in the first bucket does). */
+static inline void set_slot_empty(hmap *m, table *t, size_t i, bucket_ref *b, unsigned slot, bool first) {
     uint8_t after = slot < SLOTS_PER_BUCKET - 1 ? slot_top(b, slot + 1)
                     : *b->next                  ? (uint8_t)(*b->next)->tophash
                                                 : EMPTY_REST;
@@ -342,9 +333,15 @@ static inline void set_head_slot_empty(table *t, bucket_ref *b, unsigned slot) {
         return;
     }
     set_slot_top(b, slot, EMPTY_REST);
-    while (slot-- > 0 && slot_top(b, slot) == EMPTY_ONE) {
+    while (slot-- > 0) {
+        if (slot_top(b, slot) != EMPTY_ONE)
+            return;
         set_slot_top(b, slot, EMPTY_REST);
         t->tombstones--;
+    }
+    if (!first) {           /* b is an overflow bucket: the run may go on before it */
+        bucket_ref at = *b; /* (a copy: the caller's b need not live in memory for this call) */
+        set_rest_before(m, t, i, &at);
     }
 }
 

@@ -1021,9 +1021,8 @@ static inline __attribute__((always_inline)) bool refill_sweep(iter_state *it, v
             word = it->sweep.tophash[i];
             if (it->sweep.overflow[i] || m->kind != KEYS_U64) {
                 bucket_ref head = sweep_bucket(it, i);
-                if (*head.next
-                        ? chain_live(m, head, CACHE_SLOTS) > CACHE_SLOTS || !chain_hashes_distinct(m, head)
-                        : !tophashes_distinct(word) && !(m->hash_off && stored_hashes_distinct(m, head)))
+                if ((*head.next && chain_live(m, head, CACHE_SLOTS) > CACHE_SLOTS) ||
+                    !chain_hashes_distinct(m, head))
                     return false; /* too many for the done set, or perhaps equal hashes: the general path */
             }
             it->sweep.i = i;

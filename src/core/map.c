@@ -526,10 +526,7 @@ remove_found(hmap *m, found *f, void *key_out, void *val_out, key_kind kind, boo
     if (key_out || val_out || m->drops)
         hand_over_entry(m, slot_key_of_kind(m, &f->b, f->slot, kind), slot_val(m, &f->b, f->slot), key_out,
                         val_out);
-    if (first_bucket) /* (f->b is the chain's first bucket) */
-        set_head_slot_empty(f->t, &f->b, f->slot);
-    else
-        set_slot_empty(m, f->t, f->i, &f->b, f->slot);
+    set_slot_empty(m, f->t, f->i, &f->b, f->slot, first_bucket);
     note_deleted(m);
     m->count--;
     return m->count == 0 || shrink_may_be_due(m);
@@ -567,7 +564,7 @@ static __attribute__((noinline)) bool remove_hashed(hmap *m, const void *key, ui
         end_write(m);
         return false;
     }
-    if (remove_found(m, &f, key_out, val_out, KEYS_GENERIC, false))
+    if (remove_found(m, &f, key_out, val_out, KEYS_GENERIC, f.b.tophash == &f.t->tophash[f.i]))
         remove_resize(m);
     else
         end_write(m);
