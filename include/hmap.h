@@ -143,26 +143,27 @@ int hmap_reserve(hmap *m, size_t n);
 int hmap_compact(hmap *m);
 
 /* Not for callers: the part of an iterator that hmap_iter_next reads inline. The library hands out the
- * entries of the bucket the iteration is in ahead of time, as a mask of its slots; they stay valid while
- * the map's write stamp is unchanged (nothing inserted, deleted or moved, no clear). So the common call
- * is a few loads and stores, and after any write inside the loop the next call goes back to the library,
- * which keeps the guarantees above. */
+ * entries of the buckets the iteration is in ahead of time (one bucket, or a run of up to a few
+ * consecutive ones), as a mask of their slots; they stay valid while the map's write stamp is unchanged
+ * (nothing inserted, deleted or moved, no clear). So the common call is a few loads and stores, and after
+ * any write inside the loop the next call goes back to the library, which keeps the guarantees above. */
 typedef struct hmap_iter_window_ {
     const uint64_t *stamp; /* the map's write stamp */
     uint64_t stamp_seen;   /* ...when the entries were handed out */
-    uint64_t slots;        /* the high bit of byte s: slot s is still to be yielded */
-    unsigned char *keys;   /* slot s's key is at keys + s * key_step, */
-    unsigned char *vals;   /* its value at vals + s * val_step */
+    uint64_t slots;        /* bit i: the window's slot i is still to be yielded (slot s of its bucket b is
+                              slot 8 * b + s: a run's buckets lie one after the other, 8 slots each) */
+    unsigned char *keys;   /* slot i's key is at keys + i * key_step, */
+    unsigned char *vals;   /* its value at vals + i * val_step */
     uint32_t key_step, val_step;
 } hmap_iter_window_;
 
-/* Not for callers: the lowest slot in a window's mask (a macro: hmap_iter_next may only use what has
+/* Not for callers: the lowest bit set in a window's mask (a macro: hmap_iter_next may only use what has
  * external linkage or none). */
 #if defined(__GNUC__) || defined(__clang__)
-#define HMAP_ITER_FIRST_SLOT_(slots) ((unsigned)__builtin_ctzll(slots) / 8)
+#define HMAP_ITER_LOWEST_BIT_(slots) ((unsigned)__builtin_ctzll(slots))
 #else
-#define HMAP_ITER_FIRST_SLOT_(slots) hmap_iter_first_slot_(slots)
-unsigned hmap_iter_first_slot_(uint64_t slots);
+#define HMAP_ITER_LOWEST_BIT_(slots) hmap_iter_lowest_bit_(slots)
+unsigned hmap_iter_lowest_bit_(uint64_t slots);
 #endif
 
 /*
@@ -207,12 +208,12 @@ inline bool hmap_iter_next(hmap_iter *it, void **key, void **val) {
         hmap_iter_window_ *w = &it->window_;
         uint64_t slots = w->slots;
         if (slots && *w->stamp == w->stamp_seen) {
-            unsigned s = HMAP_ITER_FIRST_SLOT_(slots);
+            size_t i = HMAP_ITER_LOWEST_BIT_(slots);
             w->slots = slots & (slots - 1);
             if (key)
-                *key = w->keys + (size_t)s * w->key_step;
+                *key = w->keys + i * w->key_step;
             if (val)
-                *val = w->vals + (size_t)s * w->val_step;
+                *val = w->vals + i * w->val_step;
             return true;
         }
     }

@@ -491,6 +491,87 @@ static void test_sparse_chains_iterated(void **state) {
     iterate_sparse_chains(custom_mix_hash);
 }
 
+/* The inverse of the core's mix64 (base/mix.h: xor-shifts by 33, which undo themselves, and two odd
+ * multiplies), so that a custom hash can choose what the map's hash of each key will be: the key itself. */
+static uint64_t inverse_odd(uint64_t c) {
+    uint64_t x = c; /* Newton's iteration doubles the correct low bits each step: 3, 6, 12, 24, 48, 96 */
+    for (int i = 0; i < 5; i++)
+        x *= 2 - c * x;
+    return x;
+}
+static uint64_t map_hash_is_key(const void *key, uint64_t seed) {
+    (void)seed;
+    uint64_t h;
+    memcpy(&h, key, 8);
+    h ^= h >> 33;
+    h *= inverse_odd(0xc4ceb9fe1a85ec53ULL);
+    h ^= h >> 33;
+    h *= inverse_odd(0xff51afd7ed558ccdULL);
+    h ^= h >> 33;
+    return h;
+}
+
+/* A write inside the window a plain iteration hands out (a run of consecutive buckets, hmap.h) must leave
+ * exactly the entries not yet taken still to come. Keys are their own hashes (map_hash_is_key): 256
+ * buckets of 4 keys each, bucket b holding the hashes with top byte b. After every `stride`-th entry
+ * yielded, a key of the same bucket not yet yielded is deleted for good, the entry yielded is deleted, a
+ * fresh key of that bucket takes its slot, and the entry yielded is inserted again — into the freed slot
+ * of the other key, which the window had handed out and not yet taken. It must not come again, the deleted
+ * key must not come at all, every other key comes once. */
+static void write_inside_a_run(unsigned stride) {
+    enum { BUCKETS = 256, PER_BUCKET = 4, N = BUCKETS * PER_BUCKET, FRESH = 256 };
+    static unsigned char present[N + FRESH], seen[N + FRESH];
+    hmap_type type = {.key_size = 8, .val_size = 8, .hash = map_hash_is_key};
+    hmap *m = hmap_new(&type, 0);
+    assert_non_null(m);
+    uint64_t keys[N + FRESH];
+    for (uint64_t i = 0; i < N + FRESH; i++) { /* top byte: the bucket; low byte: distinct tophash bytes */
+        uint64_t bucket = i < N ? i / PER_BUCKET : (i - N) % BUCKETS;
+        keys[i] = bucket << 56 | i << 8 | (0x10 + i % 0xe0);
+    }
+    memset(present, 0, sizeof present);
+    memset(seen, 0, sizeof seen);
+    for (uint64_t i = 0; i < N; i++) {
+        assert_int_equal(hmap_put(m, &keys[i], &i), 1);
+        present[i] = 1;
+    }
+    unsigned steps = 0, fresh = N;
+    hmap_iter it;
+    void *k, *v;
+    hmap_iter_init(&it, m);
+    while (hmap_iter_next(&it, &k, &v)) {
+        uint64_t i = *(uint64_t *)v;
+        assert_true(i < N + FRESH && present[i]);
+        if (seen[i]++)
+            fail_msg("key %" PRIu64 " yielded twice (stride %u, step %u)", i, stride, steps);
+        if (++steps % stride || i >= N || fresh == N + FRESH)
+            continue;
+        uint64_t first = i / PER_BUCKET * PER_BUCKET, other = first;
+        while (other < first + PER_BUCKET && (other == i || seen[other] || !present[other]))
+            other++;
+        if (other == first + PER_BUCKET)
+            continue; /* the rest of the bucket has been yielded */
+        uint64_t f = fresh++;
+        keys[f] = ((keys[i] & ~(uint64_t)0xff) ^ (uint64_t)1 << 40) | 0xfe; /* bucket i's, a new tophash */
+        assert_true(hmap_del(m, &keys[other]));
+        present[other] = 0;
+        assert_true(hmap_del(m, &keys[i]));
+        assert_int_equal(hmap_put(m, &keys[f], &f), 1);
+        present[f] = 1;
+        assert_int_equal(hmap_put(m, &keys[i], &i), 1);
+    }
+    for (uint64_t i = 0; i < N; i++)
+        if (present[i] && !seen[i])
+            fail_msg("key %" PRIu64 ", present throughout, never yielded (stride %u)", i, stride);
+    hmap_free(m);
+}
+
+static void test_write_inside_a_run(void **state) {
+    (void)state;
+    for (unsigned stride = 1; stride <= 40; stride++)
+        write_inside_a_run(stride);
+}
+
 static void test_several_iterations_open(void **state) {
     (void)state;
     world w;
@@ -704,6 +785,7 @@ int main(void) {
         cmocka_unit_test(test_same_size_growth_inside_loop),
         cmocka_unit_test(test_all_keys_one_hash),
         cmocka_unit_test(test_sparse_chains_iterated),
+        cmocka_unit_test(test_write_inside_a_run),
         cmocka_unit_test(test_owned_strings_deleted_and_reinserted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -30,7 +30,9 @@ static size_t round_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
  * nothing. slot_key()/slot_val() only see the two strides and the values' offset. */
 void set_layout(map_class *m) {
     size_t ks = m->type.key_size + m->hash_off, vs = m->type.val_size;
-    size_t ka = alignment_of_size(ks), va = vs ? alignment_of_size(vs) : 1;
+    /* An item that leads with a stored hash is aligned as that hash (8 bytes, read with memcpy): a C-string
+     * key's (hash, pointer) then pairs with an 8-byte value, one 24-byte item a slot. */
+    size_t ka = m->hash_off ? 8 : alignment_of_size(ks), va = vs ? alignment_of_size(vs) : 1;
     if (vs && ks % va == 0 && (ks + vs) % ka == 0) {
         m->key_stride = m->val_stride = ks + vs;
         m->vals_offset = ks;

@@ -77,6 +77,10 @@
 /* How many chains ahead a sweep fetches an overflow bucket: some 50-100 entries, more than one memory
  * latency of sweeping (overflow buckets are anywhere; the bucket array is read front to back). */
 #define OVERFLOW_AHEAD 16
+/* A sweep's window holds up to this many consecutive chains of one bucket each, so that hmap_iter_next
+ * comes back to the library once per run rather than once per bucket (and mispredicts its loop's end once
+ * per run). Their records take the cache's place. */
+#define RUN_BUCKETS 6
 
 typedef struct iter_state {
     hmap *m;
@@ -111,17 +115,23 @@ typedef struct iter_state {
     bucket_ref direct_b;  /* direct mode: the bucket being taken */
     size_t steady_bucket; /* steady: the index of the interval's bucket in the only array */
     uint64_t direct_live; /* ...and its slots still to look at (live_slots() bits, read on arrival) */
-    uint64_t g[CACHE_SLOTS];
-    uint8_t *top[CACHE_SLOTS]; /* the slot's tophash byte: still live? */
-    unsigned char *key[CACHE_SLOTS], *val[CACHE_SLOTS];
+    union {
+        struct { /* the cache */
+            uint64_t g[CACHE_SLOTS];
+            uint8_t *top[CACHE_SLOTS]; /* the slot's tophash byte: still live? */
+            unsigned char *key[CACHE_SLOTS], *val[CACHE_SLOTS];
+        };
+        /* direct mode and the sweep, which leave the cache empty: the record of each slot the window holds,
+         * slot s of its bucket b in rec[8 * b + s] (as direct_fast takes it: see copy_records) */
+        uint64_t rec[RUN_BUCKETS * SLOTS_PER_BUCKET];
+    };
     uint64_t yielded_g[CACHE_SLOTS]; /* g of each entry yielded in slot order from this interval: done (in
                                         direct mode the keys themselves, see leave_direct) */
     unsigned char tie[TIE_INLINE];   /* tie key of the last entry yielded, when !all_at_P */
     /* The window (hmap.h) hands out entries of direct_b (WINDOW_DIRECT) or of the cache (WINDOW_CACHE). */
     uint8_t window_from;
     uint8_t window_index[SLOTS_PER_BUCKET]; /* from the cache: the cache index of each slot handed out */
-    uint64_t window_handed; /* the slots handed out; from direct_b, each one's record, as direct_fast takes
-                               it, is in g[slot] (direct mode leaves the cache empty) */
+    uint64_t window_handed; /* the slots handed out (the window's mask bits), each one's record in rec[] */
     /* The sweep (WINDOW_SWEEP): the only array, as it was when the sweep began (it stays so while the
      * change stamp holds), the bucket whose entries are in the window, and how many whole buckets follow
      * it before the end of g-space. P, end, direct_b and steady_bucket are behind until sweep_settle. */
@@ -129,9 +139,11 @@ typedef struct iter_state {
         const uint64_t *tophash;
         overflow_bucket *const *overflow;
         unsigned char *slots;
-        size_t bucket_bytes, mask, i;
+        size_t bucket_bytes, mask, i; /* i: the chain of the window's last bucket */
         uint64_t whole_left;
         unsigned shift;
+        unsigned run;         /* the window's buckets: chains i - run + 1 to i, one bucket each (or 1) */
+        bool runs;            /* runs longer than 1 (see sweep_begin) */
         overflow_bucket *ovf; /* the bucket of chain i in the window: this one, or (NULL) bucket i */
         uint8_t n_yielded;    /* records of the chain's earlier buckets, in yielded_g */
     } sweep;
@@ -145,8 +157,11 @@ _Static_assert(sizeof(iter_state) <= sizeof(((hmap_iter *)0)->opaque_),
                "hmap_iter is too small for the iterator state");
 _Static_assert(_Alignof(iter_state) <= _Alignof(hmap_iter), "hmap_iter is not aligned enough");
 _Static_assert(offsetof(overflow_bucket, tophash) == 0, "an overflow bucket is found from its tophash word");
-_Static_assert(SLOTS_PER_BUCKET <= CACHE_SLOTS, "a bucket's records fit in g[], and a full window leaves the "
-                                                "done set room");
+_Static_assert(SLOTS_PER_BUCKET <= CACHE_SLOTS, "a full window of one bucket leaves the done set room");
+_Static_assert(RUN_BUCKETS *SLOTS_PER_BUCKET * sizeof(uint64_t) <=
+                   offsetof(iter_state, yielded_g) - offsetof(iter_state, g),
+               "a run's records fit in the cache's place");
+_Static_assert(RUN_BUCKETS *SLOTS_PER_BUCKET <= 64, "a window's mask has a bit per slot");
 
 /* The iterator's two parts: the window, which hmap_iter_next reads inline, and the state behind it. */
 static inline iter_state *state_of(hmap_iter *opaque) { return (iter_state *)(void *)opaque->opaque_; }
@@ -438,16 +453,17 @@ static __attribute__((noinline)) bool stored_hashes_distinct(const hmap *m, buck
 }
 
 /* Are the live tophash bytes of word w all different? Then so are their hashes (a tophash is a function of
- * the hash). match_byte may report a false match above a true one, never a false "different". */
-static inline bool tophashes_distinct(uint64_t w) {
+ * the hash). Each byte is compared with the bytes 1 to 4 places on, cyclically, which pairs every two of
+ * the 8 bytes: four exact zero-byte tests, no loop. */
+static inline __attribute__((always_inline)) bool tophashes_distinct(uint64_t w) {
     const uint64_t live = live_slots(w);
-    unsigned s;
-    for_each_slot(s, live) {
-        uint64_t own = (uint64_t)0x80 << (8 * s);
-        if (match_byte(w, (uint8_t)(w >> (8 * s))) & live & ~own)
-            return false;
+    uint64_t clash = 0;
+#pragma GCC unroll 4
+    for (unsigned r = 8; r <= 32; r += 8) {
+        uint64_t w_r = (w >> r) | (w << (64 - r)), live_r = (live >> r) | (live << (64 - r));
+        clash |= zero_bytes(w ^ w_r) & live & live_r;
     }
-    return true;
+    return !clash;
 }
 
 static inline bool chain_hashes_distinct(const hmap *m, bucket_ref b) {
@@ -848,13 +864,46 @@ static void sweep_begin(iter_state *it) {
                         ? NULL
                         : (overflow_bucket *)(void *)it->direct_b.tophash;
     it->sweep.n_yielded = it->n_yielded;
+    it->sweep.run = 1;
+    /* A run's slots are numbered on from bucket to bucket (hmap.h), which is their place in memory when a
+     * bucket is 8 (key, value) items, each as long as the steps: not so when keys and values lie apart. */
+    it->sweep.runs = m->bucket_bytes == SLOTS_PER_BUCKET * it->key_step &&
+                     m->bucket_bytes == SLOTS_PER_BUCKET * it->val_step;
     it->window_from = WINDOW_SWEEP;
 }
 
-/* The sweep stops: the state says that the interval of bucket sweep.i is being taken, its entries in the
- * window (WINDOW_DIRECT), as if the general path had got there. */
+/* Visits the bits set in a window mask (bit 8 * b + s: slot s of the window's bucket b), lowest first. */
+#define for_each_window_bit(bit, mask)                                                                       \
+    for (uint64_t bits_left_ = (mask); bits_left_ && ((bit) = (unsigned)__builtin_ctzll(bits_left_), true);  \
+         bits_left_ &= bits_left_ - 1)
+
+/* A bucket's live_slots() mask (the high bit of byte s) as the window's bits for bucket 0 (bit s). */
+static inline uint64_t window_bits(uint64_t live) { return ((live >> 7) * 0x0102040810204080ULL) >> 56; }
+
+/* ...and back. */
+static inline uint64_t live_of_window_bits(uint64_t bits) {
+    uint64_t live = 0;
+    unsigned s;
+    for_each_window_bit(s, bits) live |= (uint64_t)0x80 << (8 * s);
+    return live;
+}
+
+/* The sweep stops: the state says that the interval of the chain whose bucket the last entry taken from
+ * the window lies in is being taken, with that bucket's entries in the window (WINDOW_DIRECT), as if the
+ * general path had got there. The run's later buckets, not reached, leave the window: the general path
+ * takes them as the intervals after it. */
 static void sweep_settle(iter_state *it) {
-    size_t i = it->sweep.i;
+    hmap_iter_window_ *w = window_of(it);
+    uint64_t taken = it->window_handed & ~w->slots;
+    unsigned b = taken ? (63u - (unsigned)__builtin_clzll(taken)) / 8 : 0; /* the window's bucket b */
+    if (b > 0) {
+        memmove(it->rec, it->rec + SLOTS_PER_BUCKET * b, SLOTS_PER_BUCKET * sizeof it->rec[0]);
+        w->keys += (size_t)b * it->sweep.bucket_bytes;
+        w->vals += (size_t)b * it->sweep.bucket_bytes;
+    }
+    w->slots = (w->slots >> (8 * b)) & 0xff;
+    it->window_handed = (it->window_handed >> (8 * b)) & 0xff;
+    size_t i = it->sweep.i - (it->sweep.run - 1) + b;
     it->window_from = WINDOW_DIRECT;
     if (i == it->steady_bucket)
         return; /* the sweep has not moved on from where the state is */
@@ -862,14 +911,14 @@ static void sweep_settle(iter_state *it) {
     it->P = ((uint64_t)i << it->sweep.shift) + it->s;
     it->end = it->P + ((uint64_t)1 << it->sweep.shift);
     it->end_top = it->end == 0;
-    overflow_bucket *o = it->sweep.ovf;
+    overflow_bucket *o = b == it->sweep.run - 1 ? it->sweep.ovf : NULL;
     if (o) {
-        bucket_ref b = {&o->tophash, o->slots, &o->next};
-        it->direct_b = b;
+        bucket_ref ob = {&o->tophash, o->slots, &o->next};
+        it->direct_b = ob;
     } else {
         it->direct_b = sweep_bucket(it, i);
     }
-    it->n_yielded = it->slot_yields = it->sweep.n_yielded;
+    it->n_yielded = it->slot_yields = o ? it->sweep.n_yielded : 0;
     it->direct_live = 0;
 }
 
@@ -880,36 +929,41 @@ static inline uint64_t first_slots(uint64_t live, unsigned room) {
     return live;
 }
 
-/* Each slot's record (its first 8 bytes: the 8-byte key, or the stored hash before the key) into g[]:
+/* Each slot's record (its first 8 bytes: the 8-byte key, or the stored hash before the key) into rec[]:
  * every slot, dead ones too (they are never read back), so that with a constant step it is 8 plain moves. */
-static inline __attribute__((always_inline)) void copy_records(uint64_t *g, const unsigned char *slots,
+static inline __attribute__((always_inline)) void copy_records(uint64_t *rec, const unsigned char *slots,
                                                                size_t step) {
 #pragma GCC unroll 8
     for (unsigned s = 0; s < SLOTS_PER_BUCKET; s++)
-        memcpy(&g[s], slots + s * step, 8);
+        memcpy(&rec[s], slots + s * step, 8);
 }
 
-/* The records of the bucket whose slots start at `slots`, into g[]. */
-static inline __attribute__((always_inline)) void take_records(iter_state *it, const unsigned char *slots) {
+/* The records of the bucket whose slots start at `slots`, as the window's bucket b. */
+static inline __attribute__((always_inline)) void take_records(iter_state *it, unsigned b,
+                                                               const unsigned char *slots) {
+    uint64_t *rec = it->rec + SLOTS_PER_BUCKET * b;
     switch (it->key_step) { /* the common slot layouts (see set_layout in bucket.c): a constant step */
     case 16:
-        copy_records(it->g, slots, 16);
+        copy_records(rec, slots, 16);
+        break;
+    case 24:
+        copy_records(rec, slots, 24);
         break;
     case 8:
-        copy_records(it->g, slots, 8);
+        copy_records(rec, slots, 8);
         break;
     default:
-        copy_records(it->g, slots, it->key_step);
+        copy_records(rec, slots, it->key_step);
     }
 }
 
-/* The window holds the slots `live` of the bucket whose slots start at `slots` (key and value places from
- * the layout copied at hmap_iter_init). */
-static inline void window_hold(iter_state *it, hmap_iter_window_ *w, unsigned char *slots, uint64_t live) {
-    w->slots = live;
+/* The window holds the slots `bits` (window bits) of the buckets whose slots start at `slots` (key and
+ * value places from the layout copied at hmap_iter_init). */
+static inline void window_hold(iter_state *it, hmap_iter_window_ *w, unsigned char *slots, uint64_t bits) {
+    w->slots = bits;
     w->keys = slots + it->key_off;
     w->vals = slots + it->val_off;
-    it->window_handed = live;
+    it->window_handed = bits;
 }
 
 /* Direct mode: the entries `live` of direct_b (live slots still to look at), as many as the done set has
@@ -921,8 +975,8 @@ static inline __attribute__((always_inline)) void hand_out_direct(iter_state *it
     const bucket_ref b = it->direct_b;
     if (it->n_yielded > CACHE_SLOTS - SLOTS_PER_BUCKET)
         live = first_slots(live, CACHE_SLOTS - it->n_yielded);
-    take_records(it, b.slots);
-    window_hold(it, w, b.slots, live);
+    take_records(it, 0, b.slots);
+    window_hold(it, w, b.slots, window_bits(live));
     it->direct_live &= ~live;
     it->window_from = WINDOW_DIRECT;
 }
@@ -945,7 +999,7 @@ static void hand_out_cached(iter_state *it, hmap_iter_window_ *w) {
             break; /* the next bucket of the chain */
         }
         it->window_index[s] = (uint8_t)j;
-        handed |= (uint64_t)0x80 << (8 * s);
+        handed |= (uint64_t)1 << s;
         room--;
     }
     if (slots)
@@ -973,16 +1027,17 @@ static void hand_out_window(iter_state *it) {
 
 /* What hmap_iter_next took from the window (the slots no longer in its mask) joins the state as if the
  * general path had yielded it; what it did not take goes back: to direct_live (still to look at), or
- * stays in the cache at `next` (it takes slots in order, so what it took are the first ones). */
+ * stays in the cache at `next` (it takes slots in order, so what it took are the first ones). The window
+ * holds one bucket here (sweep_settle has cut a run down to the bucket it stopped in). */
 static void take_back_window(iter_state *it) {
     hmap_iter_window_ *w = window_of(it);
     uint64_t taken = it->window_handed & ~w->slots;
     unsigned s;
     if (it->window_from == WINDOW_DIRECT) {
-        for_each_slot(s, taken) it->yielded_g[it->n_yielded++] = it->g[s];
-        it->direct_live |= w->slots;
+        for_each_window_bit(s, taken) it->yielded_g[it->n_yielded++] = it->rec[s];
+        it->direct_live |= live_of_window_bits(w->slots);
     } else if (it->window_from == WINDOW_CACHE) {
-        for_each_slot(s, taken) {
+        for_each_window_bit(s, taken) {
             unsigned j = it->window_index[s];
             it->yielded_mask |= (uint16_t)(1u << j);
             it->slot_yields++;
@@ -994,62 +1049,129 @@ static void take_back_window(iter_state *it) {
     it->window_from = WINDOW_NONE;
 }
 
-/* The sweep's step: the window is empty and nothing was inserted or moved; on to the next bucket with
- * entries, whose first is yielded. False when the sweep must stop there (where it got to is in its own
- * fields, which sweep_settle reads). */
-static inline __attribute__((always_inline)) bool refill_sweep(iter_state *it, void **key, void **val) {
+/* May the sweep take its next step? It is on (WINDOW_SWEEP), the window is empty, and nothing was inserted
+ * or moved since it began (deletes are fine: what was taken was yielded). */
+static inline bool sweep_may_step(const iter_state *it, const hmap_iter_window_ *w) {
+    return it->window_from == WINDOW_SWEEP && !w->slots && it->change_stamp == it->m->change_stamp;
+}
+
+/* What a sweep fetches on arriving at chain i: bucket i + 2's slots (the array is read front to back), and
+ * the overflow bucket of the chain OVERFLOW_AHEAD ahead, if it has one (overflow buckets are anywhere). */
+static inline void sweep_prefetch(const iter_state *it, size_t i, const unsigned char *slots) {
+    __builtin_prefetch(slots + 2 * it->sweep.bucket_bytes);
+    const overflow_bucket *ahead = it->sweep.overflow[(i + OVERFLOW_AHEAD) & it->sweep.mask];
+    if (ahead) {
+        __builtin_prefetch(ahead);
+        __builtin_prefetch((const unsigned char *)ahead + 64);
+        __builtin_prefetch((const unsigned char *)ahead + 128);
+    }
+}
+
+/* Can chain i + 1 join a run that ends at chain i? It follows in the array (a window's buckets are
+ * consecutive in memory), lies before the end of g-space (`left` whole buckets remain), is a single
+ * bucket, and its hashes differ (always, for 8-byte keys; else its tophash bytes say so). */
+static inline __attribute__((always_inline)) bool sweep_may_join(const iter_state *it, size_t i,
+                                                                 uint64_t left) {
+    return left && i < it->sweep.mask && !it->sweep.overflow[i + 1] &&
+           (it->m->kind == KEYS_U64 || tophashes_distinct(it->sweep.tophash[i + 1]));
+}
+
+/* The sweep's window: the bucket whose slots start at `slots` (live slots `live`, not empty: chain i's
+ * head, or an overflow bucket of it), and when `join` the single-bucket chains that follow it, up to
+ * RUN_BUCKETS; the first entry is yielded now, as hmap_iter_next would. */
+static inline __attribute__((always_inline)) void sweep_take(iter_state *it, hmap_iter_window_ *w, size_t i,
+                                                             uint64_t left, unsigned char *slots,
+                                                             uint64_t live, bool join, void **key,
+                                                             void **val) {
+    uint64_t bits = window_bits(live);
+    unsigned run = 1;
+    take_records(it, 0, slots);
+    sweep_prefetch(it, i, slots);
+    for (join = join && it->sweep.runs; join && run < RUN_BUCKETS && sweep_may_join(it, i, left); run++) {
+        i++;
+        left--;
+        unsigned char *next = slots + (size_t)run * it->sweep.bucket_bytes;
+        take_records(it, run, next);
+        sweep_prefetch(it, i, next);
+        bits |= window_bits(live_slots(it->sweep.tophash[i])) << (8 * run);
+    }
+    it->sweep.i = i;
+    it->sweep.whole_left = left;
+    it->sweep.run = run;
+    window_hold(it, w, slots, bits & (bits - 1));
+    it->window_handed = bits;
+    w->stamp_seen = *w->stamp;
+    unsigned s = first_slot(live);
+    if (key)
+        *key = w->keys + s * w->key_step;
+    if (val)
+        *val = w->vals + s * w->val_step;
+}
+
+/* The sweep's common step, inline in hmap_iter_refill_: the chain it was on ends with the window's last
+ * bucket, and the next chain with entries is a single bucket that sweep_may_join would take. False, with
+ * nothing changed, for everything else: refill_sweep then takes the step the long way from the same
+ * place. */
+static inline __attribute__((always_inline)) bool sweep_plain_step(iter_state *it, hmap_iter_window_ *w,
+                                                                   void **key, void **val) {
+    size_t i = it->sweep.i;
+    uint64_t left = it->sweep.whole_left, live;
+    if (it->sweep.ovf || it->sweep.overflow[i])
+        return false; /* the chain goes on */
+    do {
+        if (!sweep_may_join(it, i, left))
+            return false;
+        i++;
+        left--;
+        live = live_slots(it->sweep.tophash[i]);
+    } while (!live);
+    it->sweep.n_yielded = 0;
+    sweep_take(it, w, i, left, it->sweep.slots + i * it->sweep.bucket_bytes, live, true, key, val);
+    return true;
+}
+
+/* The sweep's step the long way (sweep_may_step holds): on to the next bucket with entries, in the chain
+ * the window was on or the chains after it, whose first is yielded. False when the sweep must stop there
+ * (where it got to is in its own fields, which sweep_settle reads). */
+static __attribute__((noinline)) bool refill_sweep(iter_state *it, void **key, void **val) {
     const hmap *m = it->m;
     hmap_iter_window_ *w = window_of(it);
-    if (it->window_from != WINDOW_SWEEP || w->slots || it->change_stamp != m->change_stamp)
-        return false;
     size_t i = it->sweep.i;
     uint64_t left = it->sweep.whole_left, word;
     unsigned char *slots;
+    bool join;
     do {
         overflow_bucket *o = it->sweep.ovf ? it->sweep.ovf->next : it->sweep.overflow[i];
-        if (o) { /* the chain goes on: its interval too, with what the window yielded done */
+        if (o) { /* the chain goes on: its interval too, with what the window yielded done (a run of
+                    one bucket: its chain goes on) */
             unsigned s;
-            for_each_slot(s, it->window_handed) it->yielded_g[it->sweep.n_yielded++] = it->g[s];
+            for_each_window_bit(s, it->window_handed) it->yielded_g[it->sweep.n_yielded++] = it->rec[s];
             it->window_handed = 0;
             it->sweep.ovf = o;
             word = o->tophash;
             slots = o->slots;
+            join = false;
         } else { /* the interval is done: the next chain */
             if (!left--)
                 return false;
             i = (i + 1) & it->sweep.mask;
             word = it->sweep.tophash[i];
-            if (it->sweep.overflow[i] || m->kind != KEYS_U64) {
+            join = !it->sweep.overflow[i];
+            if (!join || m->kind != KEYS_U64) {
                 bucket_ref head = sweep_bucket(it, i);
                 if ((*head.next && chain_live(m, head, CACHE_SLOTS) > CACHE_SLOTS) ||
                     !chain_hashes_distinct(m, head))
                     return false; /* too many for the done set, or perhaps equal hashes: the general path */
             }
             it->sweep.i = i;
-            it->sweep.whole_left = left;
+            it->sweep.run = 1;
             it->sweep.ovf = NULL;
             it->sweep.n_yielded = 0;
             it->window_handed = 0; /* (an empty bucket i may lead its chain: nothing to record then) */
             slots = it->sweep.slots + i * it->sweep.bucket_bytes;
-            __builtin_prefetch(slots + 2 * it->sweep.bucket_bytes); /* the array is read front to back */
-            /* ...but an overflow bucket is anywhere: fetched a few chains ahead, from its chain head */
-            overflow_bucket *ahead = it->sweep.overflow[(i + OVERFLOW_AHEAD) & it->sweep.mask];
-            if (ahead) {
-                __builtin_prefetch(ahead);
-                __builtin_prefetch((const unsigned char *)ahead + 64);
-                __builtin_prefetch((const unsigned char *)ahead + 128);
-            }
         }
     } while (!(word = live_slots(word)));
-    take_records(it, slots);
-    window_hold(it, w, slots, word & (word - 1));
-    it->window_handed = word;
-    unsigned s = first_slot(word); /* the first is yielded now, as hmap_iter_next would */
-    w->stamp_seen = m->write_stamp;
-    if (key)
-        *key = w->keys + s * w->key_step;
-    if (val)
-        *val = w->vals + s * w->val_step;
+    sweep_take(it, w, i, left, slots, word, join, key, val);
     return true;
 }
 
@@ -1069,13 +1191,14 @@ bool hmap_iter_refill_(hmap_iter *opaque, void **key, void **val) {
     if (!opaque)
         return false;
     iter_state *it = state_of(opaque);
-    if (it->m && refill_sweep(it, key, val))
+    if (it->m && sweep_may_step(it, &opaque->window_) &&
+        (sweep_plain_step(it, &opaque->window_, key, val) || refill_sweep(it, key, val)))
         return true;
     return refill_general(it, key, val);
 }
 
-/* For compilers without __builtin_ctzll, which hmap.h's HMAP_ITER_FIRST_SLOT_ then calls. */
-unsigned hmap_iter_first_slot_(uint64_t slots) { return first_slot(slots); }
+/* For compilers without __builtin_ctzll, which hmap.h's HMAP_ITER_LOWEST_BIT_ then calls. */
+unsigned hmap_iter_lowest_bit_(uint64_t slots) { return (unsigned)__builtin_ctzll(slots); }
 
 /* The exported copy of the inline hmap_iter_next (C's inline: this declaration makes the definition). */
 extern inline bool hmap_iter_next(hmap_iter *it, void **key, void **val);
