@@ -61,7 +61,12 @@
  * overwritten in its slot by the time the library hears of it), the next entry comes the general way, and
  * the rest of its bucket (or of the cache) is handed out. The common case is cheaper still: in steady
  * direct mode the window sweeps along the array chain after chain (refill_sweep) without bringing the
- * state behind it up to date, which happens only when the sweep stops (sweep_settle).
+ * state behind it up to date, which happens only when the sweep stops (sweep_settle). Where a bucket is
+ * 8 (key, value) items, the sweep hands out a run of up to RUN_BUCKETS consecutive chains of one bucket at
+ * once, their slots numbered on from bucket to bucket: hmap_iter_next then comes back here once per run,
+ * not once per bucket (at 1Ki 8-byte keys: ~47 instructions an entry instead of ~61, and less than half
+ * the mispredicted branches, callgrind). A write inside a run cuts it, when the sweep settles, to the
+ * bucket the last entry taken came from; the buckets after it were not reached and are taken afresh.
  *
  * Cost. The cache stays valid while no key is inserted and nothing moves (the map's change and move
  * stamps); a delete leaves it valid: the slot's tophash says the entry is gone. So a plain iteration
