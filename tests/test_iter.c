@@ -572,6 +572,72 @@ static void test_write_inside_a_run(void **state) {
         write_inside_a_run(stride);
 }
 
+/* map_hash_is_key with byte 4 of the key left out: keys that differ only there have equal 64-bit hashes. */
+static uint64_t hash_ignoring_byte_4(const void *key, uint64_t seed) {
+    uint64_t k;
+    memcpy(&k, key, 8);
+    k &= ~((uint64_t)0xff << 32);
+    return map_hash_is_key(&k, seed);
+}
+
+/* A key inserted inside the loop with the same 64-bit hash as a key not yet yielded must not take that
+ * key's place: both are in the chain the iteration is taking. One chain (2 buckets, B = 1): bucket 0's 8
+ * keys, an overflow bucket holding a tombstone and then `pending`; after the first entry, a key with
+ * pending's hash is inserted, into the tombstone's slot, ahead of pending in the chain. Then the same with
+ * the new key taking, in the first bucket, the slot of a key deleted in the loop. */
+static void colliding_insert_in_loop(bool into_first_bucket) {
+    hmap_type type = {.key_size = 8, .val_size = 8, .hash = hash_ignoring_byte_4};
+    hmap_options opts = {.no_shrink = true};
+    hmap *m = hmap_new_opts(&type, 0, &opts);
+    assert_non_null(m);
+    enum { N = 10 };
+    uint64_t keys[N + 1];
+    unsigned char seen[N + 1] = {0}, present[N + 1] = {0};
+    for (uint64_t i = 0; i < N; i++) { /* top bit 0: all in bucket 0 of B = 1; distinct tophash bytes */
+        keys[i] = i << 8 | (0x10 + i);
+        assert_int_equal(hmap_put(m, &keys[i], &i), 1);
+        present[i] = 1;
+    }
+    hmap_stats st;
+    hmap_get_stats(m, &st);
+    assert_int_equal(st.B, 1);
+    /* Slots 8 and 9 of the chain are the overflow bucket's 0 and 1: a tombstone before the last key. */
+    assert_true(hmap_del(m, &keys[8]));
+    present[8] = 0;
+    uint64_t pending = 9, target = into_first_bucket ? 7 : 9;
+    keys[N] = keys[target] | (uint64_t)0x5a << 32; /* the hash of keys[target], another key */
+    hmap_iter it;
+    void *k, *v;
+    size_t steps = 0;
+    hmap_iter_init(&it, m);
+    while (hmap_iter_next(&it, &k, &v)) {
+        uint64_t i = *(uint64_t *)v;
+        assert_true(i <= N && present[i] && !seen[i]);
+        seen[i] = 1;
+        if (steps++ == 0) {
+            if (into_first_bucket && i != 6) { /* free slot 6 of bucket 0 (not yet taken, unless it was) */
+                assert_true(hmap_del(m, &keys[6]));
+                present[6] = 0;
+            }
+            uint64_t n = N;
+            assert_int_equal(hmap_put(m, &keys[N], &n), 1);
+            present[N] = 1;
+        }
+    }
+    for (uint64_t i = 0; i < N; i++)
+        if (present[i] && !seen[i])
+            fail_msg("key %" PRIu64 " (pending %" PRIu64 "), present throughout, never yielded", i, pending);
+    hmap_free(m);
+}
+
+static void test_colliding_insert_in_loop(void **state) {
+    (void)state;
+    for (int trial = 0; trial < 64; trial++) { /* each iteration starts at its own place in hash space */
+        colliding_insert_in_loop(false);
+        colliding_insert_in_loop(true);
+    }
+}
+
 static void test_several_iterations_open(void **state) {
     (void)state;
     world w;
@@ -786,6 +852,7 @@ int main(void) {
         cmocka_unit_test(test_all_keys_one_hash),
         cmocka_unit_test(test_sparse_chains_iterated),
         cmocka_unit_test(test_write_inside_a_run),
+        cmocka_unit_test(test_colliding_insert_in_loop),
         cmocka_unit_test(test_owned_strings_deleted_and_reinserted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

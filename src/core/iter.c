@@ -765,6 +765,14 @@ static inline __attribute__((always_inline)) bool direct_fast(iter_state *it, vo
     return true;
 }
 
+/* May direct mode go on with the interval it is taking? Not once entries have moved. Nor, where records are
+ * stored hashes, once a key has been inserted: the new key may have the hash of a pending one (a custom
+ * hash that collides), and records alone cannot tell it from that key, nor from a yielded key inserted
+ * again — the general path orders equal hashes by tie key. (8-byte keys are their own records.) */
+static bool direct_still_exact(const iter_state *it, const hmap *m) {
+    return it->move_stamp == m->move_stamp && (m->kind == KEYS_U64 || it->change_stamp == m->change_stamp);
+}
+
 static __attribute__((noinline)) bool iter_next_slow(iter_state *it, void **key, void **val) {
     hmap *m = it->m;
     if (it->epoch != m->epoch || m->count == 0) {
@@ -775,14 +783,14 @@ static __attribute__((noinline)) bool iter_next_slow(iter_state *it, void **key,
         return true; /* the next bucket's first entry */
     for (;;) {
         if (it->direct) {
-            if (it->move_stamp == m->move_stamp) {
+            if (direct_still_exact(it, m)) {
                 if (direct_next(it, m, key, val))
                     return true;
                 if (it->ordered || it->cached)
                     continue; /* the cache: refilled (ordered mode), or filled for the next interval */
                 goto interval_done;
             }
-            leave_direct(it); /* entries moved: the general path, with the hashes yielded so far */
+            leave_direct(it); /* the general path, with the hashes yielded so far */
         }
         if (!cache_valid(it, m))
             cache_fill(it);
