@@ -160,6 +160,28 @@ static void test_new_with_hint_needs_no_growth(void **state) {
     hmap_free(m);
 }
 
+/* A map of 1-8 u64 entries holds its handle and one array of B = 0: the array's header (at most 72 bytes)
+ * and its one bucket (a tophash word, a chain head, 8 keys and 8 values), nothing else (no side record for
+ * an array that needs no overflow bucket). */
+static void test_small_map_holds_one_header_and_one_bucket(void **state) {
+    (void)state;
+    size_t empty = empty_map_bytes(&u64_type), most = 72 + 2 * sizeof(uint64_t) + 8 * (8 + 8);
+    for (uint64_t n = 1; n <= 8; n++) {
+        hmap *m = hmap_new(&u64_type, 0);
+        assert_non_null(m);
+        for (uint64_t k = 0; k < n; k++)
+            assert_int_equal(hmap_put(m, &k, &k), 1);
+        hmap_stats st;
+        hmap_get_stats(m, &st);
+        assert_int_equal(st.B, 0);
+        assert_int_equal(st.overflow_buckets, 0);
+        if (st.bytes - empty > most)
+            fail_msg("%" PRIu64 " entries: %zu B beyond an empty map's %zu, more than %zu", n,
+                     st.bytes - empty, empty, most);
+        hmap_free(m);
+    }
+}
+
 /* ---- NULL map and NULL key ---- */
 
 static void test_null_map_is_einval(void **state) {
@@ -1123,6 +1145,7 @@ int main(void) {
         cmocka_unit_test(test_new_rejects_bad_types),
         cmocka_unit_test(test_new_rejects_huge_hint),
         cmocka_unit_test(test_new_with_hint_needs_no_growth),
+        cmocka_unit_test(test_small_map_holds_one_header_and_one_bucket),
         cmocka_unit_test(test_null_map_is_einval),
         cmocka_unit_test(test_null_key_is_einval_and_changes_nothing),
         cmocka_unit_test(test_put_get_len),

@@ -101,6 +101,58 @@ static void test_scripted_sequence_is_exact(void **state) {
     assert_int_equal(end.live_bytes, start.live_bytes);
 }
 
+static uint64_t one_hash(const void *key, uint64_t seed) {
+    (void)key;
+    (void)seed;
+    return 7;
+}
+
+/* The map's bytes are what the allocator holds for it (one map with its own hook: its class too). */
+static void assert_map_holds(const hmap *m, const counting *c) {
+    hmap_stats st;
+    hmap_get_stats(m, &st);
+    assert_int_equal(st.bytes, atomic_load(&c->live));
+}
+
+/* Keys that share one hash fill one chain of overflow buckets at every size: every array then has its side
+ * record and overflow slabs, through growth, same-size growth, reset, shrinking and compaction, and every
+ * byte of them is counted. */
+static void test_overflow_side_records_are_exact(void **state) {
+    (void)state;
+    counting c = {0};
+    hmap_allocator a = {count_alloc, count_free, &c};
+    hmap_options opts = {.allocator = &a, .name = "one chain"};
+    hmap_type one_chain = {.key_size = 8, .val_size = 8, .hash = one_hash};
+    hmap_memstats start;
+    hmap_read_memstats(&start);
+    hmap *m = hmap_new_opts(&one_chain, 0, &opts);
+    assert_non_null(m);
+    for (uint64_t i = 0; i < 300; i++)
+        assert_int_equal(hmap_put(m, &i, &i), 1);
+    hmap_stats st;
+    hmap_get_stats(m, &st);
+    assert_true(st.overflow_buckets > 8); /* beyond one slab */
+    assert_map_holds(m, &c);
+    assert_memstats_match(&start, &c);
+
+    hmap_reset(m); /* the slabs go, the array stays */
+    assert_map_holds(m, &c);
+    for (uint64_t i = 0; i < 100; i++)
+        assert_int_equal(hmap_put(m, &i, &i), 1);
+    assert_map_holds(m, &c);
+    for (uint64_t i = 0; i < 95; i++) /* shrinks */
+        assert_true(hmap_del(m, &i));
+    assert_map_holds(m, &c);
+    assert_int_equal(hmap_compact(m), 0);
+    assert_map_holds(m, &c);
+    assert_memstats_match(&start, &c);
+
+    hmap_free(m);
+    assert_memstats_match(&start, &c);
+    assert_int_equal(atomic_load(&c.live), 0);
+    assert_int_equal(atomic_load(&c.mallocs), atomic_load(&c.frees));
+}
+
 /* With the built-in allocator (large arrays mapped from the OS) live bytes also return to the start. */
 static void test_builtin_allocator_returns_to_start(void **state) {
     (void)state;
@@ -171,6 +223,7 @@ static void test_threads_lose_nothing(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scripted_sequence_is_exact),
+        cmocka_unit_test(test_overflow_side_records_are_exact),
         cmocka_unit_test(test_builtin_allocator_returns_to_start),
         cmocka_unit_test(test_threads_lose_nothing),
     };

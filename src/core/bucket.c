@@ -10,7 +10,9 @@
  *
  * Overflow buckets come first from the spare ones allocated with each array (1/16 of its buckets, as Go
  * preallocates), then from slabs that double in size, so that a table makes O(log n) allocations for them
- * and frees them with itself; large slabs are mapped from the OS, so freeing them lowers RSS.
+ * and frees them with itself; large slabs are mapped from the OS, so freeing them lowers RSS. Which of them
+ * are in use is kept in the array's side record (table_ext, core.h), made by its first overflow bucket: an
+ * array that never needs one (every small map whose keys spread) holds only its header and its buckets.
  */
 #include "core.h"
 
@@ -66,35 +68,66 @@ uint64_t stored_hash(const hmap *m, const bucket_ref *b, unsigned i) {
 
 /* ---------------------------------------------------------------- overflow buckets */
 
+/* The spare overflow buckets are the array's preallocated ones (after its slots), none in use. */
+static void reset_spares(const hmap *m, const table *t, table_ext *x) {
+    x->spare = t->slots + t->nbuckets * m->bucket_bytes;
+    x->spare_used = 0;
+    x->spare_cap = spare_buckets(t->B);
+}
+
+table_ext *table_ext_make(hmap *m, table *t) {
+    table_ext *x = mem_alloc(&m->mem, sizeof *x);
+    if (!x)
+        return NULL;
+    memset(x, 0, sizeof *x);
+    reset_spares(m, t, x);
+    t->ext = x;
+    return x;
+}
+
 /* A new slab of overflow buckets for table t, as many as the table already uses (at least 8): the
  * slabs double, so a table makes O(log n) of them. */
-static bool add_overflow_slab(hmap *m, table *t) {
+static bool add_overflow_slab(hmap *m, table *t, table_ext *x) {
     size_t per = overflow_bucket_bytes(m), count = t->noverflow > 8 ? t->noverflow : 8;
     size_t bytes = sizeof(overflow_slab) + count * per;
     bool mapped;
     overflow_slab *slab = mem_alloc_array(&m->mem, &bytes, sizeof(overflow_slab), true, &mapped);
     if (!slab)
         return false;
-    slab->next = t->slabs;
+    slab->next = x->slabs;
     slab->bytes = bytes;
     slab->mapped = mapped;
-    t->slabs = slab;
-    t->slab_bytes += bytes;
-    t->spare = slab->buckets;
-    t->spare_used = 0;
-    t->spare_cap = (bytes - sizeof(overflow_slab)) / per; /* page rounding may have added some */
+    x->slabs = slab;
+    x->slab_bytes += bytes;
+    x->spare = slab->buckets;
+    x->spare_used = 0;
+    x->spare_cap = (bytes - sizeof(overflow_slab)) / per; /* page rounding may have added some */
     return true;
 }
 
 /* A new overflow bucket for table t: a preallocated one, else one from a new slab. */
 static overflow_bucket *new_overflow(hmap *m, table *t) {
-    if (t->spare_used == t->spare_cap && !add_overflow_slab(m, t))
+    table_ext *x = table_ext_get(m, t);
+    if (!x || (x->spare_used == x->spare_cap && !add_overflow_slab(m, t, x)))
         return NULL;
-    overflow_bucket *o = (overflow_bucket *)(t->spare + t->spare_used * overflow_bucket_bytes(m));
-    t->spare_used++;
+    overflow_bucket *o = (overflow_bucket *)(x->spare + x->spare_used * overflow_bucket_bytes(m));
+    x->spare_used++;
     t->noverflow++;
     memset(o, 0, sizeof *o); /* spares are not zeroed in advance; the slots need not be */
     return o;
+}
+
+void free_overflow(hmap *m, table *t) {
+    table_ext *x = t->ext;
+    if (!x)
+        return;
+    while (x->slabs) {
+        overflow_slab *slab = x->slabs;
+        x->slabs = slab->next;
+        mem_free_array(&m->mem, slab, slab->bytes, 0, slab->mapped);
+    }
+    x->slab_bytes = 0;
+    reset_spares(m, t, x);
 }
 
 /* Appends an empty overflow bucket after the chain's last bucket `last`. */
@@ -104,10 +137,6 @@ bool chain_extend(hmap *m, table *t, bucket_ref *last) {
         return false;
     *last->next = o;
     return bucket_ref_next(m, last);
-}
-
-size_t overflow_bucket_bytes(const hmap *m) {
-    return (sizeof(overflow_bucket) + m->bucket_bytes + 15) & ~(size_t)15;
 }
 
 /* ---------------------------------------------------------------- emptying a slot */

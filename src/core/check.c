@@ -78,7 +78,15 @@ static int check_table(const hmap *m, const table *t, bool is_old, table_tally *
                        size_t size) {
     *tally = (table_tally){0};
     if (t->nbuckets != (size_t)1 << t->B)
-        return fail(why, size, "an array of B = %u has %zu buckets", t->B, t->nbuckets);
+        return fail(why, size, "an array of B = %u has %zu buckets", (unsigned)t->B, t->nbuckets);
+    /* The side record exists whenever something lives in it (core.h, table_ext). */
+    if (!t->ext && (t->noverflow || t->mapped || t->lazy))
+        return fail(why, size, "an array with %s has no side record",
+                    t->noverflow ? "overflow buckets"
+                    : t->lazy    ? "lazy pages"
+                                 : "a mapping");
+    if (t->lazy != (t->ext && t->ext->counted))
+        return fail(why, size, "%s", t->lazy ? "a lazy array without page bits" : "page bits, but not lazy");
     for (size_t i = 0; i < t->nbuckets; i++)
         if (check_chain(m, t, is_old, i, tally, why, size) < 0)
             return -1;

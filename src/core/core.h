@@ -4,7 +4,7 @@
  * Nothing here is public API.
  *
  * A map is three records, so that small maps stay small (an empty u64 map: a 128-byte handle; one of 1-8
- * entries adds one table of B = 0):
+ * entries adds one array of B = 0, a 72-byte header and 144 bytes of bucket: 344 in all):
  *   - its class (map_class, class.c): type, key kind, slot layout, allocator hook, option flags, name —
  *     immutable and shared by every map made with the same type and options;
  *   - its handle (struct hmap): what differs between maps and what every lookup and write reads (the
@@ -12,6 +12,9 @@
  *     paths never go through the class pointer);
  *   - its side record (map_cold): resize bookkeeping, reservation, lifetime counters — made by the first
  *     resize that moves entries (or a reservation), never by a map that stays within its first array.
+ * Each array likewise keeps in its header (table) only what lookups, writes, iteration and evacuation read,
+ * and the rest in a side record of its own (table_ext: overflow slabs and spares, a mapped array's page
+ * bookkeeping), made only by an array that needs an overflow bucket or is mapped.
  *
  * The library is layered; each layer includes only the layers below it:
  *
@@ -50,11 +53,11 @@
 #define drop_entry hmap__drop_entry
 #define end_resize hmap__end_resize
 #define finish_resize hmap__finish_resize
+#define free_overflow hmap__free_overflow
 #define map_became_empty hmap__map_became_empty
 #define map_hash hmap__map_hash
 #define stored_hash hmap__stored_hash
 #define maybe_start_shrink hmap__maybe_start_shrink
-#define overflow_bucket_bytes hmap__overflow_bucket_bytes
 #define resize_work hmap__resize_work
 #define set_layout hmap__set_layout
 #define set_rest_before hmap__set_rest_before
@@ -65,6 +68,7 @@
 #define free_retired_tables hmap__free_retired_tables
 #define release_evacuated hmap__release_evacuated
 #define table_new hmap__table_new
+#define table_ext_make hmap__table_ext_make
 
 /* An overflow bucket: its own tophash word and link, followed by the slots. The regular buckets of an
  * array keep their tophash words in one dense array instead (see map.c). */
@@ -84,30 +88,45 @@ typedef struct overflow_slab {
     _Alignas(16) unsigned char buckets[];
 } overflow_slab;
 
-/* One bucket array: 2^B regular buckets plus their preallocated overflow buckets. */
+/* One bucket array: 2^B regular buckets plus their preallocated overflow buckets, all in one allocation,
+ * which starts at the tophash words. The header holds only what lookups, writes, iteration and evacuation
+ * read; what only some arrays need is in its side record (table_ext). */
 typedef struct table {
-    unsigned B;
-    size_t nbuckets;            /* 2^B */
-    uint64_t *tophash;          /* nbuckets words: bucket i's 8 tophash bytes */
+    uint64_t *tophash;          /* nbuckets words: bucket i's 8 tophash bytes; where the allocation starts */
     overflow_bucket **overflow; /* nbuckets chain heads */
     unsigned char *slots;       /* nbuckets * bucket_bytes: 8 keys and 8 values per bucket */
-    unsigned char *spare;       /* free overflow buckets: the preallocated ones, then the last slab's */
+    size_t nbuckets;            /* 2^B */
+    size_t noverflow;           /* overflow buckets in use */
+    size_t tombstones;          /* EMPTY_ONE slots */
+    struct table *next_retired; /* in hmap.retired */
+    struct table_ext *ext;      /* NULL until the array uses an overflow bucket, unless it is mapped */
+    uint8_t B;
+    bool mapped; /* the allocation came from the OS (mmap) rather than the allocator (then ext is set) */
+    bool lazy;   /* a lazy array, counted page by page (ext->counted; resize.c, "lazy arrays") */
+} table;
+
+/* What only some arrays need, made by the first overflow bucket an array takes (chain_extend) or with a
+ * mapped array (table_new), counted in the map's bytes and freed with the array: an array of B = 0 or 1
+ * filled within its buckets never has one. (The allocation's size is not here when it can be recomputed
+ * from B and the layout: an array that is not mapped is exactly table_bytes' size.) */
+typedef struct table_ext {
+    unsigned char *spare; /* free overflow buckets: the array's preallocated ones, then the last slab's */
     size_t spare_used, spare_cap;
     overflow_slab *slabs; /* slabs allocated for overflow buckets, freed with the table */
-    size_t noverflow;     /* overflow buckets in use */
-    size_t tombstones;    /* EMPTY_ONE slots */
     size_t slab_bytes;
-    void *mem; /* the single allocation holding tophash, overflow, slots and spare */
-    size_t mem_bytes;
-    size_t released_from;  /* a mapped old array: offset in mem where its next pages to give back start */
+    /* a mapped array only */
+    size_t mem_bytes;      /* its size, rounded to pages */
+    size_t released_from;  /* an old array: offset where its next pages to give back start */
     size_t released_bytes; /* ...and the bytes of it given back so far (see release_evacuated) */
-    bool mapped;           /* mem came from the OS (mmap) rather than the allocator */
-    uint64_t *counted;     /* a lazy array (mem_alloc_array_lazy): one bit per page counted as held; NULL
-                              once the array is counted whole (resize.c, "lazy arrays") */
-    size_t uncounted;      /* ...and its bytes not counted yet */
-    unsigned page_shift;   /* ...and log2 of the page size */
-    struct table *next_retired; /* in hmap.retired */
-} table;
+    size_t release_at;     /* ...and where evacuation must reach before the next pages go back */
+    /* a lazy array only (table.lazy): one bit per page counted as held, and its bytes not counted yet; the
+     * bits are freed once the array is counted whole */
+    uint64_t *counted;
+    size_t uncounted;
+    unsigned page_shift; /* log2 of the page size */
+} table_ext;
+
+_Static_assert(sizeof(table) <= 72, "an array's header stays within 72 bytes: small maps stay small");
 
 /* A position in one bucket chain: the tophash word and slot storage of one bucket of the chain. */
 typedef struct bucket_ref {
@@ -228,8 +247,16 @@ void class_release(const map_class *c, mem_owner *owner); /* owner: the map's, f
 
 /* ---- bucket.c: storage primitives ---- */
 void set_layout(map_class *c); /* where keys and values sit in a bucket, from the type */
-size_t overflow_bucket_bytes(const hmap *m);
+/* Bytes of one overflow bucket, its header and slots: a multiple of 16 (slabs and spares are arrays). */
+static inline size_t overflow_bucket_bytes(const hmap *m) {
+    return (sizeof(overflow_bucket) + m->bucket_bytes + 15) & ~(size_t)15;
+}
 bool chain_extend(hmap *m, table *t, bucket_ref *last); /* appends an empty overflow bucket; false: ENOMEM */
+/* Overflow buckets preallocated with a 2^B array: 1/16 of its buckets, as Go; none below B = 4. */
+static inline size_t spare_buckets(unsigned B) { return B >= 4 ? ((size_t)1 << B) >> 4 : 0; }
+table_ext *table_ext_make(hmap *m, table *t); /* t's side record, made (none in use yet); NULL: ENOMEM */
+static inline table_ext *table_ext_get(hmap *m, table *t) { return t->ext ? t->ext : table_ext_make(m, t); }
+void free_overflow(hmap *m, table *t); /* frees t's slabs: its spares are the preallocated ones again */
 uint64_t map_hash(const hmap *m, const void *key);
 uint64_t stored_hash(const hmap *m, const bucket_ref *b, unsigned i);   /* slot_hash, for any kind */
 void set_rest_before(hmap *m, table *t, size_t i, const bucket_ref *b); /* see set_slot_empty */
@@ -441,6 +468,7 @@ static inline void call_val_drop(const hmap *m, void *val) {
 
 /* ---- resize.c ---- */
 #define MAX_B 48 /* 2^48 buckets: far beyond any machine */
+_Static_assert(MAX_B < 256, "B fits table.B, a byte");
 /* Entries 2^B buckets may hold: 6.5 a bucket (8 for the single bucket of B = 0, as Go). */
 static inline size_t load_limit(unsigned B) { return B == 0 ? 8 : (size_t)13 << (B - 1); }
 

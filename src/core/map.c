@@ -51,8 +51,8 @@
  * state only a resizing map needs is a side record made by its first real resize; the handle keeps the
  * rest, and copies of the few layout fields the fast paths read, so that they load nothing through the
  * class pointer. The slots of the arrays of B = 0 and 1 follow their chain heads without padding to a
- * cache line. An empty u64 map holds 128 bytes; one of 1-8 entries 440 (Go: 48 and 192; what remains is
- * the table header and the handle's iteration stamps and resize pointers).
+ * cache line. An empty u64 map holds 128 bytes; one of 1-8 entries 344 (Go: 48 and 192; what remains is
+ * the array's 72-byte header and the handle's iteration stamps and resize pointers).
  *
  * Load factor: 6.5 entries per bucket on average before growth, Go's choice. Go's own measurement (its
  * map.go table, 8-slot buckets) gives at 6.5: ~20.9% overflow buckets, ~10.8 bytes of overhead per entry

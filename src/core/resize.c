@@ -77,7 +77,7 @@ static bool table_bytes(const hmap *m, unsigned B, size_t *slots_off_out, size_t
                         size_t *total_out) {
     if (B > MAX_B)
         return false;
-    size_t nb = (size_t)1 << B, nspare = B >= 4 ? nb >> 4 : 0;
+    size_t nb = (size_t)1 << B, nspare = spare_buckets(B);
     /* The slots start on a cache line (from B = 2 on, the tophash words and chain heads fill whole lines);
      * the one or two buckets of B = 0 and 1 follow their heads directly: no padding line in a small map. */
     size_t slots_off = 2 * sizeof(uint64_t) * nb;
@@ -106,105 +106,154 @@ static bool table_bytes(const hmap *m, unsigned B, size_t *slots_off_out, size_t
  * kernel's shared zero page, which backs nothing. (This assumes 4 KiB faults: with transparent huge pages
  * set to "always", one write may back 2 MiB.) */
 
-static size_t page_words(const table *t) { return (t->mem_bytes / mem_page_size() + 63) / 64; }
+static size_t page_words(const table_ext *x) { return (x->mem_bytes / mem_page_size() + 63) / 64; }
 
-/* Counts page p of t's array if it is not counted yet: a bit test when it is. */
-static inline __attribute__((always_inline)) void count_page(hmap *m, table *t, size_t p) {
+/* Counts page p of a lazy array (side record x) if it is not counted yet: a bit test when it is. */
+static inline __attribute__((always_inline)) void count_page(hmap *m, table_ext *x, size_t p) {
     uint64_t bit = (uint64_t)1 << (p % 64);
-    if (!(t->counted[p / 64] & bit)) {
-        t->counted[p / 64] |= bit;
-        t->uncounted -= (size_t)1 << t->page_shift;
-        mem_count_pages(&m->mem, (size_t)1 << t->page_shift);
+    if (!(x->counted[p / 64] & bit)) {
+        x->counted[p / 64] |= bit;
+        x->uncounted -= (size_t)1 << x->page_shift;
+        mem_count_pages(&m->mem, (size_t)1 << x->page_shift);
     }
 }
 
-/* Counts the pages of [off, off + len) in t's array not counted yet. */
-static inline __attribute__((always_inline)) void count_range(hmap *m, table *t, size_t off, size_t len) {
-    for (size_t p = off >> t->page_shift, last = (off + len - 1) >> t->page_shift; p <= last; p++)
-        count_page(m, t, p);
+/* Counts the pages of [off, off + len) in the array not counted yet. */
+static inline __attribute__((always_inline)) void count_range(hmap *m, table_ext *x, size_t off, size_t len) {
+    for (size_t p = off >> x->page_shift, last = (off + len - 1) >> x->page_shift; p <= last; p++)
+        count_page(m, x, p);
 }
 
 static void count_whole(hmap *m, table *t) {
-    if (!t || !t->counted)
+    if (!t || !t->lazy)
         return;
-    mem_count_pages(&m->mem, t->uncounted);
-    t->uncounted = 0;
-    mem_free(&m->mem, t->counted, page_words(t) * sizeof *t->counted);
-    t->counted = NULL;
+    table_ext *x = t->ext;
+    mem_count_pages(&m->mem, x->uncounted);
+    x->uncounted = 0;
+    mem_free(&m->mem, x->counted, page_words(x) * sizeof *x->counted);
+    x->counted = NULL;
+    t->lazy = false;
+}
+
+/* Where p lies in t's allocation (which starts at the tophash words). */
+static inline size_t array_offset(const table *t, const void *p) {
+    return (size_t)((const unsigned char *)p - (const unsigned char *)t->tophash);
 }
 
 /* Chain c of a lazy array may be written: its tophash word and chain head (aligned words: one page each)
- * and its slots. */
-static inline __attribute__((always_inline)) void count_chain(hmap *m, table *t, size_t c) {
-    unsigned char *base = t->mem;
-    count_page(m, t, (size_t)((unsigned char *)&t->tophash[c] - base) >> t->page_shift);
-    count_page(m, t, (size_t)((unsigned char *)&t->overflow[c] - base) >> t->page_shift);
-    count_range(m, t, (size_t)(t->slots - base) + c * m->bucket_bytes, m->bucket_bytes);
+ * and its slots. (Out of line: inlined into evacuation, which only a lazy array's needs, it took registers
+ * from every evacuation.) */
+static __attribute__((noinline)) void count_chain(hmap *m, table *t, size_t c) {
+    table_ext *x = t->ext;
+    count_page(m, x, array_offset(t, &t->tophash[c]) >> x->page_shift);
+    count_page(m, x, array_offset(t, &t->overflow[c]) >> x->page_shift);
+    count_range(m, x, array_offset(t, t->slots) + c * m->bucket_bytes, m->bucket_bytes);
 }
 
 /* Overflow buckets [from, to) of the spare area at `spare`, when that area is the array's own preallocated
  * one (a slab's is counted whole). chain_extend hands spares out in order. */
 static void count_spares(hmap *m, table *t, const unsigned char *spare, size_t from, size_t to) {
-    const unsigned char *base = t->mem;
-    if (spare < base || spare >= base + t->mem_bytes || from >= to)
+    table_ext *x = t->ext;
+    const unsigned char *base = (const unsigned char *)t->tophash;
+    if (spare < base || spare >= base + x->mem_bytes || from >= to)
         return;
     size_t per = overflow_bucket_bytes(m);
-    count_range(m, t, (size_t)(spare - base) + from * per, (to - from) * per);
+    count_range(m, x, array_offset(t, spare) + from * per, (to - from) * per);
 }
 
 /* The spares handed out since (spare, used) was read, and the next one to go. */
 static void count_spares_since(hmap *m, table *t, const unsigned char *spare, size_t used, size_t cap) {
-    if (spare != t->spare) /* a slab was added: the array's spares are all used */
+    if (spare != t->ext->spare) /* a slab was added: the array's spares are all used */
         count_spares(m, t, spare, used, cap);
     else
-        count_spares(m, t, spare, used, t->spare_used < cap ? t->spare_used + 1 : cap);
+        count_spares(m, t, spare, used, t->ext->spare_used < cap ? t->ext->spare_used + 1 : cap);
 }
 
 /* A write is about to look for (and maybe insert) a key hashing to `hash` in a lazy cur. */
 static void count_write_target(hmap *m, uint64_t hash) {
     table *t = m->cur;
-    if (!t->counted)
+    if (!t->lazy)
         return;
     count_chain(m, t, bucket_index(hash, t->B));
-    count_spares_since(m, t, t->spare, t->spare_used, t->spare_cap);
+    count_spares_since(m, t, t->ext->spare, t->ext->spare_used, t->ext->spare_cap);
+}
+
+/* The bytes of t's allocation: a mapped one's as the OS rounded them, else table_bytes' own. */
+static size_t array_bytes(const hmap *m, const table *t) {
+    if (t->mapped)
+        return t->ext->mem_bytes;
+    size_t slots_off, slots_bytes, total = 0;
+    table_bytes(m, t->B, &slots_off, &slots_bytes, &total); /* (true: it fitted when t was made) */
+    return total;
+}
+
+/* What t holds now, as counted in the map's bytes: its header, side record and slabs, its allocation less
+ * the pages given back or not counted yet, and a lazy array's page bits. */
+static size_t table_held_bytes(const hmap *m, const table *t) {
+    size_t held = sizeof *t + array_bytes(m, t);
+    const table_ext *x = t->ext;
+    if (x) {
+        held += sizeof *x + x->slab_bytes - x->released_bytes - x->uncounted;
+        if (x->counted)
+            held += page_words(x) * sizeof *x->counted;
+    }
+    return held;
+}
+
+static size_t release_step(const table_ext *x);
+
+/* A mapped array's side record: its rounded size, where its pages go back from, and for a lazy one
+ * (whole: false) the bits of its pages counted. false on ENOMEM. */
+static bool note_mapped(hmap *m, table *t, size_t total, size_t slots_off, bool whole) {
+    table_ext *x = table_ext_get(m, t);
+    if (!x)
+        return false;
+    x->mem_bytes = total;
+    x->released_from = slots_off;
+    x->release_at = slots_off + release_step(x);
+    if (whole)
+        return true;
+    x->uncounted = total;
+    x->page_shift = (unsigned)__builtin_ctzll(mem_page_size());
+    size_t words = page_words(x);
+    x->counted = mem_alloc(&m->mem, words * sizeof *x->counted);
+    if (x->counted) {
+        memset(x->counted, 0, words * sizeof *x->counted);
+        t->lazy = true;
+    } else { /* no map of pages: counted whole */
+        mem_count_pages(&m->mem, total);
+        x->uncounted = 0;
+    }
+    return true;
 }
 
 table *table_new(hmap *m, unsigned B, bool populate) {
     size_t slots_off, slots_bytes, total;
     if (!table_bytes(m, B, &slots_off, &slots_bytes, &total))
         return NULL;
-    size_t nb = (size_t)1 << B, nspare = B >= 4 ? nb >> 4 : 0;
     table *t = mem_alloc(&m->mem, sizeof *t);
     if (!t)
         return NULL;
     memset(t, 0, sizeof *t);
-    bool whole = true; /* tophash, chain heads zeroed */
-    t->mem = populate ? mem_alloc_array(&m->mem, &total, slots_off, true, &t->mapped)
-                      : mem_alloc_array_lazy(&m->mem, &total, slots_off, &whole, &t->mapped);
-    if (!t->mem) {
+    bool whole = true, mapped; /* tophash, chain heads zeroed */
+    unsigned char *base = populate ? mem_alloc_array(&m->mem, &total, slots_off, true, &mapped)
+                                   : mem_alloc_array_lazy(&m->mem, &total, slots_off, &whole, &mapped);
+    if (!base) {
         mem_free(&m->mem, t, sizeof *t);
         return NULL;
     }
-    t->mem_bytes = total;
-    if (!whole) {
-        t->uncounted = total;
-        size_t words = page_words(t);
-        t->counted = mem_alloc(&m->mem, words * sizeof *t->counted);
-        t->page_shift = (unsigned)__builtin_ctzll(mem_page_size());
-        if (t->counted)
-            memset(t->counted, 0, words * sizeof *t->counted);
-        else
-            mem_count_pages(&m->mem, total), t->uncounted = 0; /* no map of pages: counted whole */
-    }
-    unsigned char *base = t->mem;
-    t->B = B;
+    size_t nb = (size_t)1 << B;
+    t->B = (uint8_t)B;
     t->nbuckets = nb;
     t->tophash = (uint64_t *)base;
     t->overflow = (overflow_bucket **)(base + sizeof(uint64_t) * nb);
     t->slots = base + slots_off;
-    t->spare = t->slots + slots_bytes;
-    t->spare_cap = nspare;
-    t->released_from = slots_off;
+    t->mapped = mapped;
+    if (mapped && !note_mapped(m, t, total, slots_off, whole)) {
+        mem_free_array(&m->mem, base, total, whole ? 0 : total, mapped);
+        mem_free(&m->mem, t, sizeof *t);
+        return NULL;
+    }
     return t;
 }
 
@@ -220,39 +269,33 @@ static void drop_table_entries(hmap *m, table *t) {
     }
 }
 
-static void free_overflow_slabs(hmap *m, table *t) {
-    while (t->slabs) {
-        overflow_slab *slab = t->slabs;
-        t->slabs = slab->next;
-        mem_free_array(&m->mem, slab, slab->bytes, 0, slab->mapped);
-    }
-}
-
 void table_free(hmap *m, table *t, bool drop_entries) {
     if (drop_entries)
         drop_table_entries(m, t);
-    free_overflow_slabs(m, t);
-    if (t->counted)
-        mem_free(&m->mem, t->counted, page_words(t) * sizeof *t->counted);
-    mem_free_array(&m->mem, t->mem, t->mem_bytes, t->released_bytes + t->uncounted, t->mapped);
+    size_t bytes = array_bytes(m, t), released = 0;
+    table_ext *x = t->ext;
+    if (x) {
+        free_overflow(m, t);
+        if (x->counted)
+            mem_free(&m->mem, x->counted, page_words(x) * sizeof *x->counted);
+        released = x->released_bytes + x->uncounted;
+        mem_free(&m->mem, x, sizeof *x);
+    }
+    mem_free_array(&m->mem, t->tophash, bytes, released, t->mapped);
     mem_free(&m->mem, t, sizeof *t);
     note_moved(m); /* iterator caches may point into it */
 }
 
-/* Empties t in place, keeping its array: entries dropped, overflow slabs freed, every bucket empty again.
- * O(buckets). */
+/* Empties t in place, keeping its array (and its side record): entries dropped, overflow slabs freed, every
+ * bucket empty again. O(buckets). */
 void table_reset(hmap *m, table *t) {
     count_whole(m, t); /* the clearing below writes every chain head (callers end any resize first, which
                           counts cur whole already) */
     drop_table_entries(m, t);
-    free_overflow_slabs(m, t);
+    free_overflow(m, t);
     memset(t->tophash, 0, t->nbuckets * sizeof *t->tophash);
     memset(t->overflow, 0, t->nbuckets * sizeof *t->overflow);
     t->noverflow = t->tombstones = 0;
-    t->slab_bytes = 0;
-    t->spare = t->slots + t->nbuckets * m->bucket_bytes; /* the preallocated spares again */
-    t->spare_used = 0;
-    t->spare_cap = t->B >= 4 ? t->nbuckets >> 4 : 0;
     note_moved(m);
 }
 
@@ -416,13 +459,13 @@ static void complete_resize(hmap *m);
  * whole until the end. The tophash words and chain heads stay: they say the buckets are evacuated.
  * (Overflow buckets stay too, until the array goes.) The release waits for the end of the write
  * (end_write), as a freed array does: the write's arguments may point into those slots. */
-static size_t release_step(const table *o) {
-    size_t step = o->mem_bytes / 64, most = (size_t)256 << 10;
+static size_t release_step(const table_ext *x) {
+    size_t step = x->mem_bytes / 64, most = (size_t)256 << 10;
     return step < mem_page_size() ? mem_page_size() : step > most ? most : step;
 }
 
 static size_t evacuated_slots_end(const hmap *m, const table *o) {
-    return (size_t)(o->slots - (unsigned char *)o->mem) + m->cold->nevacuate * m->bucket_bytes;
+    return array_offset(o, o->slots) + m->cold->nevacuate * m->bucket_bytes;
 }
 
 void release_evacuated(hmap *m) {
@@ -430,8 +473,10 @@ void release_evacuated(hmap *m) {
     table *o = m->old;
     if (!o || !o->mapped)
         return;
-    o->released_bytes +=
-        mem_release_array_pages(&m->mem, o->mem, &o->released_from, evacuated_slots_end(m, o), o->mapped);
+    table_ext *x = o->ext;
+    x->released_bytes +=
+        mem_release_array_pages(&m->mem, o->tophash, &x->released_from, evacuated_slots_end(m, o), true);
+    x->release_at = x->released_from + release_step(x);
 }
 
 /* Old bucket chain b has been evacuated: its marks are written. The counters, and the end of the resize
@@ -444,7 +489,7 @@ static inline void chain_evacuated(hmap *m, table *o) {
     c->moved_this_op++;
     while (c->nevacuate < o->nbuckets && table_bucket_evacuated(o, c->nevacuate))
         c->nevacuate++;
-    if (o->mapped && evacuated_slots_end(m, o) >= o->released_from + release_step(o))
+    if (o->mapped && evacuated_slots_end(m, o) >= o->ext->release_at)
         m->release_due = true;
     if (c->old_evacuated == o->nbuckets)
         complete_resize(m);
@@ -477,7 +522,7 @@ evacuate_one_bucket(hmap *m, table *o, bucket_ref head, size_t first, size_t nde
             if (fill[k] + count_bytes(live) > SLOTS_PER_BUCKET)
                 return false;
         }
-        if (t->counted)
+        if (t->lazy)
             count_chain(m, t, first + k);
     }
     slot_layout L = layout_of(m, kind);
@@ -533,14 +578,14 @@ static inline __attribute__((always_inline)) int evacuate_chain(hmap *m, size_t 
         }
         base += SLOTS_PER_BUCKET;
     }
-    if (m->cur->counted) {
+    if (m->cur->lazy) {
         table *t = m->cur;
-        const unsigned char *spare = t->spare;
-        size_t used = t->spare_used, cap = t->spare_cap;
+        const unsigned char *spare = t->ext->spare;
+        size_t used = t->ext->spare_used, cap = t->ext->spare_cap;
         for (size_t k = 0; k < ndest; k++)
             count_chain(m, t, d[k].chain);
         int rc = prepare_destinations(m, d, ndest);
-        if (t->spare != spare || t->spare_used != used)
+        if (t->ext->spare != spare || t->ext->spare_used != used)
             count_spares_since(m, t, spare, used, cap);
         if (rc < 0)
             return rc;
@@ -651,7 +696,7 @@ static void trace_resize_event(const hmap *m, bool end) {
         .max_step_ns = m->cold->resize_max_step_ns,
     };
     if (end) {
-        size_t old = m->old->mem_bytes - m->old->released_bytes + m->old->slab_bytes + sizeof *m->old;
+        size_t old = table_held_bytes(m, m->old);
         r.bytes_now = r.bytes_now > old ? r.bytes_now - old : 0;
     }
     trace_resize_line(&r);
@@ -777,7 +822,7 @@ void maybe_start_shrink(hmap *m) {
     /* The write that starts a shrink does its first step; one whose new array is small and comes from the
      * allocator (below MAP_THRESHOLD, so not lazy: counted whole) is done at once, never held twice. (A
      * user hook's larger arrays are counted whole too, and paced.) */
-    bool small = !m->cur->mapped && m->cur->mem_bytes < MAP_THRESHOLD;
+    bool small = !m->cur->mapped && array_bytes(m, m->cur) < MAP_THRESHOLD;
     size_t steps = small ? m->old->nbuckets : m->cold->evacuate_pace;
     for (size_t k = 0; k < steps && m->old; k++)
         if (evacuate(m, m->cold->nevacuate) < 0)
@@ -858,7 +903,7 @@ static int rebuild_to_fit(hmap *m) {
         return 0;
     }
     unsigned target = B_for_count(m->count);
-    if (target >= m->cur->B && !m->cur->slabs && !m->cur->tombstones)
+    if (target >= m->cur->B && !(m->cur->ext && m->cur->ext->slabs) && !m->cur->tombstones)
         return 0; /* already a fresh map's shape */
     if (target > m->cur->B)
         target = m->cur->B;
