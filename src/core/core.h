@@ -178,6 +178,11 @@ struct hmap {
     bool writing; /* a write is under way (the debug check for concurrent writers) */
 #endif
     bool reserving; /* a reservation holds (its size: cold->reserved) */
+    /* Two keys with one 64-bit hash have been in the map since it was last empty. Only a map that stores
+     * hashes can tell: an insert compares the stored hash of every slot whose tophash matches, so it meets
+     * any key with its own hash. Iteration over a map that stores hashes checks each chain for repeated
+     * hashes only when this is set (iter.c). */
+    bool equal_hashes;
 
     /* Iterations read these; the map never knows which iterations are open (iter.c). */
     uint64_t change_stamp; /* bumped when a new key is stored, and with every move: iterator caches re-read */

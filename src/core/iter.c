@@ -303,9 +303,15 @@ static bool pending(const iter_state *it, uint64_t g, const void *key) {
     return g > it->P || (g == it->P && pending_at_P(it, key));
 }
 
-/* True when two cached entries share a hash (only possible for keys other than the built-in 8-byte kind). */
+/* May two entries of the map share a 64-bit hash? Never for 8-byte keys with the built-in hash (a bijection);
+ * in a map that stores hashes, only once an insert has met one (hmap.equal_hashes); else perhaps. */
+static inline bool hashes_may_repeat(const hmap *m) {
+    return m->kind != KEYS_U64 && (!m->hash_off || m->equal_hashes);
+}
+
+/* True when two cached entries share a hash. */
 static bool cache_has_equal_hashes(const iter_state *it) {
-    if (it->m->kind == KEYS_U64)
+    if (!hashes_may_repeat(it->m))
         return false;
     for (unsigned i = 1; i < it->n; i++)
         for (unsigned k = 0; k < i; k++)
@@ -472,7 +478,7 @@ static inline __attribute__((always_inline)) bool tophashes_distinct(uint64_t w)
 }
 
 static inline bool chain_hashes_distinct(const hmap *m, bucket_ref b) {
-    return m->kind == KEYS_U64 || (!*b.next && tophashes_distinct(*b.tophash)) ||
+    return !hashes_may_repeat(m) || (!*b.next && tophashes_distinct(*b.tophash)) ||
            stored_hashes_distinct(m, b);
 }
 
@@ -765,12 +771,13 @@ static inline __attribute__((always_inline)) bool direct_fast(iter_state *it, vo
     return true;
 }
 
-/* May direct mode go on with the interval it is taking? Not once entries have moved. Nor, where records are
- * stored hashes, once a key has been inserted: the new key may have the hash of a pending one (a custom
- * hash that collides), and records alone cannot tell it from that key, nor from a yielded key inserted
- * again — the general path orders equal hashes by tie key. (8-byte keys are their own records.) */
+/* May direct mode go on with the interval it is taking? Not once entries have moved. Nor, where two keys
+ * may share a hash, once a key has been inserted: the new key may have the hash of a pending one, and
+ * records alone cannot tell it from that key, nor from a yielded key inserted again — the general path
+ * orders equal hashes by tie key. (8-byte keys are their own records; in a map that stores hashes, an
+ * insert that meets its own hash in the chain sets hmap.equal_hashes.) */
 static bool direct_still_exact(const iter_state *it, const hmap *m) {
-    return it->move_stamp == m->move_stamp && (m->kind == KEYS_U64 || it->change_stamp == m->change_stamp);
+    return it->move_stamp == m->move_stamp && (!hashes_may_repeat(m) || it->change_stamp == m->change_stamp);
 }
 
 static __attribute__((noinline)) bool iter_next_slow(iter_state *it, void **key, void **val) {
@@ -1086,7 +1093,7 @@ static inline void sweep_prefetch(const iter_state *it, size_t i, const unsigned
 static inline __attribute__((always_inline)) bool sweep_may_join(const iter_state *it, size_t i,
                                                                  uint64_t left) {
     return left && i < it->sweep.mask && !it->sweep.overflow[i + 1] &&
-           (it->m->kind == KEYS_U64 || tophashes_distinct(it->sweep.tophash[i + 1]));
+           (!hashes_may_repeat(it->m) || tophashes_distinct(it->sweep.tophash[i + 1]));
 }
 
 /* The sweep's window: the bucket whose slots start at `slots` (live slots `live`, not empty: chain i's
@@ -1170,7 +1177,7 @@ static __attribute__((noinline)) bool refill_sweep(iter_state *it, void **key, v
             i = (i + 1) & it->sweep.mask;
             word = it->sweep.tophash[i];
             join = !it->sweep.overflow[i];
-            if (!join || m->kind != KEYS_U64) {
+            if (!join || hashes_may_repeat(m)) {
                 bucket_ref head = sweep_bucket(it, i);
                 if ((*head.next && chain_live(m, head, CACHE_SLOTS) > CACHE_SLOTS) ||
                     !chain_hashes_distinct(m, head))

@@ -81,13 +81,16 @@ typedef struct found {
     unsigned slot;
 } found;
 
-/* The slot of bucket b (tophash word w) holding key, if any: the one loop every lookup runs. */
+/* The slot of bucket b (tophash word w) holding key, if any: the one loop every lookup runs. A write passes
+ * saw_equal_hash (else NULL): set when the bucket holds another key with the same 64-bit hash (a map that
+ * stores hashes sees it; see hmap.equal_hashes). */
 /* (Where hashes are stored, the stored hash is compared first, so that a tophash match with another key
  * costs no read of that key's string, and no call of a custom equal(). Elsewhere the tophash bytes are
  * matched exactly, so that each candidate is a real tophash match and costs only the key comparison.) */
 static inline __attribute__((always_inline)) bool match_in_bucket(const hmap *m, const bucket_ref *b,
                                                                   uint64_t w, uint64_t hash, const void *key,
-                                                                  key_kind kind, unsigned *slot) {
+                                                                  key_kind kind, unsigned *slot,
+                                                                  bool *saw_equal_hash) {
     uint8_t top = tophash_of(hash);
     bool hashes = stores_hashes(m, kind);
     unsigned s;
@@ -100,6 +103,8 @@ static inline __attribute__((always_inline)) bool match_in_bucket(const hmap *m,
             *slot = s;
             return true;
         }
+        if (hashes && saw_equal_hash)
+            *saw_equal_hash = true;
     }
     return false;
 }
@@ -111,7 +116,7 @@ static inline __attribute__((always_inline)) bool find(const hmap *m, const void
     __builtin_prefetch(f->b.slots);
     for (;;) {
         uint64_t w = *f->b.tophash;
-        if (match_in_bucket(m, &f->b, w, hash, key, kind, &f->slot))
+        if (match_in_bucket(m, &f->b, w, hash, key, kind, &f->slot, NULL))
             return true;
         if (!probe_continues(m, w, &f->b))
             return false;
@@ -129,13 +134,13 @@ typedef enum { FIRST_HIT, FIRST_MISS, FIRST_UNSURE } first_result;
 static inline __attribute__((always_inline)) first_result probe_first(const hmap *m, const void *key,
                                                                       uint64_t hash, key_kind kind,
                                                                       bucket_ref *b, uint64_t *w,
-                                                                      unsigned *slot) {
+                                                                      unsigned *slot, bool *saw_equal_hash) {
     if (__builtin_expect(m->old != NULL, 0))
         return FIRST_UNSURE;
     *b = table_bucket(m, m->cur, table_index(m->cur, hash));
     __builtin_prefetch(b->slots);
     *w = *b->tophash;
-    if (match_in_bucket(m, b, *w, hash, key, kind, slot))
+    if (match_in_bucket(m, b, *w, hash, key, kind, slot, saw_equal_hash))
         return FIRST_HIT;
     return has_empty_rest(*w) ? FIRST_MISS : FIRST_UNSURE;
 }
@@ -144,11 +149,10 @@ static inline __attribute__((always_inline)) first_result probe_first(const hmap
  * deletes) that has no overflow bucket ends its chain too, and is a miss (a put then fills a tombstone
  * inline). Lookups leave that case to find(): the extra load kept the bucket index live and cost every
  * lookup two more saved registers (callgrind, 1Ki u64 map: 76 -> 81 instructions a hit). */
-static inline __attribute__((always_inline)) first_result probe_first_write(const hmap *m, const void *key,
-                                                                            uint64_t hash, key_kind kind,
-                                                                            bucket_ref *b, uint64_t *w,
-                                                                            unsigned *slot) {
-    first_result r = probe_first(m, key, hash, kind, b, w, slot);
+static inline __attribute__((always_inline)) first_result
+probe_first_write(const hmap *m, const void *key, uint64_t hash, key_kind kind, bucket_ref *b, uint64_t *w,
+                  unsigned *slot, bool *saw_equal_hash) {
+    first_result r = probe_first(m, key, hash, kind, b, w, slot, saw_equal_hash);
     if (r == FIRST_UNSURE && !m->old && !*b->next)
         return FIRST_MISS;
     return r;
@@ -180,7 +184,7 @@ static inline __attribute__((always_inline)) void *get_kind(const hmap *m, const
     uint64_t hash = hash_key(m, key, kind), w;
     bucket_ref b;
     unsigned slot;
-    switch (probe_first(m, key, hash, kind, &b, &w, &slot)) {
+    switch (probe_first(m, key, hash, kind, &b, &w, &slot, NULL)) {
     case FIRST_HIT:
         return slot_val(m, &b, slot);
     case FIRST_MISS:
@@ -243,7 +247,7 @@ void *map_get_hashed(const hmap *m, const void *key, uint64_t hash) {
 /* Scans chain i of cur for key; on a miss, reports the first free slot (if any) through `free_slot`. */
 static inline __attribute__((always_inline)) bool find_or_free(hmap *m, const void *key, uint64_t hash,
                                                                key_kind kind, found *f, found *free_slot,
-                                                               bool *have_free) {
+                                                               bool *have_free, bool *saw_equal_hash) {
     f->t = m->cur;
     f->i = table_index(m->cur, hash);
     f->b = table_bucket(m, f->t, f->i);
@@ -251,7 +255,7 @@ static inline __attribute__((always_inline)) bool find_or_free(hmap *m, const vo
     *have_free = false;
     for (;;) { /* a miss ends on the chain's last bucket, which chain_extend needs */
         uint64_t w = *f->b.tophash;
-        if (match_in_bucket(m, &f->b, w, hash, key, kind, &f->slot))
+        if (match_in_bucket(m, &f->b, w, hash, key, kind, &f->slot, saw_equal_hash))
             return true;
         if (!*have_free) {
             /* empty slots are the bytes <= EMPTY_ONE: clear bit 0 and look for zero bytes */
@@ -307,8 +311,8 @@ assign_kind(hmap *m, const void *key, uint64_t hash, bool *inserted, void **stor
         if (m->old && resize_work(m, hash) < 0)
             return NULL;
         found f, free_slot = {0};
-        bool have_free;
-        if (find_or_free(m, key, hash, kind, &f, &free_slot, &have_free)) {
+        bool have_free, saw_equal_hash = false;
+        if (find_or_free(m, key, hash, kind, &f, &free_slot, &have_free, &saw_equal_hash)) {
             *inserted = false;
             *stored_key = slot_key(m, &f.b, f.slot);
             return slot_val(m, &f.b, f.slot);
@@ -328,6 +332,7 @@ assign_kind(hmap *m, const void *key, uint64_t hash, bool *inserted, void **stor
         }
         fill_slot(m, free_slot.t, &free_slot.b, free_slot.slot, hash, key, kind);
         m->count++;
+        m->equal_hashes |= saw_equal_hash;
         note_inserted(m);
         note_count_grew(m);
         *inserted = true;
@@ -450,7 +455,8 @@ static inline __attribute__((always_inline)) int put_kind(hmap *m, const void *k
     uint64_t hash = hash_key(m, key, kind), w;
     bucket_ref b;
     unsigned slot;
-    first_result r = probe_first_write(m, key, hash, kind, &b, &w, &slot);
+    bool saw_equal_hash = false;
+    first_result r = probe_first_write(m, key, hash, kind, &b, &w, &slot, &saw_equal_hash);
     size_t vs = m->val_size;
     uint64_t room = free_slots(w); /* (none: a full bucket ends the chain, which must grow) */
     if (r == FIRST_MISS && room && !over_load(m->count + 1, t->B) && !too_many_overflow(t)) {
@@ -459,6 +465,7 @@ static inline __attribute__((always_inline)) int put_kind(hmap *m, const void *k
         fill_key(m, t, &b, slot, hash, key, kind);
         copy_item(slot_val(m, &b, slot), val, vs);
         m->count++;
+        m->equal_hashes |= saw_equal_hash;
         note_inserted(m);
         note_count_grew(m);
         end_slot_write(m);
@@ -577,7 +584,7 @@ static inline __attribute__((always_inline)) bool remove_kind(hmap *m, const voi
                                                               void *key_out, void *val_out, key_kind kind) {
     found f;
     uint64_t w;
-    switch (probe_first_write(m, key, hash, kind, &f.b, &w, &f.slot)) {
+    switch (probe_first_write(m, key, hash, kind, &f.b, &w, &f.slot, NULL)) {
     case FIRST_MISS:
         return false;
     case FIRST_HIT:
@@ -759,6 +766,7 @@ void hmap_free(hmap *m) {
 static void clear_map(hmap *m, bool drop_entries) {
     set_reserved(m, 0);
     free_all(m, drop_entries);
+    m->equal_hashes = false;
     end_iterations(m);
     if (!map_class_of(m)->fixed_seed)
         m->seed = random_seed();
@@ -781,6 +789,7 @@ void hmap_reset(hmap *m) {
         table_reset(m, m->cur);
     free_retired_tables(m);
     m->count = 0;
+    m->equal_hashes = false;
     end_iterations(m);
     if (!map_class_of(m)->fixed_seed)
         m->seed = random_seed();

@@ -841,6 +841,7 @@ static void release_arrays(hmap *m) {
 }
 
 void map_became_empty(hmap *m) {
+    m->equal_hashes = false; /* no two keys are left to share a hash */
     if (!map_class_of(m)->fixed_seed) {
         m->seed = random_seed(); /* as Go: a fresh seed whenever the map is empty */
         end_iterations(m);       /* open iterations' cursors were in the old seed's hash space */
