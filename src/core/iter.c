@@ -50,8 +50,11 @@
  * tophash word when it got there), and records each entry it yields in yielded_g: nothing is hashed, and
  * a string key is not even read; the records become g only if the iteration leaves direct mode. That
  * stays valid while nothing moves — an insert only adds entries the iteration may skip, and a key deleted
- * and inserted again is caught in yielded_g. While nothing is inserted either, the next bucket follows the
- * last without the general checks.
+ * and inserted again is caught in yielded_g — as long as no two keys can share a hash: where they can, a
+ * new key with a pending key's hash would be taken for it, so an insert ends direct mode. Whether they can
+ * is known: never for 8-byte keys, and in a map that stores hashes only once an insert has met a key with
+ * its own hash (hmap.equal_hashes; until then no chain is checked for repeated hashes either). While
+ * nothing is inserted, the next bucket follows the last without the general checks.
  *
  * The window. hmap_iter_next is inline (hmap.h): it takes the next entry from a window the library filled
  * ahead of time — a mask of slots of one bucket, with where that bucket's keys and values lie — for as
@@ -64,7 +67,7 @@
  * state behind it up to date, which happens only when the sweep stops (sweep_settle). Where a bucket is
  * 8 (key, value) items, the sweep hands out a run of up to RUN_BUCKETS consecutive chains of one bucket at
  * once, their slots numbered on from bucket to bucket: hmap_iter_next then comes back here once per run,
- * not once per bucket (at 1Ki 8-byte keys: ~47 instructions an entry instead of ~61, and less than half
+ * not once per bucket (at 1Ki 8-byte keys: ~45 instructions an entry instead of ~61, and less than half
  * the mispredicted branches, callgrind). A write inside a run cuts it, when the sweep settles, to the
  * bucket the last entry taken came from; the buckets after it were not reached and are taken afresh.
  *
