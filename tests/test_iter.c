@@ -630,11 +630,50 @@ static void colliding_insert_in_loop(bool into_first_bucket) {
     hmap_free(m);
 }
 
+/* The same in a map of one bucket (B = 0, room to spare): the colliding key goes in by hmap_put's inline
+ * path (a first bucket that ends its chain), into the slot of a pending key deleted in the loop, ahead of
+ * the key whose hash it has. */
+static void colliding_put_in_one_bucket(void) {
+    hmap_type type = {.key_size = 8, .val_size = 8, .hash = hash_ignoring_byte_4};
+    hmap *m = hmap_new(&type, 0);
+    assert_non_null(m);
+    enum { N = 6 };
+    uint64_t keys[N + 1];
+    unsigned char seen[N + 1] = {0}, present[N + 1] = {0};
+    for (uint64_t i = 0; i < N; i++) { /* slots 0-5 of the only bucket, distinct tophash bytes */
+        keys[i] = i << 8 | (0x10 + i);
+        assert_int_equal(hmap_put(m, &keys[i], &i), 1);
+        present[i] = 1;
+    }
+    keys[N] = keys[4] | (uint64_t)0x5a << 32; /* the hash of keys[4], another key */
+    hmap_iter it;
+    void *k, *v;
+    size_t steps = 0;
+    hmap_iter_init(&it, m);
+    while (hmap_iter_next(&it, &k, &v)) {
+        uint64_t i = *(uint64_t *)v;
+        assert_true(i <= N && present[i] && !seen[i]);
+        seen[i] = 1;
+        if (steps++ == 0) {
+            uint64_t freed = i == 1 ? 2 : 1, n = N; /* a pending key ahead of keys[4] */
+            assert_true(hmap_del(m, &keys[freed]));
+            present[freed] = 0;
+            assert_int_equal(hmap_put(m, &keys[N], &n), 1);
+            present[N] = 1;
+        }
+    }
+    for (uint64_t i = 0; i < N; i++)
+        if (present[i] && !seen[i])
+            fail_msg("key %" PRIu64 ", present throughout, never yielded", i);
+    hmap_free(m);
+}
+
 static void test_colliding_insert_in_loop(void **state) {
     (void)state;
     for (int trial = 0; trial < 64; trial++) { /* each iteration starts at its own place in hash space */
         colliding_insert_in_loop(false);
         colliding_insert_in_loop(true);
+        colliding_put_in_one_bucket();
     }
 }
 

@@ -918,7 +918,8 @@ static inline uint64_t live_of_window_bits(uint64_t bits) {
 static void sweep_settle(iter_state *it) {
     hmap_iter_window_ *w = window_of(it);
     uint64_t taken = it->window_handed & ~w->slots;
-    unsigned b = taken ? (63u - (unsigned)__builtin_clzll(taken)) / 8 : 0; /* the window's bucket b */
+    /* the window's bucket b; nothing taken (0): refill_sweep stopped on its way, the window empty */
+    unsigned b = taken ? (63u - (unsigned)__builtin_clzll(taken)) / 8 : 0;
     if (b > 0) {
         memmove(it->rec, it->rec + SLOTS_PER_BUCKET * b, SLOTS_PER_BUCKET * sizeof it->rec[0]);
         w->keys += (size_t)b * it->sweep.bucket_bytes;
