@@ -581,99 +581,75 @@ static uint64_t hash_ignoring_byte_4(const void *key, uint64_t seed) {
 }
 
 /* A key inserted inside the loop with the same 64-bit hash as a key not yet yielded must not take that
- * key's place: both are in the chain the iteration is taking. One chain (2 buckets, B = 1): bucket 0's 8
- * keys, an overflow bucket holding a tombstone and then `pending`; after the first entry, a key with
- * pending's hash is inserted, into the tombstone's slot, ahead of pending in the chain. Then the same with
- * the new key taking, in the first bucket, the slot of a key deleted in the loop. */
-static void colliding_insert_in_loop(bool into_first_bucket) {
+ * key's place: both are in the chain the iteration is taking. Keys 0..n-1 go in slot after slot, all in
+ * one chain; after the first entry yielded, a pending key may be deleted (freeing its slot), and a new key
+ * with the hash of key `target` is put, into the chain's first free slot, ahead of `target`. */
+typedef struct collide_case {
+    unsigned n;         /* keys inserted first (distinct tophash bytes) */
+    int tombstone;      /* deleted before the iteration, or -1 */
+    unsigned target;    /* the new key has this key's hash */
+    int freed, or_else; /* deleted at the first step (or_else if freed came first; -1: none) */
+    unsigned B;         /* the map's B: all keys are in bucket 0 */
+} collide_case;
+
+static void colliding_write_in_loop(const collide_case *c) {
     hmap_type type = {.key_size = 8, .val_size = 8, .hash = hash_ignoring_byte_4};
     hmap_options opts = {.no_shrink = true};
     hmap *m = hmap_new_opts(&type, 0, &opts);
     assert_non_null(m);
-    enum { N = 10 };
-    uint64_t keys[N + 1];
-    unsigned char seen[N + 1] = {0}, present[N + 1] = {0};
-    for (uint64_t i = 0; i < N; i++) { /* top bit 0: all in bucket 0 of B = 1; distinct tophash bytes */
+    enum { MAX = 16 };
+    uint64_t keys[MAX + 1];
+    unsigned char seen[MAX + 1] = {0}, present[MAX + 1] = {0};
+    const uint64_t fresh = c->n;
+    for (uint64_t i = 0; i < c->n; i++) { /* top bit 0: bucket 0 of any B */
         keys[i] = i << 8 | (0x10 + i);
         assert_int_equal(hmap_put(m, &keys[i], &i), 1);
         present[i] = 1;
     }
     hmap_stats st;
     hmap_get_stats(m, &st);
-    assert_int_equal(st.B, 1);
-    /* Slots 8 and 9 of the chain are the overflow bucket's 0 and 1: a tombstone before the last key. */
-    assert_true(hmap_del(m, &keys[8]));
-    present[8] = 0;
-    uint64_t pending = 9, target = into_first_bucket ? 7 : 9;
-    keys[N] = keys[target] | (uint64_t)0x5a << 32; /* the hash of keys[target], another key */
+    assert_int_equal(st.B, c->B);
+    if (c->tombstone >= 0) {
+        assert_true(hmap_del(m, &keys[c->tombstone]));
+        present[c->tombstone] = 0;
+    }
+    keys[fresh] = keys[c->target] | (uint64_t)0x5a << 32; /* the hash of keys[target], another key */
     hmap_iter it;
     void *k, *v;
     size_t steps = 0;
     hmap_iter_init(&it, m);
     while (hmap_iter_next(&it, &k, &v)) {
         uint64_t i = *(uint64_t *)v;
-        assert_true(i <= N && present[i] && !seen[i]);
+        assert_true(i <= fresh && present[i] && !seen[i]);
         seen[i] = 1;
         if (steps++ == 0) {
-            if (into_first_bucket && i != 6) { /* free slot 6 of bucket 0 (not yet taken, unless it was) */
-                assert_true(hmap_del(m, &keys[6]));
-                present[6] = 0;
+            int freed = (int)i == c->freed ? c->or_else : c->freed;
+            if (freed >= 0) {
+                assert_true(hmap_del(m, &keys[freed]));
+                present[freed] = 0;
             }
-            uint64_t n = N;
-            assert_int_equal(hmap_put(m, &keys[N], &n), 1);
-            present[N] = 1;
+            assert_int_equal(hmap_put(m, &keys[fresh], &fresh), 1);
+            present[fresh] = 1;
         }
     }
-    for (uint64_t i = 0; i < N; i++)
+    for (uint64_t i = 0; i < c->n; i++)
         if (present[i] && !seen[i])
-            fail_msg("key %" PRIu64 " (pending %" PRIu64 "), present throughout, never yielded", i, pending);
-    hmap_free(m);
-}
-
-/* The same in a map of one bucket (B = 0, room to spare): the colliding key goes in by hmap_put's inline
- * path (a first bucket that ends its chain), into the slot of a pending key deleted in the loop, ahead of
- * the key whose hash it has. */
-static void colliding_put_in_one_bucket(void) {
-    hmap_type type = {.key_size = 8, .val_size = 8, .hash = hash_ignoring_byte_4};
-    hmap *m = hmap_new(&type, 0);
-    assert_non_null(m);
-    enum { N = 6 };
-    uint64_t keys[N + 1];
-    unsigned char seen[N + 1] = {0}, present[N + 1] = {0};
-    for (uint64_t i = 0; i < N; i++) { /* slots 0-5 of the only bucket, distinct tophash bytes */
-        keys[i] = i << 8 | (0x10 + i);
-        assert_int_equal(hmap_put(m, &keys[i], &i), 1);
-        present[i] = 1;
-    }
-    keys[N] = keys[4] | (uint64_t)0x5a << 32; /* the hash of keys[4], another key */
-    hmap_iter it;
-    void *k, *v;
-    size_t steps = 0;
-    hmap_iter_init(&it, m);
-    while (hmap_iter_next(&it, &k, &v)) {
-        uint64_t i = *(uint64_t *)v;
-        assert_true(i <= N && present[i] && !seen[i]);
-        seen[i] = 1;
-        if (steps++ == 0) {
-            uint64_t freed = i == 1 ? 2 : 1, n = N; /* a pending key ahead of keys[4] */
-            assert_true(hmap_del(m, &keys[freed]));
-            present[freed] = 0;
-            assert_int_equal(hmap_put(m, &keys[N], &n), 1);
-            present[N] = 1;
-        }
-    }
-    for (uint64_t i = 0; i < N; i++)
-        if (present[i] && !seen[i])
-            fail_msg("key %" PRIu64 ", present throughout, never yielded", i);
+            fail_msg("key %" PRIu64 " (target %u), present throughout, never yielded", i, c->target);
     hmap_free(m);
 }
 
 static void test_colliding_insert_in_loop(void **state) {
     (void)state;
     for (int trial = 0; trial < 64; trial++) { /* each iteration starts at its own place in hash space */
-        colliding_insert_in_loop(false);
-        colliding_insert_in_loop(true);
-        colliding_put_in_one_bucket();
+        /* One chain of 2 buckets (B = 1): the overflow bucket holds a tombstone, then key 9. The new key
+         * goes into the tombstone, or (key 6 deleted) into the first bucket. */
+        colliding_write_in_loop(&(collide_case){.n = 10, .tombstone = 8, .target = 9, .freed = -1, .B = 1});
+        colliding_write_in_loop(
+            &(collide_case){.n = 10, .tombstone = 8, .target = 7, .freed = 6, .or_else = -1, .B = 1});
+        /* One bucket with room (B = 0): the new key goes in by hmap_put's inline path (a first bucket that
+         * ends its chain), into the slot of key 1 (or 2) deleted in the loop. */
+        colliding_write_in_loop(
+            &(collide_case){.n = 6, .tombstone = -1, .target = 4, .freed = 1, .or_else = 2, .B = 0});
     }
 }
 
