@@ -935,14 +935,14 @@ static void sweep_settle(iter_state *it) {
     it->P = ((uint64_t)i << it->sweep.shift) + it->s;
     it->end = it->P + ((uint64_t)1 << it->sweep.shift);
     it->end_top = it->end == 0;
-    overflow_bucket *o = b == it->sweep.run - 1 ? it->sweep.ovf : NULL;
+    overflow_bucket *o = it->sweep.ovf; /* (only a window of one bucket is an overflow bucket) */
     if (o) {
         bucket_ref ob = {&o->tophash, o->slots, &o->next};
         it->direct_b = ob;
     } else {
         it->direct_b = sweep_bucket(it, i);
     }
-    it->n_yielded = it->slot_yields = o ? it->sweep.n_yielded : 0;
+    it->n_yielded = it->slot_yields = it->sweep.n_yielded;
     it->direct_live = 0;
 }
 
@@ -1093,11 +1093,12 @@ static inline void sweep_prefetch(const iter_state *it, size_t i, const unsigned
 
 /* Can chain i + 1 join a run that ends at chain i? It follows in the array (a window's buckets are
  * consecutive in memory), lies before the end of g-space (`left` whole buckets remain), is a single
- * bucket, and its hashes differ (always, for 8-byte keys; else its tophash bytes say so). */
+ * bucket, and its hashes differ (always, unless check_tophashes: hashes_may_repeat; then its tophash
+ * bytes say so). */
 static inline __attribute__((always_inline)) bool sweep_may_join(const iter_state *it, size_t i,
-                                                                 uint64_t left) {
+                                                                 uint64_t left, bool check_tophashes) {
     return left && i < it->sweep.mask && !it->sweep.overflow[i + 1] &&
-           (!hashes_may_repeat(it->m) || tophashes_distinct(it->sweep.tophash[i + 1]));
+           (!check_tophashes || tophashes_distinct(it->sweep.tophash[i + 1]));
 }
 
 /* The chains that join a run whose first bucket (chain *i, slots at `slots`, window bits *bits) is taken:
@@ -1108,10 +1109,8 @@ static inline __attribute__((always_inline)) unsigned sweep_join(iter_state *it,
                                                                  const unsigned char *slots, uint64_t *bits,
                                                                  size_t step, bool check_tophashes) {
     unsigned run = 1;
-    for (; run < RUN_BUCKETS && *left && *i < it->sweep.mask && !it->sweep.overflow[*i + 1]; run++) {
+    for (; run < RUN_BUCKETS && sweep_may_join(it, *i, *left, check_tophashes); run++) {
         uint64_t top = it->sweep.tophash[*i + 1];
-        if (check_tophashes && !tophashes_distinct(top))
-            break;
         ++*i;
         --*left;
         const unsigned char *next = slots + (size_t)run * SLOTS_PER_BUCKET * step;
@@ -1163,10 +1162,11 @@ static inline __attribute__((always_inline)) bool sweep_plain_step(iter_state *i
                                                                    void **key, void **val) {
     size_t i = it->sweep.i;
     uint64_t left = it->sweep.whole_left, live;
+    const bool check = hashes_may_repeat(it->m);
     if (it->sweep.ovf || it->sweep.overflow[i])
         return false; /* the chain goes on */
     do {
-        if (!sweep_may_join(it, i, left))
+        if (!sweep_may_join(it, i, left, check))
             return false;
         i++;
         left--;

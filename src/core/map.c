@@ -298,6 +298,15 @@ static inline __attribute__((always_inline)) void fill_slot(hmap *m, table *t, b
         memset(slot_val(m, b, slot), 0, m->val_size);
 }
 
+/* The bookkeeping of a key just stored, for both ways in (assign_kind, put_kind's inline path): the count,
+ * whether it met another key with its own hash (hmap.equal_hashes), the stamps, the reservation. */
+static inline void count_inserted(hmap *m, bool saw_equal_hash) {
+    m->count++;
+    m->equal_hashes |= saw_equal_hash;
+    note_inserted(m);
+    note_count_grew(m);
+}
+
 /* The heart of put and assign: finds key's slot, inserting the key if absent. Returns the value slot (and
  * the stored key through *stored_key), or NULL on ENOMEM, the map then unchanged. The caller ends the write
  * (end_write) once it has read the key and value it was given: until then arrays finished with stay
@@ -331,10 +340,7 @@ assign_kind(hmap *m, const void *key, uint64_t hash, bool *inserted, void **stor
             free_slot.slot = 0;
         }
         fill_slot(m, free_slot.t, &free_slot.b, free_slot.slot, hash, key, kind);
-        m->count++;
-        m->equal_hashes |= saw_equal_hash;
-        note_inserted(m);
-        note_count_grew(m);
+        count_inserted(m, saw_equal_hash);
         *inserted = true;
         *stored_key = slot_key(m, &free_slot.b, free_slot.slot);
         return slot_val(m, &free_slot.b, free_slot.slot);
@@ -464,10 +470,7 @@ static inline __attribute__((always_inline)) int put_kind(hmap *m, const void *k
         slot = first_slot(room);
         fill_key(m, t, &b, slot, hash, key, kind);
         copy_item(slot_val(m, &b, slot), val, vs);
-        m->count++;
-        m->equal_hashes |= saw_equal_hash;
-        note_inserted(m);
-        note_count_grew(m);
+        count_inserted(m, saw_equal_hash);
         end_slot_write(m);
         return 1;
     }
