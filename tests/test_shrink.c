@@ -6,7 +6,7 @@
  *     the survivors sit at the line where a shrink starts), the map holds at most 2x the bytes of a fresh
  *     map built with the same survivors, right after the last delete and with no other call; at most 1.1x
  *     after hmap_compact. While a shrink runs, the bytes held stay within 1.1x of the larger of the bytes
- *     before and after it.
+ *     before and after it. A small array's first overflow bucket costs one bucket, not a slab of eight.
  *   - With no_shrink the bytes stay at the peak (Go's behaviour, asserted so that the two can be compared).
  *   - Deleting everything brings the bytes back to what an empty new map holds; hmap_clear gives the
  *     arrays back.
@@ -637,6 +637,54 @@ static void test_same_size_growth(void **state) {
     mixed_destroy(&x);
 }
 
+/* A small array's first overflow bucket costs about one bucket. Two maps of 12 keys at B = 1, with a
+ * hash that puts keys in groups: all in one group (one chain of two buckets), and in two groups that fall
+ * in different buckets (no overflow). The first holds one overflow bucket more, with its slab's header and
+ * the array's side record: under two buckets' worth (a bucket's bytes measured as the difference between
+ * arrays of 4 and 2 buckets). An eight-bucket first slab made such maps hold 3x a fresh map after
+ * deletes. */
+static uint64_t hash_of_group(const void *key, uint64_t seed) {
+    (void)seed;
+    uint64_t k;
+    memcpy(&k, key, 8);
+    return k >> 32; /* a key's group is its high half */
+}
+
+static hmap_stats twelve_keys(const hmap_type *type, uint64_t odd_group) {
+    hmap *m = hmap_new(type, 0);
+    assert_non_null(m);
+    for (uint64_t i = 0; i < 12; i++) {
+        uint64_t k = (i % 2 ? odd_group << 32 : 0) | i, v = i;
+        assert_int_equal(hmap_put(m, &k, &v), 1);
+    }
+    hmap_stats st = stats_of(m);
+    hmap_free(m);
+    assert_int_equal(st.B, 1);
+    return st;
+}
+
+static void test_first_overflow_bucket_of_a_small_array(void **state) {
+    (void)state;
+    hmap_type type = {.key_size = 8, .val_size = 8, .hash = hash_of_group};
+    hmap *two = hmap_new(&type, 13), *four = hmap_new(&type, 26);
+    assert_non_null(two);
+    assert_non_null(four);
+    assert_int_equal(stats_of(two).B, 1);
+    assert_int_equal(stats_of(four).B, 2);
+    size_t bucket = (stats_of(four).bytes - stats_of(two).bytes) / 2;
+    hmap_free(two);
+    hmap_free(four);
+    hmap_stats chained = twelve_keys(&type, 0), spread;
+    assert_int_equal(chained.overflow_buckets, 1);
+    uint64_t group = 1;
+    while ((spread = twelve_keys(&type, group)).overflow_buckets != 0) /* the groups shared a bucket */
+        assert_true(++group < 64);
+    print_message("  12 keys at B=1: %zu B in two buckets, %zu B in one chain (a bucket: %zu B)\n",
+                  spread.bytes, chained.bytes, bucket);
+    assert_true(chained.bytes > spread.bytes);
+    assert_true(chained.bytes - spread.bytes < 2 * bucket);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_delete_99_percent_of_1M),
@@ -654,6 +702,7 @@ int main(void) {
         cmocka_unit_test(test_grow_interrupted_by_deletes),
         cmocka_unit_test(test_same_size_growth),
         cmocka_unit_test(test_shrink_releases_evacuated_pages),
+        cmocka_unit_test(test_first_overflow_bucket_of_a_small_array),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -85,10 +85,11 @@ table_ext *table_ext_make(hmap *m, table *t) {
     return x;
 }
 
-/* A new slab of overflow buckets for table t, as many as the table already uses (at least 8): the
- * slabs double, so a table makes O(log n) of them. */
+/* A new slab of overflow buckets for table t, as many as the table already uses (one, for an array's
+ * first: arrays below B = 4 have no spares): the slabs double, so a table makes O(log n) of them, and a
+ * small array's first overflow bucket costs one bucket, not a slab as large as the array itself. */
 static bool add_overflow_slab(hmap *m, table *t, table_ext *x) {
-    size_t per = overflow_bucket_bytes(m), count = t->noverflow > 8 ? t->noverflow : 8;
+    size_t per = overflow_bucket_bytes(m), count = t->noverflow ? t->noverflow : 1;
     size_t bytes = sizeof(overflow_slab) + count * per;
     bool mapped;
     overflow_slab *slab = mem_alloc_array(&m->mem, &bytes, sizeof(overflow_slab), true, &mapped);

@@ -34,9 +34,9 @@
  * whose new array comes from the allocator (below 256 KiB: not lazy, see below) is done within the write
  * that starts it (up to 2048 buckets of 8-byte keys and values). Wherever the deletes stop, the map holds
  * at most what an unshrunk array at that count holds: 2x a fresh map. (Deleting 99% of N u64 entries, N
- * every 10 from 100 to 30,000, every 97 up to 300,000, and around every 1.625 x 2^k x 100 up to 5.4M: at
- * most 1.99x, apart from a few tiny maps holding one overflow slab (tens of entries); it was 5.1x at
- * N = 665,000 when the line was the quarter and a shrink moved 64 buckets per write.)
+ * every 1.3% from 1,000 to 3.5M: at most 2.01x, which is 2x and a mapped array's rounding to whole pages;
+ * it was 5.1x at N = 665,000 when the line was the quarter and a shrink moved 64 buckets per write, and
+ * 3.07x at N = 2,115 while an array's first overflow slab held eight buckets: see add_overflow_slab.)
  *
  * Memory during a resize. The new array of a shrink or a same-size growth is lazy (see "lazy arrays"
  * below): it counts, and is backed by, only the pages written so far, while the old one gives back its
