@@ -244,12 +244,12 @@ void *map_get_hashed(const hmap *m, const void *key, uint64_t hash) {
 
 /* ---------------------------------------------------------------- insert */
 
-/* Scans chain i of cur for key; on a miss, reports the first free slot (if any) through `free_slot`. */
+/* Scans the chain where key lives (locate: during a growth, its old chain until that is evacuated) for
+ * key; on a miss, reports the first free slot (if any) through `free_slot`. */
 static inline __attribute__((always_inline)) bool find_or_free(hmap *m, const void *key, uint64_t hash,
                                                                key_kind kind, found *f, found *free_slot,
                                                                bool *have_free, bool *saw_equal_hash) {
-    f->t = m->cur;
-    f->i = table_index(m->cur, hash);
+    locate(m, hash, &f->t, &f->i);
     f->b = table_bucket(m, f->t, f->i);
     __builtin_prefetch(f->b.slots, 1); /* the key is compared or written there: overlap the two misses */
     *have_free = false;

@@ -169,10 +169,11 @@ static void count_spares_since(hmap *m, table *t, const unsigned char *spare, si
         count_spares(m, t, spare, used, t->ext->spare_used < cap ? t->ext->spare_used + 1 : cap);
 }
 
-/* A write is about to look for (and maybe insert) a key hashing to `hash` in a lazy cur. */
+/* A write is about to look for (and maybe insert) a key hashing to `hash`: in a lazy cur, unless its old
+ * bucket, not evacuated yet, is where it lives. */
 static void count_write_target(hmap *m, uint64_t hash) {
     table *t = m->cur;
-    if (!t->lazy)
+    if (!t->lazy || (m->old && !table_bucket_evacuated(m->old, bucket_index(hash, m->old->B))))
         return;
     count_chain(m, t, bucket_index(hash, t->B));
     count_spares_since(m, t, t->ext->spare, t->ext->spare_used, t->ext->spare_cap);
@@ -731,7 +732,9 @@ int resize_work(hmap *m, uint64_t hash) {
     uint64_t t0 = trace_enabled() ? trace_now_ns() : 0;
     map_cold *c = m->cold; /* (kept while the map lives: ending the resize does not free it) */
     c->resize_ops++;
-    int rc = evacuate(m, bucket_index(hash, m->old->B));
+    /* A growth leaves the key's old bucket where it is (the write goes there: locate), so that it writes
+     * the new array only behind the evacuation front; the other resizes move it first. */
+    int rc = c->phase == HMAP_GROWING ? 0 : evacuate(m, bucket_index(hash, m->old->B));
     for (size_t k = 0; rc == 0 && k < c->evacuate_pace && m->old; k++) {
         if (c->nevacuate < m->old->nbuckets && evacuate(m, c->nevacuate) < 0)
             break; /* background progress may fail; the next write tries again */
@@ -767,12 +770,27 @@ map_cold *map_cold_get(hmap *m) {
     return m->cold;
 }
 
+/* A growth's new array fills behind the evacuation front, page by page (it is lazy), except for what any
+ * chain may touch at any time: the tophash words and chain heads, and the spare overflow buckets. Those
+ * are counted whole now and faulted in by the memory thread, so that no insert after the growth pays a
+ * page fault there; they are an eighth of the array. */
+static void hold_growth_index(hmap *m, table *t) {
+    table_ext *x = t->ext;
+    size_t slots_off = array_offset(t, t->slots), spares_off = slots_off + t->nbuckets * m->bucket_bytes;
+    count_range(m, x, 0, slots_off);
+    mem_prefault(t->tophash, slots_off);
+    if (x->mem_bytes > spares_off) {
+        count_range(m, x, spares_off, x->mem_bytes - spares_off);
+        mem_prefault((unsigned char *)t->tophash + spares_off, x->mem_bytes - spares_off);
+    }
+}
+
 int start_resize(hmap *m, unsigned new_B, hmap_phase phase) {
     bool moves = m->cur && m->count > 0;
     if (moves && !map_cold_get(m)) /* (made before anything else: a failure leaves the map as it was) */
         return -ENOMEM;
     size_t bytes_before = m->mem.bytes;
-    table *t = table_new(m, new_B, phase == HMAP_GROWING);
+    table *t = table_new(m, new_B, phase == HMAP_GROWING && !moves);
     if (!t)
         return -ENOMEM;
     if (!moves) { /* nothing to move: just install the new array */
@@ -786,6 +804,8 @@ int start_resize(hmap *m, unsigned new_B, hmap_phase phase) {
     m->cold->resize_bytes_before = bytes_before;
     m->cold->resize_ops = 0;
     m->cold->resize_max_step_ns = 0;
+    if (phase == HMAP_GROWING && t->lazy)
+        hold_growth_index(m, t);
     m->old = m->cur;
     m->cur = t;
     note_moved(m); /* where entries are looked for changed: iterator caches re-read */

@@ -179,6 +179,13 @@ void mem_free_array(mem_owner *o, void *p, size_t size, size_t released, bool ma
     unmap_in_background(p, size);
 }
 
+void mem_prefault(void *p, size_t size) {
+    uintptr_t page = mem_page_size(), start = (uintptr_t)p & ~(page - 1);
+    uintptr_t end = ((uintptr_t)p + size + page - 1) & ~(page - 1);
+    if (size)
+        populate_in_background((void *)start, end - start);
+}
+
 size_t mem_release_array_pages(mem_owner *o, void *p, size_t *from, size_t to, bool mapped) {
     size_t page = mem_page_size();
     size_t start = (*from + page - 1) & ~(page - 1), end = to & ~(page - 1);

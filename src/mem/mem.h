@@ -36,6 +36,7 @@
 #define memstats_note_free hmap__memstats_note_free
 
 #define mem_page_size hmap__mem_page_size
+#define mem_prefault hmap__mem_prefault
 
 /* Arrays of this many bytes or more are mapped from the OS by the built-in allocator (a part with a hook of
  * its own, as the concurrent map's, follows the same rule). */
@@ -95,6 +96,9 @@ void mem_free_array(mem_owner *o, void *p, size_t size, size_t released, bool ma
  * profile keeps the array's full size until it is freed). *from advances to where the next call should
  * start. Returns the bytes released: 0 for an array that is not mapped (freed whole only). */
 size_t mem_release_array_pages(mem_owner *o, void *p, size_t *from, size_t to, bool mapped);
+/* Asks for the whole pages covering [p, p + size) of a mapped array to be faulted in, in the background (a
+ * hint, for a range about to be written anywhere). */
+void mem_prefault(void *p, size_t size);
 /* Could an array of `size` bytes be had now? Asks for it and gives it back untouched (a mapping and an
  * unmapping with the built-in allocator; the hook's alloc and free otherwise, counted in memstats as such).
  */
