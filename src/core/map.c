@@ -35,8 +35,9 @@
  *
  * Growth and shrinking (resize.c) are incremental as in Go: while a resize runs, `old` is evacuated into
  * `cur`, a few buckets per write. Reads look in the old bucket if it is not evacuated yet, else in cur;
- * they never move anything. Writes first evacuate the old bucket their key maps to, so an entry is always
- * in exactly one place: its old bucket if that is not evacuated, else its cur bucket.
+ * they never move anything. Writes too go to the old bucket while it is not evacuated (a shrink's first
+ * evacuates it), so an entry is always in exactly one place: its old bucket if that is not evacuated, else
+ * its cur bucket.
  *
  * Fast paths: the key kind (8-byte keys with the built-in hash, C strings with hmap_hash_cstr, anything
  * else) is chosen once at creation; one lookup routine is written once and inlined three times with the

@@ -3,18 +3,21 @@
  * resize.c — growth, same-size growth, shrinking: all incremental, none ever an O(n) pause.
  *
  * A resize allocates the new array (O(1): large arrays are fresh, untouched OS pages, see alloc.c), makes
- * it `cur`, and keeps the previous one as `old`. From then on every write evacuates the old bucket its key
- * maps to, plus `evacuate_pace` more in index order (the `nevacuate` mark, as Go), until every old bucket
- * is moved; then the old array is freed (a large one is unmapped by a background thread, alloc.c). Reads
- * look in the old bucket when it is not evacuated yet. Only one resize runs at a time.
+ * it `cur`, and keeps the previous one as `old`. From then on every write moves `evacuate_pace` old
+ * buckets in index order (the `nevacuate` mark, as Go), until every old bucket is moved; then the old array
+ * is freed (a large one is unmapped by a background thread, alloc.c). Reads and writes look in the old
+ * bucket when it is not evacuated yet, so an entry is always in exactly one place. A shrink's or a
+ * same-size growth's write first moves the old bucket its key maps to (several old buckets share its new
+ * one); a growth's write does not, it writes in that old bucket: so a growth writes its new array only
+ * behind the front, in order (see "Memory during a resize"). Only one resize runs at a time.
  *
  *   kind        when (checked by writes)                       new size        old bucket i goes to
  *   grow        an insert would exceed 6.5 entries/bucket      2^(B+1)         2i or 2i+1 (next hash bit)
  *   same-size   overflow buckets >= 2^B (Go: >= 2^min(B,15))   2^B             i (tombstones dropped)
  *   shrink      a delete leaves < shrink_line(B) (core.h)      about half full i >> (B - B')
  *
- * Pacing. Every write moves PACE = 1024 old buckets besides its own, in index order (old i to new 2i and
- * 2i+1 in a growth, to i >> (B - B') in a shrink: both arrays are walked in order). Go moves 1 per
+ * Pacing. Every write moves PACE = 1024 old buckets in index order, after its own in a shrink (old i to new
+ * 2i and 2i+1 in a growth, to i >> (B - B') in a shrink: both arrays are walked in order). Go moves 1 per
  * insert, so its growth runs during ~15% of all inserts, each paying the random-access move of its own
  * old bucket and page faults in a new array not yet pre-faulted: that was the latency tail here too (p99
  * 3x and p99.9 5x abseil's while growing to 10Mi, whose rehash is one pause). At 1024 a doubling is done
@@ -38,12 +41,16 @@
  * it was 5.1x at N = 665,000 when the line was the quarter and a shrink moved 64 buckets per write, and
  * 3.07x at N = 2,115 while an array's first overflow slab held eight buckets: see add_overflow_slab.)
  *
- * Memory during a resize. The new array of a shrink or a same-size growth is lazy (see "lazy arrays"
+ * Memory during a resize. The new array of every resize that moves entries is lazy (see "lazy arrays"
  * below): it counts, and is backed by, only the pages written so far, while the old one gives back its
  * evacuated pages (release_evacuated). Deleting 99% of 1M and 10M u64 entries, bytes held and RSS never
  * rose during a shrink (1.00x the larger of before and after); counting the new array whole, bytes held
- * rose 1.47x. (Growth pre-faults its new array and counts it whole: old and new are held together, 1.5x
- * the new one at its start, falling as evacuation gives the old one's pages back.)
+ * rose 1.47x. A growth's new array fills from the front, as the old one empties; only what any insert may
+ * touch at once (its tophash words, chain heads and spare overflow buckets, an eighth of it) is counted
+ * and pre-faulted at the start (hold_growth_index). Growing to 10M u64 entries, bytes held stayed within
+ * 1.17x the larger of before and after each growth, and RSS within 1.07x; pre-faulting and counting the
+ * new array whole, they reached 1.59x and 1.19x. What remains is the old array's tophash words, chain
+ * heads and overflow buckets, held until it goes (its chains' overflow buckets lie anywhere).
  *
  * Hysteresis. After a shrink the map is at most about half full (65/128 of the limit), and the next
  * shrink waits until the count falls to its shrink line: between two resizes the count must change by a
@@ -96,8 +103,8 @@ static bool table_bytes(const hmap *m, unsigned B, size_t *slots_off_out, size_t
 
 /* ---- lazy arrays: counted as held page by page, as they are first written ----
  *
- * A shrink's (or a same-size growth's) new array is mapped but not pre-faulted: it fills only as fast as
- * the old one empties, and its pages are backed by memory only when first written. Counting it whole from
+ * A resize's new array is mapped but not pre-faulted when it has entries to move: it fills only as fast
+ * as the old one empties, and its pages are backed by memory only when first written. Counting it whole from
  * the start would say the map holds 1.5x what it does; so each page is counted the first time resize.c
  * lets anything write there: the destination chains of an evacuation, and the bucket chain of the key a
  * write is about to insert (resize_work runs before every insert and delete touches cur; deletes only write
@@ -366,8 +373,8 @@ static inline __attribute__((always_inline)) size_t dest_at(const hmap *m, const
 }
 
 /* The common case, without walking: the destination chain is one bucket with room for the incoming entries
- * after its last one (growth always finds its destinations empty: a write evacuates the key's old bucket
- * before it touches cur). */
+ * after its last one (growth always finds its destinations empty: a write touches cur only where the old
+ * bucket is evacuated already). */
 static inline __attribute__((always_inline)) bool single_bucket_destination(const hmap *m, destination *d) {
     bucket_ref head = table_bucket(m, m->cur, d->chain);
     if (*head.next)
@@ -498,8 +505,8 @@ static inline void chain_evacuated(hmap *m, table *o) {
 
 /* The common case of every resize: old bucket oi is one bucket (no overflow) and each destination is one
  * bucket with room after its last entry for all of oi's entries (growth finds its two destinations empty:
- * a write evacuates the key's old bucket before it touches cur; a shrink or a same-size growth appends to
- * a bucket that earlier old buckets began to fill). The entries go in slot order, each destination's
+ * a write touches cur only where the old bucket is evacuated already; a shrink or a same-size growth appends
+ * to a bucket that earlier old buckets began to fill). The entries go in slot order, each destination's
  * tophash word is built in a register and stored once, and nothing is walked or allocated. False (nothing
  * done) when that does not hold. */
 static inline __attribute__((always_inline)) bool

@@ -10,9 +10,10 @@
  * zeroed is cleared here (a table's tophash words and chain heads: 16 bytes a bucket, 1/9 of a uint64
  * map's array) — O(buckets), the price of not owning the memory; slots are written before they are read.
  *
- * Lazy arrays (mem_alloc_array_lazy): a mapped array that fills only as fast as another empties (a shrink's
- * new array) is not pre-faulted and counts as held page by page, as its user first writes each page
- * (mem_count_pages): the process holds only those; untouched pages read as the kernel's zero page.
+ * Lazy arrays (mem_alloc_array_lazy): a mapped array that fills only as fast as another empties (a
+ * resize's new array) is not pre-faulted, but for the parts its user asks for (mem_prefault), and counts as
+ * held page by page, as its user first writes each page (mem_count_pages): the process holds only those;
+ * untouched pages read as the kernel's zero page.
  *
  * Accounting: each owner keeps `bytes` (what it holds now); the process-wide counters behind
  * hmap_read_memstats are relaxed atomics, exact at any quiescent point. Every allocation and free is also

@@ -12,7 +12,8 @@
  *  - small objects (map structs, names, tables' headers): from the hook, malloc/free when none is given;
  *  - arrays (bucket arrays, overflow slabs): with the built-in hook, arrays of MAP_THRESHOLD bytes or more
  *    are mapped from the OS, so that freeing them lowers RSS; the memory thread (mem/memthread.h)
- *    pre-faults new ones and unmaps freed ones. With a user hook, arrays come from the hook.
+ *    pre-faults new ones (or the parts of a lazy one about to be written anywhere) and unmaps freed ones.
+ * With a user hook, arrays come from the hook.
  */
 #ifndef HMAP_MEM_H
 #define HMAP_MEM_H
