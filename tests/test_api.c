@@ -1004,6 +1004,55 @@ static void test_concurrent_readers(void **state) {
     hmap_free(m);
 }
 
+/* ---- maps made on many threads ---- */
+
+/* Maps of one type and options share a class; each thread keeps its last one. Threads that make and free
+ * maps of two names in turn, and then exit, while the main thread does the same: every map carries its own
+ * name, and works. (A class handed to the wrong map, or freed while a thread still holds it, shows here, and
+ * under the sanitizers.) */
+static void *make_named_maps(void *p) {
+    int *failures = p;
+    for (int i = 0; i < 2000; i++) {
+        const char *name = (i / 100) % 2 ? "odd" : "even";
+        hmap_options opts = {.name = name};
+        hmap *m = hmap_new_opts(&u64_type, 0, &opts);
+        uint64_t k = (uint64_t)i, v = k * 7;
+        hmap_stats st;
+        if (!m || hmap_put(m, &k, &v) != 1) {
+            ++*failures;
+            hmap_free(m);
+            continue;
+        }
+        hmap_get_stats(m, &st);
+        uint64_t *got = hmap_get(m, &k);
+        if (!st.name || strcmp(st.name, name) != 0 || !got || *got != v)
+            ++*failures;
+        hmap_free(m);
+    }
+    return NULL;
+}
+
+static void test_maps_made_on_many_threads(void **state) {
+    (void)state;
+    pthread_t threads[4];
+    int failures[5] = {0};
+    for (int round = 0; round < 3; round++) {
+        for (int t = 0; t < 4; t++)
+            assert_int_equal(pthread_create(&threads[t], NULL, make_named_maps, &failures[t]), 0);
+        make_named_maps(&failures[4]);
+        for (int t = 0; t < 4; t++)
+            assert_int_equal(pthread_join(threads[t], NULL), 0);
+    }
+    for (int t = 0; t < 5; t++)
+        assert_int_equal(failures[t], 0);
+    hmap *plain = hmap_new(&u64_type, 0); /* no name: not the class the main thread used last */
+    assert_non_null(plain);
+    hmap_stats st;
+    hmap_get_stats(plain, &st);
+    assert_null(st.name);
+    hmap_free(plain);
+}
+
 /* ---- callbacks with a context ---- */
 
 typedef struct callback_counts {
@@ -1169,6 +1218,7 @@ int main(void) {
         cmocka_unit_test(test_get_stats),
         cmocka_unit_test(test_memstats_return_to_start),
         cmocka_unit_test(test_concurrent_readers),
+        cmocka_unit_test(test_maps_made_on_many_threads),
         cmocka_unit_test(test_callbacks_with_context),
         cmocka_unit_test(test_reserved_words),
         cmocka_unit_test(test_reset_keeps_the_array),

@@ -89,7 +89,8 @@ typedef struct overflow_slab {
 } overflow_slab;
 
 /* One bucket array: 2^B regular buckets plus their preallocated overflow buckets, all in one allocation,
- * which starts at the tophash words. The header holds only what lookups, writes, iteration and evacuation
+ * which starts at the tophash words (and, when it comes from the allocator rather than being mapped, ends
+ * with this header: table.embedded). The header holds only what lookups, writes, iteration and evacuation
  * read; what only some arrays need is in its side record (table_ext). */
 typedef struct table {
     uint64_t *tophash;          /* nbuckets words: bucket i's 8 tophash bytes; where the allocation starts */
@@ -101,8 +102,9 @@ typedef struct table {
     struct table *next_retired; /* in hmap.retired */
     struct table_ext *ext;      /* NULL until the array uses an overflow bucket, unless it is mapped */
     uint8_t B;
-    bool mapped; /* the allocation came from the OS (mmap) rather than the allocator (then ext is set) */
-    bool lazy;   /* a lazy array, counted page by page (ext->counted; resize.c, "lazy arrays") */
+    bool mapped;   /* the allocation came from the OS (mmap) rather than the allocator (then ext is set) */
+    bool lazy;     /* a lazy array, counted page by page (ext->counted; resize.c, "lazy arrays") */
+    bool embedded; /* the header lives at the end of the array's own allocation (one that is not mapped) */
 } table;
 
 /* What only some arrays need, made by the first overflow bucket an array takes (chain_extend) or with a
@@ -153,7 +155,7 @@ typedef struct map_class {
     size_t key_stride, val_stride; /* distance between consecutive keys / values in a bucket */
     size_t vals_offset;  /* where values[0] starts in a bucket's slots (a set: its keys[0], see set_layout) */
     size_t bucket_bytes; /* slot storage of one bucket */
-    size_t refs;         /* maps using it (under the registry's lock) */
+    _Atomic size_t refs; /* maps using it, and threads keeping it as their last class (class.c) */
     size_t record_bytes; /* this record with its name */
     struct map_class *next; /* in its registry chain */
     char name_copy[];       /* src.name points here */

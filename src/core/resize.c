@@ -235,10 +235,42 @@ static bool note_mapped(hmap *m, table *t, size_t total, size_t slots_off, bool 
     return true;
 }
 
+/* An array that comes from the allocator (not mapped) carries its header at its end, in the same
+ * allocation: a small map makes one allocation for its array, not two. (At the end, not the start: the
+ * array keeps the allocator's alignment, and the header follows words and buckets of whole 8 bytes.) */
+_Static_assert(_Alignof(table) <= 8, "a header after the array's 8-byte multiple of bytes is aligned");
+
+/* Header t describes the 2^B-bucket array at base: tophash words, chain heads, then slots at slots_off. */
+static void place_array(table *t, unsigned B, unsigned char *base, size_t slots_off) {
+    size_t nb = (size_t)1 << B;
+    t->B = (uint8_t)B;
+    t->nbuckets = nb;
+    t->tophash = (uint64_t *)base;
+    t->overflow = (overflow_bucket **)(base + sizeof(uint64_t) * nb);
+    t->slots = base + slots_off;
+}
+
+static table *table_new_with_header(hmap *m, unsigned B, size_t slots_off, size_t total) {
+    size_t bytes;
+    if (__builtin_add_overflow(total, sizeof(table), &bytes))
+        return NULL;
+    unsigned char *base = mem_alloc(&m->mem, bytes);
+    if (!base)
+        return NULL;
+    memset(base, 0, slots_off); /* tophash words and chain heads */
+    table *t = (table *)(base + total);
+    memset(t, 0, sizeof *t);
+    place_array(t, B, base, slots_off);
+    t->embedded = true;
+    return t;
+}
+
 table *table_new(hmap *m, unsigned B, bool populate) {
     size_t slots_off, slots_bytes, total;
     if (!table_bytes(m, B, &slots_off, &slots_bytes, &total))
         return NULL;
+    if (!mem_array_maps(&m->mem, total))
+        return table_new_with_header(m, B, slots_off, total);
     table *t = mem_alloc(&m->mem, sizeof *t);
     if (!t)
         return NULL;
@@ -250,12 +282,7 @@ table *table_new(hmap *m, unsigned B, bool populate) {
         mem_free(&m->mem, t, sizeof *t);
         return NULL;
     }
-    size_t nb = (size_t)1 << B;
-    t->B = (uint8_t)B;
-    t->nbuckets = nb;
-    t->tophash = (uint64_t *)base;
-    t->overflow = (overflow_bucket **)(base + sizeof(uint64_t) * nb);
-    t->slots = base + slots_off;
+    place_array(t, B, base, slots_off);
     t->mapped = mapped;
     if (mapped && !note_mapped(m, t, total, slots_off, whole)) {
         mem_free_array(&m->mem, base, total, whole ? 0 : total, mapped);
@@ -289,8 +316,12 @@ void table_free(hmap *m, table *t, bool drop_entries) {
         released = x->released_bytes + x->uncounted;
         mem_free(&m->mem, x, sizeof *x);
     }
-    mem_free_array(&m->mem, t->tophash, bytes, released, t->mapped);
-    mem_free(&m->mem, t, sizeof *t);
+    if (t->embedded) {
+        mem_free(&m->mem, t->tophash, bytes + sizeof *t); /* the header with it */
+    } else {
+        mem_free_array(&m->mem, t->tophash, bytes, released, t->mapped);
+        mem_free(&m->mem, t, sizeof *t);
+    }
     note_moved(m); /* iterator caches may point into it */
 }
 

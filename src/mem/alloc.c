@@ -121,10 +121,14 @@ size_t mem_page_size(void) {
     return size;
 }
 
+bool mem_array_maps(const mem_owner *o, size_t size) {
+    return !o->src->custom_alloc && size >= MAP_THRESHOLD;
+}
+
 void *mem_alloc_array(mem_owner *o, size_t *size_io, size_t zero_prefix, bool populate, bool *mapped) {
     *mapped = false;
     size_t size = *size_io;
-    if (!o->src->custom_alloc && size >= MAP_THRESHOLD) {
+    if (mem_array_maps(o, size)) {
         size = (size + mem_page_size() - 1) & ~(mem_page_size() - 1);
         *size_io = size;
         void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -147,7 +151,7 @@ void *mem_alloc_array(mem_owner *o, size_t *size_io, size_t zero_prefix, bool po
 void *mem_alloc_array_lazy(mem_owner *o, size_t *size_io, size_t zero_prefix, bool *counted_whole,
                            bool *mapped) {
     *counted_whole = true;
-    if (o->src->custom_alloc || *size_io < MAP_THRESHOLD)
+    if (!mem_array_maps(o, *size_io))
         return mem_alloc_array(o, size_io, zero_prefix, false, mapped);
     *mapped = false;
     size_t size = (*size_io + mem_page_size() - 1) & ~(mem_page_size() - 1);

@@ -37,6 +37,7 @@
 #define memstats_note_free hmap__memstats_note_free
 
 #define mem_page_size hmap__mem_page_size
+#define mem_array_maps hmap__mem_array_maps
 #define mem_prefault hmap__mem_prefault
 
 /* Arrays of this many bytes or more are mapped from the OS by the built-in allocator (a part with a hook of
@@ -82,6 +83,8 @@ void mem_free(mem_owner *o, void *p, size_t size);
  * *mapped tells mem_free_array how to give it back. populate: a mapped array is pre-faulted in the
  * background (for an array about to be filled; not for one that fills only as fast as another empties). */
 void *mem_alloc_array(mem_owner *o, size_t *size, size_t zero_prefix, bool populate, bool *mapped);
+/* Would mem_alloc_array map an array of `size` bytes from the OS? (Else it comes from the allocator.) */
+bool mem_array_maps(const mem_owner *o, size_t size);
 /* An array that fills only as fast as another empties (a shrink's, a same-size growth's): mapped, none of
  * its bytes are counted as held at first (*counted_whole false), and the caller counts each page with
  * mem_count_pages before it first writes there, so that the owner's bytes and memstats say what the
