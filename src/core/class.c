@@ -14,7 +14,8 @@
  * lock once, unless it makes a map of the same class as the thread's previous one: each thread keeps its
  * last class (with a reference of its own, given back when the thread exits or moves on to another class)
  * and takes another reference on it without the lock, after comparing the type and options (a few dozen
- * instructions instead of a hash, a lock and a search: a tenth of what making a small map costs). A
+ * instructions instead of a hash, a lock and a search: some 390, an eighth of what making, filling and
+ * freeing a map of 1-8 u64 entries cost, callgrind). A
  * class's refcount is atomic for that; it only reaches zero under the lock, and a thread's own reference
  * keeps its last class from getting there. Their records come from the C heap directly and are counted in no
  * map's bytes and not in hmap_read_memstats — like the heap profiler's own memory, they are the library's
