@@ -47,9 +47,10 @@
  * rose during a shrink (1.00x the larger of before and after); counting the new array whole, bytes held
  * rose 1.47x. A growth's new array fills from the front, as the old one empties; only what any insert may
  * touch at once (its tophash words, chain heads and spare overflow buckets, an eighth of it) is counted
- * and pre-faulted at the start (hold_growth_index). Growing to 10M u64 entries, bytes held stayed within
- * 1.17x the larger of before and after each growth, and RSS within 1.07x; pre-faulting and counting the
- * new array whole, they reached 1.59x and 1.19x. What remains is the old array's tophash words, chain
+ * and pre-faulted at the start (hold_growth_index). Growing to 10M u64 entries (hmap_get_stats and
+ * /proc/self/statm read after every insert), bytes held stayed within 1.17x the larger of before and after
+ * each growth, and RSS within 1.07x; pre-faulting and counting the new array whole, they reached 1.59x and
+ * 1.19x (test_shrink.c holds a growth to 1.2x). What remains is the old array's tophash words, chain
  * heads and overflow buckets, held until it goes (its chains' overflow buckets lie anywhere).
  *
  * Hysteresis. After a shrink the map is at most about half full (65/128 of the limit), and the next
