@@ -43,7 +43,7 @@ static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
 /* Each thread's last class (see the top), holding a reference; the key's destructor gives it back. */
 static _Thread_local const map_class *thread_last;
 static pthread_key_t thread_exit_key;
-static bool thread_exit_key_made;
+static _Atomic bool thread_exit_key_made; /* and not deleted: see class_unload */
 static void thread_exit_release(void *unused);
 
 static void registry_fork_prepare(void) { pthread_mutex_lock(&registry_lock); }
@@ -51,7 +51,15 @@ static void registry_fork_parent(void) { pthread_mutex_unlock(&registry_lock); }
 static void registry_fork_child(void) { pthread_mutex_unlock(&registry_lock); }
 static void registry_init(void) {
     pthread_atfork(registry_fork_prepare, registry_fork_parent, registry_fork_child);
-    thread_exit_key_made = pthread_key_create(&thread_exit_key, thread_exit_release) == 0;
+    atomic_store(&thread_exit_key_made, pthread_key_create(&thread_exit_key, thread_exit_release) == 0);
+}
+
+/* When the library is unloaded (dlclose of the shared build; also at exit), the key goes: a thread that
+ * exits later must not call a destructor whose code is gone. Its reference then stays, as the main thread's
+ * does: a class record, never freed memory. */
+__attribute__((destructor)) static void class_unload(void) {
+    if (atomic_exchange(&thread_exit_key_made, false))
+        pthread_key_delete(thread_exit_key);
 }
 
 _Static_assert(sizeof(hmap_type) == 2 * sizeof(size_t) + 9 * sizeof(void *),
@@ -130,7 +138,7 @@ static bool is_thread_last(const map_class *c, const hmap_type *type, const hmap
 
 /* c (just acquired, from the registry) becomes the thread's last class, with a reference of its own. */
 static void remember_thread_last(const map_class *c) {
-    if (!thread_exit_key_made) /* (set once, in registry_init: read after pthread_once) */
+    if (!atomic_load_explicit(&thread_exit_key_made, memory_order_relaxed)) /* (set in registry_init) */
         return;
     const map_class *prev = thread_last;
     atomic_fetch_add_explicit(&((map_class *)c)->refs, 1, memory_order_relaxed);

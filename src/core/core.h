@@ -549,7 +549,7 @@ static inline void end_write(hmap *m) {
     if (m->release_due)
         release_evacuated(m);
 }
-/* NULL on ENOMEM; populate: pre-fault a mapped array (one to be filled anywhere at once: a reservation's). */
+/* NULL on ENOMEM; populate: pre-fault a mapped array (one to be filled anywhere at once: a fresh map's). */
 table *table_new(hmap *m, unsigned B, bool populate);
 void table_free(hmap *m, table *t, bool drop_entries); /* dropping entries is O(size) */
 void table_retire(hmap *m, table *t);                  /* freed at the end of the current write */

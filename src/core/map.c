@@ -332,7 +332,7 @@ assign_kind(hmap *m, const void *key, uint64_t hash, bool *inserted, void **stor
             unsigned B = grow ? m->cur->B + 1 : m->cur->B;
             if (start_resize(m, B, grow ? HMAP_GROWING : HMAP_SAME_SIZE_GROWING) < 0)
                 return NULL;
-            continue; /* the key's bucket is now in the old array: evacuate it and search again */
+            continue; /* the key's bucket is in the old array now: search again (resize_work first) */
         }
         if (!have_free) {
             if (!chain_extend(m, f.t, &f.b))

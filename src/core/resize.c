@@ -933,7 +933,8 @@ int hmap_reserve(hmap *m, size_t n) {
         return -ENOMEM;
     /* A reservation that cannot be met fails before it builds anything: the final array is asked for (and
      * given back untouched) first. */
-    if ((!m->cur || m->cur->B < target) && !mem_probe_array(&m->mem, total))
+    size_t whole = total + (mem_array_maps(&m->mem, total) ? 0 : sizeof(table)); /* (header inside) */
+    if ((!m->cur || m->cur->B < target) && !mem_probe_array(&m->mem, whole))
         return -ENOMEM;
     if (n > m->count && !map_cold_get(m))
         return -ENOMEM;
