@@ -105,8 +105,11 @@ def check_section(name, s, sanitized):
     if name == "release":
         check(metric(s, "no_shrink", "settled.rss") < metric(s, "no_shrink", "deleted.rss"),
               "release: RSS did not fall after hmap_compact")
-        check(metric(s, "hmap", "compact.bytes") <= 1.2 * metric(s, "hmap", "fresh.bytes"),
-              "release: hmap_compact left more than 1.2x a fresh map")
+        # 200 survivors sit at 96% of a 32-bucket array's limit: with the map's random seed they need 3 to 16
+        # overflow buckets (5.3-7.4 KiB in all, against the fixed-seed fresh map's 6.1 KiB), so the margin is
+        # wide; without the compact the map holds ~100x
+        check(metric(s, "hmap", "compact.bytes") <= 1.5 * metric(s, "hmap", "fresh.bytes"),
+              "release: hmap_compact left more than 1.5x a fresh map")
     if name == "signals":
         check(metric(s, "no_shrink", "map_bytes") > 5 * metric(s, "hmap", "map_bytes"),
               "signals: no_shrink does not hold more than hmap")
