@@ -161,7 +161,7 @@ static void *hook_alloc(size_t size, void *ctx) {
 const map_class *class_acquire(const hmap_type *type, const hmap_allocator *a, const hmap_options *opts,
                                mem_owner *owner) {
     const map_class *last = thread_last;
-    bool built_in = !a || a == &default_allocator; /* (as mem_source_init tells) */
+    bool built_in = !mem_allocator_is_custom(a);
     if (built_in &&
         is_thread_last(last, type, opts)) { /* its reference keeps it registered: no lock needed */
         atomic_fetch_add_explicit(&((map_class *)last)->refs, 1, memory_order_relaxed);

@@ -555,9 +555,9 @@ void table_free(hmap *m, table *t, bool drop_entries); /* dropping entries is O(
 void table_retire(hmap *m, table *t);                  /* freed at the end of the current write */
 void table_reset(hmap *m, table *t);                   /* drops the entries, keeps the array: O(buckets) */
 unsigned B_for_count(size_t count);                    /* smallest B whose load-factor limit holds count */
-/* Called by every write before it touches bucket chain i (of cur): evacuates what it must. */
-int resize_work(hmap *m,
-                uint64_t hash); /* -ENOMEM if the key's old bucket could not be evacuated (a shrink) */
+/* Called by every write before it touches bucket chain i (of cur): evacuates what it must. -ENOMEM if the
+ * key's old bucket could not be evacuated (a shrink's; a growth leaves it in place). */
+int resize_work(hmap *m, uint64_t hash);
 /* Starts a shrink if one is due (after a delete); on ENOMEM the map just stays larger. */
 void maybe_start_shrink(hmap *m);
 /* Below this count a 2^B array shrinks: above a quarter of its load limit (a fresh map of a quarter fits

@@ -251,11 +251,15 @@ static void place_array(table *t, unsigned B, unsigned char *base, size_t slots_
     t->slots = base + slots_off;
 }
 
+/* The bytes allocated for an array of `total` bytes: with its header, unless it is mapped. */
+static size_t allocation_bytes(const hmap *m, size_t total) {
+    return mem_array_maps(&m->mem, total) ? total : total + sizeof(table);
+}
+
 static table *table_new_with_header(hmap *m, unsigned B, size_t slots_off, size_t total) {
-    size_t bytes;
-    if (__builtin_add_overflow(total, sizeof(table), &bytes))
+    if (total > SIZE_MAX - sizeof(table))
         return NULL;
-    unsigned char *base = mem_alloc(&m->mem, bytes);
+    unsigned char *base = mem_alloc(&m->mem, allocation_bytes(m, total));
     if (!base)
         return NULL;
     memset(base, 0, slots_off); /* tophash words and chain heads */
@@ -317,12 +321,10 @@ void table_free(hmap *m, table *t, bool drop_entries) {
         released = x->released_bytes + x->uncounted;
         mem_free(&m->mem, x, sizeof *x);
     }
-    if (t->embedded) {
-        mem_free(&m->mem, t->tophash, bytes + sizeof *t); /* the header with it */
-    } else {
-        mem_free_array(&m->mem, t->tophash, bytes, released, t->mapped);
+    bool embedded = t->embedded; /* (then the header goes with the array) */
+    mem_free_array(&m->mem, t->tophash, embedded ? allocation_bytes(m, bytes) : bytes, released, t->mapped);
+    if (!embedded)
         mem_free(&m->mem, t, sizeof *t);
-    }
     note_moved(m); /* iterator caches may point into it */
 }
 
@@ -933,8 +935,7 @@ int hmap_reserve(hmap *m, size_t n) {
         return -ENOMEM;
     /* A reservation that cannot be met fails before it builds anything: the final array is asked for (and
      * given back untouched) first. */
-    size_t whole = total + (mem_array_maps(&m->mem, total) ? 0 : sizeof(table)); /* (header inside) */
-    if ((!m->cur || m->cur->B < target) && !mem_probe_array(&m->mem, whole))
+    if ((!m->cur || m->cur->B < target) && !mem_probe_array(&m->mem, allocation_bytes(m, total)))
         return -ENOMEM;
     if (n > m->count && !map_cold_get(m))
         return -ENOMEM;

@@ -62,9 +62,12 @@ typedef struct mem_owner {
 
 extern const hmap_allocator default_allocator;
 
+/* Is `a` a user's hook (NULL and default_allocator are the built-in one)? */
+static inline bool mem_allocator_is_custom(const hmap_allocator *a) { return a && a != &default_allocator; }
+
 /* The source record for allocator `a` (NULL: the built-in one). */
 static inline void mem_source_init(mem_source *s, const hmap_allocator *a, const char *name) {
-    s->custom_alloc = a != NULL && a != &default_allocator;
+    s->custom_alloc = mem_allocator_is_custom(a);
     s->alloc = a ? *a : default_allocator;
     s->name = name;
 }

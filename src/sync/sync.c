@@ -955,7 +955,7 @@ hmap_sync *hmap_sync_new_opts(const hmap_type *type, size_t hint, const hmap_opt
     memset(m, 0, sizeof *m);
     m->type = *type;
     m->user = *a;
-    m->custom_alloc = a != &default_allocator;
+    m->custom_alloc = mem_allocator_is_custom(a);
     mem_source_init(&m->src, a, NULL);
     mem_owner_init(&m->mem, &m->src);
     m->mem.bytes = sizeof *m;
