@@ -180,6 +180,7 @@ struct hmap {
     bool writing; /* a write is under way (the debug check for concurrent writers) */
 #endif
     bool reserving; /* a reservation holds (its size: cold->reserved) */
+    bool no_shrink; /* the class's option */
     /* Two keys with one 64-bit hash have been in the map since it was last empty. Only a map that stores
      * hashes can tell: an insert compares the stored hash of every slot whose tophash matches, so it meets
      * any key with its own hash. Iteration over a map that stores hashes checks each chain for repeated
@@ -477,7 +478,8 @@ static inline void call_val_drop(const hmap *m, void *val) {
 #define MAX_B 48 /* 2^48 buckets: far beyond any machine */
 _Static_assert(MAX_B < 256, "B fits table.B, a byte");
 /* Entries 2^B buckets may hold: 6.5 a bucket (8 for the single bucket of B = 0, as Go). */
-static inline size_t load_limit(unsigned B) { return B == 0 ? 8 : (size_t)13 << (B - 1); }
+#define LOAD_LIMIT(B) ((B) == 0 ? (size_t)8 : (size_t)13 << ((B)-1))
+static inline size_t load_limit(unsigned B) { return LOAD_LIMIT((size_t)B); }
 
 void map_became_empty(hmap *m); /* re-seed; give the arrays back */
 
@@ -563,10 +565,14 @@ void maybe_start_shrink(hmap *m);
 /* Below this count a 2^B array shrinks: above a quarter of its load limit (a fresh map of a quarter fits
  * in a quarter of the buckets) by a 64th of that quarter, so that a shrink can be over before the count
  * reaches the quarter (resize.c, "Shrinking"). */
-static inline size_t shrink_line(unsigned B) { return load_limit(B) / 4 + load_limit(B) / 256 + 1; }
-/* The inline test before that call (see maybe_start_shrink). */
+#define SHRINK_LINE(B) (LOAD_LIMIT(B) / 4 + LOAD_LIMIT(B) / 256 + 1)
+static inline size_t shrink_line(unsigned B) { return SHRINK_LINE((size_t)B); }
+/* The inline test before that call (see maybe_start_shrink), on every delete: the line comes from a table
+ * (resize.c) rather than from B's arithmetic. B = 0 never shrinks: its line is 0. */
+#define shrink_lines hmap__shrink_lines
+extern const size_t shrink_lines[MAX_B + 1];
 static inline bool shrink_may_be_due(const hmap *m) {
-    return !m->old && m->cur && m->cur->B > 0 && m->count < shrink_line(m->cur->B);
+    return !m->old && !m->no_shrink && m->cur && m->count < shrink_lines[m->cur->B];
 }
 /* Makes a new array of 2^new_B buckets the current one and starts evacuating the old into it (or just
  * installs it when there is nothing to move). -ENOMEM leaves the map unchanged. */

@@ -85,19 +85,21 @@ typedef struct found {
 /* The slot of bucket b (tophash word w) holding key, if any: the one loop every lookup runs. A write passes
  * saw_equal_hash (else NULL): set when the bucket holds another key with the same 64-bit hash (a map that
  * stores hashes sees it; see hmap.equal_hashes). */
-/* (Where hashes are stored, the stored hash is compared first, so that a tophash match with another key
- * costs no read of that key's string, and no call of a custom equal(). Elsewhere the tophash bytes are
- * matched exactly, so that each candidate is a real tophash match and costs only the key comparison.) */
+/* (match_byte may report a byte just above a real match falsely, when that byte is the tophash with its
+ * low bit flipped: about once in 65,000 probes of a missing key, so one key comparison more costs less
+ * than the exact test's two more operations on every probe. The slot it reports is live: a probed bucket
+ * holds no evacuation marks (locate() never probes an evacuated one), and a free byte (0 or 1) is never
+ * the flipped tophash of a live entry, which is MIN_TOPHASH - 1 or more. Where hashes are stored, the stored
+ * hash is compared first, so that a tophash match with another key costs no read of that key's string, and no
+ * call of a custom equal().) */
+_Static_assert((MIN_TOPHASH ^ 1) > EMPTY_ONE, "match_byte's false reports are never free slots");
 static inline __attribute__((always_inline)) bool match_in_bucket(const hmap *m, const bucket_ref *b,
                                                                   uint64_t w, uint64_t hash, const void *key,
                                                                   key_kind kind, unsigned *slot,
                                                                   bool *saw_equal_hash) {
-    uint8_t top = tophash_of(hash);
     bool hashes = stores_hashes(m, kind);
     unsigned s;
-    /* match_byte may report a byte above a real match falsely: the stored hash (which a false match cannot
-     * have: it is another live key's, or the slot is not live) weeds it out */
-    for_each_slot(s, hashes ? match_byte(w, top) : zero_bytes(w ^ (ONES * top))) {
+    for_each_slot(s, match_byte(w, tophash_of(hash))) {
         if (hashes && slot_hash(m, b, s, kind) != hash)
             continue;
         if (equal_key(m, slot_key_of_kind(m, b, s, kind), key, kind)) {
@@ -543,13 +545,17 @@ remove_found(hmap *m, found *f, void *key_out, void *val_out, key_kind kind, boo
     return m->count == 0 || shrink_may_be_due(m);
 }
 
-/* The end of a delete that emptied the map or left it at a quarter of its load or less. */
-static __attribute__((noinline)) void remove_resize(hmap *m) {
+/* The end of a delete that emptied the map or left it at a quarter of its load or less; true (the delete's
+ * answer), so that the fast path ends in a jump here. */
+static __attribute__((noinline)) bool remove_resize(hmap *m) {
+    if (m->cold)
+        m->cold->moved_this_op = 0; /* begin_write's part, before anything can move */
     if (m->count == 0)
         map_became_empty(m);
     else
         maybe_start_shrink(m);
     end_write(m);
+    return true;
 }
 
 /* The whole delete (a resize running, or a chain to walk), for any kind: the slow path behind remove_kind. */
@@ -576,9 +582,8 @@ static __attribute__((noinline)) bool remove_hashed(hmap *m, const void *key, ui
         return false;
     }
     if (remove_found(m, &f, key_out, val_out, KEYS_GENERIC, f.b.tophash == &f.t->tophash[f.i]))
-        remove_resize(m);
-    else
-        end_write(m);
+        return remove_resize(m);
+    end_write(m);
     return true;
 }
 
@@ -592,16 +597,16 @@ static inline __attribute__((always_inline)) bool remove_kind(hmap *m, const voi
     case FIRST_MISS:
         return false;
     case FIRST_HIT:
-        begin_slot_write(m); /* a write in place, unless it ends in remove_resize: */
+        /* An entry to hand over (buffers to fill, drop callbacks to call) takes the whole way: the fast
+         * path then calls nothing but jumps, and needs few saved registers. */
+        if (key_out || val_out || m->drops)
+            return remove_hashed(m, key, hash, key_out, val_out);
+        begin_slot_write(m); /* a write in place, unless it ends in remove_resize */
         f.t = m->cur;
         f.i = table_index(f.t, hash);
-        if (remove_found(m, &f, key_out, val_out, kind, true)) {
-            if (m->cold)
-                m->cold->moved_this_op = 0; /* begin_write's part, before anything can move */
-            remove_resize(m);
-        } else {
-            end_slot_write(m);
-        }
+        if (remove_found(m, &f, NULL, NULL, kind, true))
+            return remove_resize(m);
+        end_slot_write(m);
         return true;
     default:
         return remove_hashed(m, key, hash, key_out, val_out);
@@ -708,6 +713,7 @@ static void copy_class_layout(hmap *m, const map_class *c) {
     m->kind = (uint8_t)c->kind;
     m->hash_off = (uint8_t)c->hash_off;
     m->drops = c->drops;
+    m->no_shrink = c->no_shrink;
 }
 
 _Static_assert((uint64_t)SLOTS_PER_BUCKET *(2 * MAX_ITEM_SIZE + 8) + 64 < UINT32_MAX,

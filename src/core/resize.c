@@ -70,6 +70,14 @@
 
 #define PACE 1024
 
+/* Each B's shrink line, for the test every delete makes (shrink_may_be_due); B = 0 never shrinks. */
+#define SL4(B) SHRINK_LINE(B), SHRINK_LINE(B + 1), SHRINK_LINE(B + 2), SHRINK_LINE(B + 3)
+#define SL16(B) SL4(B), SL4(B + 4), SL4(B + 8), SL4(B + 12)
+const size_t shrink_lines[MAX_B + 1] = {0,        SHRINK_LINE(1), SHRINK_LINE(2), SHRINK_LINE(3),
+                                        SL4(4),   SL4(8),         SL4(12),        SL16(16),
+                                        SL16(32), SHRINK_LINE(48)};
+_Static_assert(MAX_B == 48, "shrink_lines has an entry for each B up to MAX_B");
+
 unsigned B_for_count(size_t count) {
     unsigned B = 0;
     while (B <= MAX_B && count > load_limit(B))
