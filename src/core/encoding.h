@@ -60,8 +60,13 @@ static inline uint64_t live_slots(uint64_t w) {
 /* How many bytes a mask from the helpers above selects (no popcount instruction needed). */
 static inline unsigned count_bytes(uint64_t mask) { return (unsigned)(((mask >> 7) * ONES) >> 56); }
 
-/* Bytes <= EMPTY_ONE: free for an insert. */
-static inline uint64_t free_slots(uint64_t w) { return zero_bytes(w & ~ONES); }
+/* Bytes <= EMPTY_ONE, free for an insert, found with the borrowing test of match_byte: the mask is nonzero
+ * exactly when one is free, and its lowest byte is the first free slot, which is all an insert asks (a
+ * byte above it may be reported falsely). */
+static inline uint64_t free_slots(uint64_t w) {
+    uint64_t x = w & ~ONES;
+    return (x - ONES) & ~x & HIGHS;
+}
 
 /* The lowest slot a mask from the helpers above selects. */
 static inline unsigned first_slot(uint64_t mask) { return (unsigned)__builtin_ctzll(mask) / 8; }

@@ -70,13 +70,14 @@
 
 #define PACE 1024
 
-/* Each B's shrink line, for the test every delete makes (shrink_may_be_due); B = 0 never shrinks. */
-#define SL4(B) SHRINK_LINE(B), SHRINK_LINE(B + 1), SHRINK_LINE(B + 2), SHRINK_LINE(B + 3)
-#define SL16(B) SL4(B), SL4(B + 4), SL4(B + 8), SL4(B + 12)
-const size_t shrink_lines[MAX_B + 1] = {0,        SHRINK_LINE(1), SHRINK_LINE(2), SHRINK_LINE(3),
-                                        SL4(4),   SL4(8),         SL4(12),        SL16(16),
-                                        SL16(32), SHRINK_LINE(48)};
-_Static_assert(MAX_B == 48, "shrink_lines has an entry for each B up to MAX_B");
+/* Each B's load limit and shrink line, for the tests every insert and every delete makes (over_load in
+ * map.c, shrink_may_be_due); B = 0 never shrinks. */
+#define SL4(L, B) L(B), L(B + 1), L(B + 2), L(B + 3)
+#define SL16(L, B) SL4(L, B), SL4(L, B + 4), SL4(L, B + 8), SL4(L, B + 12)
+#define FROM_B_1(L) SL16(L, 1), SL16(L, 17), SL16(L, 33)
+const size_t load_limits[MAX_B + 1] = {LOAD_LIMIT(0), FROM_B_1(LOAD_LIMIT)};
+const size_t shrink_lines[MAX_B + 1] = {0, FROM_B_1(SHRINK_LINE)};
+_Static_assert(MAX_B == 48, "the tables have an entry for each B up to MAX_B");
 
 unsigned B_for_count(size_t count) {
     unsigned B = 0;
@@ -545,17 +546,39 @@ static inline void chain_evacuated(hmap *m, table *o) {
         complete_resize(m);
 }
 
-/* The common case of every resize: old bucket oi is one bucket (no overflow) and each destination is one
- * bucket with room after its last entry for all of oi's entries (growth finds its two destinations empty:
- * a write touches cur only where the old bucket is evacuated already; a shrink or a same-size growth appends
- * to a bucket that earlier old buckets began to fill). The entries go in slot order, each destination's
- * tophash word is built in a register and stored once, and nothing is walked or allocated. False (nothing
- * done) when that does not hold. */
+/* The common case of every resize: each destination is one bucket with room after its last entry for all
+ * the entries of old chain oi that go there (growth finds its two destinations empty: a write touches cur
+ * only where the old bucket is evacuated already; a shrink or a same-size growth appends to a bucket that
+ * earlier old buckets began to fill). The entries go in order, each destination's tophash word is built in
+ * a register and stored once, and nothing is walked or allocated. A chain of more than one bucket (a fifth
+ * of a growth's, which split 9 to 16 entries between X and Y) first sends each entry to X or Y, hashing
+ * each key once, to know that they fit; a growth's single bucket asks for empty destinations (as they
+ * always are) and is hashed as it moves. False (nothing done) when the room is not there. */
 static inline __attribute__((always_inline)) bool
-evacuate_one_bucket(hmap *m, table *o, bucket_ref head, size_t first, size_t ndest, key_kind kind) {
+evacuate_to_buckets(hmap *m, table *o, bucket_ref head, size_t first, size_t ndest, key_kind kind) {
     table *t = m->cur;
-    uint64_t w = *head.tophash, live = live_slots(w);
-    unsigned fill[2] = {0, 0}, s;
+    bool chain = *head.next != NULL;
+    unsigned fill[2] = {0, 0}, incoming[2] = {0, 0}, s;
+    uint64_t y = 0; /* a chain's entries sent to Y: bit 8 * (its bucket in the chain) + slot */
+    bucket_ref b = head;
+    if (!chain && ndest == 2) {
+        incoming[0] = incoming[1] = SLOTS_PER_BUCKET; /* not counted: it fits empty destinations */
+    } else {
+        unsigned pos = 0;
+        for_each_chain_bucket(m, b) {
+            if (pos == 64)
+                return false; /* a long chain: the whole way */
+            uint64_t live = live_slots(*b.tophash);
+            if (ndest == 1)
+                incoming[0] += count_bytes(live);
+            for_each_slot(s, ndest == 2 ? live : 0) {
+                unsigned k = (unsigned)(bucket_index(slot_hash(m, &b, s, kind), t->B) & 1);
+                incoming[k]++;
+                y |= (uint64_t)k << (pos + s);
+            }
+            pos += SLOTS_PER_BUCKET;
+        }
+    }
     bucket_ref to[2];
     uint64_t tops[2] = {0, 0};
     for (size_t k = 0; k < ndest; k++) {
@@ -563,39 +586,45 @@ evacuate_one_bucket(hmap *m, table *o, bucket_ref head, size_t first, size_t nde
         if (*to[k].next)
             return false;
         tops[k] = *to[k].tophash;
-        if (ndest == 2) { /* growth: both empty (the one case, and no count needed to know the room) */
-            if (tops[k])
-                return false;
-        } else {
-            uint64_t rest = zero_bytes(tops[k]); /* EMPTY_REST: this slot and all after it are free */
-            fill[k] = rest ? first_slot(rest) : SLOTS_PER_BUCKET;
-            if (fill[k] + count_bytes(live) > SLOTS_PER_BUCKET)
-                return false;
-        }
+        uint64_t rest = zero_bytes(tops[k]); /* EMPTY_REST: this slot and all after it are free */
+        fill[k] = rest ? first_slot(rest) : SLOTS_PER_BUCKET;
+        if (fill[k] + incoming[k] > SLOTS_PER_BUCKET)
+            return false;
+    }
+    for (size_t k = 0; k < ndest; k++)
         if (t->lazy)
             count_chain(m, t, first + k);
-    }
     slot_layout L = layout_of(m, kind);
-    uint64_t marks = ONES * EVACUATED_EMPTY - (live >> 7) * (EVACUATED_EMPTY - EVACUATED_X);
-    for_each_slot(s, live) {
-        size_t k = ndest == 1 ? 0 : bucket_index(slot_hash(m, &head, s, kind), t->B) & 1;
-        unsigned ts = fill[k]++;
-        unsigned char *dst = to[k].slots, *src = head.slots;
-        if (L.pair) {
-            copy_bytes(dst + ts * L.pair, src + s * L.pair, L.pair);
-        } else {
-            copy_bytes(dst + ts * L.key_stride, src + s * L.key_stride, L.item);
-            if (L.val)
-                copy_bytes(dst + L.vals_offset + ts * L.val_stride, src + L.vals_offset + s * L.val_stride,
-                           L.val);
+    size_t tombstones = 0;
+    unsigned pos = 0;
+    b = head;
+    for_each_chain_bucket(m, b) {
+        uint64_t w = *b.tophash, live = live_slots(w);
+        uint64_t marks = ONES * EVACUATED_EMPTY - (live >> 7) * (EVACUATED_EMPTY - EVACUATED_X);
+        for_each_slot(s, live) {
+            size_t k = ndest == 1 ? 0
+                       : chain    ? (y >> (pos + s)) & 1
+                                  : bucket_index(slot_hash(m, &b, s, kind), t->B) & 1;
+            unsigned ts = fill[k]++;
+            unsigned char *dst = to[k].slots, *src = b.slots;
+            if (L.pair) {
+                copy_bytes(dst + ts * L.pair, src + s * L.pair, L.pair);
+            } else {
+                copy_bytes(dst + ts * L.key_stride, src + s * L.key_stride, L.item);
+                if (L.val)
+                    copy_bytes(dst + L.vals_offset + ts * L.val_stride,
+                               src + L.vals_offset + s * L.val_stride, L.val);
+            }
+            tops[k] |= (uint64_t)slot_top(&b, s) << (8 * ts);
+            marks += (uint64_t)k << (8 * s); /* EVACUATED_Y is EVACUATED_X + 1 */
         }
-        tops[k] |= (uint64_t)slot_top(&head, s) << (8 * ts);
-        marks += (uint64_t)k << (8 * s); /* EVACUATED_Y is EVACUATED_X + 1 */
+        tombstones += count_bytes(zero_bytes(w ^ (ONES * EMPTY_ONE)));
+        *b.tophash = marks;
+        pos += SLOTS_PER_BUCKET;
     }
     for (size_t k = 0; k < ndest; k++)
         *to[k].tophash = tops[k];
-    o->tombstones -= count_bytes(zero_bytes(w ^ (ONES * EMPTY_ONE)));
-    *head.tophash = marks;
+    o->tombstones -= tombstones;
     chain_evacuated(m, o);
     return true;
 }
@@ -681,18 +710,17 @@ static __attribute__((noinline)) int evacuate_chain_generic(hmap *m, size_t oi, 
 static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t oi, key_kind kind) {
     table *o = m->old;
     bucket_ref head = table_bucket(m, o, oi);
-    if (!*head.next) {
-        if (!live_slots(*head.tophash)) { /* an empty bucket (a fifth of them when a shrink starts) */
-            o->tombstones -= count_bytes(zero_bytes(*head.tophash ^ (ONES * EMPTY_ONE)));
-            *head.tophash = ONES * EVACUATED_EMPTY;
-            chain_evacuated(m, o);
-            return 0;
-        }
-        bool grow = m->cur->B > o->B; /* (two calls: each inlined copy knows its number of destinations) */
-        if (grow ? evacuate_one_bucket(m, o, head, oi << 1, 2, kind)
-                 : evacuate_one_bucket(m, o, head, oi >> (o->B - m->cur->B), 1, kind))
-            return 0;
+    if (!*head.next &&
+        !live_slots(*head.tophash)) { /* an empty bucket (a fifth of them when a shrink starts) */
+        o->tombstones -= count_bytes(zero_bytes(*head.tophash ^ (ONES * EMPTY_ONE)));
+        *head.tophash = ONES * EVACUATED_EMPTY;
+        chain_evacuated(m, o);
+        return 0;
     }
+    bool grow = m->cur->B > o->B; /* (two calls: each inlined copy knows its number of destinations) */
+    if (grow ? evacuate_to_buckets(m, o, head, oi << 1, 2, kind)
+             : evacuate_to_buckets(m, o, head, oi >> (o->B - m->cur->B), 1, kind))
+        return 0;
     switch (kind) {
     case KEYS_U64:
         return evacuate_chain_u64(m, oi, head);
