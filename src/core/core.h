@@ -478,7 +478,7 @@ static inline void call_val_drop(const hmap *m, void *val) {
 #define MAX_B 48 /* 2^48 buckets: far beyond any machine */
 _Static_assert(MAX_B < 256, "B fits table.B, a byte");
 /* Entries 2^B buckets may hold: 6.5 a bucket (8 for the single bucket of B = 0, as Go). */
-#define LOAD_LIMIT(B) ((B) == 0 ? (size_t)8 : (size_t)13 << (B) >> 1) /* 6.5 a bucket */
+#define LOAD_LIMIT(B) ((B) == 0 ? (size_t)8 : (size_t)13 << (B) >> 1)
 #define load_limits hmap__load_limits
 extern const size_t load_limits[MAX_B + 1]; /* LOAD_LIMIT(B) for each B (resize.c): a load, on every insert */
 static inline size_t load_limit(unsigned B) { return load_limits[B]; }

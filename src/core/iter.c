@@ -10,13 +10,15 @@
  *
  * An order that does not depend on where entries sit. Every entry has a 64-bit hash that never changes.
  * The iteration visits entries in increasing order of g = hash + s (mod 2^64), where s is drawn at random
- * for each iteration (so orders differ between iterations, as Go's do). Buckets are indexed by the hash's
+ * for each iteration (so orders differ between iterations, as Go's do), on a bucket boundary of the array
+ * it starts on (hmap_iter_init). Buckets are indexed by the hash's
  * high bits (map.c), so bucket i of a 2^B array holds exactly the hashes of one aligned block, and adding
  * s turns hash space around: in g-order the buckets of any array size are visited in index order, from
  * the one s points into, each as one contiguous interval, and wrapping around once. (So memory is read
  * front to back, as Go's iterator reads it from a random start bucket; an order by hash ^ s, which also
  * maps buckets onto intervals, visits them in a scattered order that costs twice the time once the array
- * outgrows the caches.) The one bucket that 2^64 cuts in two is taken in two parts, first and last. The
+ * outgrows the caches.) In an array of another size (after a resize inside the loop), or in a single
+ * bucket, the one bucket that 2^64 cuts in two is taken in two parts, first and last. The
  * iterator's whole state is a cursor in g-space:
  *
  *     done = { entries with g < P }  ∪  { entries with g == P that are "at or before" the last one yielded }

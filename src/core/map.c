@@ -86,8 +86,9 @@ typedef struct found {
  * saw_equal_hash (else NULL): set when the bucket holds another key with the same 64-bit hash (a map that
  * stores hashes sees it; see hmap.equal_hashes). */
 /* (match_byte may report a byte just above a real match falsely, when that byte is the tophash with its
- * low bit flipped: about once in 65,000 probes of a missing key, so one key comparison more costs less
- * than the exact test's two more operations on every probe. The slot it reports is live: a probed bucket
+ * low bit flipped: only after a real match with another key (some 1 in 30 to 60 probes of a missing key
+ * at the map's loads) and then 1 in 256, so one key comparison more costs less than the exact test's two
+ * more operations on every probe. The slot it reports is live: a probed bucket
  * holds no evacuation marks (locate() never probes an evacuated one), and a free byte (0 or 1) is never
  * the flipped tophash of a live entry, which is MIN_TOPHASH - 1 or more. Where hashes are stored, the stored
  * hash is compared first, so that a tophash match with another key costs no read of that key's string, and no
