@@ -549,8 +549,6 @@ remove_found(hmap *m, found *f, void *key_out, void *val_out, key_kind kind, boo
 /* The end of a delete that emptied the map or left it at a quarter of its load or less; true (the delete's
  * answer), so that the fast path ends in a jump here. */
 static __attribute__((noinline)) bool remove_resize(hmap *m) {
-    if (m->cold)
-        m->cold->moved_this_op = 0; /* begin_write's part, before anything can move */
     if (m->count == 0)
         map_became_empty(m);
     else
@@ -605,8 +603,11 @@ static inline __attribute__((always_inline)) bool remove_kind(hmap *m, const voi
         begin_slot_write(m); /* a write in place, unless it ends in remove_resize */
         f.t = m->cur;
         f.i = table_index(f.t, hash);
-        if (remove_found(m, &f, NULL, NULL, kind, true))
+        if (remove_found(m, &f, NULL, NULL, kind, true)) {
+            if (m->cold)
+                m->cold->moved_this_op = 0; /* begin_write's part, before anything can move */
             return remove_resize(m);
+        }
         end_slot_write(m);
         return true;
     default:
