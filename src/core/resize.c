@@ -391,30 +391,6 @@ typedef struct destination {
     bucket_ref at;   /* the bucket holding position fill */
 } destination;
 
-/* (The helpers below take the key kind as a constant: evacuate() is written once and inlined for each kind,
- * as the lookups are, so that the hash and the copy sizes are the kind's own.) */
-static inline __attribute__((always_inline)) size_t dest_of(const hmap *m, const bucket_ref *b, unsigned s,
-                                                            size_t ndest, key_kind kind) {
-    if (ndest == 1)
-        return 0;
-    /* growth by one doubling: the next hash bit below the old index chooses X (0) or Y (1) */
-    return bucket_index(slot_hash(m, b, s, kind), m->cur->B) & 1;
-}
-
-/* Destinations of a chain's first 64 positions, one bit each (1: Y), so that growth hashes each key once;
- * positions beyond (long collision chains) are hashed again when moved. */
-typedef struct dest_bits {
-    uint64_t y;
-} dest_bits;
-
-static inline __attribute__((always_inline)) size_t dest_at(const hmap *m, const bucket_ref *b, unsigned s,
-                                                            size_t pos, size_t ndest, const dest_bits *bits,
-                                                            key_kind kind) {
-    if (ndest == 1)
-        return 0;
-    return pos < 64 ? (bits->y >> pos) & 1 : dest_of(m, b, s, ndest, kind);
-}
-
 /* The common case, without walking: the destination chain is one bucket with room for the incoming entries
  * after its last one (growth always finds its destinations empty: a write touches cur only where the old
  * bucket is evacuated already). */
@@ -450,6 +426,9 @@ static inline __attribute__((always_inline)) int prepare_destinations(hmap *m, d
     return 0;
 }
 
+/* (The helpers below take the key kind as a constant: evacuate() is written once and inlined for each kind,
+ * as the lookups are, so that the hash and the copy sizes are the kind's own.) */
+
 /* Where a slot's key item and value sit, read from the map once per evacuated chain: the moves below
  * store through byte pointers, which may alias the map, so fields read from it inside the loop would be
  * read again after every copy. A (key, value) pair laid out without a gap is moved as one copy. */
@@ -457,9 +436,35 @@ typedef struct slot_layout {
     size_t key_stride, val_stride, vals_offset;
     size_t item, val; /* bytes of a key item and of a value (0: a set) */
     size_t pair;      /* bytes of a (key, value) pair moved at once, or 0 when they are apart */
+    uint64_t seed;    /* the map's, and the destination array's B: what an entry's destination depends on */
+    unsigned cur_B;
 } slot_layout;
 
-static inline __attribute__((always_inline)) slot_layout layout_of(const hmap *m, key_kind kind) {
+/* Does the map hold its slots as (key item, 8-byte value) pairs of a kind whose item has a constant size
+ * (an 8-byte key; a C string's stored hash and pointer)? Then the evacuation code is inlined once more
+ * with that layout as constants (`fixed`): its copies and strides need no register and no test. With the
+ * hash's inputs held in the layout too (growth_dest), callgrind counts 6-7% fewer instructions in all
+ * for filling 1Ki and 1Mi u64 maps, for emptying 1Ki ones, and for filling, reading and emptying 1Ki maps
+ * of string keys. The map's own fields decide: a stride of the item and the value together is
+ * set_layout's pair layout. */
+static inline __attribute__((always_inline)) bool fixed_pairs(const hmap *m, key_kind kind) {
+    size_t item = kind == KEYS_U64 ? 8 : 16;
+    return kind != KEYS_GENERIC && m->val_size == 8 && m->key_stride == item + 8;
+}
+
+static inline __attribute__((always_inline)) slot_layout layout_of(const hmap *m, key_kind kind, bool fixed) {
+    if (fixed) {
+        size_t item = kind == KEYS_U64 ? 8 : 16;
+        slot_layout P = {.key_stride = item + 8,
+                         .val_stride = item + 8,
+                         .vals_offset = item,
+                         .item = item,
+                         .val = 8,
+                         .pair = item + 8,
+                         .seed = m->seed,
+                         .cur_B = m->cur->B};
+        return P;
+    }
     slot_layout L = {
         .key_stride = m->key_stride,
         .val_stride = m->val_stride,
@@ -468,10 +473,45 @@ static inline __attribute__((always_inline)) slot_layout layout_of(const hmap *m
                 : kind == KEYS_CSTR ? 16
                                     : key_item_size(m),
         .val = m->val_size,
+        .seed = m->seed,
+        .cur_B = m->cur->B,
     };
     if (L.val && L.vals_offset == L.item && L.key_stride == L.item + L.val && L.val_stride == L.key_stride)
         L.pair = L.key_stride;
     return L;
+}
+
+/* Which of a growth's two destinations (X: 0, Y: 1) the entry in slot s goes to: the next hash bit below
+ * the old index. The hash comes from L where it can (an 8-byte key's seed, a stored hash's place), so that
+ * the loop does not read the map's fields again after each copy. */
+static inline __attribute__((always_inline)) size_t
+growth_dest(const hmap *m, const slot_layout *L, const bucket_ref *b, unsigned s, key_kind kind) {
+    const unsigned char *item = b->slots + s * L->key_stride;
+    uint64_t h;
+    if (kind == KEYS_U64) {
+        memcpy(&h, item, 8);
+        h = hash_u64_inline(h, L->seed);
+    } else if (stores_hashes(m, kind)) {
+        memcpy(&h, item, 8);
+    } else {
+        h = slot_hash(m, b, s, kind);
+    }
+    return bucket_index(h, L->cur_B) & 1;
+}
+
+/* Destinations of a chain's first 64 positions, one bit each (1: Y), so that growth hashes each key once;
+ * positions beyond (long collision chains) are hashed again when moved. */
+typedef struct dest_bits {
+    uint64_t y;
+} dest_bits;
+
+static inline __attribute__((always_inline)) size_t dest_at(const hmap *m, const slot_layout *L,
+                                                            const bucket_ref *b, unsigned s, size_t pos,
+                                                            size_t ndest, const dest_bits *bits,
+                                                            key_kind kind) {
+    if (ndest == 1)
+        return 0;
+    return pos < 64 ? (bits->y >> pos) & 1 : growth_dest(m, L, b, s, kind);
 }
 
 static inline __attribute__((always_inline)) void copy_bytes(unsigned char *dst, const unsigned char *src,
@@ -554,9 +594,11 @@ static inline void chain_evacuated(hmap *m, table *o) {
  * of a growth's, which split 9 to 16 entries between X and Y) first sends each entry to X or Y, hashing
  * each key once, to know that they fit; a growth's single bucket asks for empty destinations (as they
  * always are) and is hashed as it moves. False (nothing done) when the room is not there. */
-static inline __attribute__((always_inline)) bool
-evacuate_to_buckets(hmap *m, table *o, bucket_ref head, size_t first, size_t ndest, key_kind kind) {
+static inline __attribute__((always_inline)) bool evacuate_to_buckets(hmap *m, table *o, bucket_ref head,
+                                                                      size_t first, size_t ndest,
+                                                                      key_kind kind, bool fixed) {
     table *t = m->cur;
+    slot_layout L = layout_of(m, kind, fixed);
     bool chain = *head.next != NULL;
     unsigned fill[2] = {0, 0}, incoming[2] = {0, 0}, s;
     uint64_t y = 0; /* a chain's entries sent to Y: bit 8 * (its bucket in the chain) + slot */
@@ -572,7 +614,7 @@ evacuate_to_buckets(hmap *m, table *o, bucket_ref head, size_t first, size_t nde
             if (ndest == 1)
                 incoming[0] += count_bytes(live);
             for_each_slot(s, ndest == 2 ? live : 0) {
-                unsigned k = (unsigned)(bucket_index(slot_hash(m, &b, s, kind), t->B) & 1);
+                unsigned k = (unsigned)growth_dest(m, &L, &b, s, kind);
                 incoming[k]++;
                 y |= (uint64_t)k << (pos + s);
             }
@@ -594,7 +636,6 @@ evacuate_to_buckets(hmap *m, table *o, bucket_ref head, size_t first, size_t nde
     for (size_t k = 0; k < ndest; k++)
         if (t->lazy)
             count_chain(m, t, first + k);
-    slot_layout L = layout_of(m, kind);
     size_t tombstones = 0;
     unsigned pos = 0;
     b = head;
@@ -602,9 +643,7 @@ evacuate_to_buckets(hmap *m, table *o, bucket_ref head, size_t first, size_t nde
         uint64_t w = *b.tophash, live = live_slots(w);
         uint64_t marks = ONES * EVACUATED_EMPTY - (live >> 7) * (EVACUATED_EMPTY - EVACUATED_X);
         for_each_slot(s, live) {
-            size_t k = ndest == 1 ? 0
-                       : chain    ? (y >> (pos + s)) & 1
-                                  : bucket_index(slot_hash(m, &b, s, kind), t->B) & 1;
+            size_t k = ndest == 1 ? 0 : chain ? (y >> (pos + s)) & 1 : growth_dest(m, &L, &b, s, kind);
             unsigned ts = fill[k]++;
             unsigned char *dst = to[k].slots, *src = b.slots;
             if (L.pair) {
@@ -632,11 +671,12 @@ evacuate_to_buckets(hmap *m, table *o, bucket_ref head, size_t first, size_t nde
 /* Moves old chain oi (head is its first bucket) the whole way: counting, making room, moving. 0, or -ENOMEM
  * with nothing moved. */
 static inline __attribute__((always_inline)) int evacuate_chain(hmap *m, size_t oi, bucket_ref head,
-                                                                key_kind kind) {
+                                                                key_kind kind, bool fixed) {
     table *o = m->old;
     size_t ndest = m->cur->B > o->B ? 2 : 1;
     size_t first = m->cur->B > o->B ? oi << 1 : oi >> (o->B - m->cur->B);
     destination d[2] = {{.chain = first}, {.chain = first + 1}};
+    slot_layout L = layout_of(m, kind, fixed);
 
     /* Pass 1: count what goes where (growth hashes each key once, remembering X or Y). */
     dest_bits bits = {0};
@@ -649,7 +689,7 @@ static inline __attribute__((always_inline)) int evacuate_chain(hmap *m, size_t 
             d[0].incoming += count_bytes(live);
         } else {
             for_each_slot(s, live) {
-                size_t k = dest_of(m, &b, s, ndest, kind);
+                size_t k = growth_dest(m, &L, &b, s, kind);
                 d[k].incoming++;
                 if (base + s < 64)
                     bits.y |= (uint64_t)k << (base + s);
@@ -673,7 +713,6 @@ static inline __attribute__((always_inline)) int evacuate_chain(hmap *m, size_t 
     }
 
     /* Pass 2: move, then mark every slot of the old chain evacuated (X, Y, or empty). */
-    slot_layout L = layout_of(m, kind);
     size_t tombstones = 0;
     base = 0;
     b = head;
@@ -681,7 +720,7 @@ static inline __attribute__((always_inline)) int evacuate_chain(hmap *m, size_t 
         uint64_t w = *b.tophash, live = live_slots(w);
         uint64_t marks = ONES * EVACUATED_EMPTY - (live >> 7) * (EVACUATED_EMPTY - EVACUATED_X);
         for_each_slot(s, live) {
-            size_t k = dest_at(m, &b, s, base + s, ndest, &bits, kind);
+            size_t k = dest_at(m, &L, &b, s, base + s, ndest, &bits, kind);
             move_entry(m, &L, &b, s, &d[k]);
             marks += (uint64_t)k << (8 * s); /* EVACUATED_Y is EVACUATED_X + 1 */
         }
@@ -696,18 +735,21 @@ static inline __attribute__((always_inline)) int evacuate_chain(hmap *m, size_t 
 
 /* (Out of line, one copy per kind: the fast paths below then keep a small frame.) */
 static __attribute__((noinline)) int evacuate_chain_u64(hmap *m, size_t oi, bucket_ref head) {
-    return evacuate_chain(m, oi, head, KEYS_U64);
+    return fixed_pairs(m, KEYS_U64) ? evacuate_chain(m, oi, head, KEYS_U64, true)
+                                    : evacuate_chain(m, oi, head, KEYS_U64, false);
 }
 static __attribute__((noinline)) int evacuate_chain_cstr(hmap *m, size_t oi, bucket_ref head) {
-    return evacuate_chain(m, oi, head, KEYS_CSTR);
+    return fixed_pairs(m, KEYS_CSTR) ? evacuate_chain(m, oi, head, KEYS_CSTR, true)
+                                     : evacuate_chain(m, oi, head, KEYS_CSTR, false);
 }
 static __attribute__((noinline)) int evacuate_chain_generic(hmap *m, size_t oi, bucket_ref head) {
-    return evacuate_chain(m, oi, head, KEYS_GENERIC);
+    return evacuate_chain(m, oi, head, KEYS_GENERIC, false);
 }
 
 /* Moves old bucket oi (its whole chain) into cur. 0, or -ENOMEM with nothing moved. An empty bucket or a
  * single bucket whose destinations have room is settled here; anything else goes the whole way. */
-static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t oi, key_kind kind) {
+static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t oi, key_kind kind,
+                                                               bool fixed) {
     table *o = m->old;
     bucket_ref head = table_bucket(m, o, oi);
     if (!*head.next &&
@@ -718,8 +760,8 @@ static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t o
         return 0;
     }
     bool grow = m->cur->B > o->B; /* (two calls: each inlined copy knows its number of destinations) */
-    if (grow ? evacuate_to_buckets(m, o, head, oi << 1, 2, kind)
-             : evacuate_to_buckets(m, o, head, oi >> (o->B - m->cur->B), 1, kind))
+    if (grow ? evacuate_to_buckets(m, o, head, oi << 1, 2, kind, fixed)
+             : evacuate_to_buckets(m, o, head, oi >> (o->B - m->cur->B), 1, kind, fixed))
         return 0;
     switch (kind) {
     case KEYS_U64:
@@ -732,13 +774,15 @@ static inline __attribute__((always_inline)) int evacuate_kind(hmap *m, size_t o
 }
 
 static __attribute__((noinline)) int evacuate_u64(hmap *m, size_t oi) {
-    return evacuate_kind(m, oi, KEYS_U64);
+    return fixed_pairs(m, KEYS_U64) ? evacuate_kind(m, oi, KEYS_U64, true)
+                                    : evacuate_kind(m, oi, KEYS_U64, false);
 }
 static __attribute__((noinline)) int evacuate_cstr(hmap *m, size_t oi) {
-    return evacuate_kind(m, oi, KEYS_CSTR);
+    return fixed_pairs(m, KEYS_CSTR) ? evacuate_kind(m, oi, KEYS_CSTR, true)
+                                     : evacuate_kind(m, oi, KEYS_CSTR, false);
 }
 static __attribute__((noinline)) int evacuate_generic(hmap *m, size_t oi) {
-    return evacuate_kind(m, oi, KEYS_GENERIC);
+    return evacuate_kind(m, oi, KEYS_GENERIC, false);
 }
 
 static int evacuate(hmap *m, size_t oi) {
