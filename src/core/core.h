@@ -120,7 +120,9 @@ typedef struct table_ext {
     size_t mem_bytes;      /* its size, rounded to pages */
     size_t released_from;  /* an old array: offset where its next pages to give back start */
     size_t released_bytes; /* ...and the bytes of it given back so far (see release_evacuated) */
-    size_t release_at;     /* ...and where evacuation must reach before the next pages go back */
+    size_t tophash_released, heads_released; /* ...and where the next pages of its tophash words and of its
+                                                chain heads to give back start (offsets in the array) */
+    size_t release_at; /* ...and where evacuation must reach before the next pages go back */
     /* a lazy array only (table.lazy): one bit per page counted as held, and its bytes not counted yet; the
      * bits are freed once the array is counted whole */
     uint64_t *counted;
@@ -385,13 +387,21 @@ static inline bool table_bucket_evacuated(const table *t, size_t i) {
     return first >= EVACUATED_X && first <= EVACUATED_EMPTY;
 }
 
+/* Is old bucket oi evacuated? Every bucket below nevacuate is, and a mapped old array gives back the
+ * tophash words and chain heads of those (release_evacuated: they then read as zeros), so only the marks
+ * of buckets at or past nevacuate are read (a shrink or a same-size growth moves a written key's bucket
+ * ahead of the others). */
+static inline bool old_bucket_evacuated(const hmap *m, size_t oi) {
+    return oi < m->cold->nevacuate || table_bucket_evacuated(m->old, oi);
+}
+
 /* Where entries with this hash live now: the old bucket while it is not evacuated, else the cur bucket. */
 static inline void locate(const hmap *m, uint64_t hash, table **t, size_t *i) {
     *t = m->cur;
     *i = table_index(m->cur, hash);
     if (m->old) {
         size_t oi = table_index(m->old, hash);
-        if (!table_bucket_evacuated(m->old, oi)) {
+        if (!old_bucket_evacuated(m, oi)) {
             *t = m->old;
             *i = oi;
         }

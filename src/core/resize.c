@@ -47,11 +47,13 @@
  * rose during a shrink (1.00x the larger of before and after); counting the new array whole, bytes held
  * rose 1.47x. A growth's new array fills from the front, as the old one empties; only what any insert may
  * touch at once (its tophash words, chain heads and spare overflow buckets, an eighth of it) is counted
- * and pre-faulted at the start (hold_growth_index). Growing to 10M u64 entries (hmap_get_stats and
- * /proc/self/statm read after every insert), bytes held stayed within 1.17x the larger of before and after
- * each growth, and RSS within 1.07x; pre-faulting and counting the new array whole, they reached 1.59x and
- * 1.19x (test_shrink.c holds a growth to 1.2x). What remains is the old array's tophash words, chain
- * heads and overflow buckets, held until it goes (its chains' overflow buckets lie anywhere).
+ * and pre-faulted at the start (hold_growth_index). Growing to 10M u64 entries (the lab's grow section,
+ * hmap_get_stats read after every insert), bytes held stayed within 1.12x the larger of before and after
+ * each growth (1.17x
+ * while the old array kept its tophash words and chain heads to the end; 1.59x pre-faulting and counting
+ * the new array whole; test_shrink.c holds a growth to 1.15x). What remains is the old array's overflow
+ * buckets, held until it goes (its chains' overflow buckets lie anywhere): about a tenth of the new
+ * array, as Go's 20.9% overflow buckets at load 6.5 predicts.
  *
  * Hysteresis. After a shrink the map is at most about half full (65/128 of the limit), and the next
  * shrink waits until the count falls to its shrink line: between two resizes the count must change by a
@@ -190,7 +192,7 @@ static void count_spares_since(hmap *m, table *t, const unsigned char *spare, si
  * bucket, not evacuated yet, is where it lives. */
 static void count_write_target(hmap *m, uint64_t hash) {
     table *t = m->cur;
-    if (!t->lazy || (m->old && !table_bucket_evacuated(m->old, bucket_index(hash, m->old->B))))
+    if (!t->lazy || (m->old && !old_bucket_evacuated(m, bucket_index(hash, m->old->B))))
         return;
     count_chain(m, t, bucket_index(hash, t->B));
     count_spares_since(m, t, t->ext->spare, t->ext->spare_used, t->ext->spare_cap);
@@ -228,6 +230,8 @@ static bool note_mapped(hmap *m, table *t, size_t total, size_t slots_off, bool 
         return false;
     x->mem_bytes = total;
     x->released_from = slots_off;
+    x->tophash_released = 0;
+    x->heads_released = t->nbuckets * sizeof *t->tophash;
     x->release_at = slots_off + release_step(x);
     if (whole)
         return true;
@@ -545,11 +549,14 @@ static void complete_resize(hmap *m);
 
 /* A mapped old array gives its pages back as evacuation passes them, a 64th of the array at a time (at
  * most 256 KiB, at least a page: some 64 madvise calls for arrays up to 16 MiB, each under 2% of what both
- * arrays hold): the slots of buckets below nevacuate are never read again (locate() sends every lookup to
- * cur, and iterators re-read after a move), so RSS falls during a resize instead of holding both arrays
- * whole until the end. The tophash words and chain heads stay: they say the buckets are evacuated.
- * (Overflow buckets stay too, until the array goes.) The release waits for the end of the write
- * (end_write), as a freed array does: the write's arguments may point into those slots. */
+ * arrays hold): the buckets below nevacuate are never read again (old_bucket_evacuated() knows them by
+ * their index, locate() sends every lookup for them to cur, and iterators re-read after a move), so RSS
+ * falls during a resize instead of holding both arrays whole until the end. Their slots go, and their
+ * tophash words and chain heads too (a ninth of the array). Only the overflow buckets stay until the
+ * array goes: a chain's lie anywhere in the slabs. The release waits for the end of the write
+ * (end_write), as a freed array does: the write's arguments may point into those slots. (The arrays of an
+ * optimistic hmap_sync map, whose readers peek at tophash words without a lock, come from its allocator
+ * hook: they are never mapped, so nothing of them is given back early.) */
 static size_t release_step(const table_ext *x) {
     size_t step = x->mem_bytes / 64, most = (size_t)256 << 10;
     return step < mem_page_size() ? mem_page_size() : step > most ? most : step;
@@ -565,8 +572,12 @@ void release_evacuated(hmap *m) {
     if (!o || !o->mapped)
         return;
     table_ext *x = o->ext;
+    size_t words = o->nbuckets * sizeof *o->tophash, passed = m->cold->nevacuate * sizeof *o->tophash;
     x->released_bytes +=
         mem_release_array_pages(&m->mem, o->tophash, &x->released_from, evacuated_slots_end(m, o), true);
+    x->released_bytes += mem_release_array_pages(&m->mem, o->tophash, &x->tophash_released, passed, true);
+    x->released_bytes +=
+        mem_release_array_pages(&m->mem, o->tophash, &x->heads_released, words + passed, true);
     x->release_at = x->released_from + release_step(x);
 }
 
@@ -786,7 +797,7 @@ static __attribute__((noinline)) int evacuate_generic(hmap *m, size_t oi) {
 }
 
 static int evacuate(hmap *m, size_t oi) {
-    if (table_bucket_evacuated(m->old, oi))
+    if (old_bucket_evacuated(m, oi))
         return 0;
     switch (m->kind) {
     case KEYS_U64:

@@ -12,6 +12,8 @@
  *    once, then *seq is checked before either is followed, so they are a pair from one finished state;
  *    their tables' B, tophash, overflow and slots fields never change after creation;
  *  - a table is freed: the frees are deferred by the sync layer's allocator until this read section ends;
+ *    (and as its arrays come from that allocator, none is mapped: no part of one is given back early, so
+ *    an old array's tophash words say which buckets are evacuated, as table_bucket_evacuated reads them);
  *  - tophash words, keys and values are overwritten: read once each (volatile), possibly torn; a torn
  *    key or value only makes a wrong answer, which the caller's final check of *seq discards;
  *  - an overflow bucket is linked: the link is read once and *seq checked before it is followed, so a

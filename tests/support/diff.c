@@ -395,6 +395,11 @@ static void check_drops(diff *d) {
           val_drops, d->expect_val_drops);
 }
 
+void diff_check_consistent(const hmap *m) {
+    char why[256];
+    check(map_check(m, why, sizeof why) == 0, "inconsistent map: %s", why);
+}
+
 void diff_check(diff *d) {
     char why[256];
     check(map_check(d->m, why, sizeof why) == 0, "%s inconsistent map: %s", diff_where(d), why);

@@ -141,6 +141,9 @@ void diff_init(diff *d, const diff_config *cfg);
 void diff_destroy(diff *d);
 /* The whole map against the model, drops, live counts, abandoned iterators. O(n). */
 void diff_check(diff *d);
+/* The library's own consistency walker on any map, harness or not (a test that drives a map itself): a
+ * failure is reported as the harness's checks are. */
+void diff_check_consistent(const hmap *m);
 const char *diff_where(diff *d);
 
 /* Ids: the key of an id is fixed for the configuration; ids of short keys wrap (key_size < 8). */

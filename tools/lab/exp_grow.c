@@ -83,6 +83,8 @@ static void hmap_grow(void *arg, FILE *out) {
     grow_row(out, "new", &prev);
     tc_hist lat = {0};
     uint64_t growths = 0, load_ok = 0, lookup_moves = 0, max_moved = 0;
+    size_t held_before = 0, held_peak = 0; /* the bytes held when the running growth began, its highest */
+    double worst_held = 0;                 /* highest / larger of before and after, growths past 2 MiB */
     for (uint64_t i = 0; i < n; i++) {
         uint64_t t0 = tc_now_ns();
         lab_put(m, i);
@@ -95,6 +97,14 @@ static void hmap_grow(void *arg, FILE *out) {
             double limit = fmax(8, 6.5 * (double)(1ull << prev.B));
             load_ok += st.count == (uint64_t)floor(limit) + 1;
             lab_r(out, "trigger", "%zu %u %zu", st.count, prev.B, prev.overflow_buckets);
+        }
+        if (st.phase == HMAP_GROWING) {
+            if (prev.phase != HMAP_GROWING)
+                held_before = prev.bytes, held_peak = 0;
+            held_peak = st.bytes > held_peak ? st.bytes : held_peak;
+        } else if (prev.phase == HMAP_GROWING && st.bytes >= ((size_t)2 << 20)) {
+            double r = (double)held_peak / (double)(held_before > st.bytes ? held_before : st.bytes);
+            worst_held = r > worst_held ? r : worst_held;
         }
         if (resizes(&st) != resizes(&prev) || st.phase != prev.phase) {
             const char *ev = st.phase != HMAP_STEADY     ? "grow-start"
@@ -122,6 +132,7 @@ static void hmap_grow(void *arg, FILE *out) {
     lab_m(out, "grow.lookup_evacuations", (double)lookup_moves);
     lab_m(out, "grow.final_B", st.B);
     lab_m(out, "grow.bytes", (double)st.bytes);
+    lab_m(out, "grow.held_peak_ratio", worst_held);
     emit_hist(out, "insert", &lat);
     hmap_free(m);
     hmap_fake_growth(out);
@@ -362,6 +373,13 @@ static void run(lab_section *s, const lab_ctx *ctx) {
                       tc_fmt_ns(lab_num(ds[i], "insert.max_ns"), c[4]));
     }
     lab_table(s, lt, false);
+    if (lab_num(h, "grow.held_peak_ratio") > 0)
+        lab_text(
+            s,
+            "hmap's bytes held while a growth ran (hmap_get_stats after every insert; growths past "
+            "2 MiB): at most %.3f× the larger of the bytes before and after it. The old array gives "
+            "back its evacuated buckets as evacuation passes them; its overflow buckets stay to the end.",
+            lab_num(h, "grow.held_peak_ratio"));
     plots(s, h, g);
     claims(s, h, g);
 }
